@@ -1,0 +1,62 @@
+"""Errors a user can act on. The CLI prints them as one line and exits with code 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PrunebenchError(Exception):
+    """An error caused by the user's input (protocol, data, method, results), not by a bug."""
+
+
+class ProtocolError(PrunebenchError):
+    """A problem located in a protocol file: names the file, line, column and field."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.column = column
+        self.field = field
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        where = self.file or "<protocol>"
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        field = f" {self.field}:" if self.field else ""
+        return f"{where}:{field} {self.message}"
+
+
+class FieldError(PrunebenchError):
+    """A problem with one protocol field found after loading (a missing data directory, a method
+    config that its method rejects). `loc` is the field's path in the protocol, e.g.
+    ("methods", 0, "config", "rounds"); `Protocol.locate` adds the file and line of that field.
+    """
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        self.loc = loc
+        self.message = message
+        super().__init__(f"{'.'.join(map(str, loc))}: {message}")
+
+
+class MethodError(PrunebenchError):
+    """A method that cannot be found, loaded or configured."""
+
+
+class ResultsError(PrunebenchError):
+    """Result files that cannot be used."""
+
+
+class JobFailed(Exception):
+    """A job that failed for a reason recorded in its result (a method raised, the loss diverged)."""
