@@ -103,7 +103,8 @@ class DataSpec(StrictModel):
     )
     split_seed: int = Field(0, description="Seed of the train/validation split (and of subsets); fixed per protocol.")
     train_subset: int | None = Field(
-        None, gt=0, description="Use this many training examples (class-balanced, seeded by split_seed)."
+        None, gt=0, description="Use this many training examples, the validation split included (class-balanced, seeded by "
+        "split_seed)."
     )
     test_subset: int | None = Field(None, gt=0, description="Use this many test examples (class-balanced).")
     augmentation: str = Field("none", description="Training augmentation by name: none, flip_crop, imagenet.")

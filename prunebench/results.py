@@ -1,0 +1,217 @@
+"""The result record: one JSON file per job, versioned, written atomically, loaded with validation.
+
+Every number in a record was measured by the engine: sparsity from the final weights, the budget
+from the ledger it kept while training. Nothing here is taken from what a method says about itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SCHEMA_VERSION = 1
+Status = Literal["ok", "violation", "failed"]
+Stage = Literal["base", "pruning", "retrain"]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StageLedger(Record):
+    epochs: float = Field(0.0, description="Training examples seen divided by the training-split size.")
+    steps: int = Field(0, description="Optimizer steps.")
+    examples: int = Field(0, description="Training examples seen (forward and backward).")
+    train_flops: float = Field(0.0, description="FLOPs of training: 3 x forward FLOPs of the masked model per example.")
+    forward_examples: int = Field(0, description="Examples passed forward outside training (scoring weights).")
+    forward_flops: float = Field(0.0, description="FLOPs of those passes (3x when they also ran backward).")
+
+    def add(self, other: StageLedger) -> StageLedger:
+        return StageLedger(**{k: getattr(self, k) + getattr(other, k) for k in StageLedger.model_fields})
+
+
+class Ledger(Record):
+    base: StageLedger = Field(default_factory=StageLedger, description="Dense training of the shared base model.")
+    pruning: StageLedger = Field(default_factory=StageLedger, description="What the method spent while pruning.")
+    retrain: StageLedger = Field(default_factory=StageLedger, description="Retraining after pruning.")
+
+    def after_base(self) -> StageLedger:
+        """Pruning plus retraining: what the comparison setups count."""
+        return self.pruning.add(self.retrain)
+
+
+class EpochRecord(Record):
+    stage: Stage
+    epoch: int = Field(description="1-based epoch within the stage (a multi-round stage counts on).")
+    lr: float
+    train_loss: float
+    train_top1: float
+    val_loss: float
+    val_top1: float
+    test_top1: float | None = Field(None, description="Only when the protocol asks for test curves; never selected on.")
+    sparsity: float = Field(description="Zeros among the prunable weights at the end of the epoch.")
+    analyses: dict[str, Any] = Field(default_factory=dict, description="Per-epoch analyses the protocol asked for.")
+
+
+class LayerSparsity(Record):
+    numel: int
+    zeros: int
+
+    @property
+    def sparsity(self) -> float:
+        return self.zeros / self.numel if self.numel else 0.0
+
+
+class SparsityRecord(Record):
+    target: float
+    achieved: float = Field(description="Zeros among all prunable weights of the final model.")
+    tolerance: float
+    per_layer: dict[str, LayerSparsity]
+
+
+class Metrics(Record):
+    test_top1: float
+    test_top5: float | None
+    test_loss: float
+    val_top1: float
+    val_loss: float
+
+
+class BaseModelRecord(Record):
+    checkpoint_sha256: str = Field(description="Hash of the dense weights every method of this seed started from.")
+    key: str = Field(description="Hash of what determined the checkpoint (data, model, base training, seed).")
+    test_top1: float
+    test_top5: float | None
+    val_top1: float
+
+
+class CostRecord(Record):
+    params_dense: int = Field(description="All parameters of the dense model.")
+    params_effective: int = Field(description="Parameters left after pruning (non-prunable ones all count).")
+    flops_dense: float = Field(description="Forward FLOPs per example of the dense model (2 x conv/linear MACs).")
+    flops_effective: float = Field(description="Forward FLOPs per example with pruned weights skipped.")
+
+
+class MethodRecord(Record):
+    name: str
+    label: str
+    version: str
+    source: str = Field(description="Where the method was loaded from (entry point, module or file).")
+    config: dict[str, Any]
+    taxonomy: dict[str, str]
+    citation: str
+
+
+class RetrainingRecord(Record):
+    regime: str = Field(description="fine_tune, weight_rewinding, lr_rewinding or scratch.")
+    epochs: int
+    optimizer: dict[str, Any]
+    schedule: dict[str, Any]
+
+
+class BudgetRecord(Record):
+    comparison: str
+    stated_by: Literal["protocol", "method"] = Field(
+        description="Whether the limits are the protocol's or a budget the protocol states for this method."
+    )
+    limits: dict[str, float | None]
+    violations: list[str]
+
+
+class ProtocolRef(Record):
+    name: str
+    hash: str
+    comparison: str
+    source: str | None
+
+
+class Provenance(Record):
+    prunebench_version: str
+    python: str
+    torch: str
+    torchvision: str
+    platform: str
+    device: str
+    code_revision: str | None
+    command: str
+    started_at: str
+    finished_at: str
+    duration_s: float
+
+
+class ResultRecord(Record):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    job_id: str
+    protocol: ProtocolRef
+    method: MethodRecord
+    seed: int
+    status: Status
+    reasons: list[str] = Field(default_factory=list, description="Why a job is a violation or failed.")
+    sparsity: SparsityRecord | None = None
+    metrics: Metrics | None = None
+    base: BaseModelRecord | None = None
+    cost: CostRecord | None = None
+    retraining: RetrainingRecord
+    ledger: Ledger
+    budget: BudgetRecord | None = None
+    curves: list[EpochRecord] = Field(default_factory=list)
+    provenance: Provenance
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write so that a reader (or a killed run) sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_result(path: Path, record: ResultRecord) -> None:
+    write_atomic(path, record.model_dump_json(indent=1))
+
+
+class ResultFileWarning(UserWarning):
+    """A file among the results that is not a valid result record; it is skipped."""
+
+
+def load_result(path: Path) -> ResultRecord:
+    """Load one record; raises ValueError naming the problem for a corrupt or foreign file."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not readable JSON ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(raw, dict) or "schema_version" not in raw:
+        raise ValueError("not a prunebench result record (no schema_version)")
+    if raw["schema_version"] != SCHEMA_VERSION:
+        raise ValueError(f"schema version {raw['schema_version']!r}; this prunebench reads {SCHEMA_VERSION}")
+    try:
+        return ResultRecord.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        raise ValueError(f"invalid result record: {where}: {first['msg']}") from None
+
+
+def iter_results(paths: list[Path]) -> Iterator[tuple[Path, ResultRecord]]:
+    """Every valid record under the given files and directories; warns about and skips the rest."""
+    for root in paths:
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*.json") if p.name != "protocol.json")
+        for file in files:
+            try:
+                yield file, load_result(file)
+            except ValueError as exc:
+                warnings.warn(f"{file}: skipped: {exc}", ResultFileWarning, stacklevel=2)
