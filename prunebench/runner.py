@@ -28,7 +28,7 @@ import torch
 import torchvision
 
 import prunebench
-from prunebench.data import DataBundle, check_data, load_data
+from prunebench.data import DATASETS, DataBundle, check_data, load_data
 from prunebench.errors import FieldError, JobFailed, PrunebenchError
 from prunebench.masks import MaskSet, measure_sparsity, prunable_parameters
 from prunebench.methods import GRANULARITY_ORDER, LoadedMethod, Method, PruningContext, instantiate
@@ -209,6 +209,10 @@ class Runner:
         base_dir = p.source.parent if p.source else None
         try:
             check_data(p.data)
+            # Build the model once on the data set's nominal shape: an unknown name, bad arguments or
+            # an input it cannot take are reported now, not after hours of training.
+            info = DATASETS[p.data.name]
+            build_model(p.model, num_classes=info.num_classes or 1000, input_shape=info.input_shape)
             for i, spec in enumerate(p.methods):
                 method, loaded = instantiate(spec, i, base_dir=base_dir)
                 granularity = method.taxonomy.granularity
@@ -268,6 +272,10 @@ class Runner:
         if not self.methods:
             self.prepare()
         todo = self.pending(jobs)
+        if self.run_dir.exists():
+            # Temporary files of a run killed mid-write; the result files themselves are never partial.
+            for stale in self.run_dir.rglob(".*.tmp"):
+                stale.unlink(missing_ok=True)
         if todo:
             resolved = {"hash": self.protocol.hash, "protocol": self.protocol.model_dump(mode="json")}
             write_atomic(self.run_dir / "protocol.json", json.dumps(resolved, indent=1))

@@ -219,6 +219,7 @@ class Engine:
             lr = optimizer.param_groups[0]["lr"]
             model.train()
             loss_sum = torch.zeros((), device=self.device)
+            objective_sum = torch.zeros((), device=self.device)  # with a method's loss term
             correct = torch.zeros((), device=self.device, dtype=torch.long)
             seen = 0
             for x, y in data.train.batches(
@@ -248,6 +249,8 @@ class Engine:
                 step += 1
                 seen += n
                 loss_sum += loss.detach().float() * n
+                if total is not loss:
+                    objective_sum += total.detach().float() * n
                 correct += (out.argmax(1) == y).sum()
                 ledger.steps += 1
                 ledger.examples += n
@@ -258,7 +261,7 @@ class Engine:
                     on_step(step, steps_per_epoch)
             ledger.epochs = ledger.examples / data.train.num_examples
             train_loss = float(loss_sum) / max(1, seen)
-            if not math.isfinite(train_loss):
+            if not (math.isfinite(train_loss) and math.isfinite(float(objective_sum))):
                 raise JobFailed(f"the training loss diverged ({train_loss}) in {stage} epoch {epoch}")
             if method is not None:
                 method.on_epoch_end(StepContext(stage, epoch, step, steps_per_epoch, model, self))
