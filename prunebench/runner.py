@@ -416,6 +416,7 @@ class Runner:
                 engine,
                 target_sparsity=job.sparsity,
                 generator=torch.Generator().manual_seed(derive_seed(job.seed, job.method_key, job.sparsity)),
+                scoring_examples=p.pruning.scoring_examples,
             )
             try:
                 masks = method.prune(ctx)
@@ -423,6 +424,12 @@ class Runner:
                 raise
             except Exception as exc:
                 raise JobFailed(f"{method.name}.prune raised {_describe(exc)}") from None
+            if not engine.weights_changed:
+                # A method scores and chooses; only the engine may change weights (by training or
+                # rewinding through the context). Anything else would be retraining off the books.
+                changed = changed_outside_engine(start, model, masks)
+                if changed:
+                    reasons.append(f"the method changed {changed} outside the engine while pruning")
             engine.set_masks(masks)
             regime = method.retraining
             if regime == "weight_rewinding":
@@ -526,6 +533,19 @@ class Runner:
             ),
             **extra,
         )
+
+
+def changed_outside_engine(start: dict[str, torch.Tensor], model: torch.nn.Module, masks: Any) -> str | None:
+    """The first parameter or buffer that differs from its start value (pruned positions aside)."""
+    for name, value in model.state_dict().items():
+        before = start[name].to(value.device)
+        if name in masks and isinstance(masks[name], torch.Tensor) and masks[name].shape == value.shape:
+            keep = masks[name].to(value.device).bool()
+            if not torch.equal(value[keep], before[keep]):
+                return name
+        elif not torch.equal(value, before):
+            return name
+    return None
 
 
 def _describe(exc: BaseException) -> str:

@@ -125,6 +125,7 @@ class Engine:
         self._optimizer: torch.optim.Optimizer | None = None
         self._forward_flops = 2.0 * masks.effective_macs(all_macs)
         self._stage_epochs: dict[str, int] = {}
+        self.weights_changed = False  # by the engine itself: training or loading saved weights
         self._runs = 0
 
     # ---- masks and weights ------------------------------------------------------------------
@@ -137,6 +138,7 @@ class Engine:
         self._forward_flops = 2.0 * self.masks.effective_macs(self.all_macs)
 
     def load_weights(self, state: dict[str, Tensor]) -> None:
+        self.weights_changed = True
         self.model.load_state_dict(state)
         if self.masks_active:
             self.masks.apply_to_weights()
@@ -199,6 +201,7 @@ class Engine:
 
         model, data = self.model, self.data
         self._runs += 1
+        self.weights_changed = True
         generator = torch.Generator().manual_seed(derive_seed(self.seed, stage, self._runs))
         optimizer = build_optimizer(model.parameters(), spec.optimizer)
         self._optimizer = optimizer

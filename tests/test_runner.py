@@ -49,6 +49,16 @@ BAD_METHODS = textwrap.dedent(
         def prune(self, ctx):
             return {k: torch.ones(3, dtype=torch.bool) for k in ctx.weights()}
 
+    class Tamperer(Method):
+        '''Prunes by magnitude but also scales the weights it keeps: retraining off the books.'''
+        name = "tamperer"
+        taxonomy = TAX
+        def prune(self, ctx):
+            with torch.no_grad():
+                for w in ctx.weights().values():
+                    w.mul_(1.5)
+            return ctx.masks_from_scores({k: w.abs() for k, w in ctx.weights().items()}, scope="global")
+
     class Liar(Method):
         '''Claims nothing: returns all-ones masks; the engine must measure 0 sparsity, not the target.'''
         name = "liar"
@@ -201,3 +211,12 @@ def test_protocol_json_records_the_resolved_protocol(tiny_protocol: Path, tmp_pa
     saved = json.loads((tmp_path / "r" / p.run_name / "protocol.json").read_text())
     assert saved["hash"] == p.hash
     assert saved["protocol"]["retrain"]["optimizer"]["weight_decay"] == 0.0001
+
+
+def test_weights_changed_outside_the_engine_are_a_violation(tmp_path: Path, shared_cache: Path):
+    (tmp_path / "bad.py").write_text(BAD_METHODS)
+    (tmp_path / "p.yaml").write_text(_tiny_with_methods(["bad.py:Tamperer", "global_magnitude"]))
+    ran = {r.method.name: r for r in run_all(tmp_path / "p.yaml", tmp_path / "r", shared_cache)}
+    assert ran["tamperer"].status == "violation"
+    assert "changed features.0.0.weight outside the engine" in ran["tamperer"].reasons[0]
+    assert ran["global_magnitude"].status == "ok"
