@@ -1,14 +1,15 @@
-"""Random pruning: the sanity baseline every criterion must beat."""
+"""Random pruning: the sanity baselines every criterion must beat."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
 
+from prunebench.errors import MethodError
 from prunebench.masks import Masks
-from prunebench.methods import Method, MethodConfig, PruningContext, Taxonomy
+from prunebench.methods import Method, MethodConfig, PruningContext, Regime, Taxonomy, load_method
 
 
 class RandomPruning(Method):
@@ -36,6 +37,78 @@ class RandomPruning(Method):
             "global", description="global: random scores ranked across layers; layerwise: the same fraction per layer."
         )
 
+    def __init__(self, config: MethodConfig | None = None) -> None:
+        super().__init__(config)
+        self.taxonomy = self.taxonomy.model_copy(update={"scope": self.config.scope})
+
     def prune(self, ctx: PruningContext) -> Masks:
         scores = {k: torch.rand(w.shape, generator=ctx.generator).to(w.device) for k, w in ctx.weights().items()}
         return ctx.masks_from_scores(scores, scope=self.config.scope)
+
+
+def _source_method(source: str, config: dict[str, Any]) -> Method:
+    loaded = load_method(source)
+    return loaded.cls(loaded.cls.Config.model_validate(config))
+
+
+class RandomShuffled(Method):
+    """Layerwise-shuffled masks: another method's masks with their positions shuffled uniformly at
+    random within each layer, so every layer keeps exactly that method's sparsity and nothing of its
+    choice of weights. If a method does no better than its shuffled self, what it contributes is its
+    per-layer sparsities, not which weights it keeps.
+
+    Frankle et al. 2021, "Pruning neural networks at initialization: why are we missing the mark?"
+    (ICLR), section 5. The source is any method the registry can load (by default global magnitude
+    pruning), run with its own config on this job's context (its scoring counts against the budget).
+    The shuffled method prunes when its source does (before training for snip, grasp or synflow, as
+    in the paper; after training for magnitude) and retrains as its source does.
+    """
+
+    name = "random_shuffled"
+    version = "1.0"
+    citation = "Frankle et al. 2021 (ICLR), Pruning neural networks at initialization: why are we missing the mark?"
+    taxonomy = Taxonomy(
+        when="after_training",
+        granularity="unstructured",
+        scope="layerwise",
+        schedule="one_shot",
+        retraining="fine_tune",
+    )
+
+    class Config(MethodConfig):
+        source: str = Field(
+            "global_magnitude",
+            description="The method whose per-layer sparsities are kept: a registered name, package.module:Class "
+            "or path/to/file.py:Class (relative to the working directory).",
+        )
+        source_config: dict[str, Any] = Field(default_factory=dict, description="The source method's hyperparameters.")
+
+        @model_validator(mode="after")
+        def _source_loads(self) -> RandomShuffled.Config:
+            # Checked here so that a bad source is a protocol error before anything runs.
+            try:
+                _source_method(self.source, self.source_config)
+            except MethodError as exc:
+                raise ValueError(f"source: {exc}") from None
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(map(str, err["loc"]))
+                raise ValueError(f"source_config.{where}: {err['msg']}") from None
+            return self
+
+    def __init__(self, config: MethodConfig | None = None) -> None:
+        super().__init__(config)
+        self.source = _source_method(self.config.source, self.config.source_config)
+        self.taxonomy = self.taxonomy.model_copy(update={"when": self.source.taxonomy.when})
+
+    @property
+    def retraining(self) -> Regime:
+        return self.source.retraining
+
+    def prune(self, ctx: PruningContext) -> Masks:
+        shuffled: Masks = {}
+        for name, mask in self.source.prune(ctx).items():
+            flat = (mask != 0).flatten()
+            order = torch.randperm(flat.numel(), generator=ctx.generator).to(flat.device)
+            shuffled[name] = flat[order].view(mask.shape)
+        return shuffled

@@ -50,8 +50,7 @@ __all__ = [
 AUGMENTATIONS: dict[str, str] = {
     "none": "no augmentation: training batches are transformed as evaluation batches are",
     "flip_crop": "pad 4 zero pixels, crop back to the input size at a random offset, random horizontal flip",
-    "imagenet": "RandomResizedCrop(224) and a random horizontal flip "
-    "(evaluation: Resize(256), CenterCrop(224))",
+    "imagenet": "RandomResizedCrop(224) and a random horizontal flip (evaluation: Resize(256), CenterCrop(224))",
 }
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 ROOT: tuple[str, ...] = ("data", "root")
@@ -285,12 +284,8 @@ class StreamingSplit(Split):
         seeds = torch.randint(0, 2**63 - 1, (n,), generator=generator) if augment else None
         # The loader draws its workers' base seed from this generator; without one it would draw
         # from (and so perturb) the global RNG.
-        loader_seed = (
-            int(torch.randint(0, 2**63 - 1, (1,), generator=generator)) if generator is not None else 0
-        )
-        dataset = _FolderDataset(
-            os.fsencode(self.directory), self.paths, self.labels.numpy(), self.size, self.resize
-        )
+        loader_seed = int(torch.randint(0, 2**63 - 1, (1,), generator=generator)) if generator is not None else 0
+        dataset = _FolderDataset(os.fsencode(self.directory), self.paths, self.labels.numpy(), self.size, self.resize)
         loader = DataLoader(
             dataset,
             batch_sampler=_Plan(order, seeds, batch_size),
@@ -328,9 +323,7 @@ class _Plan:
 
 
 class _FolderDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
-    def __init__(
-        self, directory: bytes, paths: np.ndarray, labels: np.ndarray, size: int, resize: int
-    ) -> None:
+    def __init__(self, directory: bytes, paths: np.ndarray, labels: np.ndarray, size: int, resize: int) -> None:
         self.directory = directory
         self.paths = paths
         self.labels = labels
@@ -448,9 +441,7 @@ def _info(spec: DataSpec) -> DatasetInfo:
     if info is None:
         close = difflib.get_close_matches(spec.name, list(DATASETS), n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise FieldError(
-            ("data", "name"), f"unknown dataset {spec.name!r} ({hint}known: {', '.join(DATASETS)})"
-        )
+        raise FieldError(("data", "name"), f"unknown dataset {spec.name!r} ({hint}known: {', '.join(DATASETS)})")
     if spec.augmentation not in AUGMENTATIONS:
         raise FieldError(
             ("data", "augmentation"),
@@ -480,9 +471,7 @@ def _root(info: DatasetInfo, spec: DataSpec) -> tuple[Path, str]:
     hint = ""
     if root is None:
         if info.default_root is None:
-            raise FieldError(
-                ROOT, f"{info.name} needs data.root (it has no default location): expected {info.layout}"
-            )
+            raise FieldError(ROOT, f"{info.name} needs data.root (it has no default location): expected {info.layout}")
         root, hint = Path(info.default_root), f"{info.default_root} is the default root; {info.root_hint}"
     if not root.exists():
         raise _root_error(info, root, "the directory does not exist", hint)
@@ -533,9 +522,7 @@ def _balanced_subset(labels: Tensor, n: int | None, num_classes: int, gen: torch
     return torch.cat(picked).sort().values
 
 
-def _stratified_split(
-    labels: Tensor, fraction: float, num_classes: int, gen: torch.Generator
-) -> tuple[Tensor, Tensor]:
+def _stratified_split(labels: Tensor, fraction: float, num_classes: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
     """Sorted positions (held out, kept): round(fraction * n) held out, at least one, each class held out
     in proportion (largest remainders, ties broken at random)."""
     n = labels.numel()
@@ -563,8 +550,7 @@ def _check_sizes(info: DatasetInfo, spec: DataSpec, n_train: int, n_test: int, w
     if spec.train_subset is not None and spec.train_subset > n_train:
         raise FieldError(
             ("data", "train_subset"),
-            f"train_subset {spec.train_subset} exceeds the {n_train} training examples "
-            f"of {info.title}{where}",
+            f"train_subset {spec.train_subset} exceeds the {n_train} training examples of {info.title}{where}",
         )
     if spec.test_subset is not None and spec.test_subset > n_test:
         raise FieldError(
@@ -601,9 +587,7 @@ def _select(
     info: DatasetInfo, spec: DataSpec, train_labels: Tensor, test_labels: Tensor, num_classes: int, where: str
 ) -> _Selection:
     _check_sizes(info, spec, train_labels.numel(), test_labels.numel(), where)
-    pool = _balanced_subset(
-        train_labels, spec.train_subset, num_classes, _generator(spec.split_seed, "train")
-    )
+    pool = _balanced_subset(train_labels, spec.train_subset, num_classes, _generator(spec.split_seed, "train"))
     val, train = _stratified_split(
         train_labels[pool], spec.val_fraction, num_classes, _generator(spec.split_seed, "val")
     )
@@ -623,9 +607,7 @@ def _tensor_bundle(
     num_classes = len(classes)
     for pool in (train, test):
         if pool.labels.numel() and not 0 <= int(pool.labels.min()) <= int(pool.labels.max()) < num_classes:
-            raise FieldError(
-                ROOT, f"{info.title} labels of the {pool.source} files are outside 0..{num_classes - 1}"
-            )
+            raise FieldError(ROOT, f"{info.title} labels of the {pool.source} files are outside 0..{num_classes - 1}")
     sel = _select(info, spec, train.labels, test.labels, num_classes, where)
     # Decode the training pool once (the chosen part of it), then split it.
     both = torch.cat([sel.train, sel.val])
@@ -672,9 +654,7 @@ def _digits_arrays() -> tuple[Tensor, Tensor]:
 
 
 def _digits_split(labels: Tensor) -> tuple[Tensor, Tensor]:
-    test, train = _stratified_split(
-        labels, _DIGITS_TEST_FRACTION, 10, _generator(_DIGITS_TEST_SEED, "digits")
-    )
+    test, train = _stratified_split(labels, _DIGITS_TEST_FRACTION, 10, _generator(_DIGITS_TEST_SEED, "digits"))
     return train, test
 
 
@@ -690,9 +670,7 @@ def _digits_read(info: DatasetInfo, spec: DataSpec) -> DataBundle:
     # Normalization constants from the fixed training part: the same for every split_seed.
     pixels = images[train].double() / 16
     norm = Normalization((float(pixels.mean()),), (float(pixels.std()),), 16.0)
-    pools = [
-        _Pool("digits", labels[pos], lambda p, pos=pos: images[pos[p]], origin=pos) for pos in (train, test)
-    ]
+    pools = [_Pool("digits", labels[pos], lambda p, pos=pos: images[pos[p]], origin=pos) for pos in (train, test)]
     return _tensor_bundle(info, spec, pools[0], pools[1], [str(i) for i in range(10)], norm)
 
 
@@ -758,9 +736,7 @@ def _idx_read(info: DatasetInfo, path: Path, header_only: bool) -> tuple[tuple[i
     return dims, np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
-def _idx_check_dims(
-    info: DatasetInfo, files: dict[str, Path], dims: dict[str, tuple[int, ...]]
-) -> tuple[int, int]:
+def _idx_check_dims(info: DatasetInfo, files: dict[str, Path], dims: dict[str, tuple[int, ...]]) -> tuple[int, int]:
     counts = []
     for part in ("train", "t10k"):
         images, labels = dims[f"{part}-images-idx3-ubyte"], dims[f"{part}-labels-idx1-ubyte"]
@@ -768,9 +744,7 @@ def _idx_check_dims(
         if len(images) != 3 or images[1:] != (28, 28):
             raise _read_error(info, path, f"images of shape {images[1:]}, expected N x 28 x 28")
         if len(labels) != 1 or labels[0] != images[0]:
-            raise _read_error(
-                info, files[f"{part}-labels-idx1-ubyte"], f"{labels} labels for {images[0]} images"
-            )
+            raise _read_error(info, files[f"{part}-labels-idx1-ubyte"], f"{labels} labels for {images[0]} images")
         counts.append(images[0])
     return counts[0], counts[1]
 
@@ -795,9 +769,7 @@ def _idx_read_all(info: DatasetInfo, spec: DataSpec) -> DataBundle:
         return _Pool("train" if part == "train" else "test", labels, lambda p: images[p])
 
     norm = _IDX_NORM[info.name]
-    return _tensor_bundle(
-        info, spec, pool("train"), pool("t10k"), _IDX_CLASSES[info.name], norm, f" in {root}"
-    )
+    return _tensor_bundle(info, spec, pool("train"), pool("t10k"), _IDX_CLASSES[info.name], norm, f" in {root}")
 
 
 _IDX_NORM = {
@@ -832,9 +804,7 @@ def _class_folders(info: DatasetInfo, root: Path, directory: Path, hint: str) ->
     return classes
 
 
-def _folder_files(
-    info: DatasetInfo, root: Path, directory: Path, classes: Sequence[str]
-) -> tuple[list[str], Tensor]:
+def _folder_files(info: DatasetInfo, root: Path, directory: Path, classes: Sequence[str]) -> tuple[list[str], Tensor]:
     """Image paths relative to `directory` (class by class, sorted by name) and their labels."""
     paths: list[str] = []
     labels: list[int] = []
@@ -952,9 +922,7 @@ def _cifar_locate(info: DatasetInfo, spec: DataSpec) -> _CifarFound:
         return _CifarFound(root, None, classes, train, test)
     if (root / "train").is_dir() or (root / "test").is_dir():
         problem = (
-            "train/ is there but test/ is not"
-            if (root / "train").is_dir()
-            else "test/ is there but train/ is not"
+            "train/ is there but test/ is not" if (root / "train").is_dir() else "test/ is there but train/ is not"
         )
     else:
         problem = f"neither {fmt.directory}/ nor train/ and test/ is there"
@@ -1008,12 +976,8 @@ def _cifar_read(info: DatasetInfo, spec: DataSpec) -> DataBundle:
     assert found.train is not None and found.test is not None
     (train_paths, train_y), (test_paths, test_y) = found.train, found.test
     # Subsets are chosen before decoding: a CPU-scale subset of the JPEGs loads in seconds.
-    train = _Pool(
-        "train", train_y, lambda p: _decode_files(info, found.root / "train", train_paths, p, (3, 32, 32))
-    )
-    test = _Pool(
-        "test", test_y, lambda p: _decode_files(info, found.root / "test", test_paths, p, (3, 32, 32))
-    )
+    train = _Pool("train", train_y, lambda p: _decode_files(info, found.root / "train", train_paths, p, (3, 32, 32)))
+    test = _Pool("test", test_y, lambda p: _decode_files(info, found.root / "test", test_paths, p, (3, 32, 32)))
     return _tensor_bundle(info, spec, train, test, found.classes, norm, where)
 
 
@@ -1066,9 +1030,7 @@ def _imagenet_read(info: DatasetInfo, spec: DataSpec) -> DataBundle:
     train_arr = np.array([os.fsencode(p) for p in train_paths])
     test_arr = np.array([os.fsencode(p) for p in test_paths])
 
-    def split(
-        directory: Path, source: str, paths: np.ndarray, labels: Tensor, positions: Tensor
-    ) -> StreamingSplit:
+    def split(directory: Path, source: str, paths: np.ndarray, labels: Tensor, positions: Tensor) -> StreamingSplit:
         return StreamingSplit(
             directory=directory,
             paths=paths[positions.numpy()],
@@ -1184,9 +1146,7 @@ DATASETS: dict[str, DatasetInfo] = {
             name="cifar10",
             title="CIFAR-10",
             description="CIFAR-10: 50,000 + 10,000 color 32x32 images, 10 classes",
-            layout=_CIFAR_LAYOUT.format(
-                pickle="cifar-10-batches-py", files="data_batch_1..5 and test_batch", n=10
-            ),
+            layout=_CIFAR_LAYOUT.format(pickle="cifar-10-batches-py", files="data_batch_1..5 and test_batch", n=10),
             augmentations=("none", "flip_crop"),
             num_classes=10,
             input_shape=(3, 32, 32),

@@ -66,10 +66,12 @@ def masks_from_scores(
 ) -> Masks:
     """Prune the lowest scores so that exactly round(sparsity * n) weights are pruned (globally, or
     in each tensor). Weights already pruned in `current` stay pruned and count toward the target;
-    ties are broken by position, so the result is deterministic."""
+    ties are broken by position, so the result is deterministic. Scores are ranked in float64 when
+    any is float64 (criteria such as SynFlow's span more than float32's range), else in float32."""
     if not 0 <= sparsity < 1:
         raise ValueError(f"sparsity {sparsity} outside [0, 1)")
-    scores = {k: s.detach().float() for k, s in scores.items()}
+    dtype = torch.float64 if any(s.dtype == torch.float64 for s in scores.values()) else torch.float32
+    scores = {k: s.detach().to(dtype) for k, s in scores.items()}
     if current is not None:
         scores = {k: s.masked_fill(~current[k].to(s.device), float("-inf")) for k, s in scores.items()}
 

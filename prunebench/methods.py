@@ -40,7 +40,7 @@ from prunebench.errors import FieldError, MethodError
 from prunebench.masks import Masks, masks_from_scores
 
 if TYPE_CHECKING:
-    from prunebench.protocol import MethodSpec, TrainingSpec
+    from prunebench.protocol import BudgetSpec, MethodSpec, TrainingSpec
 
 ENTRY_POINT_GROUP = "prunebench.methods"
 When = Literal["before_training", "during_training", "after_training"]
@@ -70,10 +70,21 @@ class PruningContext:
     """What the engine hands a method when it prunes. Everything that trains or touches data
     goes through here, so the engine can count it."""
 
-    def __init__(self, engine: Any, *, target_sparsity: float, generator: torch.Generator) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        target_sparsity: float,
+        generator: torch.Generator,
+        scoring_examples: int | None = None,
+        budget: BudgetSpec | None = None,
+    ) -> None:
         self._engine = engine
         self.target_sparsity = target_sparsity
         self.generator = generator  # seeded per job: use it for every random choice
+        # The protocol's pruning.scoring_examples; its default where a context is built by hand.
+        self._scoring_examples = scoring_examples
+        self._budget = budget
 
     @property
     def model(self) -> nn.Module:
@@ -86,6 +97,51 @@ class PruningContext:
     @property
     def num_classes(self) -> int:
         return self._engine.data.num_classes
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one example, e.g. for a data-free criterion's synthetic input."""
+        return tuple(self._engine.data.input_shape)  # type: ignore[return-value]
+
+    @property
+    def scoring_examples(self) -> int:
+        """How many examples `batches` may yield in all under the protocol (pruning.scoring_examples):
+        the natural default of a data-dependent criterion."""
+        if self._scoring_examples is not None:
+            return self._scoring_examples
+        from prunebench.protocol import PruningSpec
+
+        return int(PruningSpec.model_fields["scoring_examples"].default)
+
+    @property
+    def budget(self) -> BudgetSpec:
+        """The budget in force for this method: the one the protocol states for it, else the protocol's.
+        Methods that train while pruning plan with `budget.pruning_epochs`; the audit holds them to it."""
+        if self._budget is not None:
+            return self._budget
+        from prunebench.protocol import BudgetSpec
+
+        return BudgetSpec()
+
+    @property
+    def retrain_epochs(self) -> int:
+        """Epochs of the protocol's retraining stage."""
+        return int(self._engine.retrain_spec.epochs) if self._engine.retrain_spec is not None else 0
+
+    def forward_flops(self, *, dense: bool = False) -> float:
+        """Forward FLOPs per example of the model under the current masks (or of the dense model)."""
+        return 2.0 * sum(self._engine.all_macs.values()) if dense else float(self._engine.forward_flops)
+
+    def recipe(self, regime: Regime, epochs: int) -> TrainingSpec:
+        """The protocol's training recipe of a retraining regime over `epochs` epochs, e.g. for the rounds
+        of an iterative method (fine_tune / weight_rewinding / scratch: the retraining recipe stretched to
+        `epochs`; lr_rewinding: the last `epochs` epochs of base training's recipe)."""
+        return self._engine.recipe(regime, epochs)[1]
+
+    def note(self, key: str, value: Any) -> None:
+        """Record something about this job in the result (`method.notes`), e.g. how the final mask was
+        chosen. Informational: nothing is measured from it."""
+        self._engine.notes[key] = value
 
     def weights(self) -> dict[str, Tensor]:
         """The prunable weight tensors (parameters, in execution order), by parameter name."""
@@ -145,6 +201,9 @@ class StepContext:
     steps_per_epoch: int
     model: nn.Module
     engine: Any = field(repr=False)
+    # The engine optimizer's learning rate at this step (at on_epoch_end: at the epoch's first step), so
+    # a method stepping its own optimizer can follow the protocol's schedule.
+    lr: float = 0.0
 
     def set_masks(self, masks: Masks) -> None:
         """Prune while training (gradual methods); the engine validates and enforces the masks."""
@@ -158,12 +217,16 @@ class StepContext:
 
 
 class Method:
-    """Base class of a pruning method. Subclasses set the class attributes and implement `prune`."""
+    """Base class of a pruning method. Subclasses set the class attributes and implement `prune`.
+
+    The class's taxonomy is its default; a method whose taxonomy follows its config (a scope
+    hyperparameter, another method it builds on) assigns `self.taxonomy` in `__init__`: the runner
+    and the result record read the instance's."""
 
     name: ClassVar[str]
     version: ClassVar[str] = "1.0"
     citation: ClassVar[str] = ""
-    taxonomy: ClassVar[Taxonomy]
+    taxonomy: Taxonomy  # set on the class; an instance may refine it (see above)
     Config: ClassVar[type[MethodConfig]] = MethodConfig
 
     def __init__(self, config: MethodConfig | None = None) -> None:
@@ -177,6 +240,18 @@ class Method:
     def prune(self, ctx: PruningContext) -> Masks:
         """Return keep-masks (bool, True = kept) for every prunable weight at ctx.target_sparsity."""
         raise NotImplementedError
+
+    def retrain_epochs(self, ctx: PruningContext) -> int | None:
+        """Retraining epochs this method asks for, or None for the protocol's. Called after pruning, with
+        the final masks applied. The runner runs them (the regime's recipe stretched in proportion), the
+        result records them, and the audit judges them: a violation under S3.1 and above, counted against
+        the total under SX-A / SX-B (e.g. Scratch-B: as many epochs as the dense model's FLOPs allow)."""
+        return None
+
+    def own_parameters(self) -> list[Tensor]:
+        """Parameters the method added to the model and steps itself (e.g. mask scores with their own
+        optimizer): the engine's optimizer, weight decay and gradient clipping leave them out."""
+        return []
 
     # Optional hooks, called in every training stage after pruning starts.
     def loss_term(self, model: nn.Module) -> Tensor | None:

@@ -161,9 +161,7 @@ def _check_forward(model: nn.Module, name: str, num_classes: int, shape: InputSh
             out = model(x)
     except (RuntimeError, ValueError, AssertionError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise FieldError(
-            ("model", "name"), f"model {name!r} cannot take inputs of shape {shape}: {first}"
-        ) from None
+        raise FieldError(("model", "name"), f"model {name!r} cannot take inputs of shape {shape}: {first}") from None
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, num_classes):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise FieldError(("model", "name"), f"model {name!r} gives {got} for one example, not (1, {num_classes})")
@@ -361,8 +359,9 @@ def _scaled(channels: int, width: float) -> int:
 
 # Activations are not in-place anywhere: methods that score weights from activations capture
 # module outputs with hooks, and an in-place ReLU would overwrite what they captured.
-def _conv_bn_relu(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, groups: int = 1,
-                  act: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+def _conv_bn_relu(
+    c_in: int, c_out: int, kernel: int = 3, stride: int = 1, groups: int = 1, act: type[nn.Module] = nn.ReLU
+) -> nn.Sequential:
     conv = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False)
     return nn.Sequential(conv, nn.BatchNorm2d(c_out), act())
 
@@ -420,9 +419,7 @@ class CifarBasicBlock(nn.Module):
         # Projection shortcut (option B of He et al. 2016) where the shape changes, as in OpenLTH.
         self.shortcut = nn.Sequential()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
-            )
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -545,8 +542,15 @@ class InvertedResidual(nn.Module):
 
 # (expansion, channels, blocks, stride) per stage; the ImageNet strides of the stem and of the
 # second stage are 1 here, so 32x32 inputs end at 4x4 (the common CIFAR variant).
-_MOBILENETV2_CIFAR = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
-                      (6, 160, 3, 2), (6, 320, 1, 1)]
+_MOBILENETV2_CIFAR = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 1),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+]
 
 
 class CifarMobileNetV2(nn.Module):

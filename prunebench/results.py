@@ -32,6 +32,7 @@ class StageLedger(Record):
     train_flops: float = Field(0.0, description="FLOPs of training: 3 x forward FLOPs of the masked model per example.")
     forward_examples: int = Field(0, description="Examples passed forward outside training (scoring weights).")
     forward_flops: float = Field(0.0, description="FLOPs of those passes (3x when they also ran backward).")
+    runs: int = Field(0, description="Training runs in this stage (the rounds of an iterative method).")
 
     def add(self, other: StageLedger) -> StageLedger:
         return StageLedger(**{k: getattr(self, k) + getattr(other, k) for k in StageLedger.model_fields})
@@ -107,13 +108,42 @@ class MethodRecord(Record):
     config: dict[str, Any]
     taxonomy: dict[str, str]
     citation: str
+    notes: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What the method reported about this job (e.g. how its final mask was chosen); "
+        "informational, never used as a measurement.",
+    )
 
 
 class RetrainingRecord(Record):
     regime: str = Field(description="fine_tune, weight_rewinding, lr_rewinding or scratch.")
-    epochs: int
+    epochs: int = Field(description="Retraining epochs actually run (a method may ask for others; the audit judges).")
     optimizer: dict[str, Any]
     schedule: dict[str, Any]
+    recipe: str | None = Field(
+        None,
+        description="The protocol recipe the regime ran: `retrain` (the protocol's retraining recipe) or "
+        "`base_tail` (base training's recipe over its last epochs: learning-rate rewinding).",
+    )
+    batch_size: int | None = Field(None, description="Batch size of the retraining recipe.")
+
+
+class VariantRecord(Record):
+    """The retraining variant a job ran (docs/analyses.md); absent for the protocol's own recipe."""
+
+    name: str = Field(description="Variant name: lr-0.1, cosine, ext-10, lr-0.1_ext-10, recipe-<method>, ...")
+    kind: Literal["sweep", "extension", "swap"] = Field(
+        description="sweep: a candidate of the retraining-LR sweep (at any extension); extension: the protocol's "
+        "recipe over more epochs; swap: a method's own recipe in the swap test."
+    )
+    recipe: dict[str, Any] = Field(
+        description="The retraining recipe the variant puts in place of the protocol's `retrain` (a TrainingSpec); "
+        "the job's budget audit judged it against this recipe."
+    )
+    extra_epochs: int = Field(0, description="Retraining epochs added to the protocol's.")
+    lr: float | None = Field(None, description="Sweep: the candidate's peak LR (None: the protocol's).")
+    schedule: str | None = Field(None, description="Sweep: the candidate's schedule name (None: the protocol's).")
+    recipe_of: str | None = Field(None, description="Swap test: the method whose own recipe this is.")
 
 
 class BudgetRecord(Record):
@@ -146,12 +176,19 @@ class Provenance(Record):
     duration_s: float
 
 
-class ResultRecord(Record):
+class ResultSummary(Record):
+    """Every field of a result record but the per-epoch curves: what a leaderboard reads.
+
+    The curves are most of a record's bytes; a reader that ignores them lets the JSON parser skip
+    them, which halves the time to load thousands of records.
+    """
+
     schema_version: Literal[1] = SCHEMA_VERSION
     job_id: str
     protocol: ProtocolRef
     method: MethodRecord
     seed: int
+    target_sparsity: float = Field(description="The job's target sparsity (also when it failed).")
     status: Status
     reasons: list[str] = Field(default_factory=list, description="Why a job is a violation or failed.")
     sparsity: SparsityRecord | None = None
@@ -161,8 +198,21 @@ class ResultRecord(Record):
     retraining: RetrainingRecord
     ledger: Ledger
     budget: BudgetRecord | None = None
-    curves: list[EpochRecord] = Field(default_factory=list)
     provenance: Provenance
+    variant: VariantRecord | None = Field(
+        None, description="The retraining variant this job ran; None: the protocol's own retraining recipe."
+    )
+    analyses: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Analyses of the whole job the protocol asked for (trainability accuracy, the analyses of "
+        "the weights retraining starts from); see docs/analyses.md.",
+    )
+
+
+class ResultRecord(ResultSummary):
+    """One job's result, as written to its JSON file."""
+
+    curves: list[EpochRecord] = Field(default_factory=list)
 
 
 def write_atomic(path: Path, text: str) -> None:

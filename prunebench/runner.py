@@ -28,6 +28,7 @@ import torch
 import torchvision
 
 import prunebench
+from prunebench.analyses import Analyses
 from prunebench.data import DATASETS, DataBundle, check_data, load_data
 from prunebench.errors import FieldError, JobFailed, PrunebenchError
 from prunebench.masks import MaskSet, measure_sparsity, prunable_parameters
@@ -54,6 +55,7 @@ from prunebench.results import (
     write_atomic,
 )
 from prunebench.train import Engine, EpochCallback, derive_seed, state_copy
+from prunebench.variants import PROTOCOL, variant_record
 
 EPS = 1e-6
 
@@ -64,13 +66,17 @@ class Job:
     method_key: str
     sparsity: float
     seed: int
+    variant: str | None = None  # a retraining variant (prunebench.variants); None: the protocol's own recipe
 
     @property
     def id(self) -> str:
-        return f"{self.method_key}/sparsity-{self.sparsity:g}_seed-{self.seed}"
+        where = self.method_key if self.variant is None else f"{self.method_key}/{self.variant}"
+        return f"{where}/sparsity-{self.sparsity:g}_seed-{self.seed}"
 
     def path(self, run_dir: Path) -> Path:
-        return run_dir / self.method_key / f"sparsity-{self.sparsity:g}_seed-{self.seed}.json"
+        # A variant's results sit one level down, within the three levels the reporter searches for protocol.json.
+        folder = run_dir / self.method_key if self.variant is None else run_dir / self.method_key / self.variant
+        return folder / f"sparsity-{self.sparsity:g}_seed-{self.seed}.json"
 
 
 def _pick(values: Sequence[Any], wanted: Sequence[Any] | None, what: str) -> list[Any]:
@@ -89,16 +95,29 @@ def plan(
     sparsities: Sequence[float] | None = None,
     seeds: Sequence[int] | None = None,
     shard: tuple[int, int] | None = None,
+    variants: Sequence[str] | None = None,
 ) -> list[Job]:
-    """The jobs of the grid, optionally filtered (filters may only narrow the protocol's grid)."""
+    """The jobs of the grid, optionally filtered (filters may only narrow the protocol's grid).
+
+    The protocol's own recipe comes first, then each retraining variant's own jobs (`variants` names them;
+    `protocol` is the protocol's recipe). A variant whose job for a method is another's runs nothing more."""
     keys = [m.key for m in protocol.methods]
     chosen_methods = _pick(keys, methods, "methods")
     chosen_sparsities = _pick(protocol.pruning.sparsities, sparsities, "sparsities")
     chosen_seeds = _pick(protocol.seeds, seeds, "seeds")
-    jobs = [
-        Job(keys.index(k), k, s, seed)
-        for seed in chosen_seeds  # seed-major: one dense checkpoint is trained, then reused
+    vplan = protocol.variant_plan()
+    chosen_variants = _pick([PROTOCOL, *vplan.names], variants, "variants")
+    wanted: dict[str, set[str | None]] = {
+        k: {vplan.job_variant(v, k) for v in chosen_variants if v == PROTOCOL or k in vplan.get(v).methods}
         for k in chosen_methods
+    }
+    order: list[str | None] = [None, *vplan.names]
+    jobs = [
+        Job(keys.index(k), k, s, seed, variant)
+        for seed in chosen_seeds  # seed-major: one dense checkpoint is trained, then reused
+        for variant in order
+        for k in chosen_methods
+        if variant in wanted[k]
         for s in chosen_sparsities
     ]
     if shard is not None:
@@ -296,7 +315,13 @@ class Runner:
         except FieldError as exc:
             raise self.protocol.locate(exc) from None
 
-    def _engine(self, model: torch.nn.Module, seed: int, saved: dict[str, dict[str, torch.Tensor]]) -> Engine:
+    def _engine(
+        self,
+        model: torch.nn.Module,
+        seed: int,
+        saved: dict[str, dict[str, torch.Tensor]],
+        retrain: TrainingSpec | None = None,
+    ) -> Engine:
         p, data = self.protocol, self.data
         macs = layer_macs(model, data.input_shape)
         try:
@@ -315,7 +340,8 @@ class Runner:
             test_curves=p.evaluation.test_curves,
             top_k=tuple(p.evaluation.top_k),
             saved_states=saved,
-            retrain_spec=p.retrain,
+            retrain_spec=retrain or p.retrain,  # a retraining variant's recipe, for the jobs of that variant
+            base_spec=p.base,
             on_epoch=self.events.epoch,
         )
 
@@ -392,7 +418,8 @@ class Runner:
         )
 
     def run_job(self, job: Job) -> ResultRecord:
-        p = self.protocol
+        # A retraining variant's job runs and is audited under the protocol with the variant's recipe as `retrain`.
+        p = self.protocol.for_variant(job.variant)
         method, loaded = self.methods[job.method_index]
         spec = p.methods[job.method_index]
         started = datetime.now(timezone.utc)
@@ -401,15 +428,24 @@ class Runner:
         curves: list[EpochRecord] = []
         reasons: list[str] = []
         extra: dict[str, Any] = {}
+        notes: dict[str, Any] = {}
+        # The regime's recipe at the protocol's epochs; replaced below if the method asks for other epochs.
+        try:
+            recipe_name, retrain_spec = p.retraining_recipe(method.retraining)
+        except ValueError:
+            recipe_name, retrain_spec = "retrain", p.retrain
         try:
             base = self.base(job.seed)
             ledger.base = base.ledger
             model = self._build(job.seed)
             start = base.states["init" if method.taxonomy.when == "before_training" else "final"]
             model.load_state_dict(start)
-            engine = self._engine(model, job.seed, base.states)
+            engine = self._engine(model, job.seed, base.states, p.retrain)
             engine.ledger = ledger
             engine.method = method
+            analyses = Analyses(p.analyses, base.states, when=method.taxonomy.when, regime=method.retraining)
+            if analyses.per_epoch:
+                engine.analyses = analyses  # reads the weights after each epoch; never changes them
             dense_params = sum(t.numel() for t in model.parameters())
             dense_flops = engine.forward_flops
             ctx = PruningContext(
@@ -417,7 +453,9 @@ class Runner:
                 target_sparsity=job.sparsity,
                 generator=torch.Generator().manual_seed(derive_seed(job.seed, job.method_key, job.sparsity)),
                 scoring_examples=p.pruning.scoring_examples,
+                budget=spec.budget or p.budget,
             )
+            notes = engine.notes
             try:
                 masks = method.prune(ctx)
             except JobFailed:
@@ -439,7 +477,18 @@ class Runner:
                 fresh = build_model(p.model, num_classes=self.data.num_classes, input_shape=self.data.input_shape)
                 engine.load_weights(fresh.state_dict())
             try:
-                engine.train(p.retrain, stage="retrain")
+                asked = method.retrain_epochs(ctx)
+            except Exception as exc:
+                raise JobFailed(f"{method.name}.retrain_epochs raised {_describe(exc)}") from None
+            if asked is not None and (isinstance(asked, bool) or not isinstance(asked, int) or asked < 0):
+                raise JobFailed(f"{method.name}.retrain_epochs returned {asked!r}, not a number of epochs")
+            try:
+                recipe_name, retrain_spec = p.retraining_recipe(regime, asked)
+            except ValueError as exc:
+                raise JobFailed(f"no retraining recipe for {method.name}: {exc}") from None
+            analyses.start_retraining(engine.masks.params, engine.masks.masks)
+            try:
+                engine.train(retrain_spec, stage="retrain")
             except JobFailed:
                 raise
             except Exception as exc:
@@ -478,13 +527,21 @@ class Runner:
                     flops_effective=engine.forward_flops,
                 ),
             }
+            extra["analyses"] = analyses.finish(curves, retrain_spec)
             if abs(achieved - job.sparsity) > p.pruning.tolerance + EPS:
                 reasons.append(
                     f"achieved sparsity {achieved:.4f} is off the target {job.sparsity:g} by more than "
                     f"the tolerance {p.pruning.tolerance:g}"
                 )
             budget = audit_budget(
-                p, spec.budget, ledger, engine.pruning_specs, dense_flops, self.data.train.num_examples
+                p,
+                spec.budget,
+                ledger,
+                engine.pruning_specs,
+                dense_flops,
+                self.data.train.num_examples,
+                retrain_used=retrain_spec,
+                recipe=recipe_name,
             )
             reasons.extend(budget.violations)
             extra["budget"] = budget
@@ -493,16 +550,22 @@ class Runner:
             status, reasons = "failed", [str(exc)]
         retraining = RetrainingRecord(
             regime=method.retraining,
-            epochs=p.retrain.epochs,
-            optimizer=p.retrain.optimizer.model_dump(),
-            schedule=p.retrain.schedule.model_dump(),
+            epochs=retrain_spec.epochs,
+            optimizer=retrain_spec.optimizer.model_dump(),
+            schedule=retrain_spec.schedule.model_dump(),
+            recipe=recipe_name,
+            batch_size=retrain_spec.batch_size,
         )
         finished = datetime.now(timezone.utc)
         return ResultRecord(
             job_id=job.id,
             protocol=ProtocolRef(
-                name=p.name, hash=p.hash, comparison=p.comparison, source=str(p.source) if p.source else None
+                name=p.name,
+                hash=self.protocol.hash,
+                comparison=p.comparison,
+                source=str(p.source) if p.source else None,
             ),
+            variant=variant_record(self.protocol, job.variant),
             method=MethodRecord(
                 name=method.name,
                 label=job.method_key,
@@ -511,8 +574,10 @@ class Runner:
                 config=method.config.model_dump(mode="json"),
                 taxonomy=method.taxonomy.model_dump(),
                 citation=method.citation,
+                notes=_jsonable(notes),
             ),
             seed=job.seed,
+            target_sparsity=job.sparsity,
             status=status,
             reasons=reasons,
             retraining=retraining,
@@ -554,6 +619,34 @@ def _describe(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {exc}{where}"
 
 
+def _jsonable(notes: dict[str, Any]) -> dict[str, Any]:
+    """A method's notes as JSON values (a one-element tensor as its number, anything else as its text),
+    so that a note can never break the result record."""
+
+    def fallback(value: Any) -> Any:
+        return value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else str(value)
+
+    return json.loads(json.dumps(notes, default=fallback))
+
+
+def recipe_differences(used: TrainingSpec, fixed: TrainingSpec) -> list[str]:
+    """How a retraining recipe differs from the protocol's apart from its length (optimizer, batch size,
+    loss, LR schedule), as `field used (protocol: fixed)`. Schedule fields measured in epochs are compared
+    only when the lengths agree: a stretched schedule is the same schedule, its length judged as epochs."""
+
+    def flat(spec: TrainingSpec) -> dict[str, Any]:
+        raw = spec.model_dump(exclude={"epochs"})
+        out = {f"{group}.{k}": v for group in ("optimizer", "schedule") for k, v in raw.pop(group).items()}
+        out.update(raw)
+        if used.epochs != fixed.epochs:
+            for key in ("schedule.milestones", "schedule.step_size", "schedule.warmup_epochs"):
+                out.pop(key)
+        return out
+
+    a, b = flat(used), flat(fixed)
+    return [f"{k} {a[k]} (protocol: {b[k]})" for k in a if a[k] != b[k]]
+
+
 def audit_budget(
     protocol: Protocol,
     stated: Any,
@@ -561,8 +654,16 @@ def audit_budget(
     pruning_specs: Sequence[TrainingSpec],
     dense_flops: float,
     train_size: int,
+    *,
+    retrain_used: TrainingSpec | None = None,
+    recipe: str = "retrain",
 ) -> BudgetRecord:
-    """Check what a job spent (the ledger) against the budget and the comparison setup."""
+    """Check what a job spent (the ledger) against the budget and the comparison setup.
+
+    `retrain_used` is the recipe the retraining stage ran (default: the protocol's) and `recipe` its name.
+    S3.1 and above fix the retraining epochs; S3.2 and above also the retraining recipe (optimizer, batch
+    size, LR schedule), so learning-rate rewinding is a violation there unless the protocol's `retrain`
+    is that schedule. SX-A / SX-B judge only the totals, whatever the regime spends them on."""
     budget = stated or protocol.budget
     setup = protocol.comparison
     retrain = protocol.retrain
@@ -594,6 +695,12 @@ def audit_budget(
     level = order.index(setup) if setup in order else -1
     if level >= order.index("S3.1") and abs(ledger.retrain.epochs - retrain.epochs) > EPS:
         violations.append(f"{setup}: retrained {ledger.retrain.epochs:.2f} epochs; the protocol fixes {retrain.epochs}")
+    differences = recipe_differences(retrain_used, retrain) if retrain_used is not None else []
+    if level >= order.index("S3.2") and differences:
+        violations.append(
+            f"{setup}: retrained with the {recipe} recipe, not the protocol's retraining recipe that every "
+            f"method shares: {'; '.join(differences)}"
+        )
     if level >= order.index("S4.1") and abs(ledger.pruning.epochs - budget.pruning_epochs) > EPS:
         violations.append(
             f"{setup}: pruned over {ledger.pruning.epochs:.2f} epochs; every method must spend "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from prunebench.errors import JobFailed
 from prunebench.masks import Masks, MaskSet
-from prunebench.protocol import OptimizerSpec, ScheduleSpec, TrainingSpec
+from prunebench.protocol import OptimizerSpec, ScheduleSpec, TrainingSpec, retraining_recipe
 from prunebench.results import EpochRecord, Ledger, StageLedger
 
 if TYPE_CHECKING:
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from prunebench.methods import Method
 
 EpochCallback = Callable[[str, int, int, EpochRecord], None]
+# (stage, prunable weights, masks) -> what the epoch's EpochRecord.analyses holds; it only reads them.
+AnalysisCallback = Callable[[str, Mapping[str, Tensor], Mapping[str, Tensor]], dict[str, Any]]
 
 
 def build_optimizer(params: Any, spec: OptimizerSpec) -> torch.optim.Optimizer:
@@ -52,11 +54,14 @@ def derive_seed(*parts: object) -> int:
 
 def lr_factor(schedule: ScheduleSpec, epochs: int, steps_per_epoch: int, peak_lr: float) -> Callable[[int], float]:
     """Multiplier of the peak LR at each optimizer step (schedules are defined in epochs and
-    applied per step, so warmup and cosine are smooth)."""
-    total = max(1, epochs * steps_per_epoch)
+    applied per step, so warmup and cosine are smooth). A schedule with span_epochs / start_epoch is
+    laid out over its span and entered at its start epoch (a window of a longer schedule)."""
+    total = max(1, (schedule.span_epochs or epochs) * steps_per_epoch)
     warm = schedule.warmup_epochs * steps_per_epoch
+    offset = round(schedule.start_epoch * steps_per_epoch)
 
-    def factor(step: int) -> float:
+    def factor(local_step: int) -> float:
+        step = local_step + offset
         if warm and step < warm:
             return (step + 1) / warm
         epoch = step / steps_per_epoch
@@ -102,6 +107,8 @@ class Engine:
         saved_states: dict[str, dict[str, Tensor]] | None = None,
         retrain_spec: TrainingSpec | None = None,
         on_epoch: EpochCallback | None = None,
+        base_spec: TrainingSpec | None = None,
+        analyses: AnalysisCallback | None = None,
     ) -> None:
         self.device = device
         self.cuda = device.type == "cuda"
@@ -117,11 +124,14 @@ class Engine:
         self.top_k = top_k
         self.saved = saved_states or {}
         self.retrain_spec = retrain_spec
+        self.base_spec = base_spec  # with retrain_spec, what the retraining regimes' recipes derive from
         self.on_epoch = on_epoch
+        self.analyses = analyses  # per-epoch analyses (prunebench.analyses), after validation, before on_epoch
         self.ledger = Ledger()
         self.curves: list[EpochRecord] = []
         self.method: Method | None = None
         self.pruning_specs: list[TrainingSpec] = []  # recipes a method trained with while pruning
+        self.notes: dict[str, Any] = {}  # what a method reports about its job (informational only)
         self._optimizer: torch.optim.Optimizer | None = None
         self._forward_flops = 2.0 * masks.effective_macs(all_macs)
         self._stage_epochs: dict[str, int] = {}
@@ -186,6 +196,13 @@ class Engine:
         self.pruning_specs.append(spec)
         self.train(spec, stage="pruning")
 
+    def recipe(self, regime: str, epochs: int | None = None) -> tuple[str, TrainingSpec]:
+        """(name, recipe) of a retraining regime under this engine's protocol recipes."""
+        if self.retrain_spec is None:
+            raise RuntimeError("no retraining recipe to derive from")
+        base = self.base_spec or self.retrain_spec
+        return retraining_recipe(regime, base=base, retrain=self.retrain_spec, epochs=epochs)
+
     def _stage_ledger(self, stage: str) -> StageLedger:
         return getattr(self.ledger, stage)
 
@@ -203,7 +220,12 @@ class Engine:
         self._runs += 1
         self.weights_changed = True
         generator = torch.Generator().manual_seed(derive_seed(self.seed, stage, self._runs))
-        optimizer = build_optimizer(model.parameters(), spec.optimizer)
+        method = self.method if stage != "base" else None
+        # Parameters a method added and steps itself (e.g. mask scores) stay out of the engine's
+        # optimizer, weight decay and gradient clipping.
+        own = {id(p) for p in method.own_parameters()} if method is not None else set()
+        params = [p for p in model.parameters() if id(p) not in own]
+        optimizer = build_optimizer(params, spec.optimizer)
         self._optimizer = optimizer
         steps_per_epoch = max(1, math.ceil(data.train.num_examples / spec.batch_size))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -214,7 +236,7 @@ class Engine:
         if amp:
             model.to(memory_format=torch.channels_last)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext()
-        method = self.method if stage != "base" else None
+        ledger.runs += 1
         step = 0
         for _ in range(spec.epochs):
             epoch = self._stage_epochs.get(stage, 0) + 1
@@ -243,7 +265,8 @@ class Engine:
                 if self.masks_active:
                     self.masks.apply_to_grads()
                 if spec.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
+                    nn.utils.clip_grad_norm_(params, spec.grad_clip)
+                step_lr = optimizer.param_groups[0]["lr"]
                 optimizer.step()
                 scheduler.step()
                 if self.masks_active:
@@ -259,7 +282,7 @@ class Engine:
                 ledger.examples += n
                 ledger.train_flops += 3.0 * self._forward_flops * n
                 if method is not None:
-                    method.on_step_end(StepContext(stage, epoch, step, steps_per_epoch, model, self))
+                    method.on_step_end(StepContext(stage, epoch, step, steps_per_epoch, model, self, lr=step_lr))
                 if on_step is not None:
                     on_step(step, steps_per_epoch)
             ledger.epochs = ledger.examples / data.train.num_examples
@@ -267,7 +290,7 @@ class Engine:
             if not (math.isfinite(train_loss) and math.isfinite(float(objective_sum))):
                 raise JobFailed(f"the training loss diverged ({train_loss}) in {stage} epoch {epoch}")
             if method is not None:
-                method.on_epoch_end(StepContext(stage, epoch, step, steps_per_epoch, model, self))
+                method.on_epoch_end(StepContext(stage, epoch, step, steps_per_epoch, model, self, lr=lr))
             val = self.evaluate(data.val)
             test = self.evaluate(data.test).top1 if self.test_curves else None
             record = EpochRecord(
@@ -280,6 +303,7 @@ class Engine:
                 val_top1=val.top1,
                 test_top1=test,
                 sparsity=self.sparsity(),
+                analyses=self.analyses(stage, self.masks.params, self.masks.masks) if self.analyses is not None else {},
             )
             self.curves.append(record)
             if self.on_epoch is not None:

@@ -328,9 +328,7 @@ def test_batch_argument_errors() -> None:
 
 
 # ---- MNIST and Fashion-MNIST --------------------------------------------------------------------------
-def test_mnist_idx_plain_gz_and_torchvision_layout(
-    mnist_arrays: tuple[np.ndarray, np.ndarray], tmp_path: Path
-) -> None:
+def test_mnist_idx_plain_gz_and_torchvision_layout(mnist_arrays: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
     images, labels = mnist_arrays
     write_mnist(tmp_path / "gz", mnist_arrays, ".gz")
     write_mnist(tmp_path / "plain", mnist_arrays, "")
@@ -375,9 +373,7 @@ def test_mnist_root_errors(mnist_arrays: tuple[np.ndarray, np.ndarray], tmp_path
     assert err.loc == ("data", "root") and "missing t10k-labels-idx1-ubyte" in err.message
     (root / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not gzip at all")  # corrupt
     err = field_error(DataSpec(name="mnist", root=str(root)))
-    assert (
-        err.loc == ("data", "root") and "t10k-labels-idx1-ubyte.gz" in err.message and layout in err.message
-    )
+    assert err.loc == ("data", "root") and "t10k-labels-idx1-ubyte.gz" in err.message and layout in err.message
     write_idx(root / "t10k-labels-idx1-ubyte.gz", mnist_arrays[1][:999])  # one label short
     err = field_error(DataSpec(name="mnist", root=str(root)))
     assert err.loc == ("data", "root") and "999" in err.message
@@ -416,9 +412,7 @@ def test_fashion_mnist_from_its_default_root() -> None:
 
 # ---- CIFAR --------------------------------------------------------------------------------------------
 def test_cifar10_subset_of_the_real_jpegs_is_balanced_exact_and_seeded(cifar_tree: Path) -> None:
-    spec = DataSpec(
-        name="cifar10", root=str(cifar_tree), train_subset=1003, test_subset=500, val_fraction=0.2
-    )
+    spec = DataSpec(name="cifar10", root=str(cifar_tree), train_subset=1003, test_subset=500, val_fraction=0.2)
     check_data(spec)
     err = field_error(DataSpec(name="cifar10", root=str(cifar_tree), test_subset=10001))
     assert err.loc == ("data", "test_subset") and "10000" in err.message
@@ -469,12 +463,8 @@ def test_cifar100_pickle_and_imagefolder(cifar_tree: Path, tmp_path: Path) -> No
     fine = [i % 100 for i in range(300)]
     pickled = tmp_path / "cifar-100-python"
     pickled.mkdir()
-    write_pickle(
-        pickled / "train", {b"data": pixels[:200], b"fine_labels": fine[:200], b"coarse_labels": [0] * 200}
-    )
-    write_pickle(
-        pickled / "test", {b"data": pixels[200:], b"fine_labels": fine[200:], b"coarse_labels": [0] * 100}
-    )
+    write_pickle(pickled / "train", {b"data": pixels[:200], b"fine_labels": fine[:200], b"coarse_labels": [0] * 200})
+    write_pickle(pickled / "test", {b"data": pixels[200:], b"fine_labels": fine[200:], b"coarse_labels": [0] * 100})
     data = load_data(DataSpec(name="cifar100", root=str(tmp_path), val_fraction=0.25))
     assert (data.num_classes, data.input_shape) == (100, (3, 32, 32))
     assert data.val.num_examples == 50 and data.test.num_examples == 100
@@ -493,11 +483,7 @@ def test_cifar100_pickle_and_imagefolder(cifar_tree: Path, tmp_path: Path) -> No
     shutil.rmtree(tree / "train" / "class099")
     shutil.rmtree(tree / "test" / "class099")
     err = field_error(DataSpec(name="cifar100", root=str(tree)))
-    assert (
-        err.loc == ("data", "root")
-        and "99 class folders" in err.message
-        and "cifar-100-python" in err.message
-    )
+    assert err.loc == ("data", "root") and "99 class folders" in err.message and "cifar-100-python" in err.message
 
 
 def test_cifar_root_errors(small_cifar: tuple[Path, Path], tmp_path: Path) -> None:
@@ -580,11 +566,7 @@ def test_imagenet_root_errors(imagenet_tree: Path, tmp_path: Path) -> None:
     spec = DataSpec(name="imagenet", root=str(tree))
     (tree / "val").rename(tree / "validation")
     err = field_error(spec)
-    assert (
-        err.loc == ("data", "root")
-        and "val/ is not there" in err.message
-        and "val/<wnid>/*.JPEG" in err.message
-    )
+    assert err.loc == ("data", "root") and "val/ is not there" in err.message and "val/<wnid>/*.JPEG" in err.message
     (tree / "validation").rename(tree / "val")
     bad = tree / "val" / "n01443537" / "n01443537_1.JPEG"
     bad.write_bytes(b"truncated")

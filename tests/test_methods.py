@@ -74,7 +74,7 @@ def test_load_errors(name: str, phrase: str) -> None:
 
 def test_non_method_class_is_refused(tmp_path: Path) -> None:
     (tmp_path / "mine.py").write_text(USER_METHOD)
-    with pytest.raises(MethodError, match="not a prunebench.methods.Method subclass"):
+    with pytest.raises(MethodError, match=r"not a prunebench\.methods\.Method subclass"):
         load_method(f"{tmp_path / 'mine.py'}:NotAMethod")
 
 

@@ -23,8 +23,18 @@ def params(model: nn.Module) -> int:
 
 # ---- registry ---------------------------------------------------------------------------------
 EXPECTED = {
-    "small_cnn", "lenet_300_100", "cifar_resnet20", "cifar_resnet32", "cifar_resnet44", "cifar_resnet56",
-    "cifar_resnet110", "cifar_vgg11_bn", "cifar_vgg13_bn", "cifar_vgg16_bn", "cifar_vgg19_bn", "cifar_mobilenetv2",
+    "small_cnn",
+    "lenet_300_100",
+    "cifar_resnet20",
+    "cifar_resnet32",
+    "cifar_resnet44",
+    "cifar_resnet56",
+    "cifar_resnet110",
+    "cifar_vgg11_bn",
+    "cifar_vgg13_bn",
+    "cifar_vgg16_bn",
+    "cifar_vgg19_bn",
+    "cifar_mobilenetv2",
 }
 CASES = [(name, shape) for name in sorted(EXPECTED) for shape in [(3, 32, 32), (1, 28, 28)]]
 CASES += [("small_cnn", (1, 8, 8)), ("lenet_300_100", (1, 8, 8))]
@@ -231,7 +241,9 @@ def test_layer_macs_follow_execution_order_and_sum_repeated_calls() -> None:
     macs = layer_macs(model, (1, 1, 5))
     assert list(macs) == ["embed", "shared", "head"]
     assert [name for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))] == [
-        "head", "shared", "embed"
+        "head",
+        "shared",
+        "embed",
     ]
     assert macs == {"embed": 5 * 7 * 1, "shared": 2 * 5 * 7 * 7, "head": 7 * 2}
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import TINY
 
 from prunebench.protocol import load_protocol
@@ -88,8 +87,9 @@ def test_grid_exact_sparsity_shared_base_and_masks_survive(tiny_protocol: Path, 
     ran = run_all(tiny_protocol, tmp_path / "r", shared_cache)
     assert len(ran) == 6
     got = records(tmp_path / "r")
-    assert set(got) == {f"{m}/sparsity-{s}_seed-0" for m in ("global_magnitude", "layerwise_magnitude", "random")
-                        for s in (0.5, 0.9)}
+    assert set(got) == {
+        f"{m}/sparsity-{s}_seed-0" for m in ("global_magnitude", "layerwise_magnitude", "random") for s in (0.5, 0.9)
+    }
     assert len({r.base.checkpoint_sha256 for r in got.values() if r.base}) == 1, "every method shares the base"
     for r in got.values():
         assert r.status == "ok", r.reasons
@@ -185,18 +185,32 @@ def test_corrupt_cached_base_model_is_retrained(tiny_protocol: Path, tmp_path: P
     assert second.base == first.base
 
 
-def test_killed_run_loses_at_most_the_job_in_flight(tiny_protocol: Path, tmp_path: Path, shared_cache: Path):
+def test_killed_run_loses_at_most_the_job_in_flight(tmp_path: Path, shared_cache: Path):
+    # Longer retraining than the tiny protocol's, so that the kill lands mid-grid however busy the machine is.
+    tiny_protocol = tmp_path / "slow.yaml"
+    tiny_protocol.write_text(TINY.replace("retrain: {epochs: 1,", "retrain: {epochs: 6,"))
     results = tmp_path / "r"
-    cmd = [sys.executable, "-m", "prunebench.cli", "run", str(tiny_protocol), "--results", str(results),
-           "--cache", str(shared_cache), "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "prunebench.cli",
+        "run",
+        str(tiny_protocol),
+        "--results",
+        str(results),
+        "--cache",
+        str(shared_cache),
+        "--device",
+        "cpu",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})
     deadline = time.time() + 300
-    while time.time() < deadline and len(list(results.rglob("sparsity-*.json"))) < 2:
+    while time.time() < deadline and len(list(results.rglob("sparsity-*.json"))) < 1:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     finished = list(results.rglob("sparsity-*.json"))
-    assert 2 <= len(finished) < 6, "the run should be killed mid-grid"
+    assert 1 <= len(finished) < 6, "the run should be killed mid-grid"
     for f in finished:
         load_result(f)  # never half-written
     rerun = run_all(tiny_protocol, results, shared_cache)

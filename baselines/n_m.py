@@ -1,0 +1,102 @@
+"""N:M semi-structured magnitude pruning: in every group of M consecutive weights keep the N largest."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+from torch import Tensor
+
+from prunebench.masks import Masks
+from prunebench.methods import Method, MethodConfig, PruningContext, Taxonomy
+
+ConvGroups = Literal["kernel", "channels"]
+TARGET_SLACK = 1e-3  # a protocol may write 1:3 as 0.667
+
+
+def n_m_mask(weight: Tensor, n: int, m: int, conv_groups: ConvGroups = "kernel") -> Tensor:
+    """Keep-mask that keeps the n largest |w| in every group of m consecutive weights along the input
+    dimension of each output row (ties go to the earlier position).
+
+    Linear (out, in): groups run along `in`. Convolution (out, in, *kernel): with "kernel", along the
+    flattened (in, *kernel) of each filter; with "channels", along `in` at each kernel position (the
+    channels-last layout of NVIDIA's sparse tensor cores). A trailing group of r < m weights counts as
+    padded with zeros and keeps min(n, r), so only then is the density above n/m.
+    """
+    if not 0 < n < m:
+        raise ValueError(f"N:M needs 0 < N < M, got {n}:{m}")
+    magnitude = weight.detach().abs()
+    channels_last = weight.dim() > 2 and conv_groups == "channels"
+    if channels_last:
+        moved = magnitude.movedim(1, -1)  # (out, *kernel, in)
+        rows = moved.reshape(-1, moved.shape[-1])
+    else:
+        rows = magnitude.reshape(weight.shape[0] if weight.dim() > 1 else 1, -1)
+    length = rows.shape[1]
+    # Padding with -1 ranks below every |w|, so a trailing partial group of r keeps min(n, r) real weights.
+    groups = F.pad(rows, (0, -length % m), value=-1.0).view(rows.shape[0], -1, m)
+    # Stable sort of -|w|: among equal magnitudes the earlier position is kept, deterministically.
+    top = torch.argsort(-groups, dim=2, stable=True)[..., :n]
+    keep = torch.zeros_like(groups, dtype=torch.bool).scatter_(2, top, True).view(rows.shape[0], -1)[:, :length]
+    if channels_last:
+        return keep.view(moved.shape).movedim(-1, 1).contiguous()
+    return keep.reshape(weight.shape).contiguous()
+
+
+class NMMagnitude(Method):
+    """N:M semi-structured magnitude pruning after training (2:4 by default): every group of M
+    consecutive weights along a layer's input dimension keeps its N largest magnitudes, the pattern
+    that sparse tensor cores accelerate.
+
+    Mishra et al. 2021, "Accelerating sparse deep neural networks" (arXiv:2104.08378: NVIDIA's
+    2:4 recipe, magnitude pruning of a trained model, then retraining with the same schedule);
+    Zhou et al. 2021, "Learning N:M fine-grained structured sparse neural networks from scratch"
+    (ICLR) for general N:M.
+
+    The sparsity of N:M is 1 - N/M whatever the protocol asks, so the method refuses a target that
+    differs from it (by more than 0.001) with an error naming both, rather than producing a model
+    whose sparsity is not the one its row claims: list the method once per pattern, with a label,
+    and the protocol's sparsities to match. Layers whose grouped dimension is not a multiple of M
+    (a first conv on one or three input channels) keep min(N, r) of their last r weights, so the
+    engine measures a sparsity slightly below 1 - N/M; its tolerance check says when that matters.
+    """
+
+    name = "nm_magnitude"
+    version = "1.0"
+    citation = "Mishra et al. 2021 (arXiv:2104.08378); Zhou et al. 2021 (ICLR)"
+    taxonomy = Taxonomy(
+        when="after_training",
+        granularity="n:m",
+        scope="layerwise",
+        schedule="one_shot",
+        retraining="fine_tune",
+    )
+
+    class Config(MethodConfig):
+        n: int = Field(2, ge=1, description="Weights kept in every group (N).")
+        m: int = Field(4, ge=2, description="Size of a group of consecutive weights (M).")
+        conv_groups: ConvGroups = Field(
+            "kernel",
+            description="Convolutions: kernel = groups along each filter's flattened in_channels x kh x kw; "
+            "channels = along in_channels at each kernel position (NVIDIA's channels-last layout).",
+        )
+
+        @model_validator(mode="after")
+        def _n_below_m(self) -> NMMagnitude.Config:
+            if self.n >= self.m:
+                raise ValueError(f"n must be smaller than m (got {self.n}:{self.m})")
+            return self
+
+    def prune(self, ctx: PruningContext) -> Masks:
+        cfg = self.config
+        nominal = 1 - cfg.n / cfg.m
+        if abs(ctx.target_sparsity - nominal) > TARGET_SLACK:
+            raise ValueError(
+                f"{cfg.n}:{cfg.m} sparsity is {nominal:.4g}, but this job's target is {ctx.target_sparsity:g}; "
+                f"N:M pruning reaches only 1 - N/M (list the method with n and m to match each target)"
+            )
+        current = ctx.masks()
+        # Weights already pruned stay pruned: that only removes more within a group, so the pattern holds.
+        return {name: n_m_mask(w, cfg.n, cfg.m, cfg.conv_groups) & current[name] for name, w in ctx.weights().items()}
