@@ -59,6 +59,7 @@ def synthetic_record(method: int, sparsity: float, seed: int, epochs: int) -> Re
             name=label, label=label, version="1.0", source="bench", config={}, taxonomy=TAXONOMY, citation="-"
         ),
         seed=seed,
+        target_sparsity=sparsity,
         status="ok",
         sparsity=SparsityRecord(target=sparsity, achieved=sparsity, tolerance=0.005, per_layer=layers),
         metrics=Metrics(test_top1=acc, test_top5=0.99, test_loss=0.2, val_top1=acc, val_loss=0.2),

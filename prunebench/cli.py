@@ -60,6 +60,10 @@ def run(
     sparsities: Annotated[str | None, typer.Option(help="Only these sparsities (comma-separated).")] = None,
     seeds: Annotated[str | None, typer.Option(help="Only these seeds (comma-separated).")] = None,
     shard: Annotated[str | None, typer.Option(help="Run every n-th job: i/n, for array jobs.")] = None,
+    variants: Annotated[
+        str | None,
+        typer.Option(help="Only these retraining variants (comma-separated names; `protocol`: the protocol's recipe)."),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-run jobs that already have results.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Re-run jobs that failed.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; train nothing.")] = False,
@@ -75,6 +79,7 @@ def run(
         sparsities=_split(sparsities, float),
         seeds=_split(seeds, int),
         shard=_shard(shard),
+        variants=_split(variants),
     )
     runner = Runner(proto, results_dir=results, cache_dir=cache, device=device, force=force, retry_failed=retry_failed)
     runner.prepare()
@@ -140,6 +145,16 @@ def validate(
     Runner(proto, results_dir=Path("results"), device="cpu").prepare()
     if not quiet:
         out.print(resolved_yaml(proto), markup=False, highlight=False, end="")
+        for v in proto.variant_plan().variants:  # what each retraining variant expands to, and what it runs
+            runs = ", ".join(
+                m if v.runs_as[m] == v.name else f"{m} (= {v.runs_as[m] or 'protocol'})" for m in v.methods
+            )
+            out.print(
+                f"# retraining variant {v.name}: {v.description}; runs {runs}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         out.print(f"# content hash: {proto.hash}", markup=False, highlight=False)
     else:
         out.print(proto.hash)
@@ -195,6 +210,13 @@ def _compare_inputs(
     return comparison
 
 
+def _own_recipe(comparison: leaderboard.Comparison) -> leaderboard.Comparison:
+    """The boards of the protocols' own retraining recipes: figures leave retraining variants out."""
+    from dataclasses import replace
+
+    return replace(comparison, boards=[b for b in comparison.boards if b.variant is None])
+
+
 @app.command()
 def compare(
     results: Annotated[list[Path], typer.Argument(help="Result files or directories (searched recursively).")],
@@ -244,7 +266,7 @@ def compare(
     if plot is not None:
         from prunebench import plots  # matplotlib takes a while to import: only when asked for
 
-        plots.plot_accuracy(comparison, plot)
+        plots.plot_accuracy(_own_recipe(comparison), plot)
         err.print(f"wrote {plot}", markup=False, highlight=False, soft_wrap=True)
 
 
@@ -315,7 +337,7 @@ def plot_accuracy(
     """
     from prunebench import plots
 
-    plots.plot_accuracy(_compare_inputs(results, protocol, methods, sparsities, mix_protocols), output)
+    plots.plot_accuracy(_own_recipe(_compare_inputs(results, protocol, methods, sparsities, mix_protocols)), output)
     err.print(f"wrote {output}", markup=False, highlight=False, soft_wrap=True)
 
 
@@ -328,6 +350,9 @@ def plot_curves(
         typer.Option(help="Comma-separated: val_top1, train_loss, train_top1, val_loss, test_top1, lr, sparsity."),
     ] = "val_top1,train_loss,lr",
     stages: Annotated[str, typer.Option(help="Stages to draw, in order (comma-separated).")] = "pruning,retrain",
+    variant: Annotated[
+        str, typer.Option(help="The retraining variant whose curves to draw (`protocol`: the protocol's recipe).")
+    ] = "protocol",
     protocol: Annotated[str | None, typer.Option(help="Only these protocols (comma-separated names).")] = None,
     methods: Annotated[str | None, typer.Option(help="Only these methods (comma-separated labels).")] = None,
     sparsities: Annotated[str | None, typer.Option(help="Only these target sparsities (comma-separated).")] = None,
@@ -343,6 +368,10 @@ def plot_curves(
     loaded = load_records(results, curves=True)
     if not loaded:
         raise ResultsError(f"no valid result records in {', '.join(map(str, results))}")
+    # One retraining recipe per figure: a variant's curves are never averaged with the protocol's own.
+    loaded = [x for x in loaded if (x.record.variant.name if x.record.variant else "protocol") == variant]
+    if not loaded:
+        raise ResultsError(f"no result records of retraining variant {variant!r}")
     plots.plot_curves(
         loaded,
         output,
@@ -353,6 +382,154 @@ def plot_curves(
         sparsities=_split(sparsities, float),
     )
     err.print(f"wrote {output}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _load_with_curves(results: list[Path]) -> list:  # list[leaderboard.Loaded]
+    from prunebench.errors import ResultsError
+    from prunebench.leaderboard import load_records
+
+    loaded = load_records(results, curves=True)
+    if not loaded:
+        raise ResultsError(f"no valid result records in {', '.join(map(str, results))}")
+    return loaded
+
+
+@plot_app.command("shedding")
+def plot_shedding(
+    results: Annotated[list[Path], typer.Argument(help="Result files or directories.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Figure file: .png, .pdf or .svg.")],
+    metrics: Annotated[
+        str, typer.Option(help="Comma-separated: shed_fraction, effective_sparsity.")
+    ] = "shed_fraction,effective_sparsity",
+    variants: Annotated[
+        str | None,
+        typer.Option(help="Only these retraining variants (comma-separated; `protocol`: the protocol's recipe)."),
+    ] = None,
+    protocol: Annotated[str | None, typer.Option(help="Only these protocols (comma-separated names).")] = None,
+    methods: Annotated[str | None, typer.Option(help="Only these methods (comma-separated labels).")] = None,
+    sparsities: Annotated[str | None, typer.Option(help="Only these target sparsities (comma-separated).")] = None,
+) -> None:
+    """Cascade weight shedding per retraining epoch (needs `analyses: shedding`).
+
+    A panel per metric and target sparsity, a line per method and retraining variant (mean over seeds,
+    band: min to max); epoch 0 is the pruned model before retraining.
+    """
+    from prunebench import plots
+
+    plots.plot_shedding(
+        _load_with_curves(results),
+        output,
+        metrics=_split(metrics) or [],
+        protocols=_split(protocol),
+        methods=_split(methods),
+        sparsities=_split(sparsities, float),
+        variants=_split(variants),
+    )
+    err.print(f"wrote {output}", markup=False, highlight=False, soft_wrap=True)
+
+
+@plot_app.command("correlation")
+def plot_correlation(
+    results: Annotated[list[Path], typer.Argument(help="Result files or directories.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Figure file: .png, .pdf or .svg.")],
+    variants: Annotated[
+        str | None,
+        typer.Option(help="Only these retraining variants (comma-separated; `protocol`: the protocol's recipe)."),
+    ] = None,
+    protocol: Annotated[str | None, typer.Option(help="Only these protocols (comma-separated names).")] = None,
+    methods: Annotated[str | None, typer.Option(help="Only these methods (comma-separated labels).")] = None,
+    sparsities: Annotated[str | None, typer.Option(help="Only these target sparsities (comma-separated).")] = None,
+) -> None:
+    """Bars of the weight correlation R_p of the final weights per p, against init, rewind and base.
+
+    Needs `analyses: correlation`. A bar per method (per protocol and method when several protocols are
+    given), mean ± std over seeds; the chance level R_p = p is dashed.
+    """
+    from prunebench import plots
+
+    plots.plot_correlation(
+        _load_with_curves(results),
+        output,
+        protocols=_split(protocol),
+        methods=_split(methods),
+        sparsities=_split(sparsities, float),
+        variants=_split(variants),
+    )
+    err.print(f"wrote {output}", markup=False, highlight=False, soft_wrap=True)
+
+
+@plot_app.command("lr-sweep")
+def plot_lr_sweep(
+    results: Annotated[list[Path], typer.Argument(help="Result files or directories.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Figure file: .png, .pdf or .svg.")],
+    metric: Annotated[str, typer.Option(help="test_top1, val_top1 or trainability.")] = "test_top1",
+    protocol: Annotated[str | None, typer.Option(help="Only these protocols (comma-separated names).")] = None,
+    methods: Annotated[str | None, typer.Option(help="Only these methods (comma-separated labels).")] = None,
+    sparsities: Annotated[str | None, typer.Option(help="Only these target sparsities (comma-separated).")] = None,
+) -> None:
+    """Final accuracy against the peak retraining LR (log axis), a panel per target sparsity.
+
+    A line per method, and one per retraining-epoch extension (dashed) and named schedule of the
+    protocol's `variants:`; mean ± std over seeds. Swap variants are left out.
+    """
+    from prunebench import plots
+    from prunebench.leaderboard import load_records
+
+    loaded = load_records(results)
+    if not loaded:
+        from prunebench.errors import ResultsError
+
+        raise ResultsError(f"no valid result records in {', '.join(map(str, results))}")
+    plots.plot_lr_sweep(
+        loaded,
+        output,
+        metric=metric,
+        protocols=_split(protocol),
+        methods=_split(methods),
+        sparsities=_split(sparsities, float),
+    )
+    err.print(f"wrote {output}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def swap(
+    results: Annotated[list[Path], typer.Argument(help="Result files or directories (searched recursively).")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-f", help="rich, markdown or json (default: from --output's suffix).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+    protocol: Annotated[str | None, typer.Option(help="Only these protocols (comma-separated names).")] = None,
+    sparsities: Annotated[str | None, typer.Option(help="Only these target sparsities (comma-separated).")] = None,
+) -> None:
+    """The swap test (Wang et al. 2023): A+FT_A, A+FT_B, B+FT_A, B+FT_B of each pair a protocol declares.
+
+    Per recipe, which method wins (paired 95% t-interval of A - B over seeds), and whether the ranking flips.
+    """
+    from prunebench.errors import ResultsError
+    from prunebench.leaderboard import load_records
+    from prunebench.variant_report import swap_render, swap_report
+
+    loaded = load_records(results)
+    if not loaded:
+        raise ResultsError(f"no valid result records in {', '.join(map(str, results))}")
+    report = swap_report(loaded, protocols=_split(protocol), sparsities=_split(sparsities, float))
+    if not report.results:
+        raise ResultsError(
+            "no swap test among these results: the protocol needs a `variants: swap:` section, and its run "
+            "directory's protocol.json must be among the inputs"
+            + (f" ({'; '.join(report.notices)})" if report.notices else "")
+        )
+    suffixes = {".md": "markdown", ".markdown": "markdown", ".json": "json"}
+    kind = fmt or (suffixes.get(output.suffix.lower(), "rich") if output is not None else "rich")
+    if kind not in ("rich", "markdown", "json"):
+        raise PrunebenchError(f"--format must be rich, markdown or json (got {kind!r})")
+    text = swap_render(report, kind)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {output} ({kind})", markup=False, highlight=False, soft_wrap=True)
+    else:
+        sys.stdout.write(text)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]

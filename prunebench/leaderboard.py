@@ -27,7 +27,6 @@ import itertools
 import json
 import math
 import os
-import re
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -36,30 +35,21 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from scipy import special
 
 from prunebench.errors import ResultsError
 from prunebench.protocol import Protocol, content_hash
 from prunebench.results import (
-    SCHEMA_VERSION,
-    BaseModelRecord,
-    BudgetRecord,
-    CostRecord,
-    Ledger,
-    MethodRecord,
-    Metrics,
     ProtocolRef,
-    Provenance,
     ResultFileWarning,
     ResultRecord,
-    RetrainingRecord,
-    SparsityRecord,
-    Status,
     load_result,
 )
+from prunebench.results import ResultSummary as BaseSummary
 
 CONFIDENCE = 0.95
 EPS = 1e-6
@@ -105,32 +95,10 @@ CAPTION = (
 
 
 # ---- loading ------------------------------------------------------------------------------------
-class ResultSummary(BaseModel):
-    """A result record without its per-epoch curves: what a leaderboard reads.
-
-    The curves are most of a record's bytes; ignoring them lets the JSON parser skip them without
-    building Python objects, which halves loading time. Every other field is validated exactly
-    as in ResultRecord (the nested models are the same strict ones); only an unknown top-level key
-    is ignored rather than refused.
-    """
+class ResultSummary(BaseSummary):
+    """A result record read without its curves (an unknown top-level key, such as `curves`, is skipped)."""
 
     model_config = ConfigDict(extra="ignore")
-    schema_version: Literal[1] = SCHEMA_VERSION
-    job_id: str
-    protocol: ProtocolRef
-    method: MethodRecord
-    seed: int
-    status: Status
-    reasons: list[str] = Field(default_factory=list)
-    sparsity: SparsityRecord | None = None
-    metrics: Metrics | None = None
-    base: BaseModelRecord | None = None
-    cost: CostRecord | None = None
-    retraining: RetrainingRecord
-    ledger: Ledger
-    budget: BudgetRecord | None = None
-    provenance: Provenance
-    analyses: dict[str, Any] = Field(default_factory=dict)
 
 
 AnyRecord = ResultRecord | ResultSummary
@@ -253,9 +221,11 @@ def setup_hash(content: dict[str, Any]) -> str:
     results of the other methods stay comparable (same data, model, base training, pruning rules,
     retraining, budget, setup and seeds). Leaderboards and the check group by this hash; a
     method's own configuration is audited per result instead (see "method_variant"). Analyses are
-    left out too: they never change what is trained, so runs with and without them compare.
+    left out too: they never change what is trained, so runs with and without them compare. So are
+    retraining variants: they add jobs beside the protocol's own, whose results they leave as they were
+    (each variant's results get a board of their own, prunebench.variant_report).
     """
-    hashed = {k: v for k, v in content.items() if k not in ("methods", "analyses")}
+    hashed = {k: v for k, v in content.items() if k not in ("methods", "analyses", "variants")}
     return content_hash(hashed)
 
 
@@ -340,7 +310,7 @@ def describe_differences(a: ProtocolInfo, b: ProtocolInfo, limit: int = 8) -> st
     diffs = [
         f"{k}: {fa.get(k, '(absent)')!r} vs {fb.get(k, '(absent)')!r}"
         for k in sorted(fa.keys() | fb.keys())
-        if not k.startswith(("methods", "analyses")) and fa.get(k) != fb.get(k)
+        if not k.startswith(("methods", "analyses", "variants")) and fa.get(k) != fb.get(k)
     ]
     if not diffs:
         return "only their method lists differ"
@@ -424,20 +394,9 @@ class Issue:
         return f"{seed}{self.kind}: {self.reason}"
 
 
-_JOB_SPARSITY = re.compile(r"sparsity-([0-9.eE+-]+)_seed-")
-
-
 def target_of(record: AnyRecord) -> float | None:
-    """Target sparsity; a failed job has no sparsity record, so its job id says it."""
-    if record.sparsity is not None:
-        return record.sparsity.target
-    match = _JOB_SPARSITY.search(record.job_id)
-    if match:
-        try:
-            return float(match.group(1))
-        except ValueError:
-            return None
-    return None
+    """The job's target sparsity (recorded also for failed jobs, which have no sparsity record)."""
+    return record.target_sparsity
 
 
 @dataclass
@@ -671,6 +630,10 @@ class Row:
     n_issues: int = 0
     issues: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    # Retraining variants (docs/analyses.md): the board's variant, `selected` on a validation-selected board.
+    retrain_variant: str | None = None
+    selected_variant: str | None = None  # the candidate chosen for this row, on validation top-1 only
+    selection: list[str] = field(default_factory=list)  # each candidate's mean validation top-1 %, as chosen on
 
 
 COLUMNS = [f.name for f in fields(Row)]
@@ -687,6 +650,8 @@ class Leaderboard:
     issues: list[Issue]
     notes: list[str] = field(default_factory=list)
     dense_checkpoints: dict[int, str] = field(default_factory=dict)  # per seed, the one most results share
+    variant: str | None = None  # a retraining variant's board (None: the protocol's own recipe)
+    variant_title: str | None = None  # what the variant is, for the title
 
     @property
     def dense(self) -> Row | None:
@@ -695,10 +660,14 @@ class Leaderboard:
     @property
     def title(self) -> str:
         hashes = ", ".join(h[:10] for h in self.protocol_hashes)
+        which = f" -- RETRAINING VARIANT {self.variant_title or self.variant}" if self.variant else ""
         if self.mixed:
-            return f"{self.protocol}: MIXED PROTOCOLS (hashes {hashes}), ranked together on request (--mix-protocols)"
+            return (
+                f"{self.protocol}: MIXED PROTOCOLS (hashes {hashes}), ranked together on request (--mix-protocols)"
+                + which
+            )
         plural = "es" if len(self.protocol_hashes) > 1 else ""
-        return f"{self.protocol} (setup {self.setup_hash[:10]}; protocol hash{plural} {hashes})"
+        return f"{self.protocol} (setup {self.setup_hash[:10]}; protocol hash{plural} {hashes})" + which
 
 
 @dataclass
@@ -812,7 +781,9 @@ def _board(
     mixed: bool,
     methods: Sequence[str] | None,
     sparsities: Sequence[float] | None,
+    declared: Sequence[str] | None = None,
 ) -> Leaderboard:
+    """One leaderboard of the entries; `declared`: the method labels expected (default: the protocol's)."""
     infos = {e.info.hash: e.info for e in entries}
     hashes = sorted(infos)
     for e in entries:
@@ -823,7 +794,8 @@ def _board(
 
     declared_seeds = sorted({s for i in infos.values() for s in i.seeds})
     expected_seeds = declared_seeds or sorted({e.record.seed for e in entries})
-    labels = list(dict.fromkeys([m for i in infos.values() for m in i.methods] + sorted({e.label for e in entries})))
+    expected = list(declared) if declared is not None else [m for i in infos.values() for m in i.methods]
+    labels = list(dict.fromkeys(expected + sorted({e.label for e in entries})))
     targets = sorted(
         {s for i in infos.values() for s in i.sparsities} | {e.target for e in entries if e.target is not None}
     )
@@ -846,7 +818,7 @@ def _board(
     for target in targets:
         for label in labels:
             group = cells.get((label, target), [])
-            if not group and label not in {m for i in infos.values() for m in i.methods}:
+            if not group and label not in expected:
                 continue  # a method that neither ran at this sparsity nor was declared for it
             row_issues = [i for e in group for i in e.issues]
             present = {e.record.seed for e in group}
@@ -1014,14 +986,21 @@ def _compare(
             )
 
     boards = []
-    for (name, setup), entries in sorted(groups.items()):
+    for (name, setup), group in sorted(groups.items()):
+        mixed = False
         if setup == "*":
-            setups = Counter(e.info.setup_hash for e in entries)
-            setup_label = setups.most_common(1)[0][0] if len(setups) == 1 else "mixed"
-            board = _board(name, setup_label, entries, len(setups) > 1, methods, sparsities)
-        else:
-            board = _board(name, setup, entries, False, methods, sparsities)
-        boards.append(board)
+            setups = Counter(e.info.setup_hash for e in group)
+            setup, mixed = (setups.most_common(1)[0][0], False) if len(setups) == 1 else ("mixed", True)
+        # Results of retraining variants get boards of their own; the protocol's board is built as ever.
+        entries = [e for e in group if e.record.variant is None]
+        if entries:
+            boards.append(_board(name, setup, entries, mixed, methods, sparsities))
+        if len(entries) < len(group) or any(e.info.content and "variants" in e.info.content for e in group):
+            from prunebench.variant_report import variant_boards
+
+            more_boards, more_notices = variant_boards(name, setup, group, mixed, methods, sparsities)
+            boards.extend(more_boards)
+            notices.extend(more_notices)
     return Comparison(boards=boards, notices=notices, files=len(loaded))
 
 
@@ -1106,9 +1085,14 @@ def human_cells(r: Row) -> list[str]:
     if r.retraining_regime is not None:
         lr = f" lr {r.lr:g}" if r.lr is not None else ""
         retraining = f"{r.retraining_regime}; {r.optimizer}{lr} {r.lr_schedule}"
+    method = r.method
+    if r.selected_variant is not None:
+        method += f" [val-selected: {r.selected_variant}]"
+    elif r.retrain_variant is not None and r.kind == "method":
+        method += f" [{r.retrain_variant}]"
     return [
         _rank_cell(r),
-        r.method,
+        method,
         "0" if r.kind == "dense" else f"{r.sparsity_target:g}",
         top1,
         _interval(r.top1_ci_low, r.top1_ci_high),
@@ -1163,6 +1147,7 @@ def to_json(c: Comparison) -> str:
                 "setup_hash": b.setup_hash,
                 "protocol_hashes": b.protocol_hashes,
                 "mixed_protocols": b.mixed,
+                "retrain_variant": b.variant,
                 "expected_seeds": b.expected_seeds,
                 "title": b.title,
                 "notes": b.notes,
@@ -1326,7 +1311,7 @@ def rich_tables(c: Comparison) -> list[Table]:
             style = (
                 "dim" if r.kind == "dense" else ("red" if r.rank is None else ("yellow" if r.status != "ok" else None))
             )
-            t.add_row(*human_cells(r), style=style)
+            t.add_row(*(escape(c) for c in human_cells(r)), style=style)  # a `[variant]` suffix is no markup
             last = r.sparsity_target if r.kind == "method" else None
         tables.append(t)
         audit = Table(

@@ -27,6 +27,7 @@ def plan_table(runner: Runner, jobs: list[Job]) -> Table:
             f"base {p.base.epochs} epochs, pruning budget {p.budget.pruning_epochs:g} epochs, "
             f"retraining {p.retrain.epochs} epochs ({p.retrain.optimizer.name} lr {p.retrain.optimizer.lr:g}, "
             f"{p.retrain.schedule.name})"
+            + (f"; retraining variants: {', '.join(p.variant_plan().names)}" if p.variant_plan() else "")
         ),
     )
     for col in ("job", "method", "sparsity", "seed", "status", "result file"):
@@ -34,7 +35,12 @@ def plan_table(runner: Runner, jobs: list[Job]) -> Table:
     for i, job in enumerate(jobs):
         status = "re-run (--force)" if runner.force and runner.status_of(job) != "pending" else runner.status_of(job)
         table.add_row(
-            str(i + 1), job.method_key, f"{job.sparsity:g}", str(job.seed), status, str(job.path(runner.run_dir))
+            str(i + 1),
+            job.method_key if job.variant is None else f"{job.method_key} @ {job.variant}",
+            f"{job.sparsity:g}",
+            str(job.seed),
+            status,
+            str(job.path(runner.run_dir)),
         )
     return table
 
@@ -56,7 +62,9 @@ def run_summary(run_dir: Path) -> Table:
         warnings.simplefilter("ignore", ResultFileWarning)
         records = [r for _, r in iter_results([run_dir])] if run_dir.exists() else []
     for r in records:
-        key = (r.method.label, r.sparsity.target if r.sparsity else float("nan"))
+        # A retraining variant's results are another row: never averaged with the protocol's own recipe.
+        label = r.method.label if r.variant is None else f"{r.method.label} @ {r.variant.name}"
+        key = (label, r.target_sparsity)
         statuses[key].append(r.status)
         if r.metrics is not None and r.status != "failed":
             accuracy[key].append(r.metrics.test_top1)

@@ -24,8 +24,18 @@ def test_run_then_resume_through_the_cli(cli: Cli, tiny_protocol: Path, tmp_path
 
 
 def test_filters_and_shard(cli: Cli, tiny_protocol: Path, tmp_path: Path, shared_cache: Path) -> None:
-    res = cli("run", tiny_protocol, "--results", tmp_path / "r", "--cache", shared_cache,
-              "--methods", "random", "--sparsities", "0.9")
+    res = cli(
+        "run",
+        tiny_protocol,
+        "--results",
+        tmp_path / "r",
+        "--cache",
+        shared_cache,
+        "--methods",
+        "random",
+        "--sparsities",
+        "0.9",
+    )
     assert res.code == 0, res.err
     files = [f for f in (tmp_path / "r").rglob("*.json") if f.name != "protocol.json"]
     assert [f.name for f in files] == ["sparsity-0.9_seed-0.json"] and files[0].parent.name == "random"

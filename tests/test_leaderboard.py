@@ -116,6 +116,7 @@ def make_record(
             citation="-",
         ),
         seed=seed,
+        target_sparsity=target,
         status=status,  # type: ignore[arg-type]
         reasons=list(reasons),
         sparsity=SparsityRecord(
