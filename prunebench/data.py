@@ -136,7 +136,6 @@ class Split(ABC):
         """Batches per pass; the last partial batch is kept."""
         return math.ceil(self.num_examples / batch_size)
 
-    @abstractmethod
     def batches(
         self,
         batch_size: int,
@@ -150,6 +149,21 @@ class Split(ABC):
         training augmentation; False applies the evaluation transform. Shuffling and every random
         augmentation draw only from `generator` (a CPU torch.Generator), so the same generator seed gives
         bit-identical batches. The last partial batch is kept."""
+        # The data set accepted the augmentation's name when it was loaded; "none" is the only no-op.
+        augment = train and self.augmentation != "none"
+        _check_batch_args(batch_size, shuffle or augment, generator)
+        return self._batches(batch_size, shuffle, augment, generator, torch.device(device))
+
+    @abstractmethod
+    def _batches(
+        self,
+        batch_size: int,
+        shuffle: bool,
+        augment: bool,
+        generator: torch.Generator | None,
+        device: torch.device,
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """The batches, with augmentation already decided and the arguments checked."""
 
 
 class TensorSplit(Split):
@@ -182,20 +196,6 @@ class TensorSplit(Split):
             a, b = self.normalization.affine(device)
             self._on[key] = (self.images.to(device), self.labels.to(device), a, b)
         return self._on[key]
-
-    def batches(
-        self,
-        batch_size: int,
-        *,
-        shuffle: bool,
-        train: bool,
-        generator: torch.Generator | None,
-        device: torch.device,
-    ) -> Iterator[tuple[Tensor, Tensor]]:
-        augment = train and self.augmentation == "flip_crop"
-        _check_batch_args(batch_size, shuffle or augment, generator)
-        device = torch.device(device)
-        return self._batches(batch_size, shuffle, augment, generator, device)
 
     def _batches(
         self,
@@ -252,20 +252,6 @@ class StreamingSplit(Split):
         self.num_workers = num_workers
         self.size = size
         self.resize = resize
-
-    def batches(
-        self,
-        batch_size: int,
-        *,
-        shuffle: bool,
-        train: bool,
-        generator: torch.Generator | None,
-        device: torch.device,
-    ) -> Iterator[tuple[Tensor, Tensor]]:
-        augment = train and self.augmentation == "imagenet"
-        _check_batch_args(batch_size, shuffle or augment, generator)
-        device = torch.device(device)
-        return self._batches(batch_size, shuffle, augment, generator, device)
 
     def _batches(
         self,
