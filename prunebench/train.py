@@ -136,6 +136,7 @@ class Engine:
         self._forward_flops = 2.0 * masks.effective_macs(all_macs)
         self._stage_epochs: dict[str, int] = {}
         self.weights_changed = False  # by the engine itself: training or loading saved weights
+        self._architecture_params = {id(p) for p in self.model.parameters()}
         self._runs = 0
 
     # ---- masks and weights ------------------------------------------------------------------
@@ -224,6 +225,10 @@ class Engine:
         # Parameters a method added and steps itself (e.g. mask scores) stay out of the engine's
         # optimizer, weight decay and gradient clipping.
         own = {id(p) for p in method.own_parameters()} if method is not None else set()
+        if own & self._architecture_params:
+            # Only parameters a method added (mask scores) may escape the protocol's optimizer; the
+            # model's own weights always train with the recipe every method shares.
+            raise JobFailed("own_parameters() names weights of the model itself; only parameters the method added")
         params = [p for p in model.parameters() if id(p) not in own]
         optimizer = build_optimizer(params, spec.optimizer)
         self._optimizer = optimizer

@@ -58,6 +58,16 @@ BAD_METHODS = textwrap.dedent(
                     w.mul_(1.5)
             return ctx.masks_from_scores({k: w.abs() for k, w in ctx.weights().items()}, scope="global")
 
+    class SelfTrainer(Method):
+        '''Claims the model's weights as its own, to train them outside the protocol's optimizer.'''
+        name = "self_trainer"
+        taxonomy = TAX
+        def prune(self, ctx):
+            self.mine = list(ctx.model.parameters())
+            return ctx.masks_from_scores({k: w.abs() for k, w in ctx.weights().items()}, scope="global")
+        def own_parameters(self):
+            return self.mine
+
     class Liar(Method):
         '''Claims nothing: returns all-ones masks; the engine must measure 0 sparsity, not the target.'''
         name = "liar"
@@ -234,3 +244,10 @@ def test_weights_changed_outside_the_engine_are_a_violation(tmp_path: Path, shar
     assert ran["tamperer"].status == "violation"
     assert "changed features.0.0.weight outside the engine" in ran["tamperer"].reasons[0]
     assert ran["global_magnitude"].status == "ok"
+
+
+def test_a_method_cannot_take_the_models_weights_out_of_the_shared_optimizer(tmp_path: Path, shared_cache: Path):
+    (tmp_path / "bad.py").write_text(BAD_METHODS)
+    (tmp_path / "p.yaml").write_text(_tiny_with_methods(["bad.py:SelfTrainer"]))
+    (r,) = run_all(tmp_path / "p.yaml", tmp_path / "r", shared_cache)
+    assert r.status == "failed" and "own_parameters() names weights of the model itself" in r.reasons[0]
