@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prunebench.errors import JobFailed
-from prunebench.masks import Masks, MaskSet
+from prunebench.masks import Masks, MaskSet, measure_sparsity
 from prunebench.protocol import OptimizerSpec, ScheduleSpec, TrainingSpec, retraining_recipe
 from prunebench.results import EpochRecord, Ledger, StageLedger
 
@@ -292,8 +292,10 @@ class Engine:
                     on_step(step, steps_per_epoch)
             ledger.epochs = ledger.examples / data.train.num_examples
             train_loss = float(loss_sum) / max(1, seen)
-            if not (math.isfinite(train_loss) and math.isfinite(float(objective_sum))):
+            if not math.isfinite(train_loss):
                 raise JobFailed(f"the training loss diverged ({train_loss}) in {stage} epoch {epoch}")
+            if not math.isfinite(float(objective_sum)):
+                raise JobFailed(f"the method's loss term diverged ({float(objective_sum)}) in {stage} epoch {epoch}")
             if method is not None:
                 method.on_epoch_end(StepContext(stage, epoch, step, steps_per_epoch, model, self, lr=lr))
             val = self.evaluate(data.val)
@@ -319,9 +321,7 @@ class Engine:
 
     def sparsity(self) -> float:
         """Zeros among the prunable weights, measured from the weights."""
-        total = sum(p.numel() for p in self.masks.params.values())
-        zeros = sum(int((p.detach() == 0).sum()) for p in self.masks.params.values())
-        return zeros / total
+        return measure_sparsity(self.masks.params)[0]
 
     @torch.no_grad()
     def evaluate(self, split: Split) -> Evaluation:

@@ -29,6 +29,26 @@ TINY = textwrap.dedent(
 )
 
 
+# The smallest valid protocol: its hash is pinned in test_protocol.py.
+MINIMAL = textwrap.dedent(
+    """\
+    name: tiny
+    data:
+      name: digits
+    model:
+      name: small_cnn
+    base:
+      epochs: 3
+    pruning:
+      sparsities: [0.9, 0.5]
+    retrain:
+      epochs: 2
+    methods:
+      - name: global_magnitude
+    """
+)
+
+
 @pytest.fixture
 def tiny_protocol(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.yaml"

@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import MINIMAL
 
 from prunebench.errors import FieldError, ProtocolError
 from prunebench.protocol import load_protocol, parse_protocol, resolved_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-
-MINIMAL = textwrap.dedent(
-    """\
-    name: tiny
-    data:
-      name: digits
-    model:
-      name: small_cnn
-    base:
-      epochs: 3
-    pruning:
-      sparsities: [0.9, 0.5]
-    retrain:
-      epochs: 2
-    methods:
-      - name: global_magnitude
-    """
-)
 
 
 def error_of(text: str) -> ProtocolError:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import MINIMAL
 
 from prunebench.leaderboard import Comparison, Leaderboard, compare, load_records
 from prunebench.protocol import parse_protocol
@@ -33,23 +34,6 @@ SWEEP = textwrap.dedent(
     variants:
       retrain_sweep: {lr: [0.002, 0.05, 0.3]}
       retrain_extension: {epochs: [1]}
-    """
-)
-MINIMAL = textwrap.dedent(
-    """\
-    name: tiny
-    data:
-      name: digits
-    model:
-      name: small_cnn
-    base:
-      epochs: 3
-    pruning:
-      sparsities: [0.9, 0.5]
-    retrain:
-      epochs: 2
-    methods:
-      - name: global_magnitude
     """
 )
 
