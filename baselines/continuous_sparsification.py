@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from typing import Literal
 
 import torch
@@ -10,8 +12,7 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from prunebench.masks import Masks
-from prunebench.methods import Method, MethodConfig, PruningContext, StepContext, Taxonomy
+from prunebench.methods import Masks, Method, MethodConfig, PruningContext, StepContext, Taxonomy
 
 
 class SoftMask(nn.Module):
@@ -67,7 +68,7 @@ class CSConfig(MethodConfig):
     )
 
 
-class ContinuousSparsification(Method):
+class ContinuousSparsification(Method[CSConfig]):
     """Continuous Sparsification (CS): every prunable weight gets a mask score s and the model computes
     with w * sigmoid(beta * s) / sigmoid(s0). Each round trains weights (engine optimizer) and scores
     (their own SGD optimizer, stepped in `on_step_end`) on the task loss plus penalty * the soft mask's
@@ -97,23 +98,22 @@ class ContinuousSparsification(Method):
         schedule="iterative",
         retraining="weight_rewinding",
     )
-    Config = CSConfig
+    hook_stages = ("pruning",)  # the soft masks live in the pruning stage only
 
-    def __init__(self, config: MethodConfig | None = None) -> None:
+    def __init__(self, config: CSConfig | None = None) -> None:
         super().__init__(config)
         # Per job, while prune() runs: the soft masks by weight name, their optimizer, and the schedule.
         self._soft: dict[str, SoftMask] = {}
         self._optimizer: torch.optim.Optimizer | None = None
         self._betas: list[float] = []
         self._round_epoch = 0
-        self.betas_used: list[list[float]] = []  # beta of every epoch, per round: what the last job ran
+        self.betas_used: list[list[float]] = []  # beta of every epoch, per round
 
     def own_parameters(self) -> list[Tensor]:
         return [m.scores for m in self._soft.values()]
 
     def prune(self, ctx: PruningContext) -> Masks:
         cfg = self.config
-        assert isinstance(cfg, CSConfig)
         epochs = cfg.round_epochs
         if epochs is None:
             epochs = math.floor(ctx.budget.pruning_epochs / cfg.rounds + 1e-9)
@@ -149,7 +149,6 @@ class ContinuousSparsification(Method):
     # ---- the soft masks -------------------------------------------------------------------------
     def _attach(self, ctx: PruningContext) -> None:
         cfg = self.config
-        assert isinstance(cfg, CSConfig)
         modules = dict(ctx.model.named_modules())
         for name, weight in ctx.weights().items():
             module = modules[name.rpartition(".")[0]]
@@ -178,28 +177,28 @@ class ContinuousSparsification(Method):
 
     @torch.no_grad()
     def _reset_scores(self) -> None:
-        s0 = self.config.mask_initial_value  # type: ignore[attr-defined]
+        s0 = self.config.mask_initial_value
         for m in self._soft.values():
             m.scores.copy_(torch.clamp(m.beta * m.scores, max=s0))
 
     # ---- hooks ----------------------------------------------------------------------------------
     def loss_term(self, model: nn.Module) -> Tensor | None:
-        penalty = self.config.penalty  # type: ignore[attr-defined]
+        penalty = self.config.penalty
         if not self._soft or penalty == 0:
             return None
-        return penalty * sum(m.gate().sum() for m in self._soft.values())  # type: ignore[return-value]
+        return penalty * functools.reduce(operator.add, (m.gate().sum() for m in self._soft.values()))
 
     def on_step_end(self, ctx: StepContext) -> None:
-        if self._optimizer is None or ctx.stage != "pruning":
+        if self._optimizer is None:
             return
-        lr = self.config.mask_lr or ctx.lr  # type: ignore[attr-defined]
+        lr = self.config.mask_lr or ctx.lr
         for group in self._optimizer.param_groups:
             group["lr"] = lr
         self._optimizer.step()
         self._optimizer.zero_grad(set_to_none=True)
 
     def on_epoch_end(self, ctx: StepContext) -> None:
-        if not self._soft or ctx.stage != "pruning":
+        if not self._soft:
             return
         self.betas_used[-1].append(next(iter(self._soft.values())).beta)
         self._set_beta(self._round_epoch + 1)

@@ -7,8 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from prunebench.masks import Masks, masks_from_scores
-from prunebench.methods import Method, MethodConfig, PruningContext, StepContext, Taxonomy
+from prunebench.methods import Masks, Method, MethodConfig, PruningContext, StepContext, Taxonomy, masks_from_scores
 
 
 def scheduled_sparsity(step: int, *, target: float, initial: float, begin: int, end: int, exponent: float) -> float:
@@ -29,7 +28,39 @@ def pruning_steps(begin: int, end: int, frequency: int) -> list[int]:
     return [s for s in steps if s > 0] + [end]
 
 
-class GradualMagnitude(Method):
+class GradualMagnitudeConfig(MethodConfig):
+    epochs: int | None = Field(
+        None,
+        ge=1,
+        description="Epochs of training while pruning; None: the pruning budget the protocol states "
+        "(budget.pruning_epochs, rounded down).",
+    )
+    initial_sparsity: float = Field(0.0, ge=0, lt=1, description="s_i: sparsity at the schedule's start.")
+    exponent: float = Field(3.0, gt=0, description="Exponent of the schedule (3: Zhu & Gupta's cubic).")
+    frequency_steps: int = Field(100, ge=1, description="dt: prune every this many optimizer steps (100 in the paper).")
+    start_fraction: float = Field(
+        0.0, ge=0, lt=1, description="t0: the schedule starts at this fraction of the pruning epochs."
+    )
+    end_fraction: float = Field(
+        0.75,
+        gt=0,
+        le=1,
+        description="The target is reached at this fraction of the pruning epochs; the rest trains the "
+        "final mask at the stage's learning rate.",
+    )
+    scope: Literal["layerwise", "global"] = Field(
+        "layerwise",
+        description="layerwise: every layer to the scheduled sparsity (the paper); global: one threshold.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GradualMagnitudeConfig:
+        if self.start_fraction >= self.end_fraction:
+            raise ValueError("start_fraction must be before end_fraction")
+        return self
+
+
+class GradualMagnitude(Method[GradualMagnitudeConfig]):
     """Gradual magnitude pruning (GMP): train, and every `frequency_steps` optimizer steps prune the
     smallest-magnitude weights up to the sparsity of a cubic schedule that rises from
     `initial_sparsity` to the target between `start_fraction` and `end_fraction` of the pruning epochs.
@@ -52,43 +83,11 @@ class GradualMagnitude(Method):
         schedule="gradual",
         retraining="fine_tune",
     )
+    hook_stages = ("pruning",)  # it prunes while it trains in its own pruning stage; retraining keeps the mask
 
-    class Config(MethodConfig):
-        epochs: int | None = Field(
-            None,
-            ge=1,
-            description="Epochs of training while pruning; None: the pruning budget the protocol states "
-            "(budget.pruning_epochs, rounded down).",
-        )
-        initial_sparsity: float = Field(0.0, ge=0, lt=1, description="s_i: sparsity at the schedule's start.")
-        exponent: float = Field(3.0, gt=0, description="Exponent of the schedule (3: Zhu & Gupta's cubic).")
-        frequency_steps: int = Field(
-            100, ge=1, description="dt: prune every this many optimizer steps (100 in the paper)."
-        )
-        start_fraction: float = Field(
-            0.0, ge=0, lt=1, description="t0: the schedule starts at this fraction of the pruning epochs."
-        )
-        end_fraction: float = Field(
-            0.75,
-            gt=0,
-            le=1,
-            description="The target is reached at this fraction of the pruning epochs; the rest trains the "
-            "final mask at the stage's learning rate.",
-        )
-        scope: Literal["layerwise", "global"] = Field(
-            "layerwise",
-            description="layerwise: every layer to the scheduled sparsity (the paper); global: one threshold.",
-        )
-
-        @model_validator(mode="after")
-        def _ordered(self) -> GradualMagnitude.Config:
-            if self.start_fraction >= self.end_fraction:
-                raise ValueError("start_fraction must be before end_fraction")
-            return self
-
-    def __init__(self, config: MethodConfig | None = None) -> None:
+    def __init__(self, config: GradualMagnitudeConfig | None = None) -> None:
         super().__init__(config)
-        self.taxonomy = self.taxonomy.model_copy(update={"scope": self.config.scope})  # type: ignore[attr-defined]
+        self.taxonomy = self.taxonomy.model_copy(update={"scope": self.config.scope})
         # Per job: set by prune() for the hooks of its pruning stage, cleared when it ends.
         self._active = False
         self._target = 0.0
@@ -97,7 +96,6 @@ class GradualMagnitude(Method):
 
     def prune(self, ctx: PruningContext) -> Masks:
         cfg = self.config
-        assert isinstance(cfg, GradualMagnitude.Config)
         epochs = cfg.epochs if cfg.epochs is not None else math.floor(ctx.budget.pruning_epochs + 1e-9)
         if epochs < 1:
             raise ValueError(
@@ -122,10 +120,9 @@ class GradualMagnitude(Method):
         return ctx.masks_from_scores({k: w.abs() for k, w in ctx.weights().items()}, scope=cfg.scope)
 
     def on_step_end(self, ctx: StepContext) -> None:
-        if not self._active or ctx.stage != "pruning":
+        if not self._active:
             return
         cfg = self.config
-        assert isinstance(cfg, GradualMagnitude.Config)
         if self._plan is None:
             total = self._epochs * ctx.steps_per_epoch
             begin = round(cfg.start_fraction * total)

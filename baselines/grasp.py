@@ -11,8 +11,7 @@ from prunebench_baselines.snip import loss_gradients, scoring_copy
 from pydantic import Field
 from torch import Tensor, nn
 
-from prunebench.masks import Masks
-from prunebench.methods import Method, MethodConfig, PruningContext, Taxonomy
+from prunebench.methods import Masks, Method, MethodConfig, PruningContext, Taxonomy
 
 
 def grasp_scores(
@@ -58,7 +57,12 @@ def balanced_sample(
     return chosen
 
 
-class GraSP(Method):
+class GraSPConfig(MethodConfig):
+    temperature: float = Field(200.0, gt=0, description="Logits are divided by this before the loss (T).")
+    samples_per_class: int = Field(10, gt=0, description="Training examples of every class the scores use.")
+
+
+class GraSP(Method[GraSPConfig]):
     """GraSP: prune at initialization, once, the weights whose removal reduces the gradient norm
     least (or increases it), scored by -w * (H g) on samples_per_class examples of every class, with
     the logits divided by a temperature; ranked globally, the highest scores removed.
@@ -83,10 +87,6 @@ class GraSP(Method):
         schedule="one_shot",
         retraining="fine_tune",
     )
-
-    class Config(MethodConfig):
-        temperature: float = Field(200.0, gt=0, description="Logits are divided by this before the loss (T).")
-        samples_per_class: int = Field(10, gt=0, description="Training examples of every class the scores use.")
 
     def prune(self, ctx: PruningContext) -> Masks:
         cfg = self.config

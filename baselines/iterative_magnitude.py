@@ -18,8 +18,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from prunebench.masks import Masks
-from prunebench.methods import Method, MethodConfig, PruningContext, Taxonomy
+from prunebench.methods import Masks, Method, MethodConfig, PruningContext, Taxonomy
 
 
 def round_sparsities(target: float, *, rate: float, rounds: int | None = None) -> list[float]:
@@ -66,7 +65,7 @@ class IterativeConfig(MethodConfig):
     )
 
 
-class LotteryTicket(Method):
+class LotteryTicket(Method[IterativeConfig]):
     """Iterative magnitude pruning with weight rewinding (the lottery ticket procedure): prune `rate`
     of the remaining weights by global magnitude, rewind the survivors to the protocol's rewind point,
     train, repeat; the ticket (final mask, rewound weights) is retrained with the protocol's recipe.
@@ -87,15 +86,13 @@ class LotteryTicket(Method):
         schedule="iterative",
         retraining="weight_rewinding",
     )
-    Config = IterativeConfig
 
-    def __init__(self, config: MethodConfig | None = None) -> None:
+    def __init__(self, config: IterativeConfig | None = None) -> None:
         super().__init__(config)
-        self.taxonomy = self.taxonomy.model_copy(update={"scope": self.config.scope})  # type: ignore[attr-defined]
+        self.taxonomy = self.taxonomy.model_copy(update={"scope": self.config.scope})
 
     def prune(self, ctx: PruningContext) -> Masks:
         cfg = self.config
-        assert isinstance(cfg, IterativeConfig)
         schedule = round_sparsities(ctx.target_sparsity, rate=cfg.rate, rounds=cfg.rounds)
         trainings = len(schedule) - 1
         epochs = self._round_epochs(ctx, trainings)
@@ -104,7 +101,7 @@ class LotteryTicket(Method):
         for sparsity in schedule[:-1]:
             ctx.set_masks(self._magnitude(ctx, sparsity))
             self.before_round(ctx)
-            ctx.train(epochs, spec=ctx.recipe(self.retraining, epochs))
+            ctx.train(epochs, spec=ctx.recipe(self.taxonomy.retraining, epochs))
         # The last round; the runner applies the regime (rewinding here) and retrains.
         return self._magnitude(ctx, schedule[-1])
 
@@ -113,12 +110,11 @@ class LotteryTicket(Method):
         ctx.load_weights(ctx.rewind_weights())
 
     def _magnitude(self, ctx: PruningContext, sparsity: float) -> Masks:
-        scope = self.config.scope  # type: ignore[attr-defined]
+        scope = self.config.scope
         return ctx.masks_from_scores({k: w.abs() for k, w in ctx.weights().items()}, scope=scope, sparsity=sparsity)
 
     def _round_epochs(self, ctx: PruningContext, trainings: int) -> int:
         cfg = self.config
-        assert isinstance(cfg, IterativeConfig)
         if trainings == 0:
             return 0
         if cfg.round_epochs is not None:

@@ -9,8 +9,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from prunebench.masks import Masks
-from prunebench.methods import Method, MethodConfig, PruningContext, Taxonomy
+from prunebench.methods import Masks, Method, MethodConfig, PruningContext, Taxonomy
 
 
 def filter_l1_norms(weight: Tensor) -> Tensor:
@@ -107,7 +106,15 @@ def filters_to_prune(
     return dict(zip(names, pruned, strict=True))
 
 
-class L1FilterPruning(Method):
+class L1FilterPruningConfig(MethodConfig):
+    scope: Literal["layerwise", "global"] = Field(
+        "layerwise",
+        description="layerwise: the same fraction of filters in every conv layer (Li et al.); "
+        "global: filters ranked across layers by L1 norm per weight.",
+    )
+
+
+class L1FilterPruning(Method[L1FilterPruningConfig]):
     """Pruning filters for efficient ConvNets: remove the output filters of convolutions with the
     smallest L1 norm of their weights, so the layer's output channels (and its FLOPs) go with them.
 
@@ -140,14 +147,7 @@ class L1FilterPruning(Method):
         retraining="fine_tune",
     )
 
-    class Config(MethodConfig):
-        scope: Literal["layerwise", "global"] = Field(
-            "layerwise",
-            description="layerwise: the same fraction of filters in every conv layer (Li et al.); "
-            "global: filters ranked across layers by L1 norm per weight.",
-        )
-
-    def __init__(self, config: MethodConfig | None = None) -> None:
+    def __init__(self, config: L1FilterPruningConfig | None = None) -> None:
         super().__init__(config)
         self.taxonomy = self.taxonomy.model_copy(update={"scope": self.config.scope})
 

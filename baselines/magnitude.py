@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from prunebench.masks import Masks
-from prunebench.methods import Method, PruningContext, Taxonomy
+from prunebench.methods import Masks, Method, PruningContext, Taxonomy
 
 
 class GlobalMagnitude(Method):

@@ -9,8 +9,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor
 
-from prunebench.masks import Masks
-from prunebench.methods import Method, MethodConfig, PruningContext, Taxonomy
+from prunebench.methods import Masks, Method, MethodConfig, PruningContext, Taxonomy
 
 ConvGroups = Literal["kernel", "channels"]
 TARGET_SLACK = 1e-3  # a protocol may write 1:3 as 0.667
@@ -45,7 +44,23 @@ def n_m_mask(weight: Tensor, n: int, m: int, conv_groups: ConvGroups = "kernel")
     return keep.reshape(weight.shape).contiguous()
 
 
-class NMMagnitude(Method):
+class NMMagnitudeConfig(MethodConfig):
+    n: int = Field(2, ge=1, description="Weights kept in every group (N).")
+    m: int = Field(4, ge=2, description="Size of a group of consecutive weights (M).")
+    conv_groups: ConvGroups = Field(
+        "kernel",
+        description="Convolutions: kernel = groups along each filter's flattened in_channels x kh x kw; "
+        "channels = along in_channels at each kernel position (NVIDIA's channels-last layout).",
+    )
+
+    @model_validator(mode="after")
+    def _n_below_m(self) -> NMMagnitudeConfig:
+        if self.n >= self.m:
+            raise ValueError(f"n must be smaller than m (got {self.n}:{self.m})")
+        return self
+
+
+class NMMagnitude(Method[NMMagnitudeConfig]):
     """N:M semi-structured magnitude pruning after training (2:4 by default): every group of M
     consecutive weights along a layer's input dimension keeps its N largest magnitudes, the pattern
     that sparse tensor cores accelerate.
@@ -73,21 +88,6 @@ class NMMagnitude(Method):
         schedule="one_shot",
         retraining="fine_tune",
     )
-
-    class Config(MethodConfig):
-        n: int = Field(2, ge=1, description="Weights kept in every group (N).")
-        m: int = Field(4, ge=2, description="Size of a group of consecutive weights (M).")
-        conv_groups: ConvGroups = Field(
-            "kernel",
-            description="Convolutions: kernel = groups along each filter's flattened in_channels x kh x kw; "
-            "channels = along in_channels at each kernel position (NVIDIA's channels-last layout).",
-        )
-
-        @model_validator(mode="after")
-        def _n_below_m(self) -> NMMagnitude.Config:
-            if self.n >= self.m:
-                raise ValueError(f"n must be smaller than m (got {self.n}:{self.m})")
-            return self
 
     def prune(self, ctx: PruningContext) -> Masks:
         cfg = self.config

@@ -8,11 +8,16 @@ import torch
 from pydantic import Field, ValidationError, model_validator
 
 from prunebench.errors import MethodError
-from prunebench.masks import Masks
-from prunebench.methods import Method, MethodConfig, PruningContext, Regime, Taxonomy, load_method
+from prunebench.methods import Masks, Method, MethodConfig, PruningContext, Taxonomy, load_method
 
 
-class RandomPruning(Method):
+class RandomPruningConfig(MethodConfig):
+    scope: Literal["global", "layerwise"] = Field(
+        "global", description="global: random scores ranked across layers; layerwise: the same fraction per layer."
+    )
+
+
+class RandomPruning(Method[RandomPruningConfig]):
     """Prune weights uniformly at random: globally (each layer keeps, in expectation, the same
     fraction) or layerwise (exactly the same fraction in every layer).
 
@@ -32,12 +37,7 @@ class RandomPruning(Method):
         retraining="fine_tune",
     )
 
-    class Config(MethodConfig):
-        scope: Literal["global", "layerwise"] = Field(
-            "global", description="global: random scores ranked across layers; layerwise: the same fraction per layer."
-        )
-
-    def __init__(self, config: MethodConfig | None = None) -> None:
+    def __init__(self, config: RandomPruningConfig | None = None) -> None:
         super().__init__(config)
         self.taxonomy = self.taxonomy.model_copy(update={"scope": self.config.scope})
 
@@ -46,12 +46,34 @@ class RandomPruning(Method):
         return ctx.masks_from_scores(scores, scope=self.config.scope)
 
 
-def _source_method(source: str, config: dict[str, Any]) -> Method:
+def _source_method(source: str, config: dict[str, Any]) -> Method[Any]:
     loaded = load_method(source)
     return loaded.cls(loaded.cls.Config.model_validate(config))
 
 
-class RandomShuffled(Method):
+class RandomShuffledConfig(MethodConfig):
+    source: str = Field(
+        "global_magnitude",
+        description="The method whose per-layer sparsities are kept: a registered name, package.module:Class "
+        "or path/to/file.py:Class (relative to the working directory).",
+    )
+    source_config: dict[str, Any] = Field(default_factory=dict, description="The source method's hyperparameters.")
+
+    @model_validator(mode="after")
+    def _source_loads(self) -> RandomShuffledConfig:
+        # Checked here so that a bad source is a protocol error before anything runs.
+        try:
+            _source_method(self.source, self.source_config)
+        except MethodError as exc:
+            raise ValueError(f"source: {exc}") from None
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(map(str, err["loc"]))
+            raise ValueError(f"source_config.{where}: {err['msg']}") from None
+        return self
+
+
+class RandomShuffled(Method[RandomShuffledConfig]):
     """Layerwise-shuffled masks: another method's masks with their positions shuffled uniformly at
     random within each layer, so every layer keeps exactly that method's sparsity and nothing of its
     choice of weights. If a method does no better than its shuffled self, what it contributes is its
@@ -75,35 +97,13 @@ class RandomShuffled(Method):
         retraining="fine_tune",
     )
 
-    class Config(MethodConfig):
-        source: str = Field(
-            "global_magnitude",
-            description="The method whose per-layer sparsities are kept: a registered name, package.module:Class "
-            "or path/to/file.py:Class (relative to the working directory).",
-        )
-        source_config: dict[str, Any] = Field(default_factory=dict, description="The source method's hyperparameters.")
-
-        @model_validator(mode="after")
-        def _source_loads(self) -> RandomShuffled.Config:
-            # Checked here so that a bad source is a protocol error before anything runs.
-            try:
-                _source_method(self.source, self.source_config)
-            except MethodError as exc:
-                raise ValueError(f"source: {exc}") from None
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                where = ".".join(map(str, err["loc"]))
-                raise ValueError(f"source_config.{where}: {err['msg']}") from None
-            return self
-
-    def __init__(self, config: MethodConfig | None = None) -> None:
+    def __init__(self, config: RandomShuffledConfig | None = None) -> None:
         super().__init__(config)
         self.source = _source_method(self.config.source, self.config.source_config)
-        self.taxonomy = self.taxonomy.model_copy(update={"when": self.source.taxonomy.when})
-
-    @property
-    def retraining(self) -> Regime:
-        return self.source.retraining
+        # It prunes when its source does and retrains as its source does.
+        self.taxonomy = self.taxonomy.model_copy(
+            update={"when": self.source.taxonomy.when, "retraining": self.source.taxonomy.retraining}
+        )
 
     def prune(self, ctx: PruningContext) -> Masks:
         shuffled: Masks = {}

@@ -7,8 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from prunebench.masks import Masks
-from prunebench.methods import Method, MethodConfig, PruningContext, Taxonomy
+from prunebench.methods import Masks, Method, MethodConfig, PruningContext, Taxonomy
 
 
 class ScratchConfig(MethodConfig):
@@ -17,7 +16,7 @@ class ScratchConfig(MethodConfig):
     )
 
 
-class ScratchE(Method):
+class ScratchE(Method[ScratchConfig]):
     """Scratch-E: take the mask of magnitude pruning of the trained base model, re-initialize the
     weights (a fresh draw of the model's initializer, seeded per job) and train the pruned
     architecture for the same epochs as every other method's retraining, with the protocol's recipe.
@@ -38,14 +37,13 @@ class ScratchE(Method):
         schedule="one_shot",
         retraining="scratch",
     )
-    Config: type[MethodConfig] = ScratchConfig
 
-    def __init__(self, config: MethodConfig | None = None) -> None:
+    def __init__(self, config: ScratchConfig | None = None) -> None:
         super().__init__(config)
-        self.taxonomy = self.taxonomy.model_copy(update={"scope": self.config.scope})  # type: ignore[attr-defined]
+        self.taxonomy = self.taxonomy.model_copy(update={"scope": self.config.scope})
 
     def prune(self, ctx: PruningContext) -> Masks:
-        scope = self.config.scope  # type: ignore[attr-defined]
+        scope = self.config.scope
         return ctx.masks_from_scores({k: w.abs() for k, w in ctx.weights().items()}, scope=scope)
 
 
@@ -71,9 +69,10 @@ class ScratchB(ScratchE):
 
     name = "scratch_b"
     Config = ScratchBConfig
+    config: ScratchBConfig
 
     def retrain_epochs(self, ctx: PruningContext) -> int | None:
-        factor = min(self.config.max_factor, ctx.forward_flops(dense=True) / ctx.forward_flops())  # type: ignore[attr-defined]
+        factor = min(self.config.max_factor, ctx.forward_flops(dense=True) / ctx.forward_flops())
         epochs = max(ctx.retrain_epochs, math.floor(ctx.retrain_epochs * factor + 1e-9))
         ctx.note("flops_ratio", ctx.forward_flops(dense=True) / ctx.forward_flops())
         ctx.note("retrain_epochs", epochs)

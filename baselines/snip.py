@@ -10,8 +10,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from prunebench.masks import Masks
-from prunebench.methods import Method, MethodConfig, PruningContext, Taxonomy
+from prunebench.methods import Masks, Method, MethodConfig, PruningContext, Taxonomy
 
 
 def loss_gradients(
@@ -46,7 +45,16 @@ def scoring_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).train()
 
 
-class SNIP(Method):
+class SNIPConfig(MethodConfig):
+    examples: int | None = Field(
+        None,
+        gt=0,
+        description="Training examples the sensitivity is computed on (the paper: one mini-batch); "
+        "default: the protocol's pruning.scoring_examples.",
+    )
+
+
+class SNIP(Method[SNIPConfig]):
     """SNIP: prune at initialization, once, the weights whose removal changes the loss least to first
     order, by connection sensitivity |dL/dw * w| on a batch of training data, ranked globally.
 
@@ -68,14 +76,6 @@ class SNIP(Method):
         schedule="one_shot",
         retraining="fine_tune",
     )
-
-    class Config(MethodConfig):
-        examples: int | None = Field(
-            None,
-            gt=0,
-            description="Training examples the sensitivity is computed on (the paper: one mini-batch); "
-            "default: the protocol's pruning.scoring_examples.",
-        )
 
     def prune(self, ctx: PruningContext) -> Masks:
         names = list(ctx.weights())

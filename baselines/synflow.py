@@ -11,8 +11,7 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from prunebench.masks import Masks, masks_from_scores
-from prunebench.methods import Method, MethodConfig, PruningContext, Taxonomy
+from prunebench.methods import Masks, Method, MethodConfig, PruningContext, Taxonomy, masks_from_scores
 
 
 class SynapticFlow:
@@ -59,7 +58,14 @@ def schedule_sparsities(target: float, iterations: int, schedule: Literal["expon
     return [*steps, target]
 
 
-class SynFlow(Method):
+class SynFlowConfig(MethodConfig):
+    iterations: int = Field(100, gt=0, description="Pruning steps, each re-scoring the remaining weights.")
+    schedule: Literal["exponential", "linear"] = Field(
+        "exponential", description="Sparsity after step k: 1 - (1 - s)^(k/n) (exponential) or k/n * s (linear)."
+    )
+
+
+class SynFlow(Method[SynFlowConfig]):
     """SynFlow: prune at initialization without data, iteratively, by synaptic saliency
     dR/dw * w of the linearized network (|weights|, all-ones input, R the sum of its output),
     re-scoring after each of `iterations` pruning steps on an exponential schedule, ranked globally.
@@ -84,12 +90,6 @@ class SynFlow(Method):
         schedule="iterative",
         retraining="fine_tune",
     )
-
-    class Config(MethodConfig):
-        iterations: int = Field(100, gt=0, description="Pruning steps, each re-scoring the remaining weights.")
-        schedule: Literal["exponential", "linear"] = Field(
-            "exponential", description="Sparsity after step k: 1 - (1 - s)^(k/n) (exponential) or k/n * s (linear)."
-        )
 
     def prune(self, ctx: PruningContext) -> Masks:
         names = list(ctx.weights())

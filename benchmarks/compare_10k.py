@@ -18,124 +18,36 @@ import tempfile
 import time
 from pathlib import Path
 
-from prunebench.leaderboard import compare, load_records, render
-from prunebench.results import (
-    BaseModelRecord,
-    BudgetRecord,
-    CostRecord,
-    EpochRecord,
-    LayerSparsity,
-    Ledger,
-    MethodRecord,
-    Metrics,
-    ProtocolRef,
-    Provenance,
-    ResultRecord,
-    RetrainingRecord,
-    SparsityRecord,
-    StageLedger,
-)
+from prunebench.report import compare, render
+from prunebench.results import load_records
+from prunebench.testing import make_protocol, make_record, write_run
 
 SPARSITIES = (0.5, 0.8, 0.9, 0.95, 0.98)
-TAXONOMY = {
-    "when": "after_training",
-    "granularity": "unstructured",
-    "scope": "global",
-    "schedule": "one_shot",
-    "retraining": "fine_tune",
-}
-
-
-def synthetic_record(method: int, sparsity: float, seed: int, epochs: int) -> ResultRecord:
-    """A record shaped like the runner's, with plausible numbers (an 8-layer model)."""
-    label = f"method_{method:02d}"
-    acc = 0.95 - 0.1 * sparsity**4 - 0.001 * method + 0.002 * ((seed * 7919 + method) % 5 - 2)
-    layers = {f"layer{i}.weight": LayerSparsity(numel=4096, zeros=round(4096 * sparsity)) for i in range(8)}
-    retrain = StageLedger(epochs=epochs, steps=25 * epochs, examples=1600 * epochs, train_flops=3e9 * epochs)
-    return ResultRecord(
-        job_id=f"{label}/sparsity-{sparsity:g}_seed-{seed}",
-        protocol=ProtocolRef(name="bench", hash="b" * 64, comparison="S3.2", source="protocols/bench.yaml"),
-        method=MethodRecord(
-            name=label, label=label, version="1.0", source="bench", config={}, taxonomy=TAXONOMY, citation="-"
-        ),
-        seed=seed,
-        target_sparsity=sparsity,
-        status="ok",
-        sparsity=SparsityRecord(target=sparsity, achieved=sparsity, tolerance=0.005, per_layer=layers),
-        metrics=Metrics(test_top1=acc, test_top5=0.99, test_loss=0.2, val_top1=acc, val_loss=0.2),
-        base=BaseModelRecord(
-            checkpoint_sha256=f"{seed:064x}", key=f"{seed:064x}", test_top1=0.96, test_top5=0.999, val_top1=0.96
-        ),
-        cost=CostRecord(
-            params_dense=40_000,
-            params_effective=round(40_000 * (1 - sparsity * 0.8)),
-            flops_dense=1e6,
-            flops_effective=1e6 * (1 - sparsity * 0.9),
-        ),
-        retraining=RetrainingRecord(
-            regime="fine_tune",
-            epochs=epochs,
-            optimizer={"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4},
-            schedule={"name": "cosine", "milestones": [], "step_size": None, "gamma": 0.1, "warmup_epochs": 0.0},
-        ),
-        ledger=Ledger(base=StageLedger(epochs=20.0), retrain=retrain),
-        budget=BudgetRecord(
-            comparison="S3.2",
-            stated_by="protocol",
-            limits={
-                "pruning_epochs": 0.0,
-                "scoring_examples": 1024.0,
-                "retrain_epochs": float(epochs),
-                "total_epochs": float(epochs),
-                "total_train_flops": 3.2e9 * epochs,
-            },
-            violations=[],
-        ),
-        curves=[
-            EpochRecord(
-                stage="retrain",
-                epoch=e + 1,
-                lr=0.05,
-                train_loss=0.1,
-                train_top1=0.97,
-                val_loss=0.2,
-                val_top1=acc,
-                sparsity=sparsity,
-            )
-            for e in range(epochs)
-        ],
-        provenance=Provenance(
-            prunebench_version="0.1.0",
-            python="3.11",
-            torch="2.14.1",
-            torchvision="0.29.1",
-            platform="linux",
-            device="cpu",
-            code_revision=None,
-            command="benchmark",
-            started_at="2026-01-01T00:00:00+00:00",
-            finished_at="2026-01-01T00:01:00+00:00",
-            duration_s=60.0,
-        ),
-    )
+METHODS = 20
 
 
 def write_records(root: Path, files: int, epochs: int) -> None:
-    run = root / "bench-bbbbbbbbbb"
-    methods = 20
-    seeds = max(1, -(-files // (methods * len(SPARSITIES))))
-    n = 0
+    """`files` records of one protocol (20 methods x 5 sparsities x as many seeds as needed), 8 prunable layers
+    and `epochs`-epoch curves each, with plausible accuracies; where the runner writes them."""
+    methods = "".join(f"  - {{name: random, label: method_{m:02d}}}\n" for m in range(METHODS))
+    sparsities = ", ".join(map(str, SPARSITIES))
+    seeds = max(1, -(-files // (METHODS * len(SPARSITIES))))
+    text = (
+        "name: bench\ndata: {name: digits}\nmodel: {name: small_cnn}\nbase: {epochs: 20}\n"
+        f"pruning: {{sparsities: [{sparsities}]}}\nretrain: {{epochs: {epochs}}}\n"
+        f"seeds: [{', '.join(map(str, range(seeds)))}]\nmethods:\n{methods}"
+    )
+    proto = make_protocol(text)
+    records = []
     for seed in range(seeds):
-        for m in range(methods):
+        for m in range(METHODS):
             for s in SPARSITIES:
-                if n == files:
-                    return
-                record = synthetic_record(m, s, seed, epochs)
-                path = run / record.method.label / f"sparsity-{s:g}_seed-{seed}.json"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                # A plain write: fsync per file (save_result) would only slow the set-up down.
-                path.write_text(record.model_dump_json(indent=1), encoding="utf-8")
-                n += 1
+                if len(records) == files:
+                    break
+                acc = 0.95 - 0.1 * s**4 - 0.001 * m + 0.002 * ((seed * 7919 + m) % 5 - 2)
+                records.append(make_record(proto, f"method_{m:02d}", s, seed, acc, curves=epochs, layers=8))
+    # A plain write: fsync per file (save_result) would only slow the set-up down.
+    write_run(root, proto, records, durable=False)
 
 
 def main() -> None:

@@ -14,20 +14,10 @@ import time
 import torch
 
 from prunebench.data import load_data
-from prunebench.masks import MaskSet, masks_from_scores, prunable_parameters
-from prunebench.models import build_model, layer_macs
-from prunebench.protocol import DataSpec, ModelSpec, PrunableSpec, TrainingSpec
-from prunebench.train import Engine
-
-
-def engine_for(model_name: str, data_name: str) -> Engine:
-    data = load_data(DataSpec(name=data_name))
-    torch.manual_seed(0)
-    model = build_model(ModelSpec(name=model_name), num_classes=data.num_classes, input_shape=data.input_shape)
-    macs = layer_macs(model, data.input_shape)
-    params = prunable_parameters(model, PrunableSpec(), macs.keys())
-    masks = MaskSet(params, {n: macs[n.removesuffix(".weight")] for n in params})
-    return Engine(model, data, device=torch.device("cpu"), masks=masks, all_macs=macs, seed=0, eval_batch_size=512)
+from prunebench.engine import Engine
+from prunebench.methods import masks_from_scores
+from prunebench.protocol import DataSpec, TrainingSpec
+from prunebench.testing import engine_for
 
 
 def seconds_per_step(engine: Engine, batch_size: int, steps: int) -> float:
@@ -45,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for model_name, data_name, batch in (("small_cnn", "digits", 64), ("cifar_resnet20", "synthetic", 128)):
-        engine = engine_for(model_name, data_name)
+        engine = engine_for(load_data(DataSpec(name=data_name)), model_name=model_name)
         seconds_per_step(engine, batch, 1)  # warm-up: allocator, kernels
         dense = seconds_per_step(engine, batch, args.steps)
         scores = {k: w.abs() for k, w in engine.masks.params.items()}

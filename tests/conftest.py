@@ -1,52 +1,24 @@
-"""Shared fixtures: a tiny real protocol (UCI digits, a narrow CNN) and an in-process CLI."""
+"""Shared fixtures: a tiny real protocol (UCI digits, a narrow CNN), a shared checkpoint cache, pruning
+contexts on a real engine, and an in-process CLI. The helpers themselves live in prunebench.testing."""
 
 from __future__ import annotations
 
 import sys
-import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from prunebench.testing import TINY
 
-TINY = textwrap.dedent(
-    """\
-    name: tiny
-    data: {name: digits}
-    model: {name: small_cnn, args: {width: 0.25}}
-    base: {epochs: 2, batch_size: 128, optimizer: {lr: 0.1}}
-    pruning: {sparsities: [0.5, 0.9]}
-    retrain: {epochs: 1, batch_size: 128, optimizer: {lr: 0.05}}
-    seeds: [0]
-    methods:
-      - name: global_magnitude
-      - name: layerwise_magnitude
-      - name: random
-    """
-)
+if TYPE_CHECKING:
+    import torch
 
-
-# The smallest valid protocol: its hash is pinned in test_protocol.py.
-MINIMAL = textwrap.dedent(
-    """\
-    name: tiny
-    data:
-      name: digits
-    model:
-      name: small_cnn
-    base:
-      epochs: 3
-    pruning:
-      sparsities: [0.9, 0.5]
-    retrain:
-      epochs: 2
-    methods:
-      - name: global_magnitude
-    """
-)
+    from prunebench.data import DataBundle
+    from prunebench.engine import Engine
+    from prunebench.methods import PruningContext
 
 
 @pytest.fixture
@@ -88,37 +60,18 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
     return run
 
 
-# ---- pruning contexts on a real engine, for method tests ------------------------------------------
-from typing import TYPE_CHECKING  # noqa: E402
-
-if TYPE_CHECKING:
-    import torch
-
-    from prunebench.data import DataBundle
-    from prunebench.methods import PruningContext
-
-
 @pytest.fixture(scope="session")
 def digits_data() -> DataBundle:
     """UCI digits as a protocol with default data settings loads it (1x8x8 images, 10 classes)."""
-    from prunebench.data import load_data
-    from prunebench.protocol import DataSpec
+    from prunebench.testing import digits
 
-    return load_data(DataSpec(name="digits"))
+    return digits()
 
 
 @pytest.fixture
-def make_context(digits_data: DataBundle) -> Callable[..., PruningContext]:
-    """make_context(sparsity, model=None, width=0.25, seed=0, scoring_examples=256) -> PruningContext
-    on a real Engine over digits: the model is small_cnn (freshly initialized from `seed`) unless one
-    is given; every conv/linear weight is prunable, as under a protocol's defaults."""
-    import torch
-
-    from prunebench.masks import MaskSet, prunable_parameters
-    from prunebench.methods import PruningContext
-    from prunebench.models import build_model, layer_macs
-    from prunebench.protocol import ModelSpec, PrunableSpec
-    from prunebench.train import Engine
+def make_engine_and_context(digits_data: DataBundle) -> Callable[..., tuple[Engine, PruningContext]]:
+    """As make_context, and the engine behind the context (whose ledger a test reads)."""
+    from prunebench.testing import engine_for, pruning_context
 
     def make(
         sparsity: float = 0.5,
@@ -127,27 +80,22 @@ def make_context(digits_data: DataBundle) -> Callable[..., PruningContext]:
         width: float = 0.25,
         seed: int = 0,
         scoring_examples: int = 256,
-    ) -> PruningContext:
-        if model is None:
-            torch.manual_seed(seed)
-            spec = ModelSpec(name="small_cnn", args={"width": width})
-            model = build_model(spec, num_classes=digits_data.num_classes, input_shape=digits_data.input_shape)
-        macs = layer_macs(model, digits_data.input_shape)
-        params = prunable_parameters(model, PrunableSpec(), macs.keys())
-        engine = Engine(
-            model,
-            digits_data,
-            device=torch.device("cpu"),
-            masks=MaskSet(params, {name: macs[name.removesuffix(".weight")] for name in params}),
-            all_macs=macs,
-            seed=seed,
-            eval_batch_size=128,
-        )
-        return PruningContext(
-            engine,
-            target_sparsity=sparsity,
-            generator=torch.Generator().manual_seed(seed),
-            scoring_examples=scoring_examples,
-        )
+    ) -> tuple[Engine, PruningContext]:
+        engine = engine_for(digits_data, model=model, seed=seed, width=width)
+        return engine, pruning_context(engine, sparsity, seed=seed, scoring_examples=scoring_examples)
+
+    return make
+
+
+@pytest.fixture
+def make_context(
+    make_engine_and_context: Callable[..., tuple[Engine, PruningContext]],
+) -> Callable[..., PruningContext]:
+    """make_context(sparsity, model=None, width=0.25, seed=0, scoring_examples=256) -> PruningContext
+    on a real Engine over digits: the model is small_cnn (freshly initialized from `seed`) unless one
+    is given; every conv/linear weight is prunable, as under a protocol's defaults."""
+
+    def make(sparsity: float = 0.5, **kwargs: Any) -> PruningContext:
+        return make_engine_and_context(sparsity, **kwargs)[1]
 
     return make

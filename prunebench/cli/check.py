@@ -1,0 +1,57 @@
+"""`prunebench check`: the CI regression gate of submitted results against reference results."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from prunebench.cli.app import app, wide
+from prunebench.cli.options import write_text
+
+
+@app.command()
+def check(
+    results: Annotated[list[Path], typer.Argument(help="The submitted results (files or directories).")],
+    reference: Annotated[
+        list[Path],
+        typer.Option("--reference", "-r", help="Reference results (repeatable), e.g. the committed results/."),
+    ],
+    floor: Annotated[
+        float, typer.Option(help="Smallest tolerated drop of mean test top-1, in percentage points.")
+    ] = 100 * 0.005,
+    sigmas: Annotated[
+        float, typer.Option(help="Tolerance in standard errors of the difference (from the reference's seed spread).")
+    ] = 2.0,
+    markdown: Annotated[
+        Path | None, typer.Option(help="Also write the markdown summary (for a pull-request comment) here.")
+    ] = None,
+    require_reference: Annotated[
+        bool, typer.Option("--require-reference", help="Fail for results the reference has nothing to compare with.")
+    ] = False,
+) -> None:
+    """CI regression gate of submitted results against reference results.
+
+    Exit 0: within tolerance and fair; 1: a regression or a broken fairness rule; 2: unusable input.
+
+    The markdown summary is appended to $GITHUB_STEP_SUMMARY when that is set.
+    """
+    from prunebench.report.check import check_markdown, check_table, check_text, run_check
+
+    report = run_check(results, reference, floor=floor / 100, sigmas=sigmas, require_reference=require_reference)
+    console = wide()  # CI logs are not terminals
+    console.print(check_table(report))
+    for line in check_text(report):
+        style = "bold red" if line.startswith("FAIL") else None
+        console.print(line, markup=False, highlight=False, style=style, soft_wrap=True)
+    text = check_markdown(report)
+    if markdown is not None:
+        write_text(markdown, text)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as f:
+            f.write(text + "\n")
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)

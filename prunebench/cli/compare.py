@@ -1,0 +1,135 @@
+"""`prunebench compare` and `prunebench swap`: leaderboards, and the swap test, from result records."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from prunebench.cli.app import app, say, wide
+from prunebench.cli.options import (
+    MethodsFilter,
+    MixProtocols,
+    OutputFile,
+    ProtocolFilter,
+    ResultPaths,
+    SparsitiesFilter,
+    split,
+    write_text,
+)
+from prunebench.errors import PrunebenchError, ResultsError
+
+if TYPE_CHECKING:
+    from prunebench.report import Comparison
+
+
+def comparison_of(
+    results: list[Path], protocol: str | None, methods: str | None, sparsities: str | None, mix_protocols: bool
+) -> Comparison:
+    """The leaderboards of the records under `results`, filtered; an error when nothing is left."""
+    from prunebench.report import compare
+    from prunebench.results import load_or_fail
+
+    comparison = compare(
+        load_or_fail(results),
+        mix_protocols=mix_protocols,
+        protocols=split(protocol),
+        methods=split(methods),
+        sparsities=split(sparsities, float),
+    )
+    if not comparison.boards:
+        raise ResultsError("no results match --protocol/--methods/--sparsities")
+    for notice in comparison.notices:
+        warnings.warn(notice, stacklevel=1)
+    return comparison
+
+
+def own_recipe(comparison: Comparison) -> Comparison:
+    """The boards of the protocols' own retraining recipes: figures leave retraining variants out."""
+    return replace(comparison, boards=[b for b in comparison.boards if b.variant is None])
+
+
+@app.command()
+def compare(
+    results: ResultPaths,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="rich, markdown, csv, json, latex or html (default: from --output's suffix, else rich).",
+        ),
+    ] = None,
+    output: OutputFile = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Also draw accuracy against sparsity into this .png, .pdf or .svg file.")
+    ] = None,
+    mix_protocols: MixProtocols = False,
+    protocol: ProtocolFilter = None,
+    methods: MethodsFilter = None,
+    sparsities: SparsitiesFilter = None,
+) -> None:
+    """Leaderboards per protocol and sparsity, with statistics over seeds and a fairness audit.
+
+    Test top-1 mean ± std and 95% CI over seeds, paired difference to the dense model, ties, costs and budget.
+
+    Results with fairness problems are listed apart with the reason, never ranked.
+    """
+    from prunebench.report import format_for, render, rich_tables
+
+    comparison = comparison_of(results, protocol, methods, sparsities, mix_protocols)
+    kind = format_for(fmt, output)
+    if output is not None:
+        write_text(output, render(comparison, kind))
+        say(f"wrote {output} ({kind})")
+    elif kind == "rich":
+        console = wide()  # piped output has no terminal width; 80 columns would fold the table beyond reading
+        for table in rich_tables(comparison):
+            console.print(table)
+    else:
+        sys.stdout.write(render(comparison, kind))
+    if plot is not None:
+        from prunebench.report import plots  # matplotlib takes a while to import: only when asked for
+
+        plots.plot_accuracy(own_recipe(comparison), plot)
+        say(f"wrote {plot}")
+
+
+@app.command()
+def swap(
+    results: ResultPaths,
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-f", help="rich, markdown or json (default: from --output's suffix).")
+    ] = None,
+    output: OutputFile = None,
+    protocol: ProtocolFilter = None,
+    sparsities: SparsitiesFilter = None,
+) -> None:
+    """The swap test (Wang et al. 2023): A+FT_A, A+FT_B, B+FT_A, B+FT_B of each pair a protocol declares.
+
+    Per recipe, which method wins (paired 95% t-interval of A - B over seeds), and whether the ranking flips.
+    """
+    from prunebench.report import swap_render, swap_report
+    from prunebench.results import load_or_fail
+
+    report = swap_report(load_or_fail(results), protocols=split(protocol), sparsities=split(sparsities, float))
+    if not report.results:
+        raise ResultsError(
+            "no swap test among these results: the protocol needs a `variants: swap:` section, and its run "
+            "directory's protocol.json must be among the inputs"
+            + (f" ({'; '.join(report.notices)})" if report.notices else "")
+        )
+    suffixes = {".md": "markdown", ".markdown": "markdown", ".json": "json"}
+    kind = fmt or (suffixes.get(output.suffix.lower(), "rich") if output is not None else "rich")
+    if kind not in ("rich", "markdown", "json"):
+        raise PrunebenchError(f"--format must be rich, markdown or json (got {kind!r})")
+    text = swap_render(report, kind)
+    if output is not None:
+        write_text(output, text)
+        say(f"wrote {output} ({kind})")
+    else:
+        sys.stdout.write(text)

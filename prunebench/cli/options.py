@@ -1,0 +1,58 @@
+"""Option types shared by several commands, declared once, and the parsing of their values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from prunebench.errors import PrunebenchError
+
+ResultPaths = Annotated[list[Path], typer.Argument(help="Result files or directories (searched recursively).")]
+ProtocolFilter = Annotated[str | None, typer.Option("--protocol", help="Only these protocols (comma-separated names).")]
+MethodsFilter = Annotated[str | None, typer.Option("--methods", help="Only these methods (comma-separated labels).")]
+SparsitiesFilter = Annotated[
+    str | None, typer.Option("--sparsities", help="Only these target sparsities (comma-separated).")
+]
+VariantsFilter = Annotated[
+    str | None,
+    typer.Option(
+        "--variants", help="Only these retraining variants (comma-separated; `protocol`: the protocol's recipe)."
+    ),
+]
+MixProtocols = Annotated[
+    bool,
+    typer.Option("--mix-protocols", help="Rank results of one protocol name but different setups together (marked)."),
+]
+FigureFile = Annotated[Path, typer.Option("--output", "-o", help="Figure file: .png, .pdf or .svg.")]
+OutputFile = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Describe every entry in full.")]
+
+
+def split(values: str | None, cast: type = str) -> list[Any] | None:
+    """A comma-separated option's values, cast; None when the option was not given."""
+    if values is None:
+        return None
+    try:
+        return [cast(v.strip()) for v in values.split(",") if v.strip()]
+    except ValueError:
+        raise PrunebenchError(f"cannot read {values!r} as a comma-separated list of {cast.__name__}") from None
+
+
+def shard(value: str | None) -> tuple[int, int] | None:
+    """`--shard i/n`: every n-th job, starting at the i-th."""
+    if value is None:
+        return None
+    try:
+        index, count = (int(x) for x in value.split("/"))
+    except ValueError:
+        raise PrunebenchError(f"--shard must look like 0/4 (got {value!r})") from None
+    if not 0 <= index < count:
+        raise PrunebenchError(f"--shard {value}: the index must be in 0..{count - 1}")
+    return index, count
+
+
+def write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")

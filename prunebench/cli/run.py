@@ -1,0 +1,121 @@
+"""`prunebench run` and `prunebench validate`: a protocol's grid, and the protocol checked and resolved."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from prunebench.cli.app import app, out
+from prunebench.cli.options import MethodsFilter, SparsitiesFilter, VariantsFilter, shard, split
+from prunebench.protocol import load_protocol, resolved_yaml
+
+
+@app.command()
+def run(
+    protocol: Annotated[Path, typer.Argument(help="Protocol YAML file.")],
+    results: Annotated[Path, typer.Option(help="Results directory.")] = Path("results"),
+    cache: Annotated[
+        Path | None, typer.Option(help="Checkpoint cache (default $PRUNEBENCH_CACHE or ~/.cache/prunebench).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    methods: MethodsFilter = None,
+    sparsities: SparsitiesFilter = None,
+    seeds: Annotated[str | None, typer.Option(help="Only these seeds (comma-separated).")] = None,
+    shard_of: Annotated[str | None, typer.Option("--shard", help="Run every n-th job: i/n, for array jobs.")] = None,
+    variants: VariantsFilter = None,
+    force: Annotated[bool, typer.Option("--force", help="Re-run jobs that already have results.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Re-run jobs that failed.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; train nothing.")] = False,
+) -> None:
+    """Run every method of a protocol: dense base models once per seed, then prune, retrain, evaluate."""
+    from prunebench.report.summary import plan_table, run_summary
+    from prunebench.run import Runner, RunnerEvents, plan
+
+    proto = load_protocol(protocol)
+    jobs = plan(
+        proto,
+        methods=split(methods),
+        sparsities=split(sparsities, float),
+        seeds=split(seeds, int),
+        shard=shard(shard_of),
+        variants=split(variants),
+    )
+    runner = Runner(proto, results_dir=results, cache_dir=cache, device=device, force=force, retry_failed=retry_failed)
+    runner.validate()
+    if dry_run:
+        out.print(plan_table(runner, jobs))
+        return
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=out,
+        transient=False,
+    )
+    grid = progress.add_task("grid", total=len(jobs))
+    stage = progress.add_task("", total=1, visible=False)
+
+    def job_started(job, i, n):  # type: ignore[no-untyped-def]
+        progress.update(stage, description=f"  {job.id}", completed=0, total=proto.retrain.epochs, visible=True)
+
+    def job_finished(job, record):  # type: ignore[no-untyped-def]
+        progress.advance(grid)
+        top1 = f"{record.metrics.test_top1:.4f}" if record.metrics else "-"
+        note = "" if record.status == "ok" else f" [{record.status}: {'; '.join(record.reasons)}]"
+        progress.console.print(f"{job.id}: test top-1 {top1}{note}", markup=False, highlight=False)
+
+    def base_started(seed, epochs):  # type: ignore[no-untyped-def]
+        progress.update(stage, description=f"  dense base model, seed {seed}", completed=0, total=epochs, visible=True)
+
+    def epoch(stage_name, epoch_no, total, record):  # type: ignore[no-untyped-def]
+        progress.update(stage, completed=epoch_no, total=max(total, epoch_no))
+
+    def skipped(job, why):  # type: ignore[no-untyped-def]
+        progress.advance(grid)
+
+    runner.events = RunnerEvents(
+        job_started=job_started, job_finished=job_finished, base_started=base_started, epoch=epoch, skipped=skipped
+    )
+    start = time.perf_counter()
+    with progress:
+        ran = runner.run(jobs)
+    progress.update(stage, visible=False)
+    out.print(run_summary(runner.run_dir))
+    failed = sum(r.status == "failed" for r in ran)
+    out.print(
+        f"{len(ran)} job(s) run, {len(jobs) - len(ran)} already done, in {time.perf_counter() - start:.1f} s; "
+        f"results in {runner.run_dir}" + (f"; {failed} job(s) FAILED (reasons above)" if failed else "")
+    )
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def validate(
+    protocol: Annotated[Path, typer.Argument(help="Protocol YAML file.")],
+    quiet: Annotated[bool, typer.Option("--quiet", help="Print only the hash.")] = False,
+) -> None:
+    """Check a protocol (schema, methods and their hyperparameters, data) and print it resolved."""
+    from prunebench.run import Runner
+
+    proto = load_protocol(protocol)
+    Runner(proto, results_dir=Path("results"), device="cpu").validate()
+    if quiet:
+        out.print(proto.hash)
+        return
+    out.print(resolved_yaml(proto), markup=False, highlight=False, end="")
+    for v in proto.variant_plan().variants:  # what each retraining variant expands to, and what it runs
+        runs = ", ".join(m if v.runs_as[m] == v.name else f"{m} (= {v.runs_as[m] or 'protocol'})" for m in v.methods)
+        out.print(
+            f"# retraining variant {v.name}: {v.description}; runs {runs}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    out.print(f"# content hash: {proto.hash}", markup=False, highlight=False)

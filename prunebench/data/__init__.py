@@ -1,0 +1,27 @@
+"""Data sets: a protocol's `data:` section as train/val/test splits.
+
+- `registry`: the registry of data sets (`DATASETS`, `register_dataset`), `check_data` and `load_data`.
+- `splits` and `streaming`: in-memory and streamed splits, their batches and augmentations.
+- `selection`: class-balanced subsets and the seeded validation split.
+- `folders`: the ImageFolder layout.
+- `sets/`: one reader module per data set (digits, idx, cifar, imagenet, synthetic).
+"""
+
+from prunebench.data import sets as _sets  # noqa: F401  (registers every data set)
+from prunebench.data.registry import DATASETS, DataBundle, DatasetInfo, check_data, load_data, register_dataset
+from prunebench.data.splits import AUGMENTATIONS, Normalization, Split, TensorSplit
+from prunebench.data.streaming import StreamingSplit
+
+__all__ = [
+    "AUGMENTATIONS",
+    "DATASETS",
+    "DataBundle",
+    "DatasetInfo",
+    "Normalization",
+    "Split",
+    "StreamingSplit",
+    "TensorSplit",
+    "check_data",
+    "load_data",
+    "register_dataset",
+]

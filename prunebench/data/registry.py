@@ -1,0 +1,118 @@
+"""The data set registry: what `prunebench datasets` lists, and how a protocol's `data:` section is checked
+and loaded into its train/val/test splits. Every data set is read from local files or generated; nothing is
+ever downloaded. Each reader module in `prunebench.data.sets` registers its data sets with `register_dataset`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prunebench.data.splits import AUGMENTATIONS, Split
+from prunebench.errors import FieldError
+from prunebench.protocol import DataSpec
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+ROOT: tuple[str, ...] = ("data", "root")
+
+
+@dataclass(frozen=True)
+class DataBundle:
+    """The three splits of a data set as one protocol defines them."""
+
+    name: str
+    train: Split  # the training data minus the validation split
+    val: Split  # carved from the training data with data.split_seed, class-stratified
+    test: Split
+    num_classes: int
+    input_shape: tuple[int, int, int]  # C, H, W of what batches() yields
+    classes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A registered data set: what `prunebench datasets` shows, and how to check and load it."""
+
+    name: str
+    title: str  # the data set's name in messages, e.g. "CIFAR-10"
+    description: str
+    layout: str  # the files expected under data.root, as a sentence
+    augmentations: tuple[str, ...]
+    num_classes: int | None  # None: as many as the class folders found
+    input_shape: tuple[int, int, int]
+    probe: Callable[[DatasetInfo, DataSpec], None] = field(repr=False, compare=False)
+    read: Callable[[DatasetInfo, DataSpec], DataBundle] = field(repr=False, compare=False)
+    default_root: str | None = None
+    root_hint: str = ""  # what to do when the default root is missing
+    needs_root: bool = True  # False: generated or bundled, data.root is ignored
+    in_memory: bool = True  # False: streamed from disk (StreamingSplit)
+
+
+DATASETS: dict[str, DatasetInfo] = {}
+
+
+def register_dataset(info: DatasetInfo) -> DatasetInfo:
+    """Add a data set to the registry (the reader modules do, when imported)."""
+    if info.name in DATASETS:
+        raise ValueError(f"data set {info.name!r} is registered twice")
+    DATASETS[info.name] = info
+    return info
+
+
+def check_data(spec: DataSpec) -> None:
+    """Cheap checks before any training: the name is known, the augmentation supported, the root exists
+    and its layout is recognized (headers and file names only; nothing is decoded)."""
+    info = dataset_info(spec)
+    info.probe(info, spec)
+
+
+def load_data(spec: DataSpec) -> DataBundle:
+    """Load (or open, for streamed data) the data set of `spec` with its train/val/test splits."""
+    info = dataset_info(spec)
+    return info.read(info, spec)
+
+
+def dataset_info(spec: DataSpec) -> DatasetInfo:
+    info = DATASETS.get(spec.name)
+    if info is None:
+        close = difflib.get_close_matches(spec.name, list(DATASETS), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise FieldError(("data", "name"), f"unknown dataset {spec.name!r} ({hint}known: {', '.join(DATASETS)})")
+    if spec.augmentation not in AUGMENTATIONS:
+        raise FieldError(
+            ("data", "augmentation"),
+            f"unknown augmentation {spec.augmentation!r} (known: {', '.join(AUGMENTATIONS)})",
+        )
+    if spec.augmentation not in info.augmentations:
+        raise FieldError(
+            ("data", "augmentation"),
+            f"{info.name} does not support augmentation {spec.augmentation!r} "
+            f"(supported: {', '.join(info.augmentations)})",
+        )
+    return info
+
+
+def root_error(info: DatasetInfo, root: Path, problem: str, hint: str = "") -> FieldError:
+    message = f"no {info.title} found in {root}: {problem}; expected {info.layout}"
+    return FieldError(ROOT, message + (f"; {hint}" if hint else ""))
+
+
+def read_error(info: DatasetInfo, path: Path | str, problem: str) -> FieldError:
+    return FieldError(ROOT, f"cannot read {info.title} from {path}: {problem}; expected {info.layout}")
+
+
+def data_root(info: DatasetInfo, spec: DataSpec) -> tuple[Path, str]:
+    """The data directory and the hint to add to layout errors (how to get the default root)."""
+    root = spec.resolved_root()
+    hint = ""
+    if root is None:
+        if info.default_root is None:
+            raise FieldError(ROOT, f"{info.name} needs data.root (it has no default location): expected {info.layout}")
+        root, hint = Path(info.default_root), f"{info.default_root} is the default root; {info.root_hint}"
+    if not root.exists():
+        raise root_error(info, root, "the directory does not exist", hint)
+    if not root.is_dir():
+        raise root_error(info, root, "it is not a directory", hint)
+    return root, hint

@@ -1,0 +1,63 @@
+"""UCI optical digits, bundled with scikit-learn."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from prunebench.data.registry import DataBundle, DatasetInfo, register_dataset
+from prunebench.data.selection import Pool, check_sizes, seeded_generator, stratified_split, tensor_bundle
+from prunebench.data.splits import Normalization
+from prunebench.protocol import DataSpec
+
+_DIGITS_TEST_FRACTION = 0.2
+_DIGITS_TEST_SEED = 20240501  # the test split of digits is fixed: the same for every protocol
+
+
+def _digits_arrays() -> tuple[Tensor, Tensor]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = torch.from_numpy(digits.images.astype(np.uint8)).unsqueeze(1)  # values 0..16
+    return images, torch.from_numpy(digits.target.astype(np.int64))
+
+
+def _digits_split(labels: Tensor) -> tuple[Tensor, Tensor]:
+    test, train = stratified_split(labels, _DIGITS_TEST_FRACTION, 10, seeded_generator(_DIGITS_TEST_SEED, "digits"))
+    return train, test
+
+
+def _probe(info: DatasetInfo, spec: DataSpec) -> None:
+    n = 1797
+    n_test = max(1, math.floor(_DIGITS_TEST_FRACTION * n + 0.5))
+    check_sizes(info, spec, n - n_test, n_test, "")
+
+
+def _read(info: DatasetInfo, spec: DataSpec) -> DataBundle:
+    images, labels = _digits_arrays()
+    train, test = _digits_split(labels)
+    # Normalization constants from the fixed training part: the same for every split_seed.
+    pixels = images[train].double() / 16
+    norm = Normalization((float(pixels.mean()),), (float(pixels.std()),), 16.0)
+    pools = [Pool("digits", labels[pos], lambda p, pos=pos: images[pos[p]], origin=pos) for pos in (train, test)]
+    return tensor_bundle(info, spec, pools[0], pools[1], [str(i) for i in range(10)], norm)
+
+
+register_dataset(
+    DatasetInfo(
+        name="digits",
+        title="digits",
+        description="UCI optical digits from scikit-learn: 1,797 grayscale 8x8 images, 10 classes; "
+        "a fixed stratified 20% test split",
+        layout="nothing: the data ships with scikit-learn (data.root is ignored)",
+        augmentations=("none",),
+        num_classes=10,
+        input_shape=(1, 8, 8),
+        probe=_probe,
+        read=_read,
+        needs_root=False,
+    )
+)

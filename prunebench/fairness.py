@@ -1,0 +1,168 @@
+"""The fairness rules that numbers are judged by, each stated once; the runner and the reporter both use them.
+
+- The comparison setups of Wang et al. 2023, Table 2, as a ladder: each S-level fixes everything the
+  levels below it fix, plus one more thing (`SETUP_LADDER`, `fixes`). SX-A and SX-B stand apart: they
+  fix a total budget of epochs or of training FLOPs, whatever a method spends it on.
+- The sparsity tolerance: achieved sparsity may differ from the target by the protocol's tolerance
+  (`off_target`), compared with one slack `EPS` for floating-point noise.
+- The budget audit of one job's ledger against the protocol (`audit_budget`), and how a retraining recipe
+  differs from the protocol's (`recipe_differences`).
+- The tamper check: weights a method changed outside the engine while pruning (`changed_outside_engine`).
+
+This module sits below the protocol models (which take their setup names from here), so it reads
+protocol objects without importing them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from prunebench.results import BudgetRecord, Ledger
+
+if TYPE_CHECKING:
+    import torch
+
+    from prunebench.protocol import BudgetSpec, TrainingSpec
+
+EPS = 1e-6  # slack of every comparison of measured fractions and epochs
+SETUP_LADDER = ("S1", "S2", "S3.1", "S3.2", "S4.1", "S4.2")
+TOTAL_SETUPS = ("SX-A", "SX-B")
+COMPARISON_SETUPS = (*SETUP_LADDER, *TOTAL_SETUPS)
+ComparisonSetup = Literal[COMPARISON_SETUPS]  # type: ignore[valid-type]
+# What each rung of the ladder adds to the one below it (Wang et al. 2023, Table 2).
+FIXES = {
+    "S2": "base_model",
+    "S3.1": "retrain_epochs",
+    "S3.2": "retrain_recipe",
+    "S4.1": "pruning_epochs",
+    "S4.2": "pruning_recipe",
+}
+
+
+def fixes(setup: str, what: str) -> bool:
+    """Whether comparison setup `setup` fixes `what` (a value of FIXES) for every method."""
+    if setup not in SETUP_LADDER:
+        return False
+    rung = next(s for s, w in FIXES.items() if w == what)
+    return SETUP_LADDER.index(setup) >= SETUP_LADDER.index(rung)
+
+
+def off_target(achieved: float, target: float, tolerance: float) -> bool:
+    """Whether an achieved sparsity misses its target by more than the protocol's tolerance."""
+    return abs(achieved - target) > tolerance + EPS
+
+
+def recipe_differences(used: TrainingSpec, fixed: TrainingSpec) -> list[str]:
+    """How a retraining recipe differs from the protocol's apart from its length (optimizer, batch size,
+    loss, LR schedule), as `field used (protocol: fixed)`. Schedule fields measured in epochs are compared
+    only when the lengths agree: a stretched schedule is the same schedule, its length judged as epochs."""
+
+    def flat(spec: TrainingSpec) -> dict[str, Any]:
+        raw = spec.model_dump(exclude={"epochs"})
+        out = {f"{group}.{k}": v for group in ("optimizer", "schedule") for k, v in raw.pop(group).items()}
+        out.update(raw)
+        if used.epochs != fixed.epochs:
+            for key in ("schedule.milestones", "schedule.step_size", "schedule.warmup_epochs"):
+                out.pop(key)
+        return out
+
+    a, b = flat(used), flat(fixed)
+    return [f"{k} {a[k]} (protocol: {b[k]})" for k in a if a[k] != b[k]]
+
+
+def audit_budget(
+    protocol: Any,
+    stated: BudgetSpec | None,
+    ledger: Ledger,
+    pruning_specs: Sequence[TrainingSpec],
+    dense_flops: float,
+    train_size: int,
+    *,
+    retrain_used: TrainingSpec | None = None,
+    recipe: str = "retrain",
+) -> BudgetRecord:
+    """Check what a job spent (the ledger) against the budget and the comparison setup of `protocol`
+    (a prunebench.protocol.Protocol; for a retraining variant's job, the protocol with its recipe).
+
+    `retrain_used` is the recipe the retraining stage ran (default: the protocol's) and `recipe` its name.
+    S3.1 and above fix the retraining epochs; S3.2 and above also the retraining recipe (optimizer, batch
+    size, LR schedule), so learning-rate rewinding is a violation there unless the protocol's `retrain`
+    is that schedule. SX-A / SX-B judge only the totals, whatever the regime spends them on."""
+    budget = stated or protocol.budget
+    setup = protocol.comparison
+    retrain = protocol.retrain
+    scoring = protocol.pruning.scoring_examples
+    total_epochs = budget.total_epochs if budget.total_epochs is not None else budget.pruning_epochs + retrain.epochs
+    total_flops = (
+        budget.total_train_flops
+        if budget.total_train_flops is not None
+        else 3.0 * dense_flops * train_size * retrain.epochs
+    )
+    limits: dict[str, float | None] = {
+        "pruning_epochs": budget.pruning_epochs,
+        "scoring_examples": float(scoring),
+        "retrain_epochs": float(retrain.epochs),
+        "total_epochs": total_epochs,
+        "total_train_flops": total_flops,
+    }
+    spent = ledger.after_base()
+    violations = []
+    if ledger.pruning.forward_examples > scoring:
+        violations.append(
+            f"scored weights on {ledger.pruning.forward_examples} examples; the protocol allows {scoring}"
+        )
+    if ledger.pruning.epochs > budget.pruning_epochs + EPS:
+        violations.append(
+            f"trained {ledger.pruning.epochs:.2f} epochs while pruning; the budget allows {budget.pruning_epochs:g}"
+        )
+    if fixes(setup, "retrain_epochs") and abs(ledger.retrain.epochs - retrain.epochs) > EPS:
+        violations.append(f"{setup}: retrained {ledger.retrain.epochs:.2f} epochs; the protocol fixes {retrain.epochs}")
+    differences = recipe_differences(retrain_used, retrain) if retrain_used is not None else []
+    if fixes(setup, "retrain_recipe") and differences:
+        violations.append(
+            f"{setup}: retrained with the {recipe} recipe, not the protocol's retraining recipe that every "
+            f"method shares: {'; '.join(differences)}"
+        )
+    if fixes(setup, "pruning_epochs") and abs(ledger.pruning.epochs - budget.pruning_epochs) > EPS:
+        violations.append(
+            f"{setup}: pruned over {ledger.pruning.epochs:.2f} epochs; every method must spend "
+            f"{budget.pruning_epochs:g}"
+        )
+    if fixes(setup, "pruning_recipe"):
+        for spec in pruning_specs:
+            if spec.optimizer != retrain.optimizer or spec.schedule.name != retrain.schedule.name:
+                violations.append(f"{setup}: trained while pruning with an optimizer or LR schedule of its own")
+                break
+    if setup == "SX-A" and spent.epochs > total_epochs + EPS:
+        violations.append(f"SX-A: {spent.epochs:.2f} epochs after the base model; the budget is {total_epochs:g}")
+    if setup == "SX-B" and spent.train_flops + spent.forward_flops > total_flops * (1 + EPS):
+        violations.append(
+            f"SX-B: {spent.train_flops + spent.forward_flops:.3g} training FLOPs after the base model; "
+            f"the budget is {total_flops:.3g}"
+        )
+    return BudgetRecord(
+        comparison=setup,
+        stated_by="method" if stated is not None else "protocol",
+        limits=limits,
+        violations=violations,
+    )
+
+
+def changed_outside_engine(
+    start: Mapping[str, torch.Tensor], model: torch.nn.Module, masks: Mapping[str, Any]
+) -> str | None:
+    """The first parameter or buffer that differs from its start value (pruned positions aside): a method
+    scores and chooses; only the engine may change weights, by training or rewinding through the context."""
+    import torch
+
+    for name, value in model.state_dict().items():
+        before = start[name].to(value.device)
+        mask = masks.get(name) if isinstance(masks, Mapping) else None
+        if isinstance(mask, torch.Tensor) and mask.shape == value.shape:
+            keep = mask.to(value.device).bool()
+            if not torch.equal(value[keep], before[keep]):
+                return name
+        elif not torch.equal(value, before):
+            return name
+    return None

@@ -1,0 +1,55 @@
+"""The public method API, the one a user's method and every built-in baseline are written against.
+
+- `api`: `Method` (generic in its `MethodConfig`), `Taxonomy`, and the hooks the engine calls.
+- `context`: `PruningContext` (what `prune` gets) and `StepContext` (what training hooks get).
+- `registry`: finding a method by registered name, `package.module:Class` or `path/to/file.py:Class`.
+
+`Masks` and `masks_from_scores` (prunebench.masks) are part of this API: a method imports everything it needs
+from here.
+"""
+
+from prunebench.masks import Masks, masks_from_scores
+from prunebench.methods.api import (
+    GRANULARITY_ORDER,
+    Granularity,
+    HookStage,
+    Method,
+    MethodConfig,
+    Regime,
+    Taxonomy,
+    When,
+)
+from prunebench.methods.context import PruningContext, StepContext
+from prunebench.methods.registry import (
+    ENTRY_POINT_GROUP,
+    LoadedMethod,
+    PluginWarning,
+    config_table,
+    instantiate,
+    load_method,
+    registered_methods,
+    validated_config,
+)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "GRANULARITY_ORDER",
+    "Granularity",
+    "HookStage",
+    "LoadedMethod",
+    "Masks",
+    "Method",
+    "MethodConfig",
+    "PluginWarning",
+    "PruningContext",
+    "Regime",
+    "StepContext",
+    "Taxonomy",
+    "When",
+    "config_table",
+    "instantiate",
+    "load_method",
+    "masks_from_scores",
+    "registered_methods",
+    "validated_config",
+]

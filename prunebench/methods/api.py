@@ -1,0 +1,121 @@
+"""The method contract: a name, a pydantic config of hyperparameters, a taxonomy, and hooks the engine calls.
+
+A method only scores and chooses. The engine owns every training loop, applies the masks a method returns,
+counts the budget and measures sparsity from the weights.
+
+    class MyConfig(MethodConfig):
+        alpha: float = Field(0.5, description="...")
+
+    class MyMethod(Method[MyConfig]):
+        name = "my_method"
+        citation = "Me et al. 2026"
+        taxonomy = Taxonomy(when="after_training", granularity="unstructured", scope="global",
+                            schedule="one_shot", retraining="fine_tune")
+
+        def prune(self, ctx: PruningContext) -> Masks:
+            scores = {name: w.abs() ** self.config.alpha for name, w in ctx.weights().items()}
+            return ctx.masks_from_scores(scores, scope="global")
+
+`Method[MyConfig]` makes `self.config` a `MyConfig` and `MyMethod.Config` that class; a nested
+`class Config(MethodConfig)` inside the method works as well.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor, nn
+
+from prunebench.masks import Masks
+
+if TYPE_CHECKING:
+    from prunebench.methods.context import PruningContext, StepContext
+
+When = Literal["before_training", "during_training", "after_training"]
+Granularity = Literal["unstructured", "filter", "n:m"]
+Regime = Literal["fine_tune", "weight_rewinding", "lr_rewinding", "scratch"]
+HookStage = Literal["pruning", "retrain"]
+GRANULARITY_ORDER = {"unstructured": 0, "n:m": 1, "filter": 2}  # finer to coarser
+
+
+class Taxonomy(BaseModel):
+    """Where a method stands among pruning methods (Blalock et al. 2020; Wang et al. 2023). `retraining` is
+    the method's retraining regime: the one place it is stated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    when: When
+    granularity: Granularity
+    scope: Literal["global", "layerwise"]
+    schedule: Literal["one_shot", "iterative", "gradual"]
+    retraining: Regime
+
+
+class MethodConfig(BaseModel):
+    """Base of every method's hyperparameters: strict, so a misspelled key is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+C = TypeVar("C", bound=MethodConfig)
+
+
+class Method(Generic[C]):
+    """Base class of a pruning method. Subclasses set the class attributes and implement `prune`.
+
+    The class's taxonomy is its default; a method whose taxonomy follows its config (a scope
+    hyperparameter, another method it builds on) assigns `self.taxonomy` in `__init__`: the runner
+    and the result record read the instance's. The runner makes a fresh instance for every job, so state
+    kept on `self` never outlives the job."""
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1.0"
+    citation: ClassVar[str] = ""
+    taxonomy: Taxonomy  # set on the class; an instance may refine it (see above)
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+    # The training stages whose steps call loss_term, on_step_end and on_epoch_end, and whose optimizer leaves
+    # own_parameters out: a method that hooks only its own pruning stage says ("pruning",).
+    hook_stages: ClassVar[tuple[HookStage, ...]] = ("pruning", "retrain")
+    config: C
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "Config" in cls.__dict__:
+            return
+        for base in getattr(cls, "__orig_bases__", ()):
+            origin = typing.get_origin(base)
+            if isinstance(origin, type) and issubclass(origin, Method):
+                (arg,) = typing.get_args(base)
+                if isinstance(arg, type) and issubclass(arg, MethodConfig):
+                    cls.Config = arg
+
+    def __init__(self, config: C | None = None) -> None:
+        self.config = config if config is not None else self.Config()  # type: ignore[assignment]
+
+    def prune(self, ctx: PruningContext) -> Masks:
+        """Return keep-masks (bool, True = kept) for every prunable weight at ctx.target_sparsity."""
+        raise NotImplementedError
+
+    def retrain_epochs(self, ctx: PruningContext) -> int | None:
+        """Retraining epochs this method asks for, or None for the protocol's. Called after pruning, with
+        the final masks applied. The runner runs them (the regime's recipe stretched in proportion), the
+        result records them, and the audit judges them: a violation under S3.1 and above, counted against
+        the total under SX-A / SX-B (e.g. Scratch-B: as many epochs as the dense model's FLOPs allow)."""
+        return None
+
+    def own_parameters(self) -> list[Tensor]:
+        """Parameters the method added to the model and steps itself (e.g. mask scores with their own
+        optimizer): the engine's optimizer, weight decay and gradient clipping leave them out."""
+        return []
+
+    # Optional hooks, called in the stages of `hook_stages`.
+    def loss_term(self, model: nn.Module) -> Tensor | None:
+        """A term added to the training loss (a regularizer), or None."""
+        return None
+
+    def on_step_end(self, ctx: StepContext) -> None:
+        """After each optimizer step (and after the engine re-applied the masks)."""
+
+    def on_epoch_end(self, ctx: StepContext) -> None:
+        """After each training epoch."""

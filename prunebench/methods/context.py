@@ -1,0 +1,165 @@
+"""What the engine hands a method: the pruning context (weights, masks, scoring batches, saved states, and
+training through the engine) and the context of a training step. Everything that trains or touches data goes
+through here, so the engine can count it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from prunebench.masks import Masks, masks_from_scores
+from prunebench.protocol import BudgetSpec, PruningSpec
+
+if TYPE_CHECKING:
+    from prunebench.methods.api import Regime
+    from prunebench.protocol import TrainingSpec
+
+
+class PruningContext:
+    """What the engine hands a method when it prunes. Everything that trains or touches data
+    goes through here, so the engine can count it."""
+
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        target_sparsity: float,
+        generator: torch.Generator,
+        scoring_examples: int | None = None,
+        budget: BudgetSpec | None = None,
+    ) -> None:
+        self._engine = engine
+        self.target_sparsity = target_sparsity
+        self.generator = generator  # seeded per job: use it for every random choice
+        # The protocol's pruning.scoring_examples; its default where a context is built by hand.
+        self._scoring_examples = scoring_examples
+        self._budget = budget
+
+    @property
+    def model(self) -> nn.Module:
+        return self._engine.model
+
+    @property
+    def device(self) -> torch.device:
+        return self._engine.device
+
+    @property
+    def num_classes(self) -> int:
+        return self._engine.data.num_classes
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one example, e.g. for a data-free criterion's synthetic input."""
+        return tuple(self._engine.data.input_shape)  # type: ignore[return-value]
+
+    @property
+    def scoring_examples(self) -> int:
+        """How many examples `batches` may yield in all under the protocol (pruning.scoring_examples):
+        the natural default of a data-dependent criterion."""
+        if self._scoring_examples is not None:
+            return self._scoring_examples
+        return int(PruningSpec.model_fields["scoring_examples"].default)
+
+    @property
+    def budget(self) -> BudgetSpec:
+        """The budget in force for this method: the one the protocol states for it, else the protocol's.
+        Methods that train while pruning plan with `budget.pruning_epochs`; the audit holds them to it."""
+        if self._budget is not None:
+            return self._budget
+        return BudgetSpec()
+
+    @property
+    def retrain_epochs(self) -> int:
+        """Epochs of the protocol's retraining stage."""
+        return int(self._engine.retrain_spec.epochs) if self._engine.retrain_spec is not None else 0
+
+    def forward_flops(self, *, dense: bool = False) -> float:
+        """Forward FLOPs per example of the model under the current masks (or of the dense model)."""
+        return 2.0 * sum(self._engine.all_macs.values()) if dense else float(self._engine.forward_flops)
+
+    def recipe(self, regime: Regime, epochs: int) -> TrainingSpec:
+        """The protocol's training recipe of a retraining regime over `epochs` epochs, e.g. for the rounds
+        of an iterative method (fine_tune / weight_rewinding / scratch: the retraining recipe stretched to
+        `epochs`; lr_rewinding: the last `epochs` epochs of base training's recipe)."""
+        return self._engine.recipe(regime, epochs)[1]
+
+    def note(self, key: str, value: Any) -> None:
+        """Record something about this job in the result (`method.notes`), e.g. how the final mask was
+        chosen. Informational: nothing is measured from it."""
+        self._engine.notes[key] = value
+
+    def weights(self) -> dict[str, Tensor]:
+        """The prunable weight tensors (parameters, in execution order), by parameter name."""
+        return dict(self._engine.masks.params)
+
+    def masks(self) -> Masks:
+        """A copy of the current keep-masks (True = kept)."""
+        return {k: m.clone() for k, m in self._engine.masks.masks.items()}
+
+    def layer_macs(self) -> dict[str, int]:
+        """Forward multiply-accumulates per example of each prunable weight's layer."""
+        return dict(self._engine.masks.macs)
+
+    def initial_weights(self) -> dict[str, Tensor]:
+        """The model's state at initialization (the base model's seed), for rewinding."""
+        return self._engine.saved_state("init")
+
+    def rewind_weights(self) -> dict[str, Tensor]:
+        """The model's state at the protocol's rewind epoch of base training."""
+        return self._engine.saved_state("rewind")
+
+    def batches(self, num_examples: int, *, backward: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
+        """Training batches for data-dependent criteria, at most the protocol's scoring budget.
+        Pass backward=True when the method backpropagates through them (it costs 3x the FLOPs)."""
+        return self._engine.scoring_batches(num_examples, backward=backward)
+
+    def masks_from_scores(
+        self, scores: dict[str, Tensor], *, scope: Literal["global", "layerwise"], sparsity: float | None = None
+    ) -> Masks:
+        """Keep the highest scores so that exactly the target sparsity is reached; weights already
+        pruned stay pruned."""
+        return masks_from_scores(
+            scores, self.target_sparsity if sparsity is None else sparsity, scope=scope, current=self.masks()
+        )
+
+    def set_masks(self, masks: Masks) -> None:
+        """Apply intermediate masks (iterative methods); the engine validates and enforces them."""
+        self._engine.set_masks(masks)
+
+    def load_weights(self, state: dict[str, Tensor]) -> None:
+        """Load saved weights (e.g. rewind); the current masks are applied on top."""
+        self._engine.load_weights(state)
+
+    def train(self, epochs: int, *, spec: TrainingSpec | None = None) -> None:
+        """Train the masked model with the engine's loop; defaults to the protocol's retraining
+        recipe cut to `epochs`. Counted in the pruning stage of the ledger."""
+        self._engine.train_while_pruning(epochs, spec)
+
+
+@dataclass
+class StepContext:
+    """What training hooks see."""
+
+    stage: str
+    epoch: int  # 1-based, within the stage
+    step: int  # optimizer steps so far within the stage
+    steps_per_epoch: int
+    model: nn.Module
+    engine: Any = field(repr=False)
+    # The engine optimizer's learning rate at this step (at on_epoch_end: at the epoch's first step), so
+    # a method stepping its own optimizer can follow the protocol's schedule.
+    lr: float = 0.0
+
+    def set_masks(self, masks: Masks) -> None:
+        """Prune while training (gradual methods); the engine validates and enforces the masks."""
+        self.engine.set_masks(masks)
+
+    def masks(self) -> Masks:
+        return {k: m.clone() for k, m in self.engine.masks.masks.items()}
+
+    def weights(self) -> dict[str, Tensor]:
+        return dict(self.engine.masks.params)

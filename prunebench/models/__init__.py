@@ -1,0 +1,13 @@
+"""Models: the registry (`registry`), the registered architectures (`small`, `cifar`, built from `blocks`),
+and the cost accounting of the ledger (`cost`)."""
+
+# Registration order is the order `prunebench models` lists them in.
+# isort: off
+from prunebench.models import small as _small  # noqa: F401  (registers small_cnn and lenet_300_100)
+from prunebench.models import cifar as _cifar  # noqa: F401  (registers the CIFAR architectures)
+
+# isort: on
+from prunebench.models.cost import layer_macs, other_macs
+from prunebench.models.registry import MODELS, ModelInfo, build_model, model_names, register_model
+
+__all__ = ["MODELS", "ModelInfo", "build_model", "layer_macs", "model_names", "other_macs", "register_model"]

@@ -1,0 +1,158 @@
+"""Models by name: registered architectures and every torchvision classification model.
+
+A protocol names its architecture (`model.name`) and the keyword arguments of its constructor
+(`model.args`). Registered models (`MODELS`, `@register_model`) adapt their first layer to the data's
+channel count; every torchvision classification model is also available under its torchvision name, always
+built from scratch: the engine trains the base model, so pretrained weights are never loaded.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunebench.errors import FieldError
+from prunebench.models.probe import InputShape, eval_mode, keep_rng, probe_input
+from prunebench.protocol import ModelSpec
+
+Builder = Callable[..., nn.Module]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    description: str
+    builder: Builder  # fn(num_classes, input_shape, **args) -> nn.Module
+
+
+MODELS: dict[str, ModelInfo] = {}
+
+
+def register_model(name: str, description: str) -> Callable[[Builder], Builder]:
+    """Register `builder(num_classes, input_shape, **args) -> nn.Module` under `name`."""
+
+    def decorate(builder: Builder) -> Builder:
+        if name in MODELS:
+            raise ValueError(f"model {name!r} is registered twice")
+        MODELS[name] = ModelInfo(name, description, builder)
+        return builder
+
+    return decorate
+
+
+@functools.cache
+def torchvision_names() -> tuple[str, ...]:
+    # Imported here: torchvision is slow to import and most commands never build a model.
+    import torchvision.models
+
+    # module= keeps the classification models: detection, segmentation, video and quantized
+    # models live in sub-packages and take different inputs or outputs.
+    return tuple(torchvision.models.list_models(module=torchvision.models))
+
+
+def model_names() -> list[str]:
+    """Registered names (in registration order), then torchvision's classification models."""
+    return [*MODELS, *(name for name in torchvision_names() if name not in MODELS)]
+
+
+# ---- building -----------------------------------------------------------------------------------
+# torchvision defaults that do not suit training from scratch here: auxiliary heads make the
+# training-mode forward return a tuple instead of logits, and leaving init_weights unset warns.
+_TORCHVISION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "googlenet": {"aux_logits": False, "init_weights": True},
+    "inception_v3": {"aux_logits": False, "init_weights": True},
+}
+_RESERVED_ARGS = ("num_classes", "input_shape")
+
+
+def build_model(spec: ModelSpec, *, num_classes: int, input_shape: tuple[int, int, int]) -> nn.Module:
+    """Build the model a protocol names, freshly initialized from torch's current RNG state.
+
+    The model is checked with one forward pass of a zero input (in eval mode, without touching
+    the RNG), so that an input shape it cannot take is an error here rather than in training.
+    """
+    shape: InputShape = tuple(int(d) for d in input_shape)  # type: ignore[assignment]
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"input_shape must be (channels, height, width), got {input_shape!r}")
+    args = dict(spec.args)
+    for key in _RESERVED_ARGS:
+        if key in args:
+            raise FieldError(("model", "args"), f"{key!r} is not a model argument: it comes from the data set")
+    if spec.name in MODELS:
+        model = _build_registered(MODELS[spec.name], args, num_classes, shape)
+    elif spec.name in torchvision_names():
+        model = _build_torchvision(spec.name, args, num_classes, shape)
+    else:
+        raise FieldError(("model", "name"), _unknown_model(spec.name))
+    _check_forward(model, spec.name, num_classes, shape)
+    return model
+
+
+def _unknown_model(name: str) -> str:
+    by_lower = {known.lower(): known for known in model_names()}
+    close = [by_lower[m] for m in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)]
+    hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+    return (
+        f"unknown model {name!r} ({hint}known: {', '.join(MODELS)}, and the "
+        f"{len(torchvision_names())} torchvision classification models such as resnet50; "
+        "`prunebench models` lists them all)"
+    )
+
+
+def _build_registered(info: ModelInfo, args: dict[str, Any], num_classes: int, shape: InputShape) -> nn.Module:
+    params = list(inspect.signature(info.builder).parameters.values())[2:]
+    takes = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if not any(p.kind is p.VAR_KEYWORD for p in params):
+        unknown = sorted(set(args) - set(takes))
+        if unknown:
+            raise FieldError(
+                ("model", "args"),
+                f"model {info.name!r} does not take {', '.join(map(repr, unknown))} "
+                f"(it takes: {', '.join(takes) or 'no arguments'})",
+            )
+    try:
+        return info.builder(num_classes, shape, **args)
+    except (TypeError, ValueError) as exc:  # an argument of the wrong type or value
+        raise FieldError(("model", "args"), f"model {info.name!r} rejects its args {args}: {exc}") from None
+
+
+def _build_torchvision(name: str, args: dict[str, Any], num_classes: int, shape: InputShape) -> nn.Module:
+    import torchvision.models
+
+    if shape[0] != 3:
+        raise FieldError(
+            ("model", "name"),
+            f"torchvision model {name!r} takes 3-channel (RGB) images but the data have {shape[0]} "
+            "channel(s); the registered models (small_cnn, lenet_300_100, cifar_*) adapt to any channel count",
+        )
+    for key in ("weights", "pretrained"):
+        if key in args:
+            raise FieldError(
+                ("model", "args"),
+                f"{key!r} is not allowed: prunebench never loads pretrained weights (the engine trains the base model)",
+            )
+    kwargs = {**_TORCHVISION_DEFAULTS.get(name, {}), **args}
+    try:
+        return torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise FieldError(("model", "args"), f"torchvision model {name!r} rejects its args {args}: {exc}") from None
+
+
+def _check_forward(model: nn.Module, name: str, num_classes: int, shape: InputShape) -> None:
+    try:
+        x = probe_input(model, shape)
+        with keep_rng(x.device), eval_mode(model), torch.no_grad():
+            out = model(x)
+    except (RuntimeError, ValueError, AssertionError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise FieldError(("model", "name"), f"model {name!r} cannot take inputs of shape {shape}: {first}") from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, num_classes):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise FieldError(("model", "name"), f"model {name!r} gives {got} for one example, not (1, {num_classes})")

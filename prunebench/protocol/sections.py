@@ -1,0 +1,248 @@
+"""The sections of a protocol other than its training recipes and retraining variants: data, model,
+pruning rules, budgets, methods, evaluation and analyses."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from prunebench.errors import FieldError
+from prunebench.protocol.base import StrictModel
+from prunebench.protocol.identity import HASHED_WHEN_ENABLED, NOT_HASHED
+
+
+class DataSpec(StrictModel):
+    name: str = Field(description="Dataset name in the registry (`prunebench datasets` lists them).")
+    root: str | None = Field(
+        None,
+        description="Directory of the data; `${VAR}` and `${VAR:-default}` read environment variables. "
+        "Not part of the protocol hash: the same data may live anywhere.",
+        json_schema_extra=NOT_HASHED,
+    )
+    val_fraction: float = Field(
+        0.1, gt=0, lt=0.5, description="Fraction of the training data held out as the validation split."
+    )
+    split_seed: int = Field(0, description="Seed of the train/validation split (and of subsets); fixed per protocol.")
+    train_subset: int | None = Field(
+        None,
+        gt=0,
+        description="Use this many training examples, the validation split included (class-balanced, "
+        "seeded by split_seed).",
+    )
+    test_subset: int | None = Field(None, gt=0, description="Use this many test examples (class-balanced).")
+    augmentation: str = Field("none", description="Training augmentation by name: none, flip_crop, imagenet.")
+    eval_batch_size: int = Field(
+        512, gt=0, description="Batch size of evaluation passes (not hashed).", json_schema_extra=NOT_HASHED
+    )
+    num_workers: int = Field(
+        0,
+        ge=0,
+        description="Data-loading worker processes for on-disk data (not hashed).",
+        json_schema_extra=NOT_HASHED,
+    )
+
+    def resolved_root(self) -> Path | None:
+        """The root with environment variables expanded; a FieldError when one is unset."""
+        if self.root is None:
+            return None
+
+        def expand(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(3)
+            value = os.environ.get(name)
+            if value:
+                return value
+            if default is not None:
+                return default
+            raise FieldError(("data", "root"), f"environment variable {name} is not set (it names the data directory)")
+
+        return Path(re.sub(r"\$\{(\w+)(:-([^}]*))?\}", expand, self.root)).expanduser()
+
+
+class ModelSpec(StrictModel):
+    name: str = Field(description="Model name in the registry (`prunebench models` lists them).")
+    args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the model constructor.")
+
+
+class PrunableSpec(StrictModel):
+    layer_types: list[Literal["conv", "linear"]] = Field(
+        default_factory=lambda: ["conv", "linear"],
+        description="Weights of these layer types are prunable; biases and normalization layers never are.",
+    )
+    include_first: bool = Field(True, description="Whether the first layer (in execution order) is prunable.")
+    include_last: bool = Field(True, description="Whether the last layer (the classifier) is prunable.")
+    exclude: list[str] = Field(
+        default_factory=list, description="Parameter names (glob patterns, e.g. `*.downsample.*`) never pruned."
+    )
+
+
+class PruningSpec(StrictModel):
+    sparsities: list[float] = Field(
+        description="Target sparsities: fraction of prunable weights that are zero after pruning."
+    )
+    tolerance: float = Field(
+        0.005, ge=0, lt=1, description="Achieved sparsity may differ from the target by this much."
+    )
+    granularity: Literal["unstructured", "filter", "n:m"] = Field(
+        "unstructured",
+        description="The finest structure a method may remove. Sparsity is always counted in weights; a "
+        "method whose granularity is finer than this is refused (no unstructured method in a filter protocol).",
+    )
+    prunable: PrunableSpec = Field(default_factory=PrunableSpec, description="Which tensors count and may be pruned.")
+    rewind_epoch: float = Field(
+        0.0, ge=0, description="Base training saves the weights at this epoch for rewinding (0: the initialization)."
+    )
+    scoring_examples: int = Field(
+        1024, ge=0, description="Examples a data-dependent criterion may look at when it scores weights."
+    )
+
+    @field_validator("sparsities")
+    @classmethod
+    def _valid(cls, v: list[float]) -> list[float]:
+        if not v:
+            raise ValueError("at least one target sparsity is needed")
+        for s in v:
+            if not 0 < s < 1:
+                raise ValueError(f"sparsity {s} is not between 0 and 1 (exclusive)")
+        if len(set(v)) != len(v):
+            raise ValueError("sparsities repeat")
+        return sorted(v)
+
+
+class BudgetSpec(StrictModel):
+    pruning_epochs: float = Field(
+        0.0,
+        ge=0,
+        description="Training epochs a method may spend while pruning (iterative rounds, gradual "
+        "schedules, soft masks); 0 means one-shot pruning of the base model.",
+    )
+    total_epochs: float | None = Field(
+        None, gt=0, description="SX-A: pruning plus retraining epochs (default pruning_epochs + retrain.epochs)."
+    )
+    total_train_flops: float | None = Field(
+        None,
+        gt=0,
+        description="SX-B: training FLOPs of pruning plus retraining (default: retraining the dense "
+        "model for retrain.epochs).",
+    )
+
+
+class MethodSpec(StrictModel):
+    name: str = Field(description="A registered method name, `package.module:Class`, or `path/to/file.py:Class`.")
+    label: str | None = Field(None, description="Name in results and tables (default: the method's name).")
+    config: dict[str, Any] = Field(default_factory=dict, description="The method's hyperparameters.")
+    budget: BudgetSpec | None = Field(
+        None, description="A budget stated for this method alone; it is checked and shown in every table."
+    )
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+
+class EvaluationSpec(StrictModel):
+    test_curves: bool = Field(
+        False,
+        description="Also record test accuracy after each epoch. Nothing selects on it; the reported "
+        "number is always the last epoch's.",
+    )
+    top_k: list[Literal[1, 5]] = Field(
+        default_factory=lambda: [1, 5],
+        description="Top-k accuracies to report: 1 and 5 are measured (top-1 always; top-5 when the data set has "
+        "more than 5 classes).",
+    )
+
+
+class SheddingSpec(StrictModel):
+    """Cascade weight shedding (Azarian & Porikli 2021); definitions in docs/analyses.md."""
+
+    enabled: bool = Field(False, description="Record, each epoch, how many kept weights fell below the threshold.")
+    threshold: Literal["global_pruning", "layer_pruning", "layer_scale"] = Field(
+        "global_pruning",
+        description="The magnitude below which a kept weight counts as shed: global_pruning, the threshold of "
+        "global magnitude pruning of the reference weights to the masks' sparsity; layer_pruning, the same per "
+        "layer; layer_scale, the root mean square of the layer's reference weights. Times `factor`.",
+    )
+    factor: float = Field(
+        1.0, gt=0, description="Multiplier of the threshold (default 1.0; 0.1 with threshold: layer_scale)."
+    )
+    reference: Literal["auto", "init", "rewind", "base"] = Field(
+        "auto",
+        description="Weights the threshold is computed from. auto: the dense weights retraining starts from "
+        "(rewind for weight rewinding, init for scratch and for methods that prune before training, else base).",
+    )
+    per_layer: bool = Field(False, description="Also record each prunable layer's numbers.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_factor(cls, data: Any) -> Any:
+        # The factor's natural scale depends on the rule: the pruning threshold itself, or a tenth of a layer's RMS.
+        if isinstance(data, dict) and "factor" not in data:
+            data = {**data, "factor": 0.1 if data.get("threshold") == "layer_scale" else 1.0}
+        return data
+
+
+class CorrelationSpec(StrictModel):
+    """Weight correlation R_p (Liu et al. 2021); definition in docs/analyses.md."""
+
+    enabled: bool = Field(False, description="Record, each epoch, R_p between the current and reference weights.")
+    p: list[float] = Field(
+        default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5],
+        description="Fractions p of each layer's weights whose top-p sets by magnitude are compared.",
+    )
+    against: list[Literal["init", "rewind", "base"]] = Field(
+        default_factory=lambda: ["init", "rewind", "base"],
+        description="Reference weights: init (base training's initialization), rewind (saved at "
+        "pruning.rewind_epoch), base (the trained dense model).",
+    )
+    per_layer: bool = Field(False, description="Also record each prunable layer's R_p.")
+
+    @field_validator("p")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 < p < 1 for p in v) or len(set(v)) != len(v):
+            raise ValueError("p must be a non-empty list of distinct fractions between 0 and 1 (exclusive)")
+        return sorted(v)
+
+    @field_validator("against")
+    @classmethod
+    def _references(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("against must name at least one reference, each once")
+        return v
+
+
+class TrainabilitySpec(StrictModel):
+    """Trainability accuracy (Wang et al. 2023); definition in docs/analyses.md."""
+
+    enabled: bool = Field(False, description="Record the mean validation accuracy of the first retraining epochs.")
+    epochs: int | None = Field(
+        None,
+        gt=0,
+        description="Epochs averaged; default the first LR stage of retraining (first milestone, first step, "
+        "every epoch of a constant schedule, the first half of a cosine decay).",
+    )
+
+
+class AnalysesSpec(StrictModel):
+    """Measurements recorded alongside the curves; they never influence training or selection.
+    Hashed only when set, so protocols without them keep their identity."""
+
+    shedding: SheddingSpec = Field(
+        default_factory=SheddingSpec,
+        description="Cascade weight shedding, per epoch.",
+        json_schema_extra=HASHED_WHEN_ENABLED,
+    )
+    correlation: CorrelationSpec = Field(
+        default_factory=CorrelationSpec,
+        description="Weight correlation R_p with reference weights, per epoch.",
+        json_schema_extra=HASHED_WHEN_ENABLED,
+    )
+    trainability: TrainabilitySpec = Field(
+        default_factory=TrainabilitySpec,
+        description="Trainability accuracy, once per job.",
+        json_schema_extra=HASHED_WHEN_ENABLED,
+    )

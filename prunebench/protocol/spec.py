@@ -1,0 +1,219 @@
+"""The protocol: everything a comparison fixes that is not the pruning method.
+
+The pydantic models are the documentation of the format: every field says what it means and how it takes
+part in the protocol's identity (prunebench.protocol.identity). A protocol is identified by a content hash
+over the fields that change results; paths and worker counts, which differ between machines, are left out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from prunebench.errors import FieldError, ProtocolError
+from prunebench.fairness import ComparisonSetup
+from prunebench.protocol.base import Loc, StrictModel, dotted, nearest_mark
+from prunebench.protocol.expansion import VariantError, VariantPlan, expand_variants, stretch_budget
+from prunebench.protocol.identity import (
+    HASHED_WHEN_SET,
+    NOT_HASHED,
+    OUTSIDE_SETUP,
+    content_hash,
+    hashed_content,
+    outside_setup,
+)
+from prunebench.protocol.recipes import TrainingSpec, retraining_recipe
+from prunebench.protocol.sections import (
+    AnalysesSpec,
+    BudgetSpec,
+    DataSpec,
+    EvaluationSpec,
+    MethodSpec,
+    ModelSpec,
+    PruningSpec,
+)
+from prunebench.protocol.variants import VariantsSpec
+
+
+class Protocol(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Short name; names the results directory.")
+    description: str = Field("", description="What this protocol compares (not hashed).", json_schema_extra=NOT_HASHED)
+    data: DataSpec = Field(description="Data set, splits and augmentation.")
+    model: ModelSpec = Field(description="Architecture.")
+    base: TrainingSpec = Field(description="Dense training of the base model, once per seed, shared by all methods.")
+    pruning: PruningSpec = Field(description="Sparsity targets and what counts as a prunable weight.")
+    retrain: TrainingSpec = Field(description="Retraining after pruning: the same for every method.")
+    budget: BudgetSpec = Field(default_factory=BudgetSpec, description="What a method may spend beyond retraining.")
+    comparison: ComparisonSetup = Field(
+        "S3.2", description="Comparison setup of Wang et al. 2023, Table 2, checked for every job."
+    )
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], description="Seeds; every stage is seeded.")
+    methods: list[MethodSpec] = Field(
+        min_length=1, description="The methods compared.", json_schema_extra=OUTSIDE_SETUP
+    )
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="What is measured at the end.")
+    analyses: AnalysesSpec = Field(
+        default_factory=AnalysesSpec,
+        description="Analyses recorded per epoch and per job (docs/analyses.md). They never change what is "
+        "trained: hashed only when one is enabled, and not part of the setup.",
+        json_schema_extra={**HASHED_WHEN_SET, **OUTSIDE_SETUP},
+    )
+    variants: VariantsSpec = Field(
+        default_factory=VariantsSpec,
+        description="Retraining variants run beside the protocol's own recipe: an LR sweep, an epoch extension, "
+        "the swap test (docs/analyses.md). They add jobs beside the protocol's own: not part of the setup.",
+        json_schema_extra={**HASHED_WHEN_SET, **OUTSIDE_SETUP},
+    )
+
+    # Where each field stands in the file, for error messages; not part of the protocol.
+    _source: Path | None = None
+    _marks: dict[Loc, tuple[int, int]] = {}
+
+    @model_validator(mode="after")
+    def _unique(self) -> Protocol:
+        keys = [m.key for m in self.methods]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"method {dupes[0]!r} appears twice; give each a distinct label")
+        if len(set(self.seeds)) != len(self.seeds) or not self.seeds:
+            raise ValueError("seeds must be a non-empty list without repeats")
+        return self
+
+    @model_validator(mode="after")
+    def _analyses_fit(self) -> Protocol:
+        n = self.analyses.trainability.epochs
+        if n is not None and n > self.retrain.epochs:
+            raise ValueError(f"analyses.trainability.epochs {n} exceeds the {self.retrain.epochs} retraining epochs")
+        return self
+
+    @field_validator("variants")
+    @classmethod
+    def _variants_expand(cls, v: VariantsSpec, info: ValidationInfo) -> VariantsSpec:
+        # Expanded here (not only when run) so that a recipe that does not fit, or an unknown method label,
+        # is an error naming its own field.
+        if v == VariantsSpec() or any(k not in info.data for k in ("retrain", "methods", "analyses")):
+            return v
+        try:
+            expand_variants(
+                v,
+                retrain=info.data["retrain"],
+                labels=[m.key for m in info.data["methods"]],
+                trainability_epochs=info.data["analyses"].trainability.epochs,
+            )
+        except VariantError as exc:
+            error = PydanticCustomError("value_error", "{message}", {"message": exc.message})
+            raise ValidationError.from_exception_data(
+                "Protocol", [InitErrorDetails(type=error, loc=exc.loc, input=v.model_dump(mode="json"))]
+            ) from None
+        return v
+
+    # ---- identity -------------------------------------------------------------------------
+    def hashed_content(self) -> dict[str, Any]:
+        """The fields that change results, by their identity marks; the hash is taken over these."""
+        return hashed_content(self)
+
+    @property
+    def hash(self) -> str:
+        return content_hash(self.hashed_content())
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.name}-{self.hash[:10]}"
+
+    def base_key(self, seed: int) -> dict[str, Any]:
+        """What determines the dense checkpoint of a seed, shared by every method and sparsity: data, model,
+        base training, the rewind point it saves, the seed."""
+        content = self.hashed_content()
+        return {
+            "data": content["data"],
+            "model": content["model"],
+            "base": content["base"],
+            "rewind_epoch": self.pruning.rewind_epoch,
+            "seed": seed,
+        }
+
+    # ---- recipes and variants ---------------------------------------------------------------
+    def retraining_recipe(self, regime: str, epochs: int | None = None) -> tuple[str, TrainingSpec]:
+        """(recipe name, recipe) that a retraining regime runs under this protocol; see `retraining_recipe`."""
+        return retraining_recipe(regime, base=self.base, retrain=self.retrain, epochs=epochs)
+
+    def variant_plan(self) -> VariantPlan:
+        """The retraining variants of this protocol, expanded (prunebench.protocol.expansion)."""
+        if self.variants == VariantsSpec():
+            return VariantPlan()
+        return expand_variants(
+            self.variants,
+            retrain=self.retrain,
+            labels=[m.key for m in self.methods],
+            trainability_epochs=self.analyses.trainability.epochs,
+        )
+
+    def for_variant(self, name: str | None) -> Protocol:
+        """This protocol with a retraining variant's recipe as its `retrain` (and budgets stated in epochs moved
+        by the variant's extra epochs): what a variant's jobs run and are audited under. None: itself. Its
+        hash is not the protocol's: results carry the protocol's own hash and the variant's record."""
+        if name is None:
+            return self
+        variant = self.variant_plan().get(name)
+        n, m = self.retrain.epochs, variant.retrain.epochs
+        methods = [
+            spec if spec.budget is None else spec.model_copy(update={"budget": stretch_budget(spec.budget, n, m)})
+            for spec in self.methods
+        ]
+        return self.model_copy(
+            update={"retrain": variant.retrain, "budget": stretch_budget(self.budget, n, m), "methods": methods}
+        )
+
+    # ---- locating errors ------------------------------------------------------------------
+    @property
+    def source(self) -> Path | None:
+        return self._source
+
+    def located(self, source: Path | None, marks: dict[Loc, tuple[int, int]]) -> Protocol:
+        """This protocol, knowing the file and the line and column of each of its fields."""
+        self._source, self._marks = source, marks
+        return self
+
+    def locate(self, error: FieldError) -> ProtocolError:
+        """Turn an error about a field into one that names the file and line of that field."""
+        line, col = nearest_mark(self._marks, error.loc)
+        return ProtocolError(error.message, file=self._source, line=line, column=col, field=dotted(error.loc))
+
+
+SETUP_EXCLUDED = outside_setup(Protocol)  # methods, analyses, variants
+
+
+def setup_content(content: dict[str, Any]) -> dict[str, Any]:
+    """The part of a protocol's hashed content that its comparison setup is: everything a protocol fixes but
+    the fields marked OUTSIDE_SETUP. Results of protocols with one setup are ranked together."""
+    return {k: v for k, v in content.items() if k not in SETUP_EXCLUDED}
+
+
+def setup_hash(content: dict[str, Any]) -> str:
+    """The hash of a protocol's setup (of its hashed content, e.g. a run directory's protocol.json's)."""
+    return content_hash(setup_content(content))
+
+
+def plan_from_content(content: dict[str, Any] | None) -> VariantPlan | None:
+    """The variants of a protocol dump (the hashed content a run directory's protocol.json holds);
+    None when there is no content to expand."""
+    if content is None:
+        return None
+    if "variants" not in content:
+        return VariantPlan()
+    try:
+        return Protocol.model_validate(dict(content)).variant_plan()
+    except (ValidationError, ValueError, TypeError):
+        return None
+
+
+def hashed_content_of(dump: dict[str, Any]) -> dict[str, Any] | None:
+    """The part of a protocol dump (e.g. a run directory's protocol.json) that its hash covers, by this
+    version's rules; None when the dump is not a valid protocol of this version."""
+    try:
+        return Protocol.model_validate(dump).hashed_content()
+    except (ValidationError, ValueError, TypeError):
+        return None

@@ -1,0 +1,236 @@
+"""The fairness audit of a group of records: every result that may not be ranked, and why.
+
+Each rule is derived from a record's measurements, not only from its status: a hand-edited or older record
+marked ok is audited all the same. Every kind keeps its result out of the ranking; a missing seed is a result
+that is not there, and a copy repeats a result that is counted once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prunebench.fairness import EPS, off_target
+from prunebench.report.load import ProtocolInfo
+from prunebench.results import ResultSummary
+
+AUDIT_KINDS = {
+    "failed": "the job failed",
+    "budget": "over the budget",
+    "sparsity": "achieved sparsity off the target beyond the protocol's tolerance",
+    "violation": "marked a violation by the runner",
+    "base_checkpoint": "started from another dense checkpoint than the other results of its seed",
+    "method_config": "another method version or configuration under the same label",
+    "duplicate": "conflicting results of one job (none is ranked)",
+    "copy": "a copy of a result that is counted once",
+    "incomplete_record": "a result without the measurements a ranking needs",
+    "missing_seed": "no result for a seed of the protocol",
+}
+
+
+@dataclass(frozen=True)
+class Issue:
+    protocol: str
+    setup_hash: str
+    method: str | None
+    sparsity: float | None
+    seed: int | None
+    kind: str
+    reason: str
+    file: str | None
+
+    @property
+    def excludes(self) -> bool:
+        return self.kind != "missing_seed"
+
+    def short(self) -> str:
+        seed = f"seed {self.seed}: " if self.seed is not None else ""
+        return f"{seed}{self.kind}: {self.reason}"
+
+
+def target_of(record: ResultSummary) -> float | None:
+    """The job's target sparsity (recorded also for failed jobs, which have no sparsity record)."""
+    return record.target_sparsity
+
+
+def same_target(a: float | None, b: float | None) -> bool:
+    """Whether two target sparsities are the same (as written in a protocol, read back from JSON)."""
+    return a is not None and b is not None and abs(a - b) < EPS
+
+
+@dataclass
+class Entry:
+    """A record on its way to a board, with the protocol it ran under and the issues the audit finds."""
+
+    path: Path
+    record: ResultSummary
+    info: ProtocolInfo
+    target: float | None
+    issues: list[Issue] = field(default_factory=list)
+
+    def copy(self) -> Entry:
+        """A fresh entry of the same record: boards audit their entries in place, so a record shown on several
+        boards gets one on each."""
+        return Entry(self.path, self.record, self.info, self.target)
+
+    @property
+    def label(self) -> str:
+        return self.record.method.label
+
+    @property
+    def variant(self) -> str | None:
+        """The retraining variant the record ran (None: the protocol's own recipe)."""
+        return self.record.variant.name if self.record.variant is not None else None
+
+    @property
+    def clean(self) -> bool:
+        return self.record.status == "ok" and not any(i.excludes for i in self.issues)
+
+
+def record_issues(e: Entry, protocol: str, setup: str) -> list[Issue]:
+    """The fairness rules a single record breaks, derived from its measurements (not only from
+    its status: a hand-edited or older record marked ok is audited all the same)."""
+    r = e.record
+
+    def issue(kind: str, reason: str) -> Issue:
+        return Issue(protocol, setup, r.method.label, e.target, r.seed, kind, reason, str(e.path))
+
+    if r.status == "failed":
+        return [issue("failed", "; ".join(r.reasons) or "failed (no reason recorded)")]
+    out: list[Issue] = []
+    explained: set[str] = set()
+    if r.budget is not None:
+        for v in r.budget.violations:
+            out.append(issue("budget", v))
+            explained.add(v)
+    if r.sparsity is not None and off_target(r.sparsity.achieved, r.sparsity.target, r.sparsity.tolerance):
+        out.append(
+            issue(
+                "sparsity",
+                f"achieved {r.sparsity.achieved:.4f}, target {r.sparsity.target:g}, tolerance {r.sparsity.tolerance:g}",
+            )
+        )
+        explained.update(x for x in r.reasons if "sparsity" in x)
+    missing = [n for n in ("metrics", "sparsity", "base", "cost", "budget") if getattr(r, n) is None]
+    if missing:
+        out.append(issue("incomplete_record", f"no {', '.join(missing)} in the record"))
+    if r.status == "violation":
+        rest = [x for x in r.reasons if x not in explained]
+        if rest or not out:
+            out.append(issue("violation", "; ".join(rest) or "marked a violation (no reason recorded)"))
+    return out
+
+
+def majority(counts: Counter[Any]) -> Any | None:
+    """The most common value, or None when two values tie for it."""
+    top = counts.most_common(2)
+    if not top or (len(top) == 2 and top[0][1] == top[1][1]):
+        return None
+    return top[0][0]
+
+
+def audit_duplicates(entries: list[Entry], protocol: str, setup: str) -> None:
+    jobs: dict[tuple[str, float | None, int], list[Entry]] = defaultdict(list)
+    for e in entries:
+        jobs[(e.label, e.target, e.record.seed)].append(e)
+    for same in jobs.values():
+        if len(same) < 2:
+            continue
+        same.sort(key=lambda e: str(e.path))
+
+        def outcome(e: Entry) -> tuple[Any, ...]:
+            m = e.record.metrics
+            return (
+                e.record.status,
+                m.test_top1 if m else None,
+                e.record.base.checkpoint_sha256 if e.record.base else None,
+            )
+
+        first = same[0]
+        if all(outcome(e) == outcome(first) for e in same):
+            # Copies of one result: counted once, and the copies are named.
+            for e in same[1:]:
+                e.issues.append(
+                    Issue(
+                        protocol,
+                        setup,
+                        e.label,
+                        e.target,
+                        e.record.seed,
+                        "copy",
+                        f"same result as {first.path}; counted once",
+                        str(e.path),
+                    )
+                )
+        else:
+            files = ", ".join(str(e.path) for e in same)
+            for e in same:
+                e.issues.append(
+                    Issue(
+                        protocol,
+                        setup,
+                        e.label,
+                        e.target,
+                        e.record.seed,
+                        "duplicate",
+                        f"conflicting results of one job: {files}",
+                        str(e.path),
+                    )
+                )
+
+
+def method_config(r: ResultSummary) -> tuple[str, str, str]:
+    """What a method label ran: the method's name, version and configuration."""
+    return (r.method.name, r.method.version, json.dumps(r.method.config, sort_keys=True))
+
+
+def audit_configs(entries: list[Entry], protocol: str, setup: str) -> None:
+    by_label: dict[str, list[Entry]] = defaultdict(list)
+    for e in entries:
+        by_label[e.label].append(e)
+    for label, group in by_label.items():
+        counts = Counter(method_config(e.record) for e in group)
+        if len(counts) < 2:
+            continue
+        winner = majority(counts)
+        for e in group:
+            v = method_config(e.record)
+            if v == winner:
+                continue
+            name, version, config = v
+            why = f"ran {name} {version} with config {config}; the other results of {label!r} ran " + (
+                f"{winner[0]} {winner[1]} with config {winner[2]}" if winner else "other versions or configs"
+            )
+            e.issues.append(Issue(protocol, setup, label, e.target, e.record.seed, "method_config", why, str(e.path)))
+
+
+def audit_bases(entries: list[Entry], protocol: str, setup: str) -> dict[int, tuple[str, float]]:
+    """Per seed, the dense checkpoint most results started from; the others are flagged.
+    Returns each seed's agreed checkpoint and its test top-1."""
+    by_seed: dict[int, list[Entry]] = defaultdict(list)
+    for e in entries:
+        if e.record.base is not None:
+            by_seed[e.record.seed].append(e)
+    agreed: dict[int, tuple[str, float]] = {}
+    for seed, group in sorted(by_seed.items()):
+        counts = Counter(e.record.base.checkpoint_sha256 for e in group)  # type: ignore[union-attr]
+        winner = majority(counts)
+        if winner is not None:
+            agreed[seed] = (
+                winner,
+                next(e.record.base.test_top1 for e in group if e.record.base.checkpoint_sha256 == winner),
+            )  # type: ignore[union-attr]
+        for e in group:
+            sha = e.record.base.checkpoint_sha256  # type: ignore[union-attr]
+            if sha == winner:
+                continue
+            if winner is None:
+                seen = ", ".join(f"{h[:12]} ({n})" for h, n in counts.most_common())
+                why = f"seed {seed} has dense checkpoints {seen} and none is the majority"
+            else:
+                why = f"dense checkpoint {sha[:12]} differs from the other results of seed {seed} ({winner[:12]})"
+            e.issues.append(Issue(protocol, setup, e.label, e.target, seed, "base_checkpoint", why, str(e.path)))
+    return agreed

@@ -1,0 +1,393 @@
+"""Leaderboards: the rows of one protocol setup's results, their statistics and ranks.
+
+Results are grouped by protocol; only results that share a protocol's setup are ranked together. Every
+result with a fairness problem is shown apart in the audit (prunebench.report.audit) with its reason, and
+every missing seed is named.
+
+Statistics (all over seeds; accuracies are fractions in the data, percentages in the tables):
+- mean, sample standard deviation and the 95% t-interval of the mean;
+- the difference to the dense base model, paired by seed (each job starts from its seed's dense
+  checkpoint), with its 95% t-interval;
+- ranks: methods are sorted by mean test top-1; a method is *tied* with the method ranked just
+  above it when the 95% t-interval of their paired per-seed difference contains 0. A tied method
+  shares the rank of the one above (competition ranking: 1, =2, =2, 4). With fewer than two shared
+  seeds the difference cannot be tested: the verdict is "n/a" and the rank is shared as well, since
+  nothing says the two differ.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Literal
+
+from prunebench.fairness import EPS
+from prunebench.report.audit import (
+    Entry,
+    Issue,
+    audit_bases,
+    audit_configs,
+    audit_duplicates,
+    record_issues,
+)
+from prunebench.report.stats import estimate, paired_difference
+from prunebench.results import ResultSummary
+
+
+@dataclass
+class Row:
+    """One row of a leaderboard: every column, for JSON, CSV and pandas."""
+
+    protocol: str
+    setup_hash: str
+    protocol_hashes: list[str]
+    mixed_protocols: bool
+    kind: Literal["dense", "method"]
+    method: str
+    method_name: str | None = None
+    method_version: str | None = None
+    sparsity_target: float | None = None
+    rank: int | None = None
+    rank_shared: bool = False
+    vs_above_method: str | None = None
+    vs_above_verdict: Literal["tied", "lower", "n/a"] | None = None
+    vs_above_delta: float | None = None
+    vs_above_ci_low: float | None = None
+    vs_above_ci_high: float | None = None
+    vs_above_p: float | None = None
+    vs_above_n: int | None = None
+    n_seeds: int = 0
+    seeds: list[int] = field(default_factory=list)
+    expected_seeds: list[int] = field(default_factory=list)
+    missing_seeds: list[int] = field(default_factory=list)
+    top1_mean: float | None = None
+    top1_std: float | None = None
+    top1_ci_low: float | None = None
+    top1_ci_high: float | None = None
+    top5_mean: float | None = None
+    dense_top1_mean: float | None = None
+    delta_dense_mean: float | None = None
+    delta_dense_std: float | None = None
+    delta_dense_ci_low: float | None = None
+    delta_dense_ci_high: float | None = None
+    delta_dense_p: float | None = None
+    achieved_sparsity_mean: float | None = None
+    achieved_sparsity_min: float | None = None
+    achieved_sparsity_max: float | None = None
+    sparsity_tolerance: float | None = None
+    params_dense: float | None = None
+    params_effective: float | None = None
+    params_reduction: float | None = None
+    compression: float | None = None
+    flops_dense: float | None = None
+    flops_effective: float | None = None
+    flops_reduction: float | None = None
+    flops_speedup: float | None = None
+    pruning_epochs: float | None = None
+    pruning_epochs_limit: float | None = None
+    retrain_epochs: float | None = None
+    retrain_epochs_limit: float | None = None
+    total_epochs: float | None = None
+    total_epochs_limit: float | None = None
+    train_flops: float | None = None
+    train_flops_limit: float | None = None
+    budget_used: float | None = None
+    budget_stated_by: str | None = None
+    retraining_regime: str | None = None
+    optimizer: str | None = None
+    lr: float | None = None
+    lr_schedule: str | None = None
+    comparison: str | None = None
+    status: str = "ok"
+    n_issues: int = 0
+    issues: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    # Retraining variants (docs/analyses.md): the board's variant, `selected` on a validation-selected board.
+    retrain_variant: str | None = None
+    selected_variant: str | None = None  # the candidate chosen for this row, on validation top-1 only
+    selection: list[str] = field(default_factory=list)  # each candidate's mean validation top-1 %, as chosen on
+
+
+COLUMNS = [f.name for f in fields(Row)]
+
+
+@dataclass
+class Leaderboard:
+    protocol: str
+    setup_hash: str
+    protocol_hashes: list[str]
+    mixed: bool
+    expected_seeds: list[int]
+    rows: list[Row]
+    issues: list[Issue]
+    notes: list[str] = field(default_factory=list)
+    dense_checkpoints: dict[int, str] = field(default_factory=dict)  # per seed, the one most results share
+    variant: str | None = None  # a retraining variant's board (None: the protocol's own recipe)
+    variant_title: str | None = None  # what the variant is, for the title
+
+    @property
+    def dense(self) -> Row | None:
+        return next((r for r in self.rows if r.kind == "dense"), None)
+
+    @property
+    def title(self) -> str:
+        hashes = ", ".join(h[:10] for h in self.protocol_hashes)
+        which = f" -- RETRAINING VARIANT {self.variant_title or self.variant}" if self.variant else ""
+        if self.mixed:
+            return (
+                f"{self.protocol}: MIXED PROTOCOLS (hashes {hashes}), ranked together on request (--mix-protocols)"
+                + which
+            )
+        plural = "es" if len(self.protocol_hashes) > 1 else ""
+        return f"{self.protocol} (setup {self.setup_hash[:10]}; protocol hash{plural} {hashes})" + which
+
+
+@dataclass
+class Comparison:
+    boards: list[Leaderboard]
+    notices: list[str]
+    files: int
+
+    @property
+    def issues(self) -> list[Issue]:
+        return [i for b in self.boards for i in b.issues]
+
+
+def mean_of(values: Iterable[float]) -> float | None:
+    vals = list(values)
+    return math.fsum(vals) / len(vals) if vals else None
+
+
+def _schedule(r: ResultSummary) -> str:
+    s = r.retraining.schedule
+    name = str(s.get("name", "?"))
+    extra = []
+    if s.get("milestones"):
+        extra.append(f"milestones {s['milestones']}")
+    if s.get("step_size"):
+        extra.append(f"every {s['step_size']}")
+    if name in ("step", "multistep") and s.get("gamma") is not None:
+        extra.append(f"gamma {s['gamma']:g}")
+    if s.get("warmup_epochs"):
+        extra.append(f"warmup {s['warmup_epochs']:g}")
+    return name + (f" ({', '.join(extra)})" if extra else "")
+
+
+def fill_measurements(row: Row, clean: list[Entry]) -> None:
+    recs = [e.record for e in clean]
+    sp = [r.sparsity for r in recs if r.sparsity is not None]
+    if sp:
+        row.achieved_sparsity_mean = mean_of(s.achieved for s in sp)
+        row.achieved_sparsity_min = min(s.achieved for s in sp)
+        row.achieved_sparsity_max = max(s.achieved for s in sp)
+        row.sparsity_tolerance = sp[0].tolerance
+    costs = [r.cost for r in recs if r.cost is not None]
+    if costs:
+        row.params_dense = mean_of(float(c.params_dense) for c in costs)
+        row.params_effective = mean_of(float(c.params_effective) for c in costs)
+        row.flops_dense = mean_of(c.flops_dense for c in costs)
+        row.flops_effective = mean_of(c.flops_effective for c in costs)
+        if row.params_dense and row.params_effective is not None:
+            row.params_reduction = 1.0 - row.params_effective / row.params_dense
+            row.compression = row.params_dense / row.params_effective if row.params_effective else None
+        if row.flops_dense and row.flops_effective is not None:
+            row.flops_reduction = 1.0 - row.flops_effective / row.flops_dense
+            row.flops_speedup = row.flops_dense / row.flops_effective if row.flops_effective else None
+    # What the comparison setups count: pruning plus retraining (Ledger.after_base, summed inline).
+    row.pruning_epochs = mean_of(r.ledger.pruning.epochs for r in recs)
+    row.retrain_epochs = mean_of(r.ledger.retrain.epochs for r in recs)
+    row.total_epochs = mean_of(r.ledger.pruning.epochs + r.ledger.retrain.epochs for r in recs)
+    row.train_flops = mean_of(
+        r.ledger.pruning.train_flops
+        + r.ledger.pruning.forward_flops
+        + r.ledger.retrain.train_flops
+        + r.ledger.retrain.forward_flops
+        for r in recs
+    )
+    budgets = [r.budget for r in recs if r.budget is not None]
+    if budgets:
+        limits = budgets[0].limits
+        row.pruning_epochs_limit = limits.get("pruning_epochs")
+        row.retrain_epochs_limit = limits.get("retrain_epochs")
+        row.total_epochs_limit = limits.get("total_epochs")
+        row.train_flops_limit = limits.get("total_train_flops")
+        row.budget_stated_by = ",".join(sorted({b.stated_by for b in budgets}))
+        if row.train_flops is not None and row.train_flops_limit:
+            row.budget_used = row.train_flops / row.train_flops_limit
+    first = recs[0]
+    row.retraining_regime = ",".join(sorted({r.retraining.regime for r in recs}))
+    row.optimizer = str(first.retraining.optimizer.get("name", "?"))
+    lr = first.retraining.optimizer.get("lr")
+    row.lr = float(lr) if isinstance(lr, int | float) else None
+    row.lr_schedule = ",".join(sorted({_schedule(r) for r in recs}))
+    row.comparison = ",".join(sorted({r.protocol.comparison for r in recs}))
+    row.method_name = first.method.name
+    row.method_version = first.method.version
+
+
+def rank_rows(rows: list[Row], accuracy: dict[str, dict[int, float]]) -> None:
+    """Sort by mean and share ranks where a method is tied with the one just above it."""
+    ranked = sorted((r for r in rows if r.n_seeds > 0), key=lambda r: (-(r.top1_mean or 0.0), r.method))
+    for i, row in enumerate(ranked):
+        if i == 0:
+            row.rank = 1
+            continue
+        above = ranked[i - 1]
+        diff = paired_difference(accuracy[row.method], accuracy[above.method])
+        row.vs_above_method = above.method
+        row.vs_above_n = diff.n
+        row.vs_above_delta = diff.mean
+        row.vs_above_ci_low, row.vs_above_ci_high, row.vs_above_p = diff.low, diff.high, diff.p
+        zero = diff.contains_zero()
+        row.vs_above_verdict = "n/a" if zero is None else ("tied" if zero else "lower")
+        row.rank = above.rank if row.vs_above_verdict in ("tied", "n/a") else i + 1
+    counts = Counter(r.rank for r in ranked)
+    for r in ranked:
+        r.rank_shared = counts[r.rank] > 1
+
+
+def build_board(
+    name: str,
+    setup: str,
+    entries: list[Entry],
+    mixed: bool,
+    methods: Sequence[str] | None,
+    sparsities: Sequence[float] | None,
+    declared: Sequence[str] | None = None,
+) -> Leaderboard:
+    """One leaderboard of the entries; `declared`: the method labels expected (default: the protocol's)."""
+    infos = {e.info.hash: e.info for e in entries}
+    hashes = sorted(infos)
+    for e in entries:
+        e.issues = record_issues(e, name, setup)
+    audit_duplicates(entries, name, setup)
+    audit_configs(entries, name, setup)
+    agreed = audit_bases(entries, name, setup)
+
+    declared_seeds = sorted({s for i in infos.values() for s in i.seeds})
+    expected_seeds = declared_seeds or sorted({e.record.seed for e in entries})
+    expected = list(declared) if declared is not None else [m for i in infos.values() for m in i.methods]
+    labels = list(dict.fromkeys(expected + sorted({e.label for e in entries})))
+    targets = sorted(
+        {s for i in infos.values() for s in i.sparsities} | {e.target for e in entries if e.target is not None}
+    )
+    if methods:
+        labels = [m for m in labels if m in methods]
+    if sparsities:
+        targets = [t for t in targets if any(abs(t - s) < EPS for s in sparsities)]
+
+    cells: dict[tuple[str, float], list[Entry]] = defaultdict(list)
+    loose: list[Issue] = []
+    for e in entries:
+        if e.target is None:
+            loose.extend(e.issues)  # a result we cannot place in a row is still shown in the audit
+        else:
+            cells[(e.label, e.target)].append(e)
+
+    rows: list[Row] = []
+    issues: list[Issue] = list(loose)
+    accuracy_by_target: dict[float, dict[str, dict[int, float]]] = defaultdict(dict)
+    for target in targets:
+        for label in labels:
+            group = cells.get((label, target), [])
+            if not group and label not in expected:
+                continue  # a method that neither ran at this sparsity nor was declared for it
+            row_issues = [i for e in group for i in e.issues]
+            present = {e.record.seed for e in group}
+            missing = [s for s in expected_seeds if s not in present]
+            if group:
+                for s in missing:
+                    row_issues.append(Issue(name, setup, label, target, s, "missing_seed", "no result file", None))
+            elif missing:  # a declared method without any result here: one line, not one per seed
+                seeds = ", ".join(map(str, missing))
+                why = f"no result file for any seed ({seeds})"
+                row_issues.append(Issue(name, setup, label, target, None, "missing_seed", why, None))
+            clean = sorted((e for e in group if e.clean), key=lambda e: e.record.seed)
+            row = Row(
+                protocol=name,
+                setup_hash=setup,
+                protocol_hashes=sorted({e.info.hash for e in group}) or hashes,
+                mixed_protocols=mixed,
+                kind="method",
+                method=label,
+                sparsity_target=target,
+                expected_seeds=expected_seeds,
+                missing_seeds=missing,
+                files=[str(e.path) for e in group],
+            )
+            acc = {e.record.seed: e.record.metrics.test_top1 for e in clean}  # type: ignore[union-attr]
+            est = estimate([acc[s] for s in sorted(acc)])
+            row.n_seeds, row.seeds = est.n, sorted(acc)
+            row.top1_mean, row.top1_std, row.top1_ci_low, row.top1_ci_high = est.mean, est.std, est.low, est.high
+            if clean:
+                top5 = [e.record.metrics.test_top5 for e in clean if e.record.metrics.test_top5 is not None]  # type: ignore[union-attr]
+                row.top5_mean = mean_of(t for t in top5 if t is not None)
+                dense = {e.record.seed: e.record.base.test_top1 for e in clean}  # type: ignore[union-attr]
+                row.dense_top1_mean = mean_of(dense[s] for s in sorted(dense))
+                d = paired_difference(acc, dense)
+                row.delta_dense_mean, row.delta_dense_std = d.mean, d.std
+                row.delta_dense_ci_low, row.delta_dense_ci_high, row.delta_dense_p = d.low, d.high, d.p
+                fill_measurements(row, clean)
+                accuracy_by_target[target][label] = acc
+            elif group:
+                row.method_name, row.method_version = group[0].record.method.name, group[0].record.method.version
+            row.issues = [i.short() for i in row_issues]
+            row.n_issues = len(row_issues)
+            if not group:
+                row.status = "missing (no results)"
+            elif not clean:
+                row.status = "excluded (see audit)"
+            elif set(acc) != set(expected_seeds):
+                row.status = f"incomplete ({len(acc)}/{len(expected_seeds)} seeds)"
+            elif row_issues:
+                row.status = "ok (see audit)"
+            issues.extend(row_issues)
+            rows.append(row)
+        rank_rows([r for r in rows if r.sparsity_target == target], accuracy_by_target[target])
+
+    dense_acc = {s: acc for s, (_, acc) in sorted(agreed.items())}
+    dense_est = estimate(list(dense_acc.values()))
+    dense_row = Row(
+        protocol=name,
+        setup_hash=setup,
+        protocol_hashes=hashes,
+        mixed_protocols=mixed,
+        kind="dense",
+        method="dense base model",
+        n_seeds=dense_est.n,
+        seeds=sorted(dense_acc),
+        expected_seeds=expected_seeds,
+        missing_seeds=[s for s in expected_seeds if s not in dense_acc],
+        top1_mean=dense_est.mean,
+        top1_std=dense_est.std,
+        top1_ci_low=dense_est.low,
+        top1_ci_high=dense_est.high,
+        dense_top1_mean=dense_est.mean,
+        achieved_sparsity_mean=0.0,
+        status="ok" if dense_acc else "missing (no results)",
+    )
+    rows.sort(key=lambda r: (r.sparsity_target, r.rank is None, r.rank or 0, -(r.top1_mean or 0.0), r.method))
+    notes = []
+    if mixed:
+        notes.append(
+            f"MIXED PROTOCOLS: {len(hashes)} protocol hashes are ranked together on request (--mix-protocols); "
+            "their numbers may not be comparable."
+        )
+    if len(hashes) > 1 and not mixed:
+        notes.append(
+            f"protocol hashes {', '.join(h[:10] for h in hashes)} differ only in their method lists; their "
+            "results share one setup and are ranked together"
+        )
+    return Leaderboard(
+        protocol=name,
+        setup_hash=setup,
+        protocol_hashes=hashes,
+        mixed=mixed,
+        expected_seeds=expected_seeds,
+        rows=[dense_row, *rows],
+        issues=issues,
+        notes=notes,
+        dense_checkpoints={s: sha for s, (sha, _) in sorted(agreed.items())},
+    )

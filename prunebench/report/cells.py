@@ -1,0 +1,135 @@
+"""Human-readable cells of a leaderboard: every format that people read (terminal, markdown, LaTeX, HTML)
+shows these, and the boards of retraining variants and the swap test format their numbers with them."""
+
+from __future__ import annotations
+
+from prunebench.report.audit import Issue
+from prunebench.report.board import Row
+
+TIED_DEFINITION = (
+    "Ranks: methods sorted by mean test top-1; a method is tied with the one ranked just above when the 95% "
+    "t-interval of their paired per-seed difference contains 0, and then shares its rank (=); with fewer than "
+    "2 shared seeds the difference cannot be tested (n/a) and the rank is shared too."
+)
+CAPTION = (
+    "Test top-1 %: mean ± std over seeds, 95% t-interval of the mean, n seeds. Δ dense: difference to the dense "
+    "base model, paired by seed over the shared dense checkpoints (percentage points, 95% t-interval). "
+    + TIED_DEFINITION
+    + " Results with fairness problems are not ranked: they are listed in the audit."
+)
+
+
+def pct(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{100 * x:.{digits}f}"
+
+
+def signed_pp(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:+.2f}"
+
+
+def interval(low: float | None, high: float | None, signed: bool = False) -> str:
+    if low is None or high is None:
+        return "n/a"
+    f = signed_pp if signed else pct
+    return f"[{f(low)}, {f(high)}]"
+
+
+def times(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}x"
+
+
+def budget_cell(r: Row) -> str:
+    if r.kind == "dense" or r.total_epochs is None:
+        return "-"
+    parts = []
+    if r.pruning_epochs_limit is not None:
+        parts.append(f"prune {r.pruning_epochs:.3g}/{r.pruning_epochs_limit:.3g} ep")
+    if r.retrain_epochs_limit is not None:
+        parts.append(f"retrain {r.retrain_epochs:.3g}/{r.retrain_epochs_limit:.3g} ep")
+    if r.budget_used is not None:
+        parts.append(f"FLOPs {100 * r.budget_used:.0f}%")
+    if r.budget_stated_by and r.budget_stated_by != "protocol":
+        parts.append(f"budget stated by {r.budget_stated_by}")
+    return ", ".join(parts) or "-"
+
+
+def rank_cell(r: Row) -> str:
+    if r.rank is None:
+        return "-"
+    return f"={r.rank}" if r.rank_shared else str(r.rank)
+
+
+def vs_above_cell(r: Row) -> str:
+    if r.vs_above_verdict is None:
+        return "-"
+    if r.vs_above_verdict == "n/a":
+        return f"n/a ({r.vs_above_n} shared seed{'s' if r.vs_above_n != 1 else ''})"
+    return f"{r.vs_above_verdict} {signed_pp(r.vs_above_delta)} {interval(r.vs_above_ci_low, r.vs_above_ci_high, True)}"
+
+
+HUMAN_HEADERS = [
+    "rank",
+    "method",
+    "sparsity",
+    "top-1 %",
+    "95% CI",
+    "n",
+    "Δ dense (pp)",
+    "vs above (pp)",
+    "achieved",
+    "FLOPs",
+    "params",
+    "budget",
+    "retraining",
+    "setup",
+    "status",
+]
+
+
+def human_cells(r: Row) -> list[str]:
+    top1 = "n/a" if r.top1_mean is None else f"{pct(r.top1_mean)} ± {pct(r.top1_std)}"
+    delta = (
+        "-"
+        if r.kind == "dense"
+        else f"{signed_pp(r.delta_dense_mean)} {interval(r.delta_dense_ci_low, r.delta_dense_ci_high, True)}"
+    )
+    retraining = "-"
+    if r.retraining_regime is not None:
+        lr = f" lr {r.lr:g}" if r.lr is not None else ""
+        retraining = f"{r.retraining_regime}; {r.optimizer}{lr} {r.lr_schedule}"
+    method = r.method
+    if r.selected_variant is not None:
+        method += f" [val-selected: {r.selected_variant}]"
+    elif r.retrain_variant is not None and r.kind == "method":
+        method += f" [{r.retrain_variant}]"
+    return [
+        rank_cell(r),
+        method,
+        "0" if r.kind == "dense" else f"{r.sparsity_target:g}",
+        top1,
+        interval(r.top1_ci_low, r.top1_ci_high),
+        f"{r.n_seeds}/{len(r.expected_seeds)}",
+        delta,
+        vs_above_cell(r),
+        "-" if r.achieved_sparsity_mean is None else f"{r.achieved_sparsity_mean:.4f}",
+        "-" if r.kind == "dense" else times(r.flops_speedup),
+        "-" if r.kind == "dense" else times(r.compression),
+        budget_cell(r),
+        retraining,
+        r.comparison or "-",
+        r.status,
+    ]
+
+
+AUDIT_HEADERS = ["kind", "method", "sparsity", "seed", "reason", "file"]
+
+
+def audit_cells(i: Issue) -> list[str]:
+    return [
+        i.kind,
+        i.method or "-",
+        "-" if i.sparsity is None else f"{i.sparsity:g}",
+        "-" if i.seed is None else str(i.seed),
+        i.reason,
+        i.file or "-",
+    ]

@@ -1,0 +1,339 @@
+"""The regression gate for a submitted method: its results against committed reference results.
+
+For every (protocol, method, sparsity) that the submission and the reference both have, the
+submission fails when
+
+- its mean test top-1 falls below the reference mean by more than the tolerance
+      tolerance = max(floor, sigmas * s * sqrt(1/n_ref + 1/n_sub))
+  (a multiple of the standard error of a difference of two means), where n_ref and n_sub are the
+  numbers of seeds and s is the larger of the reference's standard deviation over seeds for this
+  row and the reference's pooled standard deviation over all rows of the protocol. The pooled
+  spread keeps a row whose few seeds happen to agree from getting a tolerance of nothing; the
+  spread is the reference's alone, so a submission cannot widen its tolerance by being erratic.
+  With no reference spread at all (one seed everywhere) only the floor applies; or
+- any fairness rule is broken: another protocol setup than the reference's (protocol hash
+  mismatch beyond the method list), a budget violation, sparsity off the target, a failed job,
+  results from different dense checkpoints, conflicting duplicates.
+
+A method the reference does not have (a new one) is checked for fairness only. Exit codes:
+0 pass, 1 regression or fairness failure, 2 unusable input (no results, no common protocol).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from rich.table import Table
+
+from prunebench.errors import ResultsError
+from prunebench.report.audit import Issue
+from prunebench.report.board import Comparison, Leaderboard, Row
+from prunebench.report.compare import compare
+from prunebench.report.load import ProtocolIndex, ProtocolInfo, describe_differences
+from prunebench.results import load_records
+
+DEFAULT_FLOOR = 0.005  # 0.5 percentage points of test top-1
+DEFAULT_SIGMAS = 2.0
+# Kinds of audit issue that fail the gate; a missing seed is reported but does not fail it.
+FAILING_KINDS = frozenset(
+    {
+        "failed",
+        "budget",
+        "sparsity",
+        "violation",
+        "base_checkpoint",
+        "method_config",
+        "duplicate",
+        "incomplete_record",
+        "protocol_hash",
+    }
+)
+Verdict = Literal["pass", "new", "regression", "unfair"]
+
+TOLERANCE_DEFINITION = (
+    "A submission regresses when its mean test top-1 is below the reference mean by more than "
+    "max(floor, sigmas x s x sqrt(1/n_ref + 1/n_sub)), n being numbers of seeds and s the larger of the reference's "
+    "standard deviation over seeds for that row and its pooled standard deviation over all rows of the protocol "
+    "(only the floor applies where the reference has no spread)."
+)
+
+
+@dataclass
+class CheckItem:
+    protocol: str
+    method: str
+    sparsity: float
+    verdict: Verdict
+    reference: Row | None
+    submitted: Row
+    delta: float | None = None
+    tolerance: float | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CheckReport:
+    items: list[CheckItem]
+    problems: list[str]  # fairness failures not tied to one row (a protocol mismatch)
+    notes: list[str]
+    floor: float
+    sigmas: float
+    submitted_files: int
+    reference_files: int
+
+    @property
+    def failures(self) -> list[CheckItem]:
+        return [i for i in self.items if i.verdict in ("regression", "unfair")]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures or self.problems else 0
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code == 0
+
+
+def pooled_std(board: Leaderboard) -> float | None:
+    """sqrt(sum((n_i - 1) s_i^2) / sum(n_i - 1)) over the method rows with two seeds or more."""
+    rows = [r for r in board.rows if r.kind == "method" and r.n_seeds >= 2 and r.top1_std is not None]
+    dof = sum(r.n_seeds - 1 for r in rows)
+    if not dof:
+        return None
+    return math.sqrt(math.fsum((r.n_seeds - 1) * r.top1_std**2 for r in rows) / dof)  # type: ignore[operator]
+
+
+def tolerance(reference: Row, n_submitted: int, *, floor: float, sigmas: float, pooled: float | None = None) -> float:
+    spreads = [s for s in (reference.top1_std if reference.n_seeds >= 2 else None, pooled) if s is not None]
+    if not spreads or reference.n_seeds < 1 or n_submitted < 1:
+        return floor
+    return max(floor, sigmas * max(spreads) * math.sqrt(1 / reference.n_seeds + 1 / n_submitted))
+
+
+def _failing(issues: Sequence[Issue]) -> list[Issue]:
+    return [i for i in issues if i.kind in FAILING_KINDS]
+
+
+def _check_board(
+    sub: Leaderboard, ref: Leaderboard, floor: float, sigmas: float, report: CheckReport, require: bool
+) -> None:
+    ref_rows = {(r.method, r.sparsity_target): r for r in ref.rows if r.kind == "method"}
+    pooled = pooled_std(ref)
+    by_row: dict[tuple[str | None, float | None], list[Issue]] = {}
+    for issue in _failing(sub.issues):
+        by_row.setdefault((issue.method, issue.sparsity), []).append(issue)
+    placed: set[tuple[str | None, float | None]] = set()
+    for row in sub.rows:
+        if row.kind != "method" or not row.files:
+            continue  # declared in the protocol but not submitted: nothing to judge
+        key = (row.method, row.sparsity_target)
+        placed.add(key)
+        assert row.sparsity_target is not None
+        ref_row = ref_rows.get(key)
+        item = CheckItem(sub.protocol, row.method, row.sparsity_target, "pass", ref_row, row)
+        unfair = by_row.get(key, [])
+        if unfair:
+            item.verdict = "unfair"
+            item.reasons = [i.short() for i in unfair]
+        if ref_row is None or ref_row.n_seeds == 0 or ref_row.top1_mean is None:
+            if item.verdict == "pass":
+                item.verdict = "regression" if require else "new"
+                item.reasons.append("no reference result" + (" (--require-reference)" if require else ""))
+        elif row.top1_mean is not None:
+            item.delta = row.top1_mean - ref_row.top1_mean
+            item.tolerance = tolerance(ref_row, row.n_seeds, floor=floor, sigmas=sigmas, pooled=pooled)
+            if item.delta < -item.tolerance and item.verdict == "pass":
+                item.verdict = "regression"
+            if item.delta < -item.tolerance:
+                item.reasons.append(
+                    f"mean {100 * row.top1_mean:.2f}% is {100 * -item.delta:.2f} pp below the reference "
+                    f"{100 * ref_row.top1_mean:.2f}% (tolerance {100 * item.tolerance:.2f} pp)"
+                )
+        if row.missing_seeds:
+            item.reasons.append(f"missing seeds {', '.join(map(str, row.missing_seeds))}")
+        report.items.append(item)
+    for key, issues in by_row.items():
+        if key not in placed:
+            report.problems.extend(f"{sub.protocol}: {i.method or '?'}: {i.short()}" for i in issues)
+    shared = sorted(sub.dense_checkpoints.keys() & ref.dense_checkpoints.keys())
+    differ = [s for s in shared if sub.dense_checkpoints[s] != ref.dense_checkpoints[s]]
+    if differ and sub.dense and ref.dense and sub.dense.top1_mean is not None and ref.dense.top1_mean is not None:
+        # Expected on another machine (floating-point order differs); the gate compares the pruned
+        # accuracies with the tolerance above, and says so rather than hide it.
+        report.notes.append(
+            f"{sub.protocol}: the dense base models of seed(s) {', '.join(map(str, differ))} differ from the "
+            f"reference's (another machine or library version?): dense top-1 {100 * sub.dense.top1_mean:.2f}% "
+            f"submitted vs {100 * ref.dense.top1_mean:.2f}% reference"
+        )
+
+
+def run_check(
+    results: Sequence[Path],
+    reference: Sequence[Path],
+    *,
+    floor: float = DEFAULT_FLOOR,
+    sigmas: float = DEFAULT_SIGMAS,
+    require_reference: bool = False,
+) -> CheckReport:
+    """Judge the results against the reference; raises ResultsError for unusable input."""
+    if floor < 0 or sigmas < 0:
+        raise ResultsError("--floor and --sigmas must not be negative")
+    index = ProtocolIndex()
+    submitted_records = load_records(results)
+    if not submitted_records:
+        raise ResultsError(f"no valid result records in {', '.join(map(str, results))}")
+    reference_records = load_records(reference)
+    if not reference_records:
+        raise ResultsError(f"no valid reference records in {', '.join(map(str, reference))}")
+    # The reference first: its protocol.json files also place submitted records copied out of their run directory.
+    ref: Comparison = compare(reference_records, index=index)
+    sub: Comparison = compare(submitted_records, index=index)
+    report = CheckReport([], [], [], floor, sigmas, len(submitted_records), len(reference_records))
+
+    ref_by_name: dict[str, list[Leaderboard]] = {}
+    for board in ref.boards:
+        ref_by_name.setdefault(board.protocol, []).append(board)
+    if not any(b.protocol in ref_by_name for b in sub.boards):
+        raise ResultsError(
+            f"the reference has no results of protocol {', '.join(sorted({b.protocol for b in sub.boards}))} "
+            f"(it has {', '.join(sorted(ref_by_name))}): nothing to check against"
+        )
+    infos = {(e.protocol, e.setup_hash): e for e in ref.boards}
+    for board in sub.boards:
+        candidates = ref_by_name.get(board.protocol)
+        if not candidates:
+            line = f"{board.protocol}: the reference has no results of this protocol; not checked"
+            (report.problems if require_reference else report.notes).append(line)
+            continue
+        match = infos.get((board.protocol, board.setup_hash))
+        if match is None:
+            how = "; ".join(describe_differences(_info(index, board), _info(index, other)) for other in candidates)
+            report.problems.append(
+                f"{board.protocol}: protocol hash mismatch: submitted setup {board.setup_hash[:10]} (protocol hash "
+                f"{', '.join(h[:10] for h in board.protocol_hashes)}), reference setup "
+                f"{', '.join(c.setup_hash[:10] for c in candidates)}; they differ in: {how}"
+            )
+            continue
+        _check_board(board, match, floor, sigmas, report, require_reference)
+    return report
+
+
+def _info(index: ProtocolIndex, board: Leaderboard) -> ProtocolInfo:
+    """The protocol content behind a leaderboard (for saying how two protocols differ)."""
+    return index.by_setup(board.protocol, board.setup_hash)
+
+
+# ---- reporting ----------------------------------------------------------------------------------
+def _acc(row: Row | None) -> str:
+    if row is None or row.top1_mean is None:
+        return "-"
+    std = "n/a" if row.top1_std is None else f"{100 * row.top1_std:.2f}"
+    return f"{100 * row.top1_mean:.2f} ± {std} (n={row.n_seeds})"
+
+
+def _pp(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return "-"
+    return f"{100 * x:+.2f}" if signed else f"{100 * x:.2f}"
+
+
+VERDICT_MARK = {"pass": "pass", "new": "new (fairness only)", "regression": "REGRESSION", "unfair": "UNFAIR"}
+HEADERS = [
+    "protocol",
+    "method",
+    "sparsity",
+    "reference top-1 %",
+    "submitted top-1 %",
+    "Δ (pp)",
+    "tolerance (pp)",
+    "verdict",
+    "why",
+]
+
+
+def _cells(i: CheckItem) -> list[str]:
+    return [
+        i.protocol,
+        i.method,
+        f"{i.sparsity:g}",
+        _acc(i.reference),
+        _acc(i.submitted),
+        _pp(i.delta, signed=True),
+        _pp(i.tolerance),
+        VERDICT_MARK[i.verdict],
+        "; ".join(i.reasons) or "-",
+    ]
+
+
+def _headline(report: CheckReport) -> str:
+    regressions = sum(i.verdict == "regression" for i in report.items)
+    unfair = sum(i.verdict == "unfair" for i in report.items) + len(report.problems)
+    if report.passed:
+        return f"PASS: {len(report.items)} result row(s) checked, no regression, no fairness problem"
+    return f"FAIL: {regressions} regression(s), {unfair} fairness problem(s)"
+
+
+def check_table(report: CheckReport) -> Table:
+    table = Table(
+        title=f"prunebench check: {report.submitted_files} submitted result(s) against {report.reference_files} "
+        "reference result(s)",
+        caption=TOLERANCE_DEFINITION + f" floor {100 * report.floor:.2f} pp, sigmas {report.sigmas:g}.",
+    )
+    for h in HEADERS:
+        table.add_column(h)
+    for item in report.items:
+        style = {"regression": "red", "unfair": "red", "new": "cyan"}.get(item.verdict)
+        table.add_row(*_cells(item), style=style)
+    return table
+
+
+def check_text(report: CheckReport) -> list[str]:
+    """The lines printed under the table: problems, notes, the verdict."""
+    lines = [f"fairness: {p}" for p in report.problems]
+    lines += [f"note: {n}" for n in report.notes]
+    lines.append(_headline(report))
+    return lines
+
+
+def check_markdown(report: CheckReport) -> str:
+    """A summary for a pull-request comment or $GITHUB_STEP_SUMMARY."""
+    mark = "✅" if report.passed else "❌"
+    lines = [
+        f"## {mark} prunebench check: {_headline(report)}",
+        "",
+        f"{report.submitted_files} submitted result file(s) against {report.reference_files} reference file(s).",
+        "",
+    ]
+    if report.items:
+        lines.append("| " + " | ".join(HEADERS) + " |")
+        lines.append("|" + "|".join("---" for _ in HEADERS) + "|")
+        for item in report.items:
+            cells = [c.replace("|", "\\|") for c in _cells(item)]
+            if item.verdict in ("regression", "unfair"):
+                cells[7] = f"**{cells[7]}**"
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    if report.problems:
+        lines += ["### Fairness problems", ""]
+        lines += [f"- {p}" for p in report.problems]
+        lines.append("")
+    if report.notes:
+        lines += ["### Notes", ""]
+        lines += [f"- {n}" for n in report.notes]
+        lines.append("")
+    lines += [
+        "<details><summary>How this is judged</summary>",
+        "",
+        TOLERANCE_DEFINITION
+        + f" Here floor = {100 * report.floor:.2f} pp and sigmas = {report.sigmas:g}. Any fairness problem (protocol "
+        "hash mismatch, budget violation, sparsity off target, failed job, another dense checkpoint) fails the check. "
+        "A method without reference results is checked for fairness only.",
+        "",
+        "</details>",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,99 @@
+"""Comparing results: records grouped by protocol setup, one leaderboard per group, and the boards of each
+protocol's retraining variants beside its own."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+from prunebench.fairness import EPS
+from prunebench.report.audit import Entry, target_of
+from prunebench.report.board import Comparison, build_board
+from prunebench.report.load import ProtocolIndex, ProtocolInfo, describe_differences
+from prunebench.report.variants import variant_boards
+from prunebench.results import Loaded
+from prunebench.results.store import no_gc
+
+
+def compare(
+    loaded: Sequence[Loaded],
+    *,
+    mix_protocols: bool = False,
+    protocols: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
+    sparsities: Sequence[float] | None = None,
+    index: ProtocolIndex | None = None,
+) -> Comparison:
+    """Group the records by protocol and build one leaderboard per group.
+
+    Results of one protocol name but another setup (another hash, beyond the method list) are
+    never ranked together: each gets its own table and a notice says how the protocols differ.
+    With mix_protocols they are ranked together and the table is marked.
+    """
+    with no_gc():
+        return _compare(loaded, mix_protocols, protocols, methods, sparsities, index or ProtocolIndex())
+
+
+def _compare(
+    loaded: Sequence[Loaded],
+    mix_protocols: bool,
+    protocols: Sequence[str] | None,
+    methods: Sequence[str] | None,
+    sparsities: Sequence[float] | None,
+    index: ProtocolIndex,
+) -> Comparison:
+    selected: list[Entry] = []
+    for item in loaded:
+        r = item.record
+        if protocols and r.protocol.name not in protocols:
+            continue
+        if methods and r.method.label not in methods:
+            continue
+        entry = Entry(item.path, r, index.info(r.protocol, item.path), target_of(r))
+        if sparsities and not (entry.target is not None and any(abs(entry.target - s) < EPS for s in sparsities)):
+            continue
+        selected.append(entry)
+    groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+    infos_by_name: dict[str, dict[str, ProtocolInfo]] = defaultdict(dict)
+    for entry in selected:  # a second pass: every protocol.json has been seen by now
+        entry.info = index.resolve(entry.info)
+        name = entry.record.protocol.name
+        infos_by_name[name].setdefault(entry.info.setup_hash, entry.info)
+        groups[(name, "*" if mix_protocols else entry.info.setup_hash)].append(entry)
+
+    notices = []
+    for name, setups in sorted(infos_by_name.items()):
+        if len(setups) < 2:
+            continue
+        infos = list(setups.values())
+        counts = Counter(e.info.setup_hash for (n, _), es in groups.items() if n == name for e in es)
+        listing = ", ".join(f"{i.setup_hash[:10]} ({counts[i.setup_hash]} results)" for i in infos)
+        how = "; ".join(
+            f"{a.setup_hash[:10]} vs {b.setup_hash[:10]}: {describe_differences(a, b)}"
+            for a, b in itertools.pairwise(infos)
+        )
+        if mix_protocols:
+            notices.append(f"protocol {name!r}: setups {listing} are ranked together on request; they differ in {how}")
+        else:
+            notices.append(
+                f"protocol {name!r}: results come from {len(infos)} different setups ({listing}); they are not ranked "
+                f"together but shown as separate tables. They differ in {how}. --mix-protocols ranks them together "
+                "in a table marked as mixed."
+            )
+
+    boards = []
+    for (name, setup), group in sorted(groups.items()):
+        mixed = False
+        if setup == "*":
+            setups = Counter(e.info.setup_hash for e in group)
+            setup, mixed = (setups.most_common(1)[0][0], False) if len(setups) == 1 else ("mixed", True)
+        # Results of retraining variants get boards of their own; the protocol's board is built as ever.
+        entries = [e for e in group if e.record.variant is None]
+        if entries:
+            boards.append(build_board(name, setup, entries, mixed, methods, sparsities))
+        if len(entries) < len(group) or any(e.info.content and "variants" in e.info.content for e in group):
+            more_boards, more_notices = variant_boards(name, setup, group, mixed, methods, sparsities)
+            boards.extend(more_boards)
+            notices.extend(more_notices)
+    return Comparison(boards=boards, notices=notices, files=len(loaded))

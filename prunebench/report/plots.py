@@ -1,0 +1,160 @@
+"""Figures: accuracy against sparsity per method, and per-epoch curves from the result records (the figures
+of the seed papers' analyses are in `science_plots`).
+
+Figures are drawn on matplotlib's object API (Figure, not pyplot), so nothing depends on or
+changes the user's backend; the file's suffix (.png, .pdf, .svg) picks the format.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, NullLocator
+
+from prunebench.errors import ResultsError
+from prunebench.fairness import EPS
+from prunebench.report.audit import target_of
+from prunebench.report.board import Comparison
+from prunebench.results import EpochRecord, Loaded, ResultRecord
+
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+CURVE_METRICS = ("val_top1", "train_loss", "train_top1", "val_loss", "test_top1", "lr", "sparsity")
+PERCENT_METRICS = {"val_top1", "train_top1", "test_top1", "sparsity"}
+METRIC_LABELS = {
+    "val_top1": "validation top-1 %",
+    "train_top1": "training top-1 %",
+    "test_top1": "test top-1 %",
+    "train_loss": "training loss",
+    "val_loss": "validation loss",
+    "lr": "learning rate",
+    "sparsity": "sparsity %",
+}
+
+
+def check_suffix(path: Path) -> None:
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise ResultsError(f"{path}: a figure is written as {', '.join(PLOT_SUFFIXES)} (got {path.suffix or 'none'!r})")
+
+
+def save_figure(fig: Figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight", dpi=150)
+
+
+def plot_accuracy(comparison: Comparison, path: Path) -> Path:
+    """Test top-1 against density (fraction of weights remaining, log axis, sparser to the right),
+    one panel per protocol; error bars are ± one standard deviation over seeds; the dense base
+    model is a horizontal line with its ± std band. Only ranked (fair) results are drawn."""
+    check_suffix(path)
+    boards = [b for b in comparison.boards if any(r.kind == "method" and r.n_seeds for r in b.rows)]
+    if not boards:
+        raise ResultsError("no ranked results to plot (every result is missing or shown apart in the audit)")
+    fig = Figure(figsize=(6.4 * len(boards), 4.8), layout="constrained")
+    axes = fig.subplots(1, len(boards), squeeze=False)[0]
+    for ax, board in zip(axes, boards, strict=True):
+        by_method: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+        for r in board.rows:
+            if r.kind == "method" and r.n_seeds and r.top1_mean is not None and r.sparsity_target is not None:
+                by_method[r.method].append((1.0 - r.sparsity_target, 100 * r.top1_mean, 100 * (r.top1_std or 0.0)))
+        densities = sorted({d for pts in by_method.values() for d, _, _ in pts}, reverse=True)
+        for method, pts in sorted(by_method.items()):
+            pts.sort(reverse=True)
+            ax.errorbar(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                yerr=[p[2] for p in pts],
+                marker="o",
+                markersize=4,
+                capsize=3,
+                label=method,
+            )
+        dense = board.dense
+        if dense is not None and dense.top1_mean is not None:
+            mean, std = 100 * dense.top1_mean, 100 * (dense.top1_std or 0.0)
+            ax.axhline(mean, color="black", linestyle="--", linewidth=1, label=f"dense ({mean:.2f}%)")
+            if std:
+                ax.axhspan(mean - std, mean + std, color="black", alpha=0.08, linewidth=0)
+        ax.set_xscale("log")
+        ax.invert_xaxis()  # sparser to the right, as pruning papers draw it
+        ax.xaxis.set_major_locator(FixedLocator(densities))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticklabels([f"{100 * d:.3g}%" for d in densities])
+        ax.set_xlabel("weights remaining (log scale)")
+        ax.set_ylabel("test top-1 % (mean ± std over seeds)")
+        title = board.protocol + (" [MIXED PROTOCOLS]" if board.mixed else "")
+        ax.set_title(f"{title}\nsetup {board.setup_hash[:10]}", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    save_figure(fig, path)
+    return path
+
+
+def plot_curves(
+    loaded: Sequence[Loaded],
+    path: Path,
+    *,
+    metrics: Sequence[str] = ("val_top1", "train_loss", "lr"),
+    protocols: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
+    sparsities: Sequence[float] | None = None,
+    stages: Sequence[str] = ("pruning", "retrain"),
+) -> Path:
+    """Per-epoch curves of the records (mean over seeds, band = min..max), one panel per metric;
+    the epochs of the pruning and retraining stages follow each other on the x axis."""
+    check_suffix(path)
+    unknown = [m for m in metrics if m not in CURVE_METRICS]
+    if unknown:
+        raise ResultsError(f"unknown curve metric {unknown[0]!r} (known: {', '.join(CURVE_METRICS)})")
+    per_metric: dict[str, dict[str, dict[int, list[float]]]] = {
+        m: defaultdict(lambda: defaultdict(list)) for m in metrics
+    }
+    boundaries: set[int] = set()
+    names = set()
+    for item in loaded:
+        r = item.record
+        if not isinstance(r, ResultRecord) or not r.curves:
+            continue
+        if protocols and r.protocol.name not in protocols:
+            continue
+        if methods and r.method.label not in methods:
+            continue
+        target = target_of(r)
+        if sparsities and not (target is not None and any(abs(target - s) < EPS for s in sparsities)):
+            continue
+        names.add(r.protocol.name)
+        key = f"{r.method.label} @ {target:g}" if target is not None else r.method.label
+        curves: list[EpochRecord] = [c for c in r.curves if c.stage in stages]
+        previous = None
+        for x, c in enumerate(curves, start=1):
+            if previous is not None and c.stage != previous:
+                boundaries.add(x - 1)
+            previous = c.stage
+            for m in metrics:
+                value = getattr(c, m)
+                if value is not None:
+                    per_metric[m][key][x].append(100 * value if m in PERCENT_METRICS else value)
+    if not any(per_metric[m] for m in metrics):
+        raise ResultsError("no per-epoch curves in the selected results")
+    fig = Figure(figsize=(5.0 * len(metrics), 4.0), layout="constrained")
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    for ax, m in zip(axes, metrics, strict=True):
+        for key, points in sorted(per_metric[m].items()):
+            xs = sorted(points)
+            means = [sum(points[x]) / len(points[x]) for x in xs]
+            line = ax.plot(xs, means, linewidth=1.2, label=key)[0]
+            if any(len(points[x]) > 1 for x in xs):
+                ax.fill_between(
+                    xs, [min(points[x]) for x in xs], [max(points[x]) for x in xs], color=line.get_color(), alpha=0.15
+                )
+        for b in sorted(boundaries):
+            ax.axvline(b + 0.5, color="gray", linestyle=":", linewidth=1)
+        ax.set_xlabel("epoch (pruning, then retraining)" if boundaries else "epoch")
+        ax.set_ylabel(METRIC_LABELS[m])
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{', '.join(sorted(names))}: mean over seeds (band: min to max)", fontsize=10)
+    save_figure(fig, path)
+    return path

@@ -1,0 +1,38 @@
+"""Leaderboards as GitHub-flavoured markdown (a pull-request comment, a README table)."""
+
+from __future__ import annotations
+
+from prunebench.report.board import Comparison
+from prunebench.report.cells import AUDIT_HEADERS, CAPTION, HUMAN_HEADERS, audit_cells, human_cells
+
+
+def md_escape(text: str) -> str:
+    # "|" would end the cell, "<" could open an HTML tag on GitHub.
+    return text.replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
+
+
+def to_markdown(c: Comparison) -> str:
+    lines: list[str] = []
+    for notice in c.notices:
+        lines += [f"> **Note:** {md_escape(notice)}", ""]
+    for b in c.boards:
+        lines += [f"### {md_escape(b.title)}", ""]
+        for note in b.notes:
+            lines += [f"> **{md_escape(note)}**", ""]
+        lines.append("| " + " | ".join(HUMAN_HEADERS) + " |")
+        lines.append("|" + "|".join("---" for _ in HUMAN_HEADERS) + "|")
+        for r in b.rows:
+            lines.append("| " + " | ".join(md_escape(c_) for c_ in human_cells(r)) + " |")
+        lines += ["", f"*{CAPTION}*", "", f"**Fairness audit ({len(b.issues)})**", ""]
+        if b.issues:
+            lines.append("| " + " | ".join(AUDIT_HEADERS) + " |")
+            lines.append("|" + "|".join("---" for _ in AUDIT_HEADERS) + "|")
+            for i in b.issues:
+                lines.append("| " + " | ".join(md_escape(x) for x in audit_cells(i)) + " |")
+        else:
+            lines.append(
+                "No fairness problems: every expected result is present, within budget, on target sparsity and "
+                "from the shared dense checkpoints."
+            )
+        lines.append("")
+    return "\n".join(lines)

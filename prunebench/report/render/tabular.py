@@ -1,0 +1,69 @@
+"""Machine-readable leaderboards: JSON (every column, the audit, what each table is) and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import asdict
+from typing import Any
+
+from prunebench.report.audit import AUDIT_KINDS
+from prunebench.report.board import COLUMNS, Comparison, Row
+from prunebench.report.cells import CAPTION, TIED_DEFINITION
+from prunebench.report.stats import CONFIDENCE
+
+
+def plain(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def row_dict(r: Row) -> dict[str, Any]:
+    return {k: plain(v) for k, v in asdict(r).items()}
+
+
+def to_json(c: Comparison) -> str:
+    """Every column of every row, the audit and what each table is; `pd.DataFrame(doc["rows"])`."""
+    doc = {
+        "prunebench_leaderboard": 1,
+        "confidence": CONFIDENCE,
+        "definitions": {"caption": CAPTION, "tied": TIED_DEFINITION, "audit_kinds": AUDIT_KINDS},
+        "notices": c.notices,
+        "tables": [
+            {
+                "protocol": b.protocol,
+                "setup_hash": b.setup_hash,
+                "protocol_hashes": b.protocol_hashes,
+                "mixed_protocols": b.mixed,
+                "retrain_variant": b.variant,
+                "expected_seeds": b.expected_seeds,
+                "title": b.title,
+                "notes": b.notes,
+                "dense_checkpoints": {str(k): v for k, v in b.dense_checkpoints.items()},
+                "n_issues": len(b.issues),
+            }
+            for b in c.boards
+        ],
+        "rows": [row_dict(r) for b in c.boards for r in b.rows],
+        "audit": [asdict(i) for b in c.boards for i in b.issues],
+    }
+    return json.dumps(doc, indent=1, allow_nan=False) + "\n"
+
+
+def to_csv(c: Comparison) -> str:
+    """One line per row with every column (lists joined by ' | '), for pandas.read_csv."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for b in c.boards:
+        for r in b.rows:
+            writer.writerow(
+                {
+                    k: (" | ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v))
+                    for k, v in row_dict(r).items()
+                }
+            )
+    return buffer.getvalue()

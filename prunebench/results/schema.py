@@ -1,0 +1,214 @@
+"""The result record's schema: one JSON file per job, versioned.
+
+Every number in a record was measured by the engine: sparsity from the final weights, the budget
+from the ledger it kept while training. Nothing here is taken from what a method says about itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+Status = Literal["ok", "violation", "failed"]
+Stage = Literal["base", "pruning", "retrain"]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StageLedger(Record):
+    epochs: float = Field(0.0, description="Training examples seen divided by the training-split size.")
+    steps: int = Field(0, description="Optimizer steps.")
+    examples: int = Field(0, description="Training examples seen (forward and backward).")
+    train_flops: float = Field(0.0, description="FLOPs of training: 3 x forward FLOPs of the masked model per example.")
+    forward_examples: int = Field(0, description="Examples passed forward outside training (scoring weights).")
+    forward_flops: float = Field(0.0, description="FLOPs of those passes (3x when they also ran backward).")
+    runs: int = Field(0, description="Training runs in this stage (the rounds of an iterative method).")
+
+    def add(self, other: StageLedger) -> StageLedger:
+        return StageLedger(**{k: getattr(self, k) + getattr(other, k) for k in StageLedger.model_fields})
+
+
+class Ledger(Record):
+    base: StageLedger = Field(default_factory=StageLedger, description="Dense training of the shared base model.")
+    pruning: StageLedger = Field(default_factory=StageLedger, description="What the method spent while pruning.")
+    retrain: StageLedger = Field(default_factory=StageLedger, description="Retraining after pruning.")
+
+    def after_base(self) -> StageLedger:
+        """Pruning plus retraining: what the comparison setups count."""
+        return self.pruning.add(self.retrain)
+
+
+class EpochRecord(Record):
+    stage: Stage
+    epoch: int = Field(description="1-based epoch within the stage (a multi-round stage counts on).")
+    lr: float
+    train_loss: float
+    train_top1: float
+    val_loss: float
+    val_top1: float
+    test_top1: float | None = Field(None, description="Only when the protocol asks for test curves; never selected on.")
+    sparsity: float = Field(description="Zeros among the prunable weights at the end of the epoch.")
+    analyses: dict[str, Any] = Field(default_factory=dict, description="Per-epoch analyses the protocol asked for.")
+
+
+class LayerSparsity(Record):
+    numel: int
+    zeros: int
+
+    @property
+    def sparsity(self) -> float:
+        return self.zeros / self.numel if self.numel else 0.0
+
+
+class SparsityRecord(Record):
+    target: float
+    achieved: float = Field(description="Zeros among all prunable weights of the final model.")
+    tolerance: float
+    per_layer: dict[str, LayerSparsity]
+
+
+class Metrics(Record):
+    test_top1: float
+    test_top5: float | None
+    test_loss: float
+    val_top1: float
+    val_loss: float
+
+
+class BaseModelRecord(Record):
+    checkpoint_sha256: str = Field(description="Hash of the dense weights every method of this seed started from.")
+    key: str = Field(description="Hash of what determined the checkpoint (data, model, base training, seed).")
+    test_top1: float
+    test_top5: float | None
+    val_top1: float
+
+
+class CostRecord(Record):
+    params_dense: int = Field(description="All parameters of the dense model.")
+    params_effective: int = Field(description="Parameters left after pruning (non-prunable ones all count).")
+    flops_dense: float = Field(description="Forward FLOPs per example of the dense model (2 x conv/linear MACs).")
+    flops_effective: float = Field(description="Forward FLOPs per example with pruned weights skipped.")
+
+
+class MethodRecord(Record):
+    name: str
+    label: str
+    version: str
+    source: str = Field(description="Where the method was loaded from (entry point, module or file).")
+    config: dict[str, Any]
+    taxonomy: dict[str, str]
+    citation: str
+    notes: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What the method reported about this job (e.g. how its final mask was chosen); "
+        "informational, never used as a measurement.",
+    )
+
+
+class RetrainingRecord(Record):
+    regime: str = Field(description="fine_tune, weight_rewinding, lr_rewinding or scratch.")
+    epochs: int = Field(description="Retraining epochs actually run (a method may ask for others; the audit judges).")
+    optimizer: dict[str, Any]
+    schedule: dict[str, Any]
+    recipe: str | None = Field(
+        None,
+        description="The protocol recipe the regime ran: `retrain` (the protocol's retraining recipe) or "
+        "`base_tail` (base training's recipe over its last epochs: learning-rate rewinding).",
+    )
+    batch_size: int | None = Field(None, description="Batch size of the retraining recipe.")
+
+
+class VariantRecord(Record):
+    """The retraining variant a job ran (docs/analyses.md); absent for the protocol's own recipe."""
+
+    name: str = Field(description="Variant name: lr-0.1, cosine, ext-10, lr-0.1_ext-10, recipe-<method>, ...")
+    kind: Literal["sweep", "extension", "swap"] = Field(
+        description="sweep: a candidate of the retraining-LR sweep (at any extension); extension: the protocol's "
+        "recipe over more epochs; swap: a method's own recipe in the swap test."
+    )
+    recipe: dict[str, Any] = Field(
+        description="The retraining recipe the variant puts in place of the protocol's `retrain` (a TrainingSpec); "
+        "the job's budget audit judged it against this recipe."
+    )
+    extra_epochs: int = Field(0, description="Retraining epochs added to the protocol's.")
+    lr: float | None = Field(None, description="Sweep: the candidate's peak LR (None: the protocol's).")
+    schedule: str | None = Field(None, description="Sweep: the candidate's schedule name (None: the protocol's).")
+    recipe_of: str | None = Field(None, description="Swap test: the method whose own recipe this is.")
+
+
+class BudgetRecord(Record):
+    comparison: str
+    stated_by: Literal["protocol", "method"] = Field(
+        description="Whether the limits are the protocol's or a budget the protocol states for this method."
+    )
+    limits: dict[str, float | None]
+    violations: list[str]
+
+
+class ProtocolRef(Record):
+    name: str
+    hash: str
+    comparison: str
+    source: str | None
+
+
+class Provenance(Record):
+    prunebench_version: str
+    python: str
+    torch: str
+    torchvision: str
+    platform: str
+    device: str
+    code_revision: str | None
+    command: str
+    started_at: str
+    finished_at: str
+    duration_s: float
+
+
+class ResultSummary(Record):
+    """Every field of a result record but the per-epoch curves: what a leaderboard reads.
+
+    The curves are most of a record's bytes; a summary ignores unknown top-level keys so that the JSON
+    parser skips them, which halves the time to load thousands of records. (A file that is not a whole
+    valid record still fails: the loader validates a full record whenever the summary does not parse.)
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    job_id: str
+    protocol: ProtocolRef
+    method: MethodRecord
+    seed: int
+    target_sparsity: float = Field(description="The job's target sparsity (also when it failed).")
+    status: Status
+    reasons: list[str] = Field(default_factory=list, description="Why a job is a violation or failed.")
+    sparsity: SparsityRecord | None = None
+    metrics: Metrics | None = None
+    base: BaseModelRecord | None = None
+    cost: CostRecord | None = None
+    retraining: RetrainingRecord
+    ledger: Ledger
+    budget: BudgetRecord | None = None
+    provenance: Provenance
+    variant: VariantRecord | None = Field(
+        None, description="The retraining variant this job ran; None: the protocol's own retraining recipe."
+    )
+    analyses: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Analyses of the whole job the protocol asked for (trainability accuracy, the analyses of "
+        "the weights retraining starts from); see docs/analyses.md.",
+    )
+
+
+class ResultRecord(ResultSummary):
+    """One job's result, as written to its JSON file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    curves: list[EpochRecord] = Field(default_factory=list)

@@ -1,0 +1,24 @@
+"""Running a protocol: the plan of jobs (`plan`), the runner that validates, shares the dense checkpoints and
+runs them (`runner`), one job as named steps (`job`), the dense-checkpoint cache (`cache`), and provenance."""
+
+from prunebench.run.cache import BaseCheckpoint, DenseCache, default_cache_dir, weights_sha256
+from prunebench.run.job import JobRun
+from prunebench.run.plan import Job, plan
+from prunebench.run.provenance import RunProvenance, code_revision, device_name, resolve_device
+from prunebench.run.runner import Runner, RunnerEvents
+
+__all__ = [
+    "BaseCheckpoint",
+    "DenseCache",
+    "Job",
+    "JobRun",
+    "RunProvenance",
+    "Runner",
+    "RunnerEvents",
+    "code_revision",
+    "default_cache_dir",
+    "device_name",
+    "plan",
+    "resolve_device",
+    "weights_sha256",
+]

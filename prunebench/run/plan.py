@@ -1,0 +1,97 @@
+"""The plan of a run: the jobs of the grid (method x sparsity x seed, and each retraining variant's own jobs),
+each carrying what it runs under."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prunebench.errors import PrunebenchError
+from prunebench.protocol import PROTOCOL, BudgetSpec, MethodSpec, Protocol, RetrainVariant
+from prunebench.results import RunDirectory
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job of the grid, and what it runs under (resolved when planned)."""
+
+    method_index: int
+    method_key: str
+    sparsity: float
+    seed: int
+    variant: str | None  # a retraining variant's name; None: the protocol's own recipe
+    # The protocol the job runs and is audited under: the protocol itself, or for a retraining variant's job
+    # the protocol with the variant's recipe as `retrain` (and budgets stated in epochs moved with it).
+    protocol: Protocol = field(compare=False, repr=False)
+    retraining_variant: RetrainVariant | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def id(self) -> str:
+        return RunDirectory.job_id(self.method_key, self.variant, self.sparsity, self.seed)
+
+    def path(self, run_dir: Path) -> Path:
+        return RunDirectory(run_dir).result_path(self.method_key, self.variant, self.sparsity, self.seed)
+
+    @property
+    def method_spec(self) -> MethodSpec:
+        return self.protocol.methods[self.method_index]
+
+    @property
+    def stated_budget(self) -> BudgetSpec | None:
+        """The budget the protocol states for this method alone, if any."""
+        return self.method_spec.budget
+
+    @property
+    def budget(self) -> BudgetSpec:
+        """The budget in force: the method's own when the protocol states one, else the protocol's."""
+        return self.stated_budget or self.protocol.budget
+
+
+def _pick(values: Sequence[Any], wanted: Sequence[Any] | None, what: str) -> list[Any]:
+    if not wanted:
+        return list(values)
+    unknown = [w for w in wanted if w not in values]
+    if unknown:
+        raise PrunebenchError(f"--{what}: {unknown[0]!r} is not in the protocol (it has {', '.join(map(str, values))})")
+    return [v for v in values if v in wanted]
+
+
+def plan(
+    protocol: Protocol,
+    *,
+    methods: Sequence[str] | None = None,
+    sparsities: Sequence[float] | None = None,
+    seeds: Sequence[int] | None = None,
+    shard: tuple[int, int] | None = None,
+    variants: Sequence[str] | None = None,
+) -> list[Job]:
+    """The jobs of the grid, optionally filtered (filters may only narrow the protocol's grid).
+
+    The protocol's own recipe comes first, then each retraining variant's own jobs (`variants` names them;
+    `protocol` is the protocol's recipe). A variant whose job for a method is another's runs nothing more."""
+    keys = [m.key for m in protocol.methods]
+    chosen_methods = _pick(keys, methods, "methods")
+    chosen_sparsities = _pick(protocol.pruning.sparsities, sparsities, "sparsities")
+    chosen_seeds = _pick(protocol.seeds, seeds, "seeds")
+    vplan = protocol.variant_plan()
+    chosen_variants = _pick([PROTOCOL, *vplan.names], variants, "variants")
+    wanted: dict[str, set[str | None]] = {
+        k: {vplan.job_variant(v, k) for v in chosen_variants if v == PROTOCOL or k in vplan.get(v).methods}
+        for k in chosen_methods
+    }
+    order: list[str | None] = [None, *vplan.names]
+    under = {name: protocol.for_variant(name) for name in order}
+    jobs = [
+        Job(keys.index(k), k, s, seed, variant, under[variant], None if variant is None else vplan.get(variant))
+        for seed in chosen_seeds  # seed-major: one dense checkpoint is trained, then reused
+        for variant in order
+        for k in chosen_methods
+        if variant in wanted[k]
+        for s in chosen_sparsities
+    ]
+    if shard is not None:
+        index, count = shard
+        jobs = [j for i, j in enumerate(jobs) if i % count == index]
+    return jobs

@@ -1,0 +1,80 @@
+"""Where a result came from: the device, the code and the command, computed once per run."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import torch
+import torchvision
+
+import prunebench
+from prunebench.errors import PrunebenchError
+from prunebench.results import Provenance
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise PrunebenchError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+    if name not in ("cpu", "cuda"):
+        raise PrunebenchError(f"--device must be auto, cpu or cuda (got {name!r})")
+    return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu: {platform.machine()} x{torch.get_num_threads()} threads"
+
+
+def code_revision() -> str | None:
+    """The git revision of the prunebench source (and `+dirty` when it has local changes)."""
+    root = Path(prunebench.__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return rev + ("+dirty" if dirty else "")
+
+
+@dataclass(frozen=True)
+class RunProvenance:
+    """What every record of one run shares; `of_job` adds a job's times."""
+
+    device: str
+    code_revision: str | None
+    command: str
+
+    @classmethod
+    def now(cls, device: torch.device) -> RunProvenance:
+        return cls(device=device_name(device), code_revision=code_revision(), command=" ".join(sys.argv))
+
+    def of_job(self, started: datetime, finished: datetime, duration_s: float) -> Provenance:
+        return Provenance(
+            prunebench_version=prunebench.__version__,
+            python=platform.python_version(),
+            torch=torch.__version__,
+            torchvision=torchvision.__version__,
+            platform=platform.platform(),
+            device=self.device,
+            code_revision=self.code_revision,
+            command=self.command,
+            started_at=started.isoformat(timespec="seconds"),
+            finished_at=finished.isoformat(timespec="seconds"),
+            duration_s=round(duration_s, 3),
+        )

@@ -1,0 +1,246 @@
+"""The runner: validates a protocol before anything runs, shares the dense checkpoints, runs the jobs of a
+plan, resumes, writes.
+
+Every job is independent and idempotent: its result file is written atomically when it ends, a
+re-run skips jobs whose file is there, and a run killed at any moment loses at most the job in
+flight. The dense base model of a seed is trained once, cached by the hash of what determines it,
+verified by the hash of its weights, and shared by every method.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from prunebench.data import DATASETS, DataBundle, check_data, load_data
+from prunebench.engine import Engine, EpochCallback, derive_seed, state_copy
+from prunebench.errors import FieldError
+from prunebench.masks import MaskSet, prunable_parameters
+from prunebench.methods import GRANULARITY_ORDER, LoadedMethod, MethodConfig, instantiate
+from prunebench.models import build_model, layer_macs
+from prunebench.protocol import Protocol, TrainingSpec
+from prunebench.results import ResultRecord, RunDirectory, load_result, save_result
+from prunebench.run.cache import BaseCheckpoint, DenseCache, default_cache_dir, weights_sha256
+from prunebench.run.job import JobRun
+from prunebench.run.plan import Job
+from prunebench.run.provenance import RunProvenance, resolve_device
+
+
+@dataclass
+class RunnerEvents:
+    """Callbacks for a progress display; all optional."""
+
+    job_started: Callable[[Job, int, int], None] = lambda job, i, n: None
+    job_finished: Callable[[Job, ResultRecord], None] = lambda job, record: None
+    base_started: Callable[[int, int], None] = lambda seed, epochs: None
+    epoch: EpochCallback = lambda stage, epoch, total, record: None
+    skipped: Callable[[Job, str], None] = lambda job, why: None
+
+
+class Runner:
+    def __init__(
+        self,
+        protocol: Protocol,
+        *,
+        results_dir: Path,
+        cache_dir: Path | None = None,
+        device: str = "auto",
+        force: bool = False,
+        retry_failed: bool = False,
+        events: RunnerEvents | None = None,
+    ) -> None:
+        self.protocol = protocol
+        self.directory = RunDirectory.of(results_dir, protocol.run_name)
+        self.cache = DenseCache(Path(cache_dir) if cache_dir is not None else default_cache_dir(), protocol)
+        self.device = resolve_device(device)
+        self.force = force
+        self.retry_failed = retry_failed
+        self.events = events or RunnerEvents()
+        self._methods: list[tuple[LoadedMethod, MethodConfig]] | None = None
+        self._data: DataBundle | None = None
+        self._bases: dict[int, BaseCheckpoint] = {}
+        self._provenance: RunProvenance | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        return self.directory.path
+
+    # ---- validation before anything runs ------------------------------------------------------
+    def validate(self) -> None:
+        """Check everything a run needs (data, model, methods, their configs) before touching results; raises
+        ProtocolError naming the file and line of the offending field. Idempotent: validates once."""
+        if self._methods is not None:
+            return
+        p = self.protocol
+        base_dir = p.source.parent if p.source else None
+        methods = []
+        try:
+            check_data(p.data)
+            # Build the model once on the data set's nominal shape: an unknown name, bad arguments or
+            # an input it cannot take are reported now, not after hours of training.
+            info = DATASETS[p.data.name]
+            build_model(p.model, num_classes=info.num_classes or 1000, input_shape=info.input_shape)
+            for i, spec in enumerate(p.methods):
+                method, loaded = instantiate(spec, i, base_dir=base_dir)
+                granularity = method.taxonomy.granularity
+                if GRANULARITY_ORDER[granularity] < GRANULARITY_ORDER[p.pruning.granularity]:
+                    raise FieldError(
+                        ("methods", i, "name"),
+                        f"{method.name} prunes at {granularity} granularity, finer than this protocol's "
+                        f"{p.pruning.granularity}",
+                    )
+                methods.append((loaded, method.config))
+        except FieldError as exc:
+            raise p.locate(exc) from None
+        self._methods = methods
+
+    # ---- what is done ---------------------------------------------------------------------------
+    def status_of(self, job: Job) -> str:
+        """done, failed, corrupt or pending."""
+        path = job.path(self.run_dir)
+        if not path.exists():
+            return "pending"
+        try:
+            record = load_result(path)
+        except ValueError:
+            return "corrupt"
+        return "failed" if record.status == "failed" else "done"
+
+    def pending(self, jobs: Sequence[Job]) -> list[Job]:
+        if self.force:
+            return list(jobs)
+        out = []
+        for job in jobs:
+            status = self.status_of(job)
+            if status == "done" or (status == "failed" and not self.retry_failed):
+                self.events.skipped(job, status)
+                continue
+            if status == "corrupt":
+                warnings.warn(f"{job.path(self.run_dir)} is not a valid result; it will be re-run", stacklevel=2)
+            out.append(job)
+        return out
+
+    # ---- the run ------------------------------------------------------------------------------
+    def run(self, jobs: Sequence[Job]) -> list[ResultRecord]:
+        self.validate()
+        todo = self.pending(jobs)
+        self.directory.remove_stale_temporaries()
+        if todo:
+            self.directory.write_protocol(self.protocol.hash, self.protocol.model_dump(mode="json"))
+        records = []
+        for i, job in enumerate(todo):
+            self.events.job_started(job, i, len(todo))
+            record = self.run_job(job)
+            save_result(job.path(self.run_dir), record)
+            self.events.job_finished(job, record)
+            records.append(record)
+        return records
+
+    def run_job(self, job: Job) -> ResultRecord:
+        self.validate()
+        assert self._methods is not None
+        loaded, config = self._methods[job.method_index]
+        return JobRun(self, job, loaded, config).run()
+
+    @property
+    def provenance(self) -> RunProvenance:
+        """What every record of this run shares (the code revision is looked up once per run)."""
+        if self._provenance is None:
+            self._provenance = RunProvenance.now(self.device)
+        return self._provenance
+
+    # ---- what jobs are built from -------------------------------------------------------------
+    @property
+    def data(self) -> DataBundle:
+        if self._data is None:
+            try:
+                self._data = load_data(self.protocol.data)
+            except FieldError as exc:
+                raise self.protocol.locate(exc) from None
+        return self._data
+
+    def fresh_model(self) -> torch.nn.Module:
+        """The protocol's architecture, initialized from torch's current RNG state."""
+        data = self.data
+        try:
+            return build_model(self.protocol.model, num_classes=data.num_classes, input_shape=data.input_shape)
+        except FieldError as exc:
+            raise self.protocol.locate(exc) from None
+
+    def build_model(self, seed: int) -> torch.nn.Module:
+        """The protocol's architecture at the initialization of `seed`."""
+        torch.manual_seed(derive_seed(seed, "init"))
+        return self.fresh_model()
+
+    def engine(
+        self,
+        model: torch.nn.Module,
+        seed: int,
+        saved: dict[str, dict[str, torch.Tensor]],
+        retrain: TrainingSpec | None = None,
+    ) -> Engine:
+        p, data = self.protocol, self.data
+        macs = layer_macs(model, data.input_shape)
+        try:
+            params = prunable_parameters(model, p.pruning.prunable, macs.keys())
+        except FieldError as exc:
+            raise p.locate(exc) from None
+        prunable_macs = {name: macs[name.removesuffix(".weight")] for name in params}
+        return Engine(
+            model,
+            data,
+            device=self.device,
+            masks=MaskSet(params, prunable_macs),
+            all_macs=macs,
+            seed=seed,
+            eval_batch_size=p.data.eval_batch_size,
+            test_curves=p.evaluation.test_curves,
+            top_k=tuple(p.evaluation.top_k),
+            saved_states=saved,
+            retrain_spec=retrain or p.retrain,  # a retraining variant's recipe, for the jobs of that variant
+            base_spec=p.base,
+            on_epoch=self.events.epoch,
+        )
+
+    def base(self, seed: int) -> BaseCheckpoint:
+        """The dense model of a seed: from the cache when its weights verify, else trained now."""
+        if seed not in self._bases:
+            base = self.cache.load(seed)
+            if base is None:
+                base = self._train_base(seed)
+                self.cache.save(seed, base)
+            self._bases[seed] = base
+        return self._bases[seed]
+
+    def _train_base(self, seed: int) -> BaseCheckpoint:
+        p = self.protocol
+        _, key = self.cache.locate(seed)
+        self.events.base_started(seed, p.base.epochs)
+        model = self.build_model(seed)
+        init = state_copy(model)
+        engine = self.engine(model, seed, {})
+        steps_per_epoch = -(-self.data.train.num_examples // p.base.batch_size)
+        rewind_step = round(p.pruning.rewind_epoch * steps_per_epoch)
+        states = {"init": init, "rewind": init}
+
+        def save_rewind(step: int, _: int) -> None:
+            if step == rewind_step:
+                states["rewind"] = state_copy(engine.model)
+
+        engine.train(p.base, stage="base", on_step=save_rewind if rewind_step > 0 else None)
+        states["final"] = state_copy(engine.model)
+        test = engine.evaluate(self.data.test)
+        val = engine.evaluate(self.data.val)
+        return BaseCheckpoint(
+            key=key,
+            sha256=weights_sha256(states["final"]),
+            states=states,
+            test={"top1": test.top1, "top5": test.top5, "loss": test.loss},
+            val_top1=val.top1,
+            ledger=engine.ledger.base,
+            curves=engine.curves,
+        )

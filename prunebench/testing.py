@@ -1,0 +1,323 @@
+"""Helpers shared by the tests and the benchmarks: small real protocols, result records with chosen numbers
+written where the runner writes them, an engine and a pruning context on real data, the CLI in-process.
+
+Nothing here is used by prunebench itself.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from prunebench.data import DataBundle, load_data
+from prunebench.engine import Engine
+from prunebench.masks import MaskSet, prunable_parameters
+from prunebench.methods import PruningContext
+from prunebench.models import build_model, layer_macs
+from prunebench.protocol import DataSpec, ModelSpec, Protocol, PrunableSpec, parse_protocol
+from prunebench.results import (
+    BaseModelRecord,
+    BudgetRecord,
+    CostRecord,
+    EpochRecord,
+    LayerSparsity,
+    Ledger,
+    MethodRecord,
+    Metrics,
+    ProtocolRef,
+    Provenance,
+    ResultRecord,
+    RetrainingRecord,
+    RunDirectory,
+    SparsityRecord,
+    StageLedger,
+    save_result,
+)
+
+# A tiny real protocol: UCI digits, a narrow CNN, two base epochs; its dense model trains in about a second.
+TINY = textwrap.dedent(
+    """\
+    name: tiny
+    data: {name: digits}
+    model: {name: small_cnn, args: {width: 0.25}}
+    base: {epochs: 2, batch_size: 128, optimizer: {lr: 0.1}}
+    pruning: {sparsities: [0.5, 0.9]}
+    retrain: {epochs: 1, batch_size: 128, optimizer: {lr: 0.05}}
+    seeds: [0]
+    methods:
+      - name: global_magnitude
+      - name: layerwise_magnitude
+      - name: random
+    """
+)
+
+# The smallest valid protocol: its hash is pinned by the tests.
+MINIMAL = textwrap.dedent(
+    """\
+    name: tiny
+    data:
+      name: digits
+    model:
+      name: small_cnn
+    base:
+      epochs: 3
+    pruning:
+      sparsities: [0.9, 0.5]
+    retrain:
+      epochs: 2
+    methods:
+      - name: global_magnitude
+    """
+)
+
+# The protocol of the reporter's fixtures: three methods (labels a, b, c), three seeds.
+BOARD = textwrap.dedent(
+    """\
+    name: tiny
+    data: {name: digits}
+    model: {name: small_cnn}
+    base: {epochs: 3}
+    pruning: {sparsities: [0.5, 0.9]}
+    retrain: {epochs: 2}
+    seeds: [0, 1, 2]
+    methods:
+      - {name: global_magnitude, label: a}
+      - {name: layerwise_magnitude, label: b}
+      - {name: random, label: c}
+    """
+)
+
+# Accuracies at sparsity 0.9 (seeds 0, 1, 2), chosen so that b is significantly below a and c is tied with b.
+A = [0.90, 0.92, 0.94]
+B = [0.89, 0.91, 0.935]
+C = [0.80, 0.95, 0.88]
+
+
+def make_protocol(text: str = BOARD, **replace: str) -> Protocol:
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    return parse_protocol(text, "tiny.yaml")
+
+
+def make_record(
+    proto: Protocol,
+    label: str,
+    target: float,
+    seed: int,
+    top1: float,
+    *,
+    base_top1: float | None = None,
+    base_sha: str | None = None,
+    status: str = "ok",
+    reasons: tuple[str, ...] = (),
+    achieved: float | None = None,
+    violations: tuple[str, ...] = (),
+    config: dict[str, Any] | None = None,
+    curves: int = 0,
+    measured: bool = True,
+    name: str | None = None,
+    layers: int = 1,
+) -> ResultRecord:
+    """A record as the runner writes it, with chosen numbers (`layers` prunable layers of 1,000 weights)."""
+    base_top1 = 0.95 + 0.01 * seed if base_top1 is None else base_top1
+    achieved = target if achieved is None else achieved
+    retrain = StageLedger(epochs=2.0, steps=20, examples=2000, train_flops=6e8)
+    ok = status != "failed" and measured
+    per_layer = {f"layer{i}.weight": LayerSparsity(numel=1000, zeros=round(1000 * achieved)) for i in range(layers)}
+    if layers == 1:
+        per_layer = {"conv.weight": per_layer["layer0.weight"]}
+    return ResultRecord(
+        job_id=RunDirectory.job_id(label, None, target, seed),
+        protocol=ProtocolRef(name=proto.name, hash=proto.hash, comparison=proto.comparison, source="tiny.yaml"),
+        method=MethodRecord(
+            name=name or {"a": "global_magnitude", "b": "layerwise_magnitude"}.get(label, "random"),
+            label=label,
+            version="1.0",
+            source="entry point",
+            config=config or {},
+            taxonomy={"when": "after_training", "retraining": "fine_tune"},
+            citation="-",
+        ),
+        seed=seed,
+        target_sparsity=target,
+        status=status,  # type: ignore[arg-type]
+        reasons=list(reasons),
+        sparsity=SparsityRecord(
+            target=target, achieved=achieved, tolerance=proto.pruning.tolerance, per_layer=per_layer
+        )
+        if ok
+        else None,
+        metrics=Metrics(test_top1=top1, test_top5=0.99, test_loss=0.3, val_top1=top1, val_loss=0.3) if ok else None,
+        base=BaseModelRecord(
+            checkpoint_sha256=base_sha or f"base-of-seed-{seed}",
+            key=f"key-{seed}",
+            test_top1=base_top1,
+            test_top5=0.999,
+            val_top1=base_top1,
+        )
+        if ok
+        else None,
+        cost=CostRecord(
+            params_dense=10_000,
+            params_effective=round(10_000 * (1 - target)),
+            flops_dense=2e6,
+            flops_effective=2e6 * (1 - target),
+        )
+        if ok
+        else None,
+        retraining=RetrainingRecord(
+            regime="fine_tune",
+            epochs=2,
+            optimizer=proto.retrain.optimizer.model_dump(),
+            schedule=proto.retrain.schedule.model_dump(),
+        ),
+        ledger=Ledger(base=StageLedger(epochs=3.0), retrain=retrain),
+        budget=BudgetRecord(
+            comparison=proto.comparison,
+            stated_by="protocol",
+            limits={
+                "pruning_epochs": 0.0,
+                "scoring_examples": 1024.0,
+                "retrain_epochs": 2.0,
+                "total_epochs": 2.0,
+                "total_train_flops": 1.2e9,
+            },
+            violations=list(violations),
+        )
+        if ok
+        else None,
+        curves=[
+            EpochRecord(
+                stage="retrain",
+                epoch=e + 1,
+                lr=0.1 / (e + 1),
+                train_loss=1.0 / (e + 1),
+                train_top1=top1 - 0.01 * (curves - e),
+                val_loss=1.0 / (e + 1),
+                val_top1=top1 - 0.01 * (curves - e),
+                sparsity=achieved,
+            )
+            for e in range(curves)
+        ],
+        provenance=Provenance(
+            prunebench_version="0.1.0",
+            python="3.11",
+            torch="2",
+            torchvision="0",
+            platform="test",
+            device="cpu",
+            code_revision=None,
+            command="pytest",
+            started_at="2026-01-01T00:00:00+00:00",
+            finished_at="2026-01-01T00:00:01+00:00",
+            duration_s=1.0,
+        ),
+    )
+
+
+def write_run(
+    root: Path, proto: Protocol, records: list[ResultRecord], *, protocol_json: bool = True, durable: bool = True
+) -> Path:
+    """Save records where the runner would, with its protocol.json; `durable=False` skips the atomic, fsynced
+    write (for benchmarks that write thousands of files)."""
+    directory = RunDirectory.of(root, proto.run_name)
+    directory.path.mkdir(parents=True, exist_ok=True)
+    if protocol_json:
+        directory.write_protocol(proto.hash, proto.model_dump(mode="json"))
+    for r in records:
+        path = directory.path_of(r)
+        if durable:
+            save_result(path, r)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(r.model_dump_json(indent=1), encoding="utf-8")
+    return directory.path
+
+
+def standard_records(proto: Protocol) -> list[ResultRecord]:
+    """Three methods (a, b, c) at sparsities 0.5 and 0.9, three seeds, with the accuracies A, B, C."""
+    out = []
+    for seed in range(3):
+        for label, accs in (("a", A), ("b", B), ("c", C)):
+            out.append(make_record(proto, label, 0.9, seed, accs[seed]))
+            out.append(make_record(proto, label, 0.5, seed, accs[seed] + 0.03))
+    return out
+
+
+def engine_for(
+    data: DataBundle, *, model: torch.nn.Module | None = None, model_name: str = "small_cnn", seed: int = 0, **args: Any
+) -> Engine:
+    """An engine on the CPU over `data`, every conv/linear weight prunable (a protocol's defaults); the model
+    is `model_name` with `args`, freshly initialized from `seed`, unless one is given."""
+    if model is None:
+        torch.manual_seed(seed)
+        spec = ModelSpec(name=model_name, args=args)
+        model = build_model(spec, num_classes=data.num_classes, input_shape=data.input_shape)
+    macs = layer_macs(model, data.input_shape)
+    params = prunable_parameters(model, PrunableSpec(), macs.keys())
+    return Engine(
+        model,
+        data,
+        device=torch.device("cpu"),
+        masks=MaskSet(params, {name: macs[name.removesuffix(".weight")] for name in params}),
+        all_macs=macs,
+        seed=seed,
+        eval_batch_size=128,
+    )
+
+
+def pruning_context(engine: Engine, sparsity: float, *, seed: int = 0, scoring_examples: int = 256) -> PruningContext:
+    """The context a method's `prune` gets, on `engine`, at a target sparsity."""
+    return PruningContext(
+        engine,
+        target_sparsity=sparsity,
+        generator=torch.Generator().manual_seed(seed),
+        scoring_examples=scoring_examples,
+    )
+
+
+def digits() -> DataBundle:
+    """UCI digits as a protocol with default data settings loads it (1x8x8 images, 10 classes)."""
+    return load_data(DataSpec(name="digits"))
+
+
+def run_cli(capsys: Any, *args: str) -> tuple[int, str, str]:
+    """prunebench's main() in-process (a subprocess would spend seconds importing): exit code, stdout, and
+    stderr with the console's line wrapping undone. `capsys` is pytest's fixture."""
+    import pytest
+
+    from prunebench.cli import main
+
+    saved_argv, saved_show = sys.argv, warnings.showwarning
+    sys.argv = ["prunebench", *args]
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main()
+    finally:
+        sys.argv, warnings.showwarning = saved_argv, saved_show
+    captured = capsys.readouterr()
+    code = exited.value.code
+    return (code if isinstance(code, int) else 0), captured.out, captured.err.replace("\n", "")
+
+
+__all__ = [
+    "BOARD",
+    "MINIMAL",
+    "TINY",
+    "A",
+    "B",
+    "C",
+    "digits",
+    "engine_for",
+    "make_protocol",
+    "make_record",
+    "pruning_context",
+    "run_cli",
+    "standard_records",
+    "write_run",
+]

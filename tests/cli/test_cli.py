@@ -1,0 +1,121 @@
+"""The command line end to end: run, dry-run, filters, validate, methods, and bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import CliResult
+
+from prunebench.protocol import load_protocol
+from prunebench.testing import TINY
+
+Cli = Callable[..., CliResult]
+
+
+def test_run_then_resume_through_the_cli(cli: Cli, tiny_protocol: Path, tmp_path: Path, shared_cache: Path) -> None:
+    first = cli("run", tiny_protocol, "--results", tmp_path / "r", "--cache", shared_cache, "--device", "cpu")
+    assert first.code == 0, first.err
+    assert "6 job(s) run, 0 already done" in first.out
+    assert "global_magnitude/sparsity-0.9_seed-0: test top-1" in first.out
+    assert "dense base model" in first.out  # the closing summary table
+    again = cli("run", tiny_protocol, "--results", tmp_path / "r", "--cache", shared_cache)
+    assert again.code == 0 and "0 job(s) run, 6 already done" in again.out
+
+
+def test_filters_and_shard(cli: Cli, tiny_protocol: Path, tmp_path: Path, shared_cache: Path) -> None:
+    res = cli(
+        "run",
+        tiny_protocol,
+        "--results",
+        tmp_path / "r",
+        "--cache",
+        shared_cache,
+        "--methods",
+        "random",
+        "--sparsities",
+        "0.9",
+    )
+    assert res.code == 0, res.err
+    files = [f for f in (tmp_path / "r").rglob("*.json") if f.name != "protocol.json"]
+    assert [f.name for f in files] == ["sparsity-0.9_seed-0.json"] and files[0].parent.name == "random"
+    res = cli("run", tiny_protocol, "--results", tmp_path / "s", "--cache", shared_cache, "--shard", "1/4", "--dry-run")
+    assert res.code == 0
+    assert "global_magnitude" in res.out and res.out.count("pending") == 2  # jobs 2 and 6 of 6
+
+
+def test_dry_run_trains_and_writes_nothing(cli: Cli, tiny_protocol: Path, tmp_path: Path) -> None:
+    res = cli("run", tiny_protocol, "--results", tmp_path / "r", "--cache", tmp_path / "c", "--dry-run")
+    assert res.code == 0, res.err
+    assert res.out.count("pending") == 6
+    assert "seed 0 to train" in res.out and "retraining 1 epochs" in res.out
+    assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()
+
+
+def test_validate_prints_resolved_protocol_and_hash(cli: Cli, tiny_protocol: Path) -> None:
+    res = cli("validate", tiny_protocol)
+    assert res.code == 0, res.err
+    assert f"# content hash: {load_protocol(tiny_protocol).hash}" in res.out
+    assert "weight_decay: 0.0001" in res.out and "comparison: S3.2" in res.out
+    assert cli("validate", tiny_protocol, "--quiet").out.strip() == load_protocol(tiny_protocol).hash
+
+
+def test_methods_lists_taxonomy_and_hyperparameters(cli: Cli) -> None:
+    res = cli("methods")
+    assert res.code == 0
+    for text in ("global_magnitude", "layerwise_magnitude", "random", "after_training", "scope='global'"):
+        assert text in res.out
+
+
+BAD = [
+    # (replace this, with this, expected fragment of the one-line error)
+    ("  - name: random\n", "  - name: random\n  - name: [\n", "YAML syntax error"),
+    ("retrain: {epochs: 1", "retrain: {epochz: 1", "unknown field 'epochz' (did you mean 'epochs'?)"),
+    ("base: {epochs: 2", "base: {epochs: two", "base.epochs"),
+    ("sparsities: [0.5, 0.9]", "sparsities: [0.5, 1.5]", "sparsity 1.5 is not between 0 and 1"),
+    ("base: {epochs: 2", "base: {epochs: -2", "base.epochs"),
+    ("retrain: {epochs: 1,", "retrain: {epochs: 1, schedule: {name: multistep, milestones: [4]},", "milestone 4"),
+    ("  - name: random\n", "  - name: randm\n", "unknown method 'randm' (did you mean 'random'?)"),
+    ("{name: small_cnn,", "{name: small_cnm,", "unknown model 'small_cnm'"),
+    ("{name: digits}", "{name: digitz}", "unknown dataset 'digitz'"),
+    ("{name: digits}", "{name: cifar10, root: /nonexistent/cifar}", "cifar-10-batches-py"),
+    ("  - name: random\n", "  - name: random\n    config: {scop: layerwise}\n", "unknown hyperparameter of random"),
+    ("  - name: random\n", "  - name: random\n    config: {scope: sideways}\n", "methods[2].config.scope"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "fragment"), BAD, ids=[b[2][:30] for b in BAD])
+def test_bad_input_is_one_line_exit_2_and_touches_nothing(
+    cli: Cli, tmp_path: Path, old: str, new: str, fragment: str
+) -> None:
+    assert old in TINY
+    path = tmp_path / "bad.yaml"
+    path.write_text(TINY.replace(old, new))
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "keep.json").write_text("{}")
+    for command in (["run", path, "--results", results, "--cache", tmp_path / "c"], ["validate", path]):
+        res = cli(*command)
+        assert res.code == 2, res
+        lines = res.err.strip().splitlines()
+        assert len(lines) == 1, res.err
+        assert "Traceback" not in res.err
+        assert lines[0].startswith(f"error: {path}:") and fragment in lines[0], lines[0]
+    assert [p.name for p in results.iterdir()] == ["keep.json"] and (results / "keep.json").read_text() == "{}"
+
+
+def test_error_names_the_line_of_the_field(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(TINY.replace("{name: digits}", "{name: cifar10, root: /nonexistent/cifar}"))
+    res = cli("validate", path)
+    assert f"error: {path}:2:" in res.err and "data.root" in res.err
+
+
+def test_bad_options(cli: Cli, tiny_protocol: Path, tmp_path: Path) -> None:
+    res = cli("run", tiny_protocol, "--results", tmp_path / "r", "--methods", "nope")
+    assert res.code == 2 and "--methods: 'nope' is not in the protocol" in res.err
+    res = cli("run", tiny_protocol, "--results", tmp_path / "r", "--shard", "4/4")
+    assert res.code == 2 and "--shard" in res.err
+    res = cli("run", tmp_path / "missing.yaml")
+    assert res.code == 2 and "no such protocol file" in res.err

@@ -1,0 +1,64 @@
+"""Learning-rate schedules, optimizers and seeds of the one training loop."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from prunebench.engine import build_optimizer, derive_seed, lr_factor
+from prunebench.protocol import OptimizerSpec, ScheduleSpec
+
+
+def test_multistep_decays_at_milestones() -> None:
+    f = lr_factor(ScheduleSpec(name="multistep", milestones=[2, 4], gamma=0.1), epochs=6, steps_per_epoch=10, peak_lr=1)
+    assert [f(s) for s in (0, 19, 20, 39, 40, 59)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+
+
+def test_step_schedule() -> None:
+    f = lr_factor(ScheduleSpec(name="step", step_size=3, gamma=0.5), epochs=9, steps_per_epoch=4, peak_lr=1)
+    assert [f(s) for s in (0, 11, 12, 24)] == pytest.approx([1, 1, 0.5, 0.25])
+
+
+def test_cosine_reaches_min_lr_and_warmup_is_linear() -> None:
+    spec = ScheduleSpec(name="cosine", warmup_epochs=1, min_lr=0.01)
+    f = lr_factor(spec, epochs=11, steps_per_epoch=10, peak_lr=0.1)
+    assert f(0) == pytest.approx(0.1) and f(4) == pytest.approx(0.5) and f(9) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(1.0)
+    assert f(60) == pytest.approx((1 + 0.1) / 2)  # halfway through the cosine: midway between peak and floor
+    assert f(110) == pytest.approx(0.01 / 0.1)
+
+
+def test_constant() -> None:
+    f = lr_factor(ScheduleSpec(), epochs=3, steps_per_epoch=5, peak_lr=0.3)
+    assert {f(s) for s in range(15)} == {1.0}
+
+
+def test_optimizers_follow_the_spec() -> None:
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    sgd = build_optimizer(params, OptimizerSpec(name="sgd", lr=0.2, momentum=0.5, nesterov=True, weight_decay=0.1))
+    assert isinstance(sgd, torch.optim.SGD)
+    assert sgd.defaults["lr"] == 0.2 and sgd.defaults["nesterov"] and sgd.defaults["weight_decay"] == 0.1
+    assert isinstance(build_optimizer(params, OptimizerSpec(name="adamw", lr=1e-3)), torch.optim.AdamW)
+
+
+def test_derive_seed_is_stable_across_processes() -> None:
+    here = derive_seed(3, "retrain", 1)
+    code = "from prunebench.engine import derive_seed; print(derive_seed(3, 'retrain', 1))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert int(other) == here
+    assert derive_seed(3, "retrain", 2) != here
+
+
+def test_evaluation_follows_the_mixed_precision_of_the_stage_that_trained_the_weights() -> None:
+    from prunebench.protocol import TrainingSpec
+    from prunebench.testing import digits, engine_for
+
+    engine = engine_for(digits())
+    assert engine.eval_mixed_precision  # the default of a TrainingSpec
+    engine.train(TrainingSpec(epochs=0, mixed_precision=False), stage="retrain")
+    assert not engine.eval_mixed_precision
+    engine.train(TrainingSpec(epochs=0, mixed_precision=True), stage="retrain")
+    assert engine.eval_mixed_precision
