@@ -60,3 +60,13 @@ class ResultsError(PrunebenchError):
 
 class JobFailed(Exception):
     """A job that failed for a reason recorded in its result (a method raised, the loss diverged)."""
+
+
+class Interrupted(BaseException):
+    """A termination signal (SIGTERM, SIGUSR1) received while running: like KeyboardInterrupt for SIGINT, it is
+    no Exception, so that no handler of a method's failure mistakes it for one."""
+
+    def __init__(self, signal_name: str, exit_code: int) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+        self.exit_code = exit_code

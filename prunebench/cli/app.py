@@ -36,6 +36,15 @@ def _show_warning(message: Any, category: Any, filename: Any, lineno: Any, file:
     err.print(f"warning: {message}", markup=False, highlight=False, style="yellow", soft_wrap=True)
 
 
+MAX_MESSAGE = 2000
+
+
+def one_line(message: str) -> str:
+    """A message as one line of bounded length: what a user can read, whatever the input that caused it."""
+    flat = " ".join(message.split())
+    return flat if len(flat) <= MAX_MESSAGE else flat[: MAX_MESSAGE - 40] + f"... ({len(flat):,} characters)"
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
     import prunebench.cli  # noqa: F401  (registers every command on `app`)
@@ -44,7 +53,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except PrunebenchError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"error: {one_line(str(exc))}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("aborted")

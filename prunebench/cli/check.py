@@ -10,6 +10,8 @@ import typer
 
 from prunebench.cli.app import app, wide
 from prunebench.cli.options import write_text
+from prunebench.errors import PrunebenchError
+from prunebench.results import describe_os_error
 
 
 @app.command()
@@ -51,7 +53,10 @@ def check(
         write_text(markdown, text)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
-        with open(summary, "a", encoding="utf-8") as f:
-            f.write(text + "\n")
+        try:
+            with open(summary, "a", encoding="utf-8") as f:
+                f.write(text + "\n")
+        except OSError as exc:
+            raise PrunebenchError(f"$GITHUB_STEP_SUMMARY {summary}: cannot write ({describe_os_error(exc)})") from None
     if report.exit_code:
         raise typer.Exit(report.exit_code)

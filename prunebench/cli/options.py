@@ -54,5 +54,11 @@ def shard(value: str | None) -> tuple[int, int] | None:
 
 
 def write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    """Write an output file the user named; a failure is one clear error (a full device, a folder in the way)."""
+    from prunebench.results import describe_os_error
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise PrunebenchError(f"cannot write {path} ({describe_os_error(exc)})") from None

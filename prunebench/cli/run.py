@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from prunebench.cli.app import app, out
+from prunebench.cli.app import app, out, say
 from prunebench.cli.options import MethodsFilter, SparsitiesFilter, VariantsFilter, shard, split
+from prunebench.errors import Interrupted
 from prunebench.protocol import load_protocol, resolved_yaml
 
 
@@ -35,7 +39,16 @@ def run(
     from prunebench.report.summary import plan_table, run_summary
     from prunebench.run import Runner, RunnerEvents, plan
 
-    proto = load_protocol(protocol)
+    runner = Runner(
+        load_protocol(protocol),
+        results_dir=results,
+        cache_dir=cache,
+        device=device,
+        force=force,
+        retry_failed=retry_failed,
+    )
+    runner.validate()
+    proto = runner.protocol  # methods given by path carry their registered name as label from here on
     jobs = plan(
         proto,
         methods=split(methods),
@@ -44,8 +57,6 @@ def run(
         shard=shard(shard_of),
         variants=split(variants),
     )
-    runner = Runner(proto, results_dir=results, cache_dir=cache, device=device, force=force, retry_failed=retry_failed)
-    runner.validate()
     if dry_run:
         out.print(plan_table(runner, jobs))
         return
@@ -83,8 +94,16 @@ def run(
         job_started=job_started, job_finished=job_finished, base_started=base_started, epoch=epoch, skipped=skipped
     )
     start = time.perf_counter()
-    with progress:
-        ran = runner.run(jobs)
+    try:
+        with progress, terminations_interrupt():
+            ran = runner.run(jobs)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        name, code = (exc.signal_name, exc.exit_code) if isinstance(exc, Interrupted) else ("SIGINT", 130)
+        say(
+            f"interrupted by {name}: the {len(runner.completed)} job(s) this run finished are kept in "
+            f"{runner.run_dir}; the job in flight was not written. Run the same command again to resume."
+        )
+        raise typer.Exit(code) from None
     progress.update(stage, visible=False)
     out.print(run_summary(runner.run_dir))
     failed = sum(r.status == "failed" for r in ran)
@@ -96,6 +115,22 @@ def run(
         raise typer.Exit(1)
 
 
+@contextmanager
+def terminations_interrupt() -> Iterator[None]:
+    """SIGTERM (and SIGUSR1, which SLURM sends before a time limit) raise Interrupted while the grid runs, so that
+    the run ends as on Ctrl-C: with a message saying what was kept; the handlers are restored after."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted(signal.Signals(signum).name, 128 + signum)
+
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGUSR1)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 @app.command()
 def validate(
     protocol: Annotated[Path, typer.Argument(help="Protocol YAML file.")],
@@ -104,8 +139,9 @@ def validate(
     """Check a protocol (schema, methods and their hyperparameters, data) and print it resolved."""
     from prunebench.run import Runner
 
-    proto = load_protocol(protocol)
-    Runner(proto, results_dir=Path("results"), device="cpu").validate()
+    runner = Runner(load_protocol(protocol), results_dir=Path("results"), device="cpu")
+    runner.validate()
+    proto = runner.protocol
     if quiet:
         out.print(proto.hash)
         return

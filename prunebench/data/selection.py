@@ -86,7 +86,23 @@ def stratified_split(labels: Tensor, fraction: float, num_classes: int, gen: tor
     return torch.cat(held).sort().values, torch.cat(kept).sort().values
 
 
-def check_sizes(info: DatasetInfo, spec: DataSpec, n_train: int, n_test: int, where: str) -> None:
+def check_sizes(
+    info: DatasetInfo, spec: DataSpec, n_train: int, n_test: int, where: str, num_classes: int | None = None
+) -> None:
+    """The subsets a protocol asks for fit the data, and leave every class in each split."""
+    classes = num_classes or info.num_classes
+    if classes and spec.test_subset is not None and spec.test_subset < classes:
+        raise FieldError(
+            ("data", "test_subset"),
+            f"test_subset {spec.test_subset} is fewer than the {classes} classes of {info.title}: a class-balanced "
+            "subset needs at least one example of each",
+        )
+    if classes and spec.train_subset is not None and spec.train_subset < 2 * classes:
+        raise FieldError(
+            ("data", "train_subset"),
+            f"train_subset {spec.train_subset} is fewer than two examples of each of the {classes} classes of "
+            f"{info.title}: one to train on and one to validate with",
+        )
     if spec.train_subset is not None and spec.train_subset > n_train:
         raise FieldError(
             ("data", "train_subset"),
@@ -126,7 +142,7 @@ class Selection:
 def select(
     info: DatasetInfo, spec: DataSpec, train_labels: Tensor, test_labels: Tensor, num_classes: int, where: str
 ) -> Selection:
-    check_sizes(info, spec, train_labels.numel(), test_labels.numel(), where)
+    check_sizes(info, spec, train_labels.numel(), test_labels.numel(), where, num_classes)
     pool = balanced_subset(train_labels, spec.train_subset, num_classes, seeded_generator(spec.split_seed, "train"))
     val, train = stratified_split(
         train_labels[pool], spec.val_fraction, num_classes, seeded_generator(spec.split_seed, "val")

@@ -28,6 +28,7 @@ from prunebench.methods.registry import (
     instantiate,
     load_method,
     registered_methods,
+    resolve_labels,
     validated_config,
 )
 
@@ -51,5 +52,6 @@ __all__ = [
     "load_method",
     "masks_from_scores",
     "registered_methods",
+    "resolve_labels",
     "validated_config",
 ]

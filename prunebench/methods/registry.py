@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import re
 import sys
 import warnings
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 
 from prunebench.errors import FieldError, MethodError
 from prunebench.methods.api import Method, MethodConfig
-from prunebench.protocol import MethodSpec
+from prunebench.protocol import LABEL_PATTERN, MethodSpec, Protocol, with_methods
 
 ENTRY_POINT_GROUP = "prunebench.methods"
 
@@ -150,6 +151,32 @@ def instantiate(spec: MethodSpec, index: int, *, base_dir: Path | None = None) -
     except MethodError as exc:
         raise FieldError(("methods", index, "name"), str(exc)) from None
     return loaded.instantiate(validated_config(spec, index, loaded)), loaded
+
+
+def resolve_labels(protocol: Protocol) -> Protocol:
+    """The protocol with a label for every method given as `package.module:Class` or `path/to/file.py:Class`:
+    the class's registered `name`, so that no result lands in a folder named after a path. A registered name is
+    its own label. Idempotent; a protocol without such methods is returned as it is (and keeps its hash)."""
+    base_dir = protocol.source.parent if protocol.source else None
+    methods = list(protocol.methods)
+    changed = False
+    for i, spec in enumerate(methods):
+        if spec.label is not None or ":" not in spec.name:
+            continue
+        try:
+            name = load_method(spec.name, base_dir=base_dir).cls.name
+        except MethodError as exc:
+            raise protocol.locate(FieldError(("methods", i, "name"), str(exc))) from None
+        if not isinstance(name, str) or not re.fullmatch(LABEL_PATTERN, name) or len(name) > 100:
+            raise protocol.locate(
+                FieldError(
+                    ("methods", i, "name"),
+                    f"the method's name {name!r} cannot name the folder of its results: give it a `label`",
+                )
+            )
+        methods[i] = spec.model_copy(update={"label": name})
+        changed = True
+    return with_methods(protocol, methods) if changed else protocol
 
 
 def config_table(cls: type[Method[Any]]) -> list[tuple[str, str, str]]:

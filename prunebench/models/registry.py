@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -86,13 +87,53 @@ def build_model(spec: ModelSpec, *, num_classes: int, input_shape: tuple[int, in
         if key in args:
             raise FieldError(("model", "args"), f"{key!r} is not a model argument: it comes from the data set")
     if spec.name in MODELS:
-        model = _build_registered(MODELS[spec.name], args, num_classes, shape)
+        info = MODELS[spec.name]
+
+        def construct() -> nn.Module:
+            return _build_registered(info, args, num_classes, shape)
+
     elif spec.name in torchvision_names():
-        model = _build_torchvision(spec.name, args, num_classes, shape)
+
+        def construct() -> nn.Module:
+            return _build_torchvision(spec.name, args, num_classes, shape)
+
     else:
         raise FieldError(("model", "name"), _unknown_model(spec.name))
+    _check_size(construct, spec.name, args)
+    try:
+        model = construct()
+    except (MemoryError, RuntimeError) as exc:  # the allocator's refusal: arguments too large for this machine
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise FieldError(
+            ("model", "args"), f"model {spec.name!r} with args {_short(args)} cannot be built here: {first}"
+        ) from None
     _check_forward(model, spec.name, num_classes, shape)
     return model
+
+
+def _short(args: dict[str, Any]) -> str:
+    text = repr(args)
+    return text if len(text) <= 200 else text[:180] + "...}"
+
+
+MAX_PARAMETERS = 2_000_000_000  # 8 GB of float32 weights: far beyond what a protocol here trains
+
+
+def _check_size(construct: Callable[[], nn.Module], name: str, args: dict[str, Any]) -> None:
+    """Refuse a model too large to allocate before allocating it: built once on the meta device (no memory,
+    the RNG untouched), its parameters and buffers counted. Models that cannot be built on meta are not checked."""
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            model = construct()
+    except (NotImplementedError, RuntimeError):
+        return
+    count = sum(t.numel() for t in itertools.chain(model.parameters(), model.buffers()))
+    if count > MAX_PARAMETERS:
+        raise FieldError(
+            ("model", "args"),
+            f"model {name!r} with args {_short(args)} has {count:,} parameters and buffers; at most "
+            f"{MAX_PARAMETERS:,} are accepted",
+        )
 
 
 def _unknown_model(name: str) -> str:
@@ -112,15 +153,15 @@ def _build_registered(info: ModelInfo, args: dict[str, Any], num_classes: int, s
     if not any(p.kind is p.VAR_KEYWORD for p in params):
         unknown = sorted(set(args) - set(takes))
         if unknown:
+            listed = ", ".join(map(repr, unknown[:5])) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
             raise FieldError(
                 ("model", "args"),
-                f"model {info.name!r} does not take {', '.join(map(repr, unknown))} "
-                f"(it takes: {', '.join(takes) or 'no arguments'})",
+                f"model {info.name!r} does not take {listed} (it takes: {', '.join(takes) or 'no arguments'})",
             )
     try:
         return info.builder(num_classes, shape, **args)
     except (TypeError, ValueError) as exc:  # an argument of the wrong type or value
-        raise FieldError(("model", "args"), f"model {info.name!r} rejects its args {args}: {exc}") from None
+        raise FieldError(("model", "args"), f"model {info.name!r} rejects its args {_short(args)}: {exc}") from None
 
 
 def _build_torchvision(name: str, args: dict[str, Any], num_classes: int, shape: InputShape) -> nn.Module:
@@ -142,7 +183,9 @@ def _build_torchvision(name: str, args: dict[str, Any], num_classes: int, shape:
     try:
         return torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
     except (TypeError, ValueError) as exc:
-        raise FieldError(("model", "args"), f"torchvision model {name!r} rejects its args {args}: {exc}") from None
+        raise FieldError(
+            ("model", "args"), f"torchvision model {name!r} rejects its args {_short(args)}: {exc}"
+        ) from None
 
 
 def _check_forward(model: nn.Module, name: str, num_classes: int, shape: InputShape) -> None:

@@ -21,7 +21,7 @@ from prunebench.protocol.expansion import (
     stretch_budget,
 )
 from prunebench.protocol.identity import content_hash
-from prunebench.protocol.loading import load_protocol, parse_protocol, resolved_yaml
+from prunebench.protocol.loading import load_protocol, parse_protocol, resolved_yaml, with_methods
 from prunebench.protocol.recipes import (
     RETRAINING_RECIPES,
     OptimizerSpec,
@@ -30,6 +30,7 @@ from prunebench.protocol.recipes import (
     retraining_recipe,
 )
 from prunebench.protocol.sections import (
+    LABEL_PATTERN,
     AnalysesSpec,
     BudgetSpec,
     CorrelationSpec,
@@ -53,6 +54,7 @@ from prunebench.protocol.variants import (
 )
 
 __all__ = [
+    "LABEL_PATTERN",
     "PROTOCOL",
     "RESERVED",
     "RETRAINING_RECIPES",
@@ -95,4 +97,5 @@ __all__ = [
     "setup_content",
     "setup_hash",
     "stretch_budget",
+    "with_methods",
 ]

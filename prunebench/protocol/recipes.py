@@ -7,16 +7,16 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from prunebench.protocol.base import StrictModel
+from prunebench.protocol.base import MAX_BATCH, MAX_EPOCHS, MAX_ITEMS, StrictModel
 from prunebench.protocol.identity import HASHED_WHEN_SET
 
 
 class OptimizerSpec(StrictModel):
     name: Literal["sgd", "adam", "adamw"] = Field("sgd", description="Optimizer.")
-    lr: float = Field(0.1, gt=0, description="Peak learning rate (after warmup, before decay).")
+    lr: float = Field(0.1, gt=0, le=1000, description="Peak learning rate (after warmup, before decay).")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (ignored by Adam/AdamW).")
     nesterov: bool = Field(False, description="Use Nesterov momentum (SGD only).")
-    weight_decay: float = Field(1e-4, ge=0, description="L2 weight decay (decoupled for AdamW).")
+    weight_decay: float = Field(1e-4, ge=0, le=1, description="L2 weight decay (decoupled for AdamW).")
 
 
 class ScheduleSpec(StrictModel):
@@ -24,15 +24,22 @@ class ScheduleSpec(StrictModel):
         "constant", description="Learning-rate schedule over the stage's epochs; applied per step."
     )
     milestones: list[int] = Field(
-        default_factory=list, description="multistep: epochs at which the LR is multiplied by gamma."
+        default_factory=list,
+        max_length=MAX_ITEMS,
+        description="multistep: epochs at which the LR is multiplied by gamma.",
     )
-    step_size: int | None = Field(None, gt=0, description="step: the LR is multiplied by gamma every step_size epochs.")
+    step_size: int | None = Field(
+        None, gt=0, le=MAX_EPOCHS, description="step: the LR is multiplied by gamma every step_size epochs."
+    )
     gamma: float = Field(0.1, gt=0, le=1, description="Multiplicative decay of step and multistep schedules.")
-    warmup_epochs: float = Field(0.0, ge=0, description="Linear warmup from 0 to the peak LR over these epochs.")
-    min_lr: float = Field(0.0, ge=0, description="cosine: the LR reached at the last step.")
+    warmup_epochs: float = Field(
+        0.0, ge=0, le=MAX_EPOCHS, description="Linear warmup from 0 to the peak LR over these epochs."
+    )
+    min_lr: float = Field(0.0, ge=0, le=1000, description="cosine: the LR reached at the last step.")
     span_epochs: int | None = Field(
         None,
         gt=0,
+        le=MAX_EPOCHS,
         description="Epochs the schedule is laid out over (cosine length, milestone range); default: the "
         "stage's epochs. With start_epoch, a stage runs a window of a longer schedule.",
         json_schema_extra=HASHED_WHEN_SET,
@@ -40,6 +47,7 @@ class ScheduleSpec(StrictModel):
     start_epoch: float = Field(
         0.0,
         ge=0,
+        le=MAX_EPOCHS,
         description="Enter the schedule at this epoch: the stage runs its window [start_epoch, start_epoch + "
         "epochs). Learning-rate rewinding (Renda et al. 2020) runs the last epochs of base training's schedule.",
         json_schema_extra=HASHED_WHEN_SET,
@@ -59,12 +67,12 @@ class ScheduleSpec(StrictModel):
 
 
 class TrainingSpec(StrictModel):
-    epochs: int = Field(ge=0, description="Epochs of this stage.")
-    batch_size: int = Field(128, gt=0, description="Training batch size.")
+    epochs: int = Field(ge=0, le=MAX_EPOCHS, description="Epochs of this stage.")
+    batch_size: int = Field(128, gt=0, le=MAX_BATCH, description="Training batch size.")
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec, description="Optimizer of this stage.")
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec, description="Learning-rate schedule of this stage.")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing of the cross-entropy loss.")
-    grad_clip: float | None = Field(None, gt=0, description="Clip the global gradient norm to this value.")
+    grad_clip: float | None = Field(None, gt=0, le=1e9, description="Clip the global gradient norm to this value.")
     mixed_precision: bool = Field(
         True,
         description="On CUDA, train in bfloat16 autocast with channels_last, and evaluate the model this stage "

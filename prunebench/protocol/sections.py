@@ -11,14 +11,28 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from prunebench.errors import FieldError
-from prunebench.protocol.base import StrictModel
+from prunebench.protocol.base import (
+    MAX_BATCH,
+    MAX_EPOCHS,
+    MAX_EXAMPLES,
+    MAX_ITEMS,
+    MAX_NAME,
+    MAX_SEED,
+    StrictModel,
+)
 from prunebench.protocol.identity import HASHED_WHEN_ENABLED, NOT_HASHED
+
+# A label names a results folder: no path separators, no `.` or `..`, no control characters.
+LABEL_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 
 
 class DataSpec(StrictModel):
-    name: str = Field(description="Dataset name in the registry (`prunebench datasets` lists them).")
+    name: str = Field(
+        max_length=MAX_NAME, description="Dataset name in the registry (`prunebench datasets` lists them)."
+    )
     root: str | None = Field(
         None,
+        max_length=4096,
         description="Directory of the data; `${VAR}` and `${VAR:-default}` read environment variables. "
         "Not part of the protocol hash: the same data may live anywhere.",
         json_schema_extra=NOT_HASHED,
@@ -26,21 +40,33 @@ class DataSpec(StrictModel):
     val_fraction: float = Field(
         0.1, gt=0, lt=0.5, description="Fraction of the training data held out as the validation split."
     )
-    split_seed: int = Field(0, description="Seed of the train/validation split (and of subsets); fixed per protocol.")
+    split_seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="Seed of the train/validation split (and of subsets); fixed per protocol."
+    )
     train_subset: int | None = Field(
         None,
         gt=0,
+        le=MAX_EXAMPLES,
         description="Use this many training examples, the validation split included (class-balanced, "
         "seeded by split_seed).",
     )
-    test_subset: int | None = Field(None, gt=0, description="Use this many test examples (class-balanced).")
-    augmentation: str = Field("none", description="Training augmentation by name: none, flip_crop, imagenet.")
+    test_subset: int | None = Field(
+        None, gt=0, le=MAX_EXAMPLES, description="Use this many test examples (class-balanced)."
+    )
+    augmentation: str = Field(
+        "none", max_length=MAX_NAME, description="Training augmentation by name: none, flip_crop, imagenet."
+    )
     eval_batch_size: int = Field(
-        512, gt=0, description="Batch size of evaluation passes (not hashed).", json_schema_extra=NOT_HASHED
+        512,
+        gt=0,
+        le=MAX_BATCH,
+        description="Batch size of evaluation passes (not hashed).",
+        json_schema_extra=NOT_HASHED,
     )
     num_workers: int = Field(
         0,
         ge=0,
+        le=256,
         description="Data-loading worker processes for on-disk data (not hashed).",
         json_schema_extra=NOT_HASHED,
     )
@@ -63,8 +89,10 @@ class DataSpec(StrictModel):
 
 
 class ModelSpec(StrictModel):
-    name: str = Field(description="Model name in the registry (`prunebench models` lists them).")
-    args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the model constructor.")
+    name: str = Field(max_length=MAX_NAME, description="Model name in the registry (`prunebench models` lists them).")
+    args: dict[str, Any] = Field(
+        default_factory=dict, max_length=64, description="Keyword arguments of the model constructor."
+    )
 
 
 class PrunableSpec(StrictModel):
@@ -75,13 +103,15 @@ class PrunableSpec(StrictModel):
     include_first: bool = Field(True, description="Whether the first layer (in execution order) is prunable.")
     include_last: bool = Field(True, description="Whether the last layer (the classifier) is prunable.")
     exclude: list[str] = Field(
-        default_factory=list, description="Parameter names (glob patterns, e.g. `*.downsample.*`) never pruned."
+        default_factory=list,
+        max_length=1000,
+        description="Parameter names (glob patterns, e.g. `*.downsample.*`) never pruned.",
     )
 
 
 class PruningSpec(StrictModel):
     sparsities: list[float] = Field(
-        description="Target sparsities: fraction of prunable weights that are zero after pruning."
+        max_length=MAX_ITEMS, description="Target sparsities: fraction of prunable weights that are zero after pruning."
     )
     tolerance: float = Field(
         0.005, ge=0, lt=1, description="Achieved sparsity may differ from the target by this much."
@@ -93,10 +123,16 @@ class PruningSpec(StrictModel):
     )
     prunable: PrunableSpec = Field(default_factory=PrunableSpec, description="Which tensors count and may be pruned.")
     rewind_epoch: float = Field(
-        0.0, ge=0, description="Base training saves the weights at this epoch for rewinding (0: the initialization)."
+        0.0,
+        ge=0,
+        le=MAX_EPOCHS,
+        description="Base training saves the weights at this epoch for rewinding (0: the initialization).",
     )
     scoring_examples: int = Field(
-        1024, ge=0, description="Examples a data-dependent criterion may look at when it scores weights."
+        1024,
+        ge=0,
+        le=MAX_EXAMPLES,
+        description="Examples a data-dependent criterion may look at when it scores weights.",
     )
 
     @field_validator("sparsities")
@@ -116,27 +152,51 @@ class BudgetSpec(StrictModel):
     pruning_epochs: float = Field(
         0.0,
         ge=0,
+        le=MAX_EPOCHS,
         description="Training epochs a method may spend while pruning (iterative rounds, gradual "
         "schedules, soft masks); 0 means one-shot pruning of the base model.",
     )
     total_epochs: float | None = Field(
-        None, gt=0, description="SX-A: pruning plus retraining epochs (default pruning_epochs + retrain.epochs)."
+        None,
+        gt=0,
+        le=2 * MAX_EPOCHS,
+        description="SX-A: pruning plus retraining epochs (default pruning_epochs + retrain.epochs).",
     )
     total_train_flops: float | None = Field(
         None,
         gt=0,
+        le=1e30,
         description="SX-B: training FLOPs of pruning plus retraining (default: retraining the dense "
         "model for retrain.epochs).",
     )
 
 
 class MethodSpec(StrictModel):
-    name: str = Field(description="A registered method name, `package.module:Class`, or `path/to/file.py:Class`.")
-    label: str | None = Field(None, description="Name in results and tables (default: the method's name).")
-    config: dict[str, Any] = Field(default_factory=dict, description="The method's hyperparameters.")
+    name: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="A registered method name, `package.module:Class`, or `path/to/file.py:Class`.",
+    )
+    label: str | None = Field(
+        None,
+        max_length=100,
+        description="Name in results and tables, and the folder of its results: letters, digits, `_`, `.` and `-`, "
+        "starting with a letter, digit or `_` (default: the method's registered `name`).",
+    )
+    config: dict[str, Any] = Field(default_factory=dict, max_length=200, description="The method's hyperparameters.")
     budget: BudgetSpec | None = Field(
         None, description="A budget stated for this method alone; it is checked and shown in every table."
     )
+
+    @field_validator("label")
+    @classmethod
+    def _a_folder_name(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(LABEL_PATTERN, v):
+            raise ValueError(
+                f"label {v!r} names the folder of the method's results: use letters, digits, `_`, `.` and `-`, "
+                "starting with a letter, a digit or `_`"
+            )
+        return v
 
     @property
     def key(self) -> str:
@@ -167,7 +227,7 @@ class SheddingSpec(StrictModel):
         "layer; layer_scale, the root mean square of the layer's reference weights. Times `factor`.",
     )
     factor: float = Field(
-        1.0, gt=0, description="Multiplier of the threshold (default 1.0; 0.1 with threshold: layer_scale)."
+        1.0, gt=0, le=1e6, description="Multiplier of the threshold (default 1.0; 0.1 with threshold: layer_scale)."
     )
     reference: Literal["auto", "init", "rewind", "base"] = Field(
         "auto",
@@ -191,6 +251,7 @@ class CorrelationSpec(StrictModel):
     enabled: bool = Field(False, description="Record, each epoch, R_p between the current and reference weights.")
     p: list[float] = Field(
         default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5],
+        max_length=MAX_ITEMS,
         description="Fractions p of each layer's weights whose top-p sets by magnitude are compared.",
     )
     against: list[Literal["init", "rewind", "base"]] = Field(
@@ -222,6 +283,7 @@ class TrainabilitySpec(StrictModel):
     epochs: int | None = Field(
         None,
         gt=0,
+        le=MAX_EPOCHS,
         description="Epochs averaged; default the first LR stage of retraining (first milestone, first step, "
         "every epoch of a constant schedule, the first half of a cosine decay).",
     )

@@ -8,14 +8,14 @@ over the fields that change results; paths and worker counts, which differ betwe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from prunebench.errors import FieldError, ProtocolError
 from prunebench.fairness import ComparisonSetup
-from prunebench.protocol.base import Loc, StrictModel, dotted, nearest_mark
+from prunebench.protocol.base import MAX_ITEMS, MAX_METHODS, MAX_NAME, MAX_SEED, Loc, StrictModel, dotted, nearest_mark
 from prunebench.protocol.expansion import VariantError, VariantPlan, expand_variants, stretch_budget
 from prunebench.protocol.identity import (
     HASHED_WHEN_SET,
@@ -38,9 +38,21 @@ from prunebench.protocol.sections import (
 from prunebench.protocol.variants import VariantsSpec
 
 
+def located_error(loc: Loc, message: str, value: Any) -> ValidationError:
+    """A validation error of the field at `loc`, for validators that look at several fields at once."""
+    error = PydanticCustomError("value_error", "{message}", {"message": message})
+    return ValidationError.from_exception_data("Protocol", [InitErrorDetails(type=error, loc=loc, input=value)])
+
+
 class Protocol(StrictModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Short name; names the results directory.")
-    description: str = Field("", description="What this protocol compares (not hashed).", json_schema_extra=NOT_HASHED)
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+        max_length=MAX_NAME,
+        description="Short name; names the results directory.",
+    )
+    description: str = Field(
+        "", max_length=100_000, description="What this protocol compares (not hashed).", json_schema_extra=NOT_HASHED
+    )
     data: DataSpec = Field(description="Data set, splits and augmentation.")
     model: ModelSpec = Field(description="Architecture.")
     base: TrainingSpec = Field(description="Dense training of the base model, once per seed, shared by all methods.")
@@ -50,9 +62,11 @@ class Protocol(StrictModel):
     comparison: ComparisonSetup = Field(
         "S3.2", description="Comparison setup of Wang et al. 2023, Table 2, checked for every job."
     )
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], description="Seeds; every stage is seeded.")
+    seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] = Field(
+        default_factory=lambda: [0, 1, 2], max_length=MAX_ITEMS, description="Seeds; every stage is seeded."
+    )
     methods: list[MethodSpec] = Field(
-        min_length=1, description="The methods compared.", json_schema_extra=OUTSIDE_SETUP
+        min_length=1, max_length=MAX_METHODS, description="The methods compared.", json_schema_extra=OUTSIDE_SETUP
     )
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="What is measured at the end.")
     analyses: AnalysesSpec = Field(
@@ -83,10 +97,23 @@ class Protocol(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _rewind_within_base(self) -> Protocol:
+        if self.pruning.rewind_epoch > self.base.epochs:
+            raise located_error(
+                ("pruning", "rewind_epoch"),
+                f"{self.pruning.rewind_epoch:g} is beyond the {self.base.epochs} epochs of base training: there is no "
+                "such iterate to rewind to",
+                self.pruning.rewind_epoch,
+            )
+        return self
+
+    @model_validator(mode="after")
     def _analyses_fit(self) -> Protocol:
         n = self.analyses.trainability.epochs
         if n is not None and n > self.retrain.epochs:
-            raise ValueError(f"analyses.trainability.epochs {n} exceeds the {self.retrain.epochs} retraining epochs")
+            raise located_error(
+                ("analyses", "trainability", "epochs"), f"{n} exceeds the {self.retrain.epochs} retraining epochs", n
+            )
         return self
 
     @field_validator("variants")
@@ -104,10 +131,7 @@ class Protocol(StrictModel):
                 trainability_epochs=info.data["analyses"].trainability.epochs,
             )
         except VariantError as exc:
-            error = PydanticCustomError("value_error", "{message}", {"message": exc.message})
-            raise ValidationError.from_exception_data(
-                "Protocol", [InitErrorDetails(type=error, loc=exc.loc, input=v.model_dump(mode="json"))]
-            ) from None
+            raise located_error(exc.loc, exc.message, v.model_dump(mode="json")) from None
         return v
 
     # ---- identity -------------------------------------------------------------------------
@@ -171,6 +195,11 @@ class Protocol(StrictModel):
     @property
     def source(self) -> Path | None:
         return self._source
+
+    @property
+    def marks(self) -> dict[Loc, tuple[int, int]]:
+        """(line, column) of each field in the protocol's file."""
+        return self._marks
 
     def located(self, source: Path | None, marks: dict[Loc, tuple[int, int]]) -> Protocol:
         """This protocol, knowing the file and the line and column of each of its fields."""

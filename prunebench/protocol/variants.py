@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from prunebench.protocol.base import StrictModel
+from prunebench.protocol.base import MAX_BATCH, MAX_EPOCHS, MAX_ITEMS, StrictModel
 from prunebench.protocol.identity import HASHED_WHEN_SET
 from prunebench.protocol.recipes import ScheduleSpec
 
@@ -18,10 +18,10 @@ class OptimizerChange(StrictModel):
     """Optimizer fields a retraining variant changes; an unset field keeps the protocol's value."""
 
     name: Literal["sgd", "adam", "adamw"] | None = Field(None, description="Optimizer.")
-    lr: float | None = Field(None, gt=0, description="Peak learning rate.")
+    lr: float | None = Field(None, gt=0, le=1000, description="Peak learning rate.")
     momentum: float | None = Field(None, ge=0, lt=1, description="SGD momentum.")
     nesterov: bool | None = Field(None, description="Nesterov momentum (SGD only).")
-    weight_decay: float | None = Field(None, ge=0, description="Weight decay.")
+    weight_decay: float | None = Field(None, ge=0, le=1, description="Weight decay.")
 
 
 class RecipeChange(StrictModel):
@@ -30,10 +30,11 @@ class RecipeChange(StrictModel):
     epochs: int | None = Field(
         None,
         gt=0,
+        le=MAX_EPOCHS,
         description="Retraining epochs. Without `schedule`, the protocol's schedule is stretched to them "
         "(TrainingSpec.with_epochs); with it, the schedule is taken as written.",
     )
-    batch_size: int | None = Field(None, gt=0, description="Training batch size.")
+    batch_size: int | None = Field(None, gt=0, le=MAX_BATCH, description="Training batch size.")
     optimizer: OptimizerChange = Field(
         default_factory=OptimizerChange, description="Optimizer fields that change; the others stay the protocol's."
     )
@@ -41,7 +42,9 @@ class RecipeChange(StrictModel):
         None, description="The LR schedule, replacing the protocol's whole one (its fields depend on one another)."
     )
     label_smoothing: float | None = Field(None, ge=0, lt=1, description="Label smoothing of the loss.")
-    grad_clip: float | None = Field(None, gt=0, description="Global gradient-norm clip (unset: the protocol's).")
+    grad_clip: float | None = Field(
+        None, gt=0, le=1e9, description="Global gradient-norm clip (unset: the protocol's)."
+    )
 
 
 class RetrainSweepSpec(StrictModel):
@@ -49,11 +52,13 @@ class RetrainSweepSpec(StrictModel):
 
     lr: list[float] = Field(
         default_factory=list,
+        max_length=MAX_ITEMS,
         description="Peak retraining learning rates tried, each with the protocol's optimizer otherwise. The "
         "protocol's own recipe is always a candidate; an entry equal to it is that candidate, not run twice.",
     )
     schedules: dict[str, ScheduleSpec] = Field(
         default_factory=dict,
+        max_length=MAX_ITEMS,
         description="Named LR schedules tried (over retrain.epochs), each with every `lr` (or with the protocol's "
         "LR when `lr` is empty). Default: only the protocol's schedule.",
     )
@@ -88,6 +93,7 @@ class RetrainExtensionSpec(StrictModel):
 
     epochs: list[int] = Field(
         min_length=1,
+        max_length=MAX_ITEMS,
         description="Extra retraining epochs e: each adds the protocol's recipe and every sweep candidate over "
         "retrain.epochs + e epochs, their schedules stretched in proportion (TrainingSpec.with_epochs).",
     )
@@ -105,11 +111,15 @@ class SwapSpec(StrictModel):
     run as A+FT_A, A+FT_B, B+FT_A and B+FT_B from the same dense checkpoints."""
 
     recipes: dict[str, RecipeChange] = Field(
+        max_length=MAX_ITEMS,
         description="Each method's own retraining recipe, by method label, as changes to `retrain` ({} is the "
-        "protocol's recipe). At least two methods."
+        "protocol's recipe). At least two methods.",
     )
     pairs: list[tuple[str, str]] | None = Field(
-        None, description="The pairs (A, B) swapped; default every pair of the methods in `recipes`, in order."
+        None,
+        max_length=MAX_ITEMS,
+        strict=False,  # YAML and JSON have no tuples: a pair is a list of two labels
+        description="The pairs (A, B) swapped; default every pair of the methods in `recipes`, in order.",
     )
 
 

@@ -3,13 +3,13 @@ trusted only when its content has the hash it claims; how two protocols' setups 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prunebench.protocol import content_hash, hashed_content_of, setup_content, setup_hash
 from prunebench.results import ProtocolRef, RunDirectory
+from prunebench.results.store import read_protocol_file
 
 
 @dataclass(frozen=True)
@@ -49,15 +49,12 @@ class ProtocolIndex:
     def _read(self, path: Path) -> dict[str, Any] | None:
         if path not in self._by_file:
             blob: dict[str, Any] | None = None
-            if path.is_file():
-                try:
-                    raw = json.loads(path.read_text(encoding="utf-8"))
-                    hashed = hashed_content_of(raw["protocol"])
-                    # Trusted only when its content has the hash it claims (same content, same hashing rules).
-                    if hashed is not None and content_hash(hashed) == raw["hash"]:
-                        blob = {"hash": raw["hash"], "protocol": hashed}
-                except (OSError, ValueError, KeyError, TypeError):
-                    blob = None
+            raw = read_protocol_file(path) if path.exists() else None
+            if raw is not None and isinstance(raw.get("protocol"), dict):
+                hashed = hashed_content_of(raw["protocol"])
+                # Trusted only when its content has the hash it claims (same content, same hashing rules).
+                if hashed is not None and content_hash(hashed) == raw.get("hash"):
+                    blob = {"hash": raw["hash"], "protocol": hashed}
             self._by_file[path] = blob
             if blob is not None:
                 self._by_hash.setdefault(blob["hash"], blob["protocol"])

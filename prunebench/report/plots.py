@@ -18,7 +18,7 @@ from prunebench.errors import ResultsError
 from prunebench.fairness import EPS
 from prunebench.report.audit import target_of
 from prunebench.report.board import Comparison
-from prunebench.results import EpochRecord, Loaded, ResultRecord
+from prunebench.results import EpochRecord, Loaded, ResultRecord, describe_os_error
 
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 CURVE_METRICS = ("val_top1", "train_loss", "train_top1", "val_loss", "test_top1", "lr", "sparsity")
@@ -40,8 +40,11 @@ def check_suffix(path: Path) -> None:
 
 
 def save_figure(fig: Figure, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight", dpi=150)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, bbox_inches="tight", dpi=150)
+    except OSError as exc:
+        raise ResultsError(f"cannot write {path} ({describe_os_error(exc)})") from None
 
 
 def plot_accuracy(comparison: Comparison, path: Path) -> Path:

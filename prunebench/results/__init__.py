@@ -1,6 +1,7 @@
 """Result records: the versioned schema (`schema`), and the files on disk (`store`): the atomic writer,
 the layout of a run directory, the loader."""
 
+from prunebench.results.files import describe_os_error, ensure_writable
 from prunebench.results.schema import (
     SCHEMA_VERSION,
     BaseModelRecord,
@@ -61,6 +62,8 @@ __all__ = [
     "StageLedger",
     "Status",
     "VariantRecord",
+    "describe_os_error",
+    "ensure_writable",
     "load_or_fail",
     "load_records",
     "load_result",

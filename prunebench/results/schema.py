@@ -6,27 +6,40 @@ from the ledger it kept while training. Nothing here is taken from what a method
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = 1
 Status = Literal["ok", "violation", "failed"]
 Stage = Literal["base", "pruning", "retrain"]
 
 
+# Every number is bounded: a record that claims 750% accuracy, a negative loss or 1e30 parameters is refused
+# when it is loaded (with a warning naming the file), never ranked.
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Count = Annotated[int, Field(ge=0, le=10**15)]
+Amount = Annotated[float, Field(ge=0, le=1e30)]  # epochs, FLOPs
+Loss = Annotated[float, Field(ge=0)]  # finite; a diverging model's loss is large, and a measurement
+Rate = Annotated[float, Field(ge=0, le=1e6)]
+
+
 class Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Strict: unknown keys, numbers written as strings, booleans for numbers, NaN and infinity are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class StageLedger(Record):
-    epochs: float = Field(0.0, description="Training examples seen divided by the training-split size.")
-    steps: int = Field(0, description="Optimizer steps.")
-    examples: int = Field(0, description="Training examples seen (forward and backward).")
-    train_flops: float = Field(0.0, description="FLOPs of training: 3 x forward FLOPs of the masked model per example.")
-    forward_examples: int = Field(0, description="Examples passed forward outside training (scoring weights).")
-    forward_flops: float = Field(0.0, description="FLOPs of those passes (3x when they also ran backward).")
-    runs: int = Field(0, description="Training runs in this stage (the rounds of an iterative method).")
+    epochs: Amount = Field(0.0, description="Training examples seen divided by the training-split size.")
+    steps: Count = Field(0, description="Optimizer steps.")
+    examples: Count = Field(0, description="Training examples seen (forward and backward).")
+    train_flops: Amount = Field(
+        0.0, description="FLOPs of training: 3 x forward FLOPs of the masked model per example."
+    )
+    forward_examples: Count = Field(0, description="Examples passed forward outside training (scoring weights).")
+    forward_flops: Amount = Field(0.0, description="FLOPs of those passes (3x when they also ran backward).")
+    runs: Count = Field(0, description="Training runs in this stage (the rounds of an iterative method).")
 
     def add(self, other: StageLedger) -> StageLedger:
         return StageLedger(**{k: getattr(self, k) + getattr(other, k) for k in StageLedger.model_fields})
@@ -44,20 +57,28 @@ class Ledger(Record):
 
 class EpochRecord(Record):
     stage: Stage
-    epoch: int = Field(description="1-based epoch within the stage (a multi-round stage counts on).")
-    lr: float
-    train_loss: float
-    train_top1: float
-    val_loss: float
-    val_top1: float
-    test_top1: float | None = Field(None, description="Only when the protocol asks for test curves; never selected on.")
-    sparsity: float = Field(description="Zeros among the prunable weights at the end of the epoch.")
+    epoch: Count = Field(description="1-based epoch within the stage (a multi-round stage counts on).")
+    lr: Rate
+    train_loss: Loss
+    train_top1: Fraction
+    val_loss: Loss
+    val_top1: Fraction
+    test_top1: Fraction | None = Field(
+        None, description="Only when the protocol asks for test curves; never selected on."
+    )
+    sparsity: Fraction = Field(description="Zeros among the prunable weights at the end of the epoch.")
     analyses: dict[str, Any] = Field(default_factory=dict, description="Per-epoch analyses the protocol asked for.")
 
 
 class LayerSparsity(Record):
-    numel: int
-    zeros: int
+    numel: Count
+    zeros: Count
+
+    @model_validator(mode="after")
+    def _within(self) -> LayerSparsity:
+        if self.zeros > self.numel:
+            raise ValueError(f"{self.zeros} zeros among {self.numel} weights")
+        return self
 
     @property
     def sparsity(self) -> float:
@@ -65,33 +86,33 @@ class LayerSparsity(Record):
 
 
 class SparsityRecord(Record):
-    target: float
-    achieved: float = Field(description="Zeros among all prunable weights of the final model.")
-    tolerance: float
+    target: Fraction
+    achieved: Fraction = Field(description="Zeros among all prunable weights of the final model.")
+    tolerance: Fraction
     per_layer: dict[str, LayerSparsity]
 
 
 class Metrics(Record):
-    test_top1: float
-    test_top5: float | None
-    test_loss: float
-    val_top1: float
-    val_loss: float
+    test_top1: Fraction
+    test_top5: Fraction | None
+    test_loss: Loss
+    val_top1: Fraction
+    val_loss: Loss
 
 
 class BaseModelRecord(Record):
     checkpoint_sha256: str = Field(description="Hash of the dense weights every method of this seed started from.")
     key: str = Field(description="Hash of what determined the checkpoint (data, model, base training, seed).")
-    test_top1: float
-    test_top5: float | None
-    val_top1: float
+    test_top1: Fraction
+    test_top5: Fraction | None
+    val_top1: Fraction
 
 
 class CostRecord(Record):
-    params_dense: int = Field(description="All parameters of the dense model.")
-    params_effective: int = Field(description="Parameters left after pruning (non-prunable ones all count).")
-    flops_dense: float = Field(description="Forward FLOPs per example of the dense model (2 x conv/linear MACs).")
-    flops_effective: float = Field(description="Forward FLOPs per example with pruned weights skipped.")
+    params_dense: Count = Field(description="All parameters of the dense model.")
+    params_effective: Count = Field(description="Parameters left after pruning (non-prunable ones all count).")
+    flops_dense: Amount = Field(description="Forward FLOPs per example of the dense model (2 x conv/linear MACs).")
+    flops_effective: Amount = Field(description="Forward FLOPs per example with pruned weights skipped.")
 
 
 class MethodRecord(Record):
@@ -111,7 +132,7 @@ class MethodRecord(Record):
 
 class RetrainingRecord(Record):
     regime: str = Field(description="fine_tune, weight_rewinding, lr_rewinding or scratch.")
-    epochs: int = Field(description="Retraining epochs actually run (a method may ask for others; the audit judges).")
+    epochs: Count = Field(description="Retraining epochs actually run (a method may ask for others; the audit judges).")
     optimizer: dict[str, Any]
     schedule: dict[str, Any]
     recipe: str | None = Field(
@@ -134,8 +155,8 @@ class VariantRecord(Record):
         description="The retraining recipe the variant puts in place of the protocol's `retrain` (a TrainingSpec); "
         "the job's budget audit judged it against this recipe."
     )
-    extra_epochs: int = Field(0, description="Retraining epochs added to the protocol's.")
-    lr: float | None = Field(None, description="Sweep: the candidate's peak LR (None: the protocol's).")
+    extra_epochs: Count = Field(0, description="Retraining epochs added to the protocol's.")
+    lr: Rate | None = Field(None, description="Sweep: the candidate's peak LR (None: the protocol's).")
     schedule: str | None = Field(None, description="Sweep: the candidate's schedule name (None: the protocol's).")
     recipe_of: str | None = Field(None, description="Swap test: the method whose own recipe this is.")
 
@@ -145,7 +166,7 @@ class BudgetRecord(Record):
     stated_by: Literal["protocol", "method"] = Field(
         description="Whether the limits are the protocol's or a budget the protocol states for this method."
     )
-    limits: dict[str, float | None]
+    limits: dict[str, Amount | None]
     violations: list[str]
 
 
@@ -167,7 +188,7 @@ class Provenance(Record):
     command: str
     started_at: str
     finished_at: str
-    duration_s: float
+    duration_s: Amount
 
 
 class ResultSummary(Record):
@@ -184,8 +205,8 @@ class ResultSummary(Record):
     job_id: str
     protocol: ProtocolRef
     method: MethodRecord
-    seed: int
-    target_sparsity: float = Field(description="The job's target sparsity (also when it failed).")
+    seed: Count
+    target_sparsity: Fraction = Field(description="The job's target sparsity (also when it failed).")
     status: Status
     reasons: list[str] = Field(default_factory=list, description="Why a job is a violation or failed.")
     sparsity: SparsityRecord | None = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 import json
 import os
-import tempfile
+import re
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,27 +23,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from prunebench.errors import ResultsError
+from prunebench.results.files import read_regular, remove_stale_temporaries, write_atomic
 from prunebench.results.schema import SCHEMA_VERSION, ResultRecord, ResultSummary
 
 PROTOCOL_FILE = "protocol.json"
-TEMPORARY_SUFFIX = ".tmp"
+MAX_RECORD_BYTES = 64 * 1024 * 1024  # a record with long curves and per-layer analyses is a few megabytes
+MAX_PROTOCOL_BYTES = 16 * 1024 * 1024
+WARN_FIRST = 5  # files skipped: the first few named, the rest counted
+FOLDER_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}"  # a method label or a retraining variant
 RUN_DEPTH = 3  # a record lies at most this many folders below its run directory (label / variant / file)
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write text (UTF-8) or bytes so that a reader (or a killed run) sees the old file or the new one, never
-    half of one: a temporary file beside it, flushed to disk, then renamed over it; removed if anything fails."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_result(path: Path, record: ResultRecord) -> None:
@@ -68,7 +56,14 @@ class RunDirectory:
         return f"{where}/sparsity-{sparsity:g}_seed-{seed}"
 
     def result_path(self, label: str, variant: str | None, sparsity: float, seed: int) -> Path:
-        return self.path / f"{self.job_id(label, variant, sparsity, seed)}.json"
+        """Where a job's record lies; a ResultsError for any name that would leave the run directory."""
+        for part in (label, variant):
+            if part is not None and not re.fullmatch(FOLDER_NAME, part):
+                raise ResultsError(f"{part!r} cannot name a folder of results (letters, digits, `_`, `.`, `-`)")
+        path = self.path / f"{self.job_id(label, variant, sparsity, seed)}.json"
+        if not path.resolve().is_relative_to(self.path.resolve()):
+            raise ResultsError(f"{path} would lie outside the run directory {self.path}")
+        return path
 
     def path_of(self, record: ResultRecord) -> Path:
         """Where the runner writes a record."""
@@ -82,11 +77,14 @@ class RunDirectory:
     def write_protocol(self, protocol_hash: str, resolved: dict[str, Any]) -> None:
         write_atomic(self.protocol_file, json.dumps({"hash": protocol_hash, "protocol": resolved}, indent=1))
 
-    def remove_stale_temporaries(self) -> None:
-        """Temporary files of a run killed mid-write (the result files themselves are never partial)."""
-        if self.path.exists():
-            for stale in self.path.rglob(f".*{TEMPORARY_SUFFIX}"):
-                stale.unlink(missing_ok=True)
+    def remove_stale_temporaries(self) -> int:
+        """Temporary files of runs killed mid-write (the result files themselves are never partial); those of a
+        run still writing are left alone."""
+        return remove_stale_temporaries(self.path)
+
+    def read_protocol(self) -> dict[str, Any] | None:
+        """The protocol.json of this run directory ({"hash", "protocol"}), or None when there is none to read."""
+        return read_protocol_file(self.protocol_file)
 
     @staticmethod
     def candidates(record_file: Path) -> Iterator[Path]:
@@ -102,11 +100,24 @@ class ResultFileWarning(UserWarning):
     """A file among the results that is not a valid result record; it is skipped."""
 
 
-def load_result(path: Path) -> ResultRecord:
-    """Load one record; raises ValueError naming the problem for a corrupt or foreign file."""
+def read_protocol_file(path: Path) -> dict[str, Any] | None:
+    """A protocol.json's content when it is a regular, readable JSON object; None otherwise."""
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = json.loads(read_regular(path, MAX_PROTOCOL_BYTES))
+    except (ValueError, RecursionError):
+        return None
+    return raw if isinstance(raw, dict) else None
+
+
+def load_result(path: Path) -> ResultRecord:
+    """Load one record; raises ValueError naming the problem for a corrupt, foreign or hostile file (not a regular
+    file, too large, nested too deeply, numbers out of range)."""
+    data = read_regular(Path(path), MAX_RECORD_BYTES)
+    try:
+        raw = json.loads(data)
+    except RecursionError:
+        raise ValueError("nested too deeply to be a result record") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not readable JSON ({exc.__class__.__name__}: {exc})") from None
     if not isinstance(raw, dict) or "schema_version" not in raw:
         raise ValueError("not a prunebench result record (no schema_version)")
@@ -118,6 +129,8 @@ def load_result(path: Path) -> ResultRecord:
         first = exc.errors()[0]
         where = ".".join(map(str, first["loc"]))
         raise ValueError(f"invalid result record: {where}: {first['msg']}") from None
+    except RecursionError:
+        raise ValueError("nested too deeply to be a result record") from None
 
 
 def _walk(root: Path) -> list[Path]:
@@ -172,8 +185,8 @@ def no_gc() -> Iterator[None]:
 
 
 def load_records(paths: Sequence[Path], *, curves: bool = False) -> list[Loaded]:
-    """Every valid record under the paths; a corrupt, truncated or foreign file gives a
-    ResultFileWarning naming it and is skipped.
+    """Every valid record under the paths; a corrupt, truncated, foreign or hostile file is skipped with a
+    ResultFileWarning naming it (the first few by name, then how many more).
 
     `model_validate_json` on the raw bytes (of the curve-less summary unless curves are asked
     for) is the fast path; only a file that fails it is loaded again with `load_result`, for the
@@ -181,18 +194,27 @@ def load_records(paths: Sequence[Path], *, curves: bool = False) -> list[Loaded]
     """
     model: type[ResultSummary] = ResultRecord if curves else ResultSummary
     out: list[Loaded] = []
+    skipped: list[tuple[Path, str]] = []
     with no_gc():
         for file in result_files(paths):
             try:
-                record = model.model_validate_json(file.read_bytes())
-            except (OSError, ValidationError):
+                record = model.model_validate_json(read_regular(file, MAX_RECORD_BYTES))
+            except (ValueError, RecursionError):  # ValidationError is a ValueError
                 try:
                     full = load_result(file)
                 except ValueError as exc:
-                    warnings.warn(f"{file}: skipped: {exc}", ResultFileWarning, stacklevel=2)
+                    skipped.append((file, str(exc)))
                     continue
                 record = full if curves else ResultSummary.model_validate(full.model_dump(exclude={"curves"}))
             out.append(Loaded(file, record))
+    for file, why in skipped[:WARN_FIRST]:
+        warnings.warn(f"{file}: skipped: {why}", ResultFileWarning, stacklevel=2)
+    if len(skipped) > WARN_FIRST:
+        warnings.warn(
+            f"{len(skipped) - WARN_FIRST:,} more files skipped as not valid result records",
+            ResultFileWarning,
+            stacklevel=2,
+        )
     return out
 
 

@@ -1,14 +1,17 @@
 """The dense-checkpoint cache: the base model of a (dense config, seed), trained once and shared by every
-method and sparsity; stored under the hash of what determines it, verified by the hash of its weights.
+method and sparsity; stored under the hash of what determines it.
 
-A cached checkpoint that does not verify (truncated, foreign, edited) is never trusted: it is retrained,
-with a warning.
+A checkpoint file carries a sha256 over everything in it (every saved state: initialization, rewind point,
+final weights; the accuracies, ledger and curves of its training) and is written atomically and flushed to
+disk. One that does not verify (truncated, foreign, a flipped bit, an edited accuracy) is never trusted: it
+is retrained, with a warning.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -19,6 +22,9 @@ import torch
 
 from prunebench.protocol import Protocol, content_hash
 from prunebench.results import EpochRecord, StageLedger, write_atomic
+from prunebench.results.files import remove_stale_temporaries
+
+FORMAT = 2  # 1: only the final weights were verified
 
 
 def default_cache_dir() -> Path:
@@ -49,6 +55,15 @@ class BaseCheckpoint:
     curves: list[EpochRecord] = field(default_factory=list)
 
 
+def checkpoint_digest(key: str, states: dict[str, dict[str, torch.Tensor]], meta: dict[str, Any]) -> str:
+    """sha256 over a checkpoint's key, every tensor of every saved state, and its metadata (canonical JSON)."""
+    digest = hashlib.sha256(f"prunebench-dense/{FORMAT}/{key}".encode())
+    for which in sorted(states):
+        digest.update(f"/{which}/{weights_sha256(states[which])}".encode())
+    digest.update(json.dumps(meta, sort_keys=True, separators=(",", ":")).encode())
+    return digest.hexdigest()
+
+
 class DenseCache:
     """The base checkpoints of one protocol's dense configuration, in `<cache>/base/`."""
 
@@ -56,13 +71,21 @@ class DenseCache:
         self.root = Path(root)
         self.protocol = protocol
 
+    @property
+    def folder(self) -> Path:
+        return self.root / "base"
+
     def locate(self, seed: int) -> tuple[Path, str]:
         """(file, key) of a seed's checkpoint; the key hashes what determines it (Protocol.base_key)."""
         key = content_hash(self.protocol.base_key(seed))
-        return self.root / "base" / f"{self.protocol.model.name}-{key[:16]}.pt", key
+        return self.folder / f"{self.protocol.model.name}-{key[:16]}.pt", key
 
     def has(self, seed: int) -> bool:
         return self.locate(seed)[0].exists()
+
+    def remove_stale_temporaries(self) -> int:
+        """Temporary files of checkpoint writes that were killed (never those of a run still writing)."""
+        return remove_stale_temporaries(self.folder)
 
     def load(self, seed: int) -> BaseCheckpoint | None:
         """The cached checkpoint when it is there and verifies, else None (with a warning if it was there)."""
@@ -71,15 +94,21 @@ class DenseCache:
             return None
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
-            if blob["key"] == key and weights_sha256(blob["states"]["final"]) == blob["sha256"]:
+            meta = blob["meta"]
+            if (
+                blob.get("format") == FORMAT
+                and blob["key"] == key
+                and checkpoint_digest(key, blob["states"], meta) == blob["digest"]
+                and weights_sha256(blob["states"]["final"]) == meta["sha256"]
+            ):
                 return BaseCheckpoint(
                     key=key,
-                    sha256=blob["sha256"],
+                    sha256=meta["sha256"],
                     states=blob["states"],
-                    test=blob["test"],
-                    val_top1=blob["val_top1"],
-                    ledger=StageLedger.model_validate(blob["ledger"]),
-                    curves=[EpochRecord.model_validate(c) for c in blob["curves"]],
+                    test=meta["test"],
+                    val_top1=meta["val_top1"],
+                    ledger=StageLedger.model_validate(meta["ledger"]),
+                    curves=[EpochRecord.model_validate(c) for c in meta["curves"]],
                 )
             warnings.warn(f"cached base model {path} does not verify; training it again", stacklevel=2)
         except Exception as exc:  # a truncated or foreign cache file is retrained, never trusted
@@ -88,17 +117,14 @@ class DenseCache:
 
     def save(self, seed: int, base: BaseCheckpoint) -> None:
         path, _ = self.locate(seed)
+        meta = {
+            "sha256": base.sha256,
+            "test": base.test,
+            "val_top1": base.val_top1,
+            "ledger": base.ledger.model_dump(),
+            "curves": [c.model_dump() for c in base.curves],
+        }
         buffer = io.BytesIO()
-        torch.save(
-            {
-                "key": base.key,
-                "sha256": base.sha256,
-                "states": base.states,
-                "test": base.test,
-                "val_top1": base.val_top1,
-                "ledger": base.ledger.model_dump(),
-                "curves": [c.model_dump() for c in base.curves],
-            },
-            buffer,
-        )
+        blob = {"format": FORMAT, "key": base.key, "states": base.states, "meta": meta}
+        torch.save({**blob, "digest": checkpoint_digest(base.key, base.states, meta)}, buffer)
         write_atomic(path, buffer.getvalue())

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from prunebench.errors import PrunebenchError
+from prunebench.methods import resolve_labels
 from prunebench.protocol import PROTOCOL, BudgetSpec, MethodSpec, Protocol, RetrainVariant
 from prunebench.results import RunDirectory
 
@@ -70,7 +71,9 @@ def plan(
     """The jobs of the grid, optionally filtered (filters may only narrow the protocol's grid).
 
     The protocol's own recipe comes first, then each retraining variant's own jobs (`variants` names them;
-    `protocol` is the protocol's recipe). A variant whose job for a method is another's runs nothing more."""
+    `protocol` is the protocol's recipe). A variant whose job for a method is another's runs nothing more.
+    Methods given by path are labelled by their registered name first (prunebench.methods.resolve_labels)."""
+    protocol = resolve_labels(protocol)
     keys = [m.key for m in protocol.methods]
     chosen_methods = _pick(keys, methods, "methods")
     chosen_sparsities = _pick(protocol.pruning.sparsities, sparsities, "sparsities")

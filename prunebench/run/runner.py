@@ -9,6 +9,7 @@ verified by the hash of its weights, and shared by every method.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,12 +19,12 @@ import torch
 
 from prunebench.data import DATASETS, DataBundle, check_data, load_data
 from prunebench.engine import Engine, EpochCallback, derive_seed, state_copy
-from prunebench.errors import FieldError
+from prunebench.errors import FieldError, ResultsError
 from prunebench.masks import MaskSet, prunable_parameters
-from prunebench.methods import GRANULARITY_ORDER, LoadedMethod, MethodConfig, instantiate
+from prunebench.methods import GRANULARITY_ORDER, LoadedMethod, MethodConfig, instantiate, resolve_labels
 from prunebench.models import build_model, layer_macs
 from prunebench.protocol import Protocol, TrainingSpec
-from prunebench.results import ResultRecord, RunDirectory, load_result, save_result
+from prunebench.results import ResultRecord, RunDirectory, describe_os_error, ensure_writable, load_result, save_result
 from prunebench.run.cache import BaseCheckpoint, DenseCache, default_cache_dir, weights_sha256
 from prunebench.run.job import JobRun
 from prunebench.run.plan import Job
@@ -53,7 +54,8 @@ class Runner:
         retry_failed: bool = False,
         events: RunnerEvents | None = None,
     ) -> None:
-        self.protocol = protocol
+        # Methods given by path get their registered name as label: their results never land in a path.
+        self.protocol = protocol = resolve_labels(protocol)
         self.directory = RunDirectory.of(results_dir, protocol.run_name)
         self.cache = DenseCache(Path(cache_dir) if cache_dir is not None else default_cache_dir(), protocol)
         self.device = resolve_device(device)
@@ -64,6 +66,7 @@ class Runner:
         self._data: DataBundle | None = None
         self._bases: dict[int, BaseCheckpoint] = {}
         self._provenance: RunProvenance | None = None
+        self.completed: list[ResultRecord] = []  # the records this run has written so far
 
     @property
     def run_dir(self) -> Path:
@@ -83,7 +86,9 @@ class Runner:
             # Build the model once on the data set's nominal shape: an unknown name, bad arguments or
             # an input it cannot take are reported now, not after hours of training.
             info = DATASETS[p.data.name]
-            build_model(p.model, num_classes=info.num_classes or 1000, input_shape=info.input_shape)
+            model = build_model(p.model, num_classes=info.num_classes or 1000, input_shape=info.input_shape)
+            # Which weights are prunable, as a job will see them: a rule that leaves none is an error now.
+            prunable_parameters(model, p.pruning.prunable, layer_macs(model, info.input_shape).keys())
             for i, spec in enumerate(p.methods):
                 method, loaded = instantiate(spec, i, base_dir=base_dir)
                 granularity = method.taxonomy.granularity
@@ -126,19 +131,40 @@ class Runner:
 
     # ---- the run ------------------------------------------------------------------------------
     def run(self, jobs: Sequence[Job]) -> list[ResultRecord]:
+        """Run the jobs that are not done yet, writing each record as it ends; returns the records of this run
+        (also in `self.completed` while it runs). Folders that cannot be written are reported before any work."""
         self.validate()
         todo = self.pending(jobs)
+        self.completed = []
+        if not todo:
+            return []
+        ensure_writable(self.run_dir, "--results")
+        ensure_writable(self.cache.folder, "--cache")
         self.directory.remove_stale_temporaries()
-        if todo:
-            self.directory.write_protocol(self.protocol.hash, self.protocol.model_dump(mode="json"))
-        records = []
+        self.cache.remove_stale_temporaries()
+        resolved = self.protocol.model_dump(mode="json")
+        self._write(
+            self.directory.protocol_file, functools.partial(self.directory.write_protocol, self.protocol.hash, resolved)
+        )
         for i, job in enumerate(todo):
             self.events.job_started(job, i, len(todo))
             record = self.run_job(job)
-            save_result(job.path(self.run_dir), record)
+            path = job.path(self.run_dir)
+            self._write(path, functools.partial(save_result, path, record))
             self.events.job_finished(job, record)
-            records.append(record)
-        return records
+            self.completed.append(record)
+        return self.completed
+
+    def _write(self, path: Path, write: Callable[[], None]) -> None:
+        """Write a file of the run; a write that fails stops the run with one clear line, every finished
+        result kept."""
+        try:
+            write()
+        except OSError as exc:
+            raise ResultsError(
+                f"cannot write {path} ({describe_os_error(exc)}); the {len(self.completed)} result(s) this run "
+                f"finished are kept in {self.run_dir}: fix that and run the same command again to resume"
+            ) from None
 
     def run_job(self, job: Job) -> ResultRecord:
         self.validate()
@@ -212,7 +238,7 @@ class Runner:
             base = self.cache.load(seed)
             if base is None:
                 base = self._train_base(seed)
-                self.cache.save(seed, base)
+                self._write(self.cache.locate(seed)[0], functools.partial(self.cache.save, seed, base))
             self._bases[seed] = base
         return self._bases[seed]
 

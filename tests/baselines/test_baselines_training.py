@@ -253,9 +253,9 @@ def test_scratch_trains_the_pruned_architecture_from_a_fresh_init(tmp_path: Path
         "- name: checked.py:CheckedScratch\n- name: scratch_b\n",
         sparsities="[0.5]",
     )
-    notes = got["checked.py:CheckedScratch@0.5"].method.notes
+    notes = got["checked_scratch@0.5"].method.notes
     assert notes["masked"] and notes["fresh"] and notes["kept_nonzero"]
-    e, b = got["checked.py:CheckedScratch@0.5"], got["scratch_b@0.5"]
+    e, b = got["checked_scratch@0.5"], got["scratch_b@0.5"]
     assert e.status == "ok" and e.ledger.retrain.epochs == 1.0 and e.retraining.regime == "scratch"
     # Scratch-B: dense / pruned FLOPs is over 1 at 50% sparsity; twice the epochs at most, rounded down.
     ratio = b.method.notes["flops_ratio"]

@@ -100,11 +100,11 @@ def test_parameters_a_method_steps_itself_stay_out_of_the_engine_optimizer(tmp_p
 
 def test_retraining_epochs_a_method_asks_for_are_run_recorded_and_judged(tmp_path: Path, shared_cache: Path):
     got = _run(tmp_path, shared_cache, ["core.py:AsksEpochs", "core.py:AsksNonsense"])
-    asks = got["core.py:AsksEpochs"]
+    asks = got["asks_epochs"]
     assert asks.ledger.retrain.epochs == pytest.approx(3)
     assert (asks.retraining.epochs, asks.retraining.recipe, asks.retraining.batch_size) == (3, "retrain", 128)
     assert asks.status == "violation" and asks.reasons == ["S3.2: retrained 3.00 epochs; the protocol fixes 1"]
-    nonsense = got["core.py:AsksNonsense"]
+    nonsense = got["asks_nonsense"]
     assert nonsense.status == "failed" and "returned 2.5, not a number of epochs" in nonsense.reasons[0]
 
 

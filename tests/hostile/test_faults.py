@@ -1,0 +1,218 @@
+"""Storage and process faults: one clear line and a non-zero exit, every finished result kept, no temporary file
+left behind, none of another run's deleted, files readable by the team (the umask's mode)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from prunebench.protocol import load_protocol
+from prunebench.results import load_result, write_atomic
+from prunebench.results.files import remove_stale_temporaries
+from prunebench.run import Runner, plan
+from prunebench.testing import TINY
+
+SLOW = TINY.replace("retrain: {epochs: 1,", "retrain: {epochs: 8,")  # long enough to be interrupted mid-grid
+
+
+def one_error_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in text, text[-3000:]
+    return " ".join(text.split())
+
+
+@pytest.fixture
+def small_filesystem(tmp_path: Path) -> Iterator[Path]:
+    """A real 3 MiB filesystem (tmpfs), so that writes run out of space; skipped where mounting is not allowed."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_result_file_replaced_by_a_directory(tiny_protocol: Path, tmp_path: Path, shared_cache: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    results = tmp_path / "r"
+    assert cli("run", tiny_protocol, "--results", results, "--cache", shared_cache, "--device", "cpu").code == 0
+    files = sorted(results.rglob("sparsity-*.json"))
+    files[2].unlink()
+    files[2].mkdir()  # a directory where a result belongs
+    result = cli("run", tiny_protocol, "--results", results, "--cache", shared_cache, "--device", "cpu", "--force")
+    assert result.code == 2
+    message = one_error_line(result.err)
+    assert str(files[2]) in message and "kept" in message
+    assert [load_result(f).status for f in files if f != files[2]] == ["ok"] * 5  # the others are still there
+
+
+def test_results_pointing_at_a_file(tiny_protocol: Path, tmp_path: Path, shared_cache: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "afile").write_text("not a folder")
+    result = cli("run", tiny_protocol, "--results", tmp_path / "afile", "--cache", shared_cache)
+    assert result.code == 2 and "--results" in one_error_line(result.err)
+    assert (tmp_path / "afile").read_text() == "not a folder"
+
+
+def test_a_read_only_results_folder(tiny_protocol: Path, small_filesystem: Path, shared_cache: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    subprocess.run(["mount", "-o", "remount,ro", str(small_filesystem)], check=True)
+    result = cli("run", tiny_protocol, "--results", small_filesystem / "r", "--cache", shared_cache)
+    assert result.code == 2
+    assert "--results" in (message := one_error_line(result.err)) and "Read-only file system" in message
+
+
+def test_a_full_disk_keeps_the_finished_results(
+    tiny_protocol: Path, small_filesystem: Path, shared_cache: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    # The dense model is cached elsewhere; the results fill the small filesystem after a few jobs.
+    ballast = small_filesystem / "ballast"
+    with open(ballast, "wb") as f:
+        f.write(b"\0" * (3 * 1024 * 1024 - 20 * 1024))  # room for protocol.json and a record or two
+    result = cli("run", tiny_protocol, "--results", small_filesystem / "r", "--cache", shared_cache)
+    assert result.code == 2
+    message = one_error_line(result.err)
+    assert "no space left on the device" in message and "run the same command again to resume" in message
+    kept = list((small_filesystem / "r").rglob("sparsity-*.json"))
+    assert all(load_result(f).status == "ok" for f in kept)
+    assert not list((small_filesystem / "r").rglob("*.tmp"))
+
+
+def test_a_full_cache_is_one_line_too(tiny_protocol: Path, small_filesystem: Path, tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    with open(small_filesystem / "ballast", "wb") as f:
+        f.write(b"\0" * (3 * 1024 * 1024 - 8 * 1024))
+    result = cli("run", tiny_protocol, "--results", tmp_path / "r", "--cache", small_filesystem / "c")
+    assert result.code == 2
+    message = one_error_line(result.err)
+    assert "no space left" in message or "--cache" in message
+    assert not list(small_filesystem.rglob("*.tmp"))
+
+
+def test_files_are_created_with_the_umask_mode(tiny_protocol: Path, tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        p = load_protocol(tiny_protocol)
+        runner = Runner(p, results_dir=tmp_path / "r", cache_dir=tmp_path / "c", device="cpu")
+        runner.run(plan(p, methods=["random"], sparsities=[0.5]))
+    finally:
+        os.umask(old)
+    written = [*(tmp_path / "r").rglob("*.json"), *(tmp_path / "c").rglob("*.pt")]
+    assert len(written) == 3 and {oct(f.stat().st_mode & 0o777) for f in written} == {"0o644"}
+
+
+def test_cleanup_removes_only_the_temporaries_of_writers_that_are_gone(tmp_path: Path) -> None:
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        import prunebench.results.files as files
+
+        host = files.HOST
+        theirs = tmp_path / f".sparsity-0.5_seed-0.json.{host}.{live.pid}.abc123.tmp"
+        killed = tmp_path / f".sparsity-0.9_seed-0.json.{host}.{dead.pid}.def456.tmp"
+        theirs.write_text("a live run writing")
+        killed.write_text("half a record")
+        assert remove_stale_temporaries(tmp_path) == 1
+        assert theirs.exists() and not killed.exists()
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_a_second_run_does_not_delete_a_live_runs_temporaries(tiny_protocol: Path, tmp_path: Path) -> None:
+    """A real write in flight: a process holds a temporary file open (a killed write leaves the same name)."""
+    target = tmp_path / "r" / "x.json"
+    target.parent.mkdir(parents=True)
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, tempfile, time, os, socket; "
+            "h = socket.gethostname().replace('.', '-') or 'host'; "
+            f"fd, n = tempfile.mkstemp(dir={str(target.parent)!r}, "
+            "prefix='.x.json.' + h + '.' + str(os.getpid()) + '.', suffix='.tmp'); "
+            "print(n, flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        tmp = Path(writer.stdout.readline().strip())  # type: ignore[union-attr]
+        assert tmp.exists()
+        assert remove_stale_temporaries(tmp_path) == 0 and tmp.exists()
+        writer.kill()
+        writer.wait()
+        assert remove_stale_temporaries(tmp_path) == 1 and not tmp.exists()
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_a_write_that_fails_leaves_no_temporary(tmp_path: Path) -> None:
+    with pytest.raises(TypeError):
+        write_atomic(tmp_path / "x.json", object())  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("change", ["init state", "a bit of the final weights", "the cached accuracy"])
+def test_a_tampered_dense_checkpoint_is_never_used(change: str, tiny_protocol: Path, tmp_path: Path) -> None:
+    p = load_protocol(tiny_protocol)
+    jobs = plan(p, methods=["global_magnitude"], sparsities=[0.5])
+    runner = Runner(p, results_dir=tmp_path / "r", cache_dir=tmp_path / "c", device="cpu")
+    (first,) = runner.run(jobs)
+    path, _ = runner.cache.locate(0)
+    blob = torch.load(path, weights_only=True)
+    if change == "init state":
+        name = next(iter(blob["states"]["init"]))
+        blob["states"]["init"][name] = blob["states"]["init"][name] + 1
+    elif change == "a bit of the final weights":
+        name = next(iter(blob["states"]["final"]))
+        flat = blob["states"]["final"][name].view(-1).view(torch.int32)
+        flat[0] ^= 1
+    else:
+        blob["meta"]["test"]["top1"] = 0.999
+    torch.save(blob, path)
+    again = Runner(p, results_dir=tmp_path / "r", cache_dir=tmp_path / "c", device="cpu", force=True)
+    with pytest.warns(UserWarning, match="does not verify; training it again"):
+        (second,) = again.run(jobs)
+    assert second.base == first.base  # retrained, bit for bit, rather than trusted
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_ends_the_run_with_a_message_and_keeps_what_finished(
+    sig: signal.Signals, code: int, tmp_path: Path, shared_cache: Path
+) -> None:
+    protocol = tmp_path / "slow.yaml"
+    protocol.write_text(SLOW)
+    results = tmp_path / "r"
+    cmd = [sys.executable, "-m", "prunebench", "run", str(protocol), "--results", str(results)]
+    proc = subprocess.Popen(
+        [*cmd, "--cache", str(shared_cache), "--device", "cpu"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(results.rglob("sparsity-*.json"))) < 1:
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-2000:]
+    flat = " ".join(err.split())
+    assert f"interrupted by {sig.name}" in flat and "run the same command again to resume" in flat.lower()
+    finished = list(results.rglob("sparsity-*.json"))
+    assert finished and all(json.loads(f.read_text())["status"] == "ok" for f in finished)
+    assert not list(results.rglob("*.tmp"))
