@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -57,9 +58,25 @@ def balanced_sample(
     return chosen
 
 
+def class_sorted_halves(sample: Sequence[tuple[Tensor, Tensor]]) -> list[tuple[Tensor, Tensor]]:
+    """The sample as the authors batch it: sorted by class (stable), split into two halves."""
+    x = torch.cat([b[0] for b in sample])
+    y = torch.cat([b[1] for b in sample])
+    order = torch.argsort(y, stable=True)
+    x, y = x[order], y[order]
+    half = len(y) // 2
+    return [(x[:half], y[:half]), (x[half:], y[half:])]
+
+
 class GraSPConfig(MethodConfig):
     temperature: float = Field(200.0, gt=0, description="Logits are divided by this before the loss (T).")
     samples_per_class: int = Field(10, gt=0, description="Training examples of every class the scores use.")
+    batch_norm: Literal["halves", "eval", "train"] = Field(
+        "halves",
+        description="How the sample meets BatchNorm: halves (the authors' code: sorted by class, split into two "
+        "halves, each scored under its own batch statistics), eval (running statistics, as Synaptic-Flow's "
+        "re-implementation scores), train (batch statistics of the scoring batches as drawn).",
+    )
 
 
 class GraSP(Method[GraSPConfig]):
@@ -73,12 +90,13 @@ class GraSP(Method[GraSPConfig]):
     stops once every class has its samples, and the engine counts every example drawn. Should the
     budget not hold enough of some class, GraSP scores on what it holds and warns. Unlike the
     authors' code, the linear layers are not re-initialized before scoring (the engine owns the
-    weights). BatchNorm uses batch statistics, on a copy of the model. The pruned network then trains
-    from its initialization with the protocol's retraining recipe.
+    weights). BatchNorm meets the sample as in the authors' code by default: sorted by class and split
+    into two halves, each under its own batch statistics (`batch_norm`), on a copy of the model. The
+    pruned network then trains from its initialization with the protocol's retraining recipe.
     """
 
     name = "grasp"
-    version = "1.0"
+    version = "1.1"  # 1.1: the authors' class-sorted halves by default (1.0 scored the batches as drawn)
     citation = "Wang et al. 2020 (ICLR), Picking winning tickets before training by preserving gradient flow"
     taxonomy = Taxonomy(
         when="before_training",
@@ -101,6 +119,9 @@ class GraSP(Method[GraSPConfig]):
                 f"{wanted} balanced examples wanted; scoring on those",
                 stacklevel=2,
             )
-        scores = grasp_scores(scoring_copy(ctx.model), names, sample, temperature=cfg.temperature)
+        if cfg.batch_norm == "halves":
+            sample = class_sorted_halves(sample)
+        scorer = scoring_copy(ctx.model, "eval" if cfg.batch_norm == "eval" else "train")
+        scores = grasp_scores(scorer, names, sample, temperature=cfg.temperature)
         # masks_from_scores keeps the highest: negate, so that the highest GraSP scores go.
         return ctx.masks_from_scores({name: -s for name, s in scores.items()}, scope="global")

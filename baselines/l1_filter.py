@@ -65,13 +65,14 @@ def filters_to_prune(
     """How many filters of each conv layer to remove so that the pruned weights come as close to `target`
     as whole filters allow; every layer keeps at least one filter.
 
-    layerwise: every layer loses the same fraction of its filters (rounded down), and the remainder is
-    filled one filter at a time, the layers furthest below that fraction first, while filters fit.
+    layerwise: every layer loses a common fraction f of its filters, within one filter: floor(f n_l)
+    or one more (`common_fraction_counts`), so no layer becomes filler for another; the total comes as
+    close to the target as that allows, and may miss it by more than the protocol's tolerance.
     global: filters are ranked across layers by their L1 norm per weight (mean |w|, so that layers
-    with larger filters are not penalized for their size) and taken in that order while they fit.
-    Then, in both, filters are traded between layers while that brings the count closer to the
-    target (e.g. one more filter of 72 weights for four fewer of 9), so the miss is at most about
-    half the smallest filter size wherever the layers' sizes allow.
+    with larger filters are not penalized for their size) and taken in that order while they fit;
+    then filters are traded between layers while that brings the count closer to the target (e.g.
+    one more filter of 72 weights for four fewer of 9), so the miss is at most about half the
+    smallest filter size wherever the layers' sizes allow.
     """
     names = list(norms)
     counts = [int(norms[n].numel()) for n in names]
@@ -83,35 +84,61 @@ def filters_to_prune(
             f"cannot prune {target} weights in whole filters; at most {capacity} (one filter kept per layer)"
         )
     if scope == "layerwise":
-        conv_total = sum(c * s for c, s in zip(counts, size, strict=True))
-        ratio = target / conv_total
-        base = [min(r, math.floor(ratio * c)) for r, c in zip(room, counts, strict=True)]
-        remaining = target - sum(b * s for b, s in zip(base, size, strict=True))
-        left = [r - b for r, b in zip(room, base, strict=True)]
-        # The deficit below the common fraction decides who gets the next filter; a layer is visited
-        # again (its deficit one filter later) until nothing more fits.
-        visits = sorted(
-            ((ratio * c - b - j, i) for i, (c, b) in enumerate(zip(counts, base, strict=True)) for j in range(left[i])),
-            key=lambda t: (-t[0], t[1]),
-        )
-        extra, remaining = _fill(remaining, size, left, [i for _, i in visits])
-        pruned = [b + e for b, e in zip(base, extra, strict=True)]
+        pruned = common_fraction_counts(counts, size, room, target)
     else:
         # The ranking of every filter by L1 norm per weight, ties by position.
         per_weight = torch.cat([norms[n].double().cpu() / sizes[n] for n in names])
         owner = [i for i, c in enumerate(counts) for _ in range(c)]
         order = [owner[j] for j in torch.argsort(per_weight, stable=True).tolist()]
         pruned, remaining = _fill(target, size, room, order)
-    pruned, _ = _trade(pruned, room, size, remaining)
+        pruned, _ = _trade(pruned, room, size, remaining)
     return dict(zip(names, pruned, strict=True))
+
+
+def common_fraction_counts(counts: list[int], size: list[int], room: list[int], target: int) -> list[int]:
+    """Filters to prune per layer: floor(f n_l) or floor(f n_l) + 1 for the largest common fraction f whose
+    floors fit in the target (at most room_l), then one more filter where that brings the total closer to the
+    target, the layers furthest below f first. Every layer stays within one filter of f."""
+
+    def pruned_at(f: float) -> list[int]:
+        return [min(r, math.floor(f * c + 1e-9)) for r, c in zip(room, counts, strict=True)]
+
+    def weights(taken: list[int]) -> int:
+        return sum(k * s for k, s in zip(taken, size, strict=True))
+
+    steps = sorted({k / c for c in counts for k in range(c)})  # where some layer's floor moves up
+    lo, hi = 0, len(steps) - 1
+    while lo < hi:  # the largest step whose floors fit
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if weights(pruned_at(steps[mid])) <= target else (lo, mid - 1)
+    f = steps[lo]
+    pruned = pruned_at(f)
+    remaining = target - weights(pruned)
+    for i in sorted(range(len(counts)), key=lambda i: (-(f * counts[i] - pruned[i]), i)):
+        within_one = pruned[i] <= math.floor(f * counts[i] + 1e-9)
+        if pruned[i] < room[i] and within_one and abs(remaining - size[i]) < remaining:
+            pruned[i] += 1
+            remaining -= size[i]
+    return pruned
 
 
 class L1FilterPruningConfig(MethodConfig):
     scope: Literal["layerwise", "global"] = Field(
         "layerwise",
-        description="layerwise: the same fraction of filters in every conv layer (Li et al.); "
-        "global: filters ranked across layers by L1 norm per weight.",
+        description="layerwise: the same fraction of filters in every pruned conv layer, within one filter (Li et "
+        "al.); global: filters ranked across layers by L1 norm per weight.",
     )
+    layers: Literal["all", "block_first"] = Field(
+        "all",
+        description="Which prunable convolutions lose filters: all, or block_first, the first convolution of "
+        "each residual block only (`<block>.conv1`, Li et al.'s choice for ResNets in res56prune.py, so the "
+        "residual additions keep their width). The target stays a fraction of all prunable weights.",
+    )
+
+
+def block_first(name: str) -> bool:
+    """The weight of the first convolution of a residual block: `<block>.conv1.weight` (not the stem)."""
+    return name.endswith(".conv1.weight") and "." in name.removesuffix(".conv1.weight")
 
 
 class L1FilterPruning(Method[L1FilterPruningConfig]):
@@ -120,12 +147,15 @@ class L1FilterPruning(Method[L1FilterPruningConfig]):
 
     Li et al. 2017, "Pruning filters for efficient ConvNets" (ICLR). The paper chooses per-layer
     ratios by sensitivity analysis; here the protocol's target (a fraction of all prunable weights)
-    decides how many filters go. layerwise (default): every conv layer loses the same fraction of its
-    filters, Li et al.'s per-layer L1 ranking; global: filters ranked across layers by L1 norm per
-    weight. Whole filters rarely sum to the target exactly: after the ranking, filters are traded
-    between layers while that lands closer to it (see `filters_to_prune`), so the miss is about half
-    a filter of the smallest kind at most, wherever the layer sizes allow; the engine measures what
-    is achieved and its tolerance check says if that is not enough.
+    decides how many filters go. The target is a fraction of prunable *weights* (the paper speaks of
+    filters): at a target s every pruned layer loses about the fraction of its filters that makes s of
+    all prunable weights zero. layerwise (default): every pruned conv layer loses the same fraction of
+    its filters, within one filter (floor(f n) or one more), Li et al.'s per-layer L1 ranking; whole
+    filters rarely sum to the target exactly, and the result's notes give the fraction and the
+    achieved weight sparsity, which the engine's tolerance check judges. global: filters ranked across
+    layers by L1 norm per weight, then traded between layers while that lands closer to the target
+    (see `filters_to_prune`). `layers: block_first` prunes only the first convolution of each residual
+    block, as Li et al. do for ResNets; by default every prunable convolution loses filters.
 
     Linear layers are never pruned (as in the paper: their output rows are the classifier's classes
     or feed it), and every conv layer keeps at least one filter; a target beyond what that leaves is
@@ -137,7 +167,7 @@ class L1FilterPruning(Method[L1FilterPruningConfig]):
     """
 
     name = "l1_filter"
-    version = "1.0"
+    version = "1.1"  # 1.1: layerwise keeps every layer within one filter of the common fraction
     citation = "Li et al. 2017 (ICLR), Pruning filters for efficient ConvNets"
     taxonomy = Taxonomy(
         when="after_training",
@@ -153,9 +183,15 @@ class L1FilterPruning(Method[L1FilterPruningConfig]):
 
     def prune(self, ctx: PruningContext) -> Masks:
         weights = ctx.weights()
-        convs = {name: w for name, w in weights.items() if w.dim() > 2}
+        convs = {
+            name: w for name, w in weights.items() if w.dim() > 2 and (self.config.layers == "all" or block_first(name))
+        }
         if not convs:
-            raise ValueError("L1 filter pruning needs prunable convolution weights; the model has none")
+            which = "first convolutions of residual blocks (`<block>.conv1`)" if self.config.layers != "all" else ""
+            raise ValueError(
+                f"L1 filter pruning needs prunable convolution weights{' ' + which if which else ''}; "
+                "the model has none"
+            )
         total = sum(w.numel() for w in weights.values())
         target = round(ctx.target_sparsity * total)
         norms = {name: filter_l1_norms(w) for name, w in convs.items()}
@@ -173,4 +209,8 @@ class L1FilterPruning(Method[L1FilterPruningConfig]):
             # The `count` filters of smallest L1 norm, ties broken by position.
             gone = torch.argsort(norms[name], stable=True)[:count]
             masks[name][gone] = False
+        pruned = sum(counts[n] * sizes[n] for n in counts)
+        ctx.note("filters_pruned", {n: f"{counts[n]}/{norms[n].numel()}" for n in counts})
+        ctx.note("achieved_weight_sparsity", round(pruned / total, 6))
+        ctx.note("target_is", "a fraction of all prunable weights (linear layers included, never pruned)")
         return masks

@@ -15,7 +15,15 @@ ConvGroups = Literal["kernel", "channels"]
 TARGET_SLACK = 1e-3  # a protocol may write 1:3 as 0.667
 
 
-def n_m_mask(weight: Tensor, n: int, m: int, conv_groups: ConvGroups = "kernel") -> Tensor:
+def grouped_length(weight: Tensor, conv_groups: ConvGroups) -> int:
+    """The length of the dimension N:M groups run along: input channels of a convolution in the channels
+    layout, the flattened (in, *kernel) of a filter otherwise, in_features of a linear layer."""
+    if weight.dim() > 2 and conv_groups == "channels":
+        return int(weight.shape[1])
+    return int(weight[0].numel()) if weight.dim() > 1 else int(weight.numel())
+
+
+def n_m_mask(weight: Tensor, n: int, m: int, conv_groups: ConvGroups = "channels") -> Tensor:
     """Keep-mask that keeps the n largest |w| in every group of m consecutive weights along the input
     dimension of each output row (ties go to the earlier position).
 
@@ -48,9 +56,16 @@ class NMMagnitudeConfig(MethodConfig):
     n: int = Field(2, ge=1, description="Weights kept in every group (N).")
     m: int = Field(4, ge=2, description="Size of a group of consecutive weights (M).")
     conv_groups: ConvGroups = Field(
-        "kernel",
-        description="Convolutions: kernel = groups along each filter's flattened in_channels x kh x kw; "
-        "channels = along in_channels at each kernel position (NVIDIA's channels-last layout).",
+        "channels",
+        description="Convolutions: channels = groups of M input channels at each kernel position (the layout "
+        "of NVIDIA's ASP and of sparse tensor cores); kernel = groups along each filter's flattened "
+        "in_channels x kh x kw.",
+    )
+    indivisible: Literal["dense", "pad"] = Field(
+        "dense",
+        description="A layer whose grouped dimension is not a multiple of M: dense = left unpruned, as ASP skips "
+        "the layers it cannot lay out (named in the result's notes); pad = its last partial group of r weights "
+        "keeps min(N, r).",
     )
 
     @model_validator(mode="after")
@@ -73,13 +88,16 @@ class NMMagnitude(Method[NMMagnitudeConfig]):
     The sparsity of N:M is 1 - N/M whatever the protocol asks, so the method refuses a target that
     differs from it (by more than 0.001) with an error naming both, rather than producing a model
     whose sparsity is not the one its row claims: list the method once per pattern, with a label,
-    and the protocol's sparsities to match. Layers whose grouped dimension is not a multiple of M
-    (a first conv on one or three input channels) keep min(N, r) of their last r weights, so the
-    engine measures a sparsity slightly below 1 - N/M; its tolerance check says when that matters.
+    and the protocol's sparsities to match. Convolutions are grouped as NVIDIA's ASP groups them
+    (apex/contrib/sparsity/sparse_masklib.py: M consecutive input channels at each kernel position).
+    A layer whose grouped dimension is not a multiple of M (a first conv on one or three input channels)
+    stays dense by default, as ASP skips it, and the result's notes name it; the engine then measures a
+    sparsity below 1 - N/M and its tolerance check says when that matters. (ASP skips more: for its
+    tensor cores it also needs out % 8 == 0 and in % 16 == 0.)
     """
 
     name = "nm_magnitude"
-    version = "1.0"
+    version = "1.1"  # 1.1: ASP's channel grouping and dense indivisible layers by default (1.0: kernel, padded)
     citation = "Mishra et al. 2021 (arXiv:2104.08378); Zhou et al. 2021 (ICLR)"
     taxonomy = Taxonomy(
         when="after_training",
@@ -98,5 +116,16 @@ class NMMagnitude(Method[NMMagnitudeConfig]):
                 f"N:M pruning reaches only 1 - N/M (list the method with n and m to match each target)"
             )
         current = ctx.masks()
-        # Weights already pruned stay pruned: that only removes more within a group, so the pattern holds.
-        return {name: n_m_mask(w, cfg.n, cfg.m, cfg.conv_groups) & current[name] for name, w in ctx.weights().items()}
+        masks: Masks = {}
+        dense = []
+        for name, w in ctx.weights().items():
+            if cfg.indivisible == "dense" and grouped_length(w, cfg.conv_groups) % cfg.m:
+                dense.append(name)
+                masks[name] = current[name]
+                continue
+            # Weights already pruned stay pruned: that only removes more within a group, so the pattern holds.
+            masks[name] = n_m_mask(w, cfg.n, cfg.m, cfg.conv_groups) & current[name]
+        if dense:
+            ctx.note("dense_layers", dense)
+            ctx.note("why_dense", f"the grouped dimension is not a multiple of M = {cfg.m}")
+        return masks

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -39,10 +40,15 @@ def snip_scores(model: nn.Module, names: Sequence[str], batches: Iterable[tuple[
     return {name: (g * model.get_parameter(name).detach()).abs() for name, g in zip(names, grads, strict=True)}
 
 
-def scoring_copy(model: nn.Module) -> nn.Module:
-    """A copy in training mode to score on: BatchNorm normalizes with batch statistics as in training,
-    and the engine's model (weights, running statistics, mode) is never touched."""
-    return copy.deepcopy(model).train()
+BatchNormMode = Literal["eval", "train"]
+
+
+def scoring_copy(model: nn.Module, mode: BatchNormMode = "train") -> nn.Module:
+    """A copy to score on, so that the engine's model (weights, running statistics, mode) is never touched:
+    in `eval` mode BatchNorm normalizes with its running statistics (inference), in `train` mode with the
+    statistics of each scoring batch (and dropout is active)."""
+    scorer = copy.deepcopy(model)
+    return scorer.eval() if mode == "eval" else scorer.train()
 
 
 class SNIPConfig(MethodConfig):
@@ -51,6 +57,11 @@ class SNIPConfig(MethodConfig):
         gt=0,
         description="Training examples the sensitivity is computed on (the paper: one mini-batch); "
         "default: the protocol's pruning.scoring_examples.",
+    )
+    batch_norm: BatchNormMode = Field(
+        "eval",
+        description="How BatchNorm normalizes while scoring: eval (its running statistics, inference mode, as in "
+        "both reference implementations, snip-public and Synaptic-Flow) or train (batch statistics).",
     )
 
 
@@ -61,13 +72,14 @@ class SNIP(Method[SNIPConfig]):
     Lee et al. 2019, "SNIP: Single-shot network pruning based on connection sensitivity" (ICLR). The
     paper scores on one mini-batch; here the examples default to the protocol's scoring budget
     (pruning.scoring_examples), all drawn through ctx.batches so that the budget is counted.
-    BatchNorm uses batch statistics, on a copy of the model. The pruned network then trains from its
+    BatchNorm is in inference mode by default, as in the reference implementations (`batch_norm`), on a
+    copy of the model. The pruned network then trains from its
     initialization with the protocol's retraining recipe (the engine starts before_training methods
     from the initial weights; regime fine_tune keeps them).
     """
 
     name = "snip"
-    version = "1.0"
+    version = "1.1"  # 1.1: BatchNorm in inference mode by default, as the references (1.0: batch statistics)
     citation = "Lee et al. 2019 (ICLR), SNIP: Single-shot network pruning based on connection sensitivity"
     taxonomy = Taxonomy(
         when="before_training",
@@ -80,5 +92,6 @@ class SNIP(Method[SNIPConfig]):
     def prune(self, ctx: PruningContext) -> Masks:
         names = list(ctx.weights())
         examples = self.config.examples or ctx.scoring_examples
-        scores = snip_scores(scoring_copy(ctx.model), names, ctx.batches(examples, backward=True))
+        scorer = scoring_copy(ctx.model, self.config.batch_norm)
+        scores = snip_scores(scorer, names, ctx.batches(examples, backward=True))
         return ctx.masks_from_scores(scores, scope="global")

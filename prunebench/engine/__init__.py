@@ -2,11 +2,12 @@
 (`seeds`), and the per-epoch analyses it records (`analyses`)."""
 
 from prunebench.engine.analyses import Analyses
-from prunebench.engine.loop import AnalysisCallback, Engine, EpochCallback, Evaluation, state_copy
+from prunebench.engine.loop import TRAINER_VERSION, AnalysisCallback, Engine, EpochCallback, Evaluation, state_copy
 from prunebench.engine.optim import build_optimizer, lr_factor
 from prunebench.engine.seeds import derive_seed
 
 __all__ = [
+    "TRAINER_VERSION",
     "Analyses",
     "AnalysisCallback",
     "Engine",

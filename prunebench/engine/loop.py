@@ -28,6 +28,11 @@ from prunebench.results import EpochRecord, Ledger, StageLedger
 if TYPE_CHECKING:
     from prunebench.data import DataBundle, Split
 
+# The version of dense training's numerics: bump it with any change to how the loop, the optimizers, the LR
+# schedules, the data order or the models train, so that cached dense models of the old code are never reused
+# (it is part of the dense-checkpoint key). tests/engine/test_trainer_version.py pins what version 1 trains.
+TRAINER_VERSION = 1
+
 EpochCallback = Callable[[str, int, int, EpochRecord], None]
 # (stage, prunable weights, masks) -> what the epoch's EpochRecord.analyses holds; it only reads them.
 AnalysisCallback = Callable[[str, Mapping[str, Tensor], Mapping[str, Tensor]], dict[str, Any]]
@@ -57,6 +62,7 @@ class Engine:
         all_macs: dict[str, int],
         seed: int,
         eval_batch_size: int,
+        scoring_batch_size: int = 512,
         test_curves: bool = False,
         top_k: tuple[int, ...] = (1, 5),
         saved_states: dict[str, dict[str, Tensor]] | None = None,
@@ -75,6 +81,7 @@ class Engine:
         self.all_macs = all_macs
         self.seed = seed
         self.eval_batch_size = eval_batch_size
+        self.scoring_batch_size = scoring_batch_size  # hashed (pruning.scoring_batch_size): scores depend on it
         self.test_curves = test_curves
         self.top_k = top_k
         self.saved = saved_states or {}
@@ -122,10 +129,12 @@ class Engine:
 
     # ---- data for scoring ---------------------------------------------------------------------
     def scoring_batches(self, num_examples: int, *, backward: bool) -> Iterator[tuple[Tensor, Tensor]]:
-        """A fixed, seeded sample of training batches for data-dependent criteria; counted."""
+        """A fixed, seeded sample of training batches for data-dependent criteria, in batches of the protocol's
+        pruning.scoring_batch_size (never the evaluation batch size, which is not part of the protocol's
+        identity: criteria that score under batch statistics depend on the batches); counted."""
         generator = torch.Generator().manual_seed(derive_seed(self.seed, "scoring"))
         seen = 0
-        bs = min(num_examples, self.eval_batch_size)
+        bs = min(num_examples, self.scoring_batch_size)
         for x, y in self.data.train.batches(bs, shuffle=True, train=False, generator=generator, device=self.device):
             if seen >= num_examples:
                 break

@@ -20,7 +20,7 @@ from prunebench.protocol.base import (
     MAX_SEED,
     StrictModel,
 )
-from prunebench.protocol.identity import HASHED_WHEN_ENABLED, NOT_HASHED
+from prunebench.protocol.identity import HASHED_WHEN_ENABLED, HASHED_WHEN_SET, NOT_HASHED
 
 # A label names a results folder: no path separators, no `.` or `..`, no control characters.
 LABEL_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
@@ -133,6 +133,14 @@ class PruningSpec(StrictModel):
         ge=0,
         le=MAX_EXAMPLES,
         description="Examples a data-dependent criterion may look at when it scores weights.",
+    )
+    scoring_batch_size: int = Field(
+        512,
+        gt=0,
+        le=MAX_BATCH,
+        description="Batch size of the examples a criterion scores on: criteria that score under batch statistics "
+        "(GraSP's, SNIP's train mode) depend on it, so it is part of the protocol (hashed when not 512).",
+        json_schema_extra=HASHED_WHEN_SET,
     )
 
     @field_validator("sparsities")

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from prunebench.engine import TRAINER_VERSION
 from prunebench.protocol import Protocol, content_hash
 from prunebench.results import EpochRecord, StageLedger, write_atomic
 from prunebench.results.files import remove_stale_temporaries
@@ -76,8 +77,9 @@ class DenseCache:
         return self.root / "base"
 
     def locate(self, seed: int) -> tuple[Path, str]:
-        """(file, key) of a seed's checkpoint; the key hashes what determines it (Protocol.base_key)."""
-        key = content_hash(self.protocol.base_key(seed))
+        """(file, key) of a seed's checkpoint; the key hashes what determines it: the protocol's part
+        (Protocol.base_key) and the version of the code that trains it (TRAINER_VERSION)."""
+        key = content_hash({**self.protocol.base_key(seed), "trainer": TRAINER_VERSION})
         return self.folder / f"{self.protocol.model.name}-{key[:16]}.pt", key
 
     def has(self, seed: int) -> bool:

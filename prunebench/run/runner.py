@@ -224,6 +224,7 @@ class Runner:
             all_macs=macs,
             seed=seed,
             eval_batch_size=p.data.eval_batch_size,
+            scoring_batch_size=p.pruning.scoring_batch_size,
             test_curves=p.evaluation.test_curves,
             top_k=tuple(p.evaluation.top_k),
             saved_states=saved,

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 import torch
 import torch.nn.functional as F
-from prunebench_baselines.grasp import GraSP, balanced_sample, grasp_scores
+from prunebench_baselines.grasp import GraSP, balanced_sample, class_sorted_halves, grasp_scores
 from prunebench_baselines.magnitude import GlobalMagnitude
 from prunebench_baselines.random_pruning import RandomShuffled
 from prunebench_baselines.snip import SNIP, scoring_copy, snip_scores
@@ -70,7 +70,7 @@ def test_snip_prunes_the_lowest_sensitivities_on_the_counted_budget(
     assert ledger.forward_examples == 200  # the protocol's budget by default, all of it counted
     fresh = make_context(0.8, scoring_examples=200)
     expected = masks_from_scores(
-        snip_scores(scoring_copy(fresh.model), list(fresh.weights()), fresh.batches(200)), 0.8, scope="global"
+        snip_scores(scoring_copy(fresh.model, "eval"), list(fresh.weights()), fresh.batches(200)), 0.8, scope="global"
     )
     for name, mask in masks.items():
         assert torch.equal(mask, expected[name])
@@ -137,7 +137,9 @@ def test_grasp_removes_the_highest_scores(make_context: Factory) -> None:
     fresh = make_context(0.7, scoring_examples=300)
     sample = balanced_sample(fresh.batches(300), 10, 10)
     assert sum(len(b) for _, b in sample) == 100
-    scores = grasp_scores(scoring_copy(fresh.model), list(fresh.weights()), sample, temperature=200.0)
+    halves = class_sorted_halves(sample)  # the authors' batches: classes 0-4, then 5-9, each under its statistics
+    assert [sorted(set(y.tolist())) for _, y in halves] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    scores = grasp_scores(scoring_copy(fresh.model, "train"), list(fresh.weights()), halves, temperature=200.0)
     flat_scores = torch.cat([scores[n].flatten() for n in masks])
     kept = torch.cat([masks[n].flatten() for n in masks])
     assert int((~kept).sum()) == round(0.7 * kept.numel())

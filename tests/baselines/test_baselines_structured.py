@@ -43,8 +43,10 @@ def test_filter_counts_by_hand() -> None:
 
 @pytest.mark.parametrize("scope", ["layerwise", "global"])
 @pytest.mark.parametrize("sparsity", [0.3, 0.7])
-def test_whole_filters_of_smallest_l1_norm(make_context: Factory, scope: str, sparsity: float) -> None:
-    ctx = make_context(sparsity)
+def test_whole_filters_of_smallest_l1_norm(
+    make_engine_and_context: Callable[..., tuple[Engine, PruningContext]], scope: str, sparsity: float
+) -> None:
+    engine, ctx = make_engine_and_context(sparsity)
     weights = ctx.weights()
     method = L1FilterPruning(L1FilterPruning.Config(scope=scope))  # type: ignore[arg-type]
     assert method.taxonomy.granularity == "filter" and method.taxonomy.scope == scope
@@ -63,8 +65,18 @@ def test_whole_filters_of_smallest_l1_norm(make_context: Factory, scope: str, sp
             assert norms[~kept].max() <= norms[kept].min()
     total = sum(m.numel() for m in masks.values())
     pruned = sum(int((~m).sum()) for m in masks.values())
-    smallest_filter = min(w[0].numel() for w in weights.values() if w.dim() > 2)
-    assert abs(pruned - round(sparsity * total)) <= smallest_filter // 2
+    convs = [n for n, w in weights.items() if w.dim() > 2]
+    if scope == "global":
+        smallest_filter = min(weights[n][0].numel() for n in convs)
+        assert abs(pruned - round(sparsity * total)) <= smallest_filter // 2
+    else:
+        # Every layer within one filter of one common fraction f: floor(f n) <= k <= floor(f n) + 1.
+        k = {n: int((~masks[n].flatten(1).all(1)).sum()) for n in convs}
+        filters = {n: weights[n].shape[0] for n in convs}
+        assert max((k[n] - 1) / filters[n] for n in convs) <= min((k[n] + 1) / filters[n] for n in convs)
+        largest_filter = max(weights[n][0].numel() for n in convs)
+        assert abs(pruned - round(sparsity * total)) <= largest_filter
+        assert engine.notes["achieved_weight_sparsity"] == pytest.approx(pruned / total, abs=1e-6)
 
 
 def test_flops_fall_with_the_pruned_filters(
@@ -116,7 +128,8 @@ def group_view(t: torch.Tensor, m: int, conv_groups: str) -> torch.Tensor:
 def test_n_m_pattern_valid_in_every_group(make_context: Factory, n: int, m: int, conv_groups: str) -> None:
     ctx = make_context(1 - n / m)
     weights = ctx.weights()
-    masks = NMMagnitude(NMMagnitude.Config(n=n, m=m, conv_groups=conv_groups)).prune(ctx)  # type: ignore[arg-type]
+    config = NMMagnitude.Config(n=n, m=m, conv_groups=conv_groups, indivisible="pad")  # type: ignore[arg-type]
+    masks = NMMagnitude(config).prune(ctx)
     expected_pruned = 0
     for name, mask in masks.items():
         keep = group_view(mask, m, conv_groups)
