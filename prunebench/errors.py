@@ -70,3 +70,12 @@ class Interrupted(BaseException):
         super().__init__(signal_name)
         self.signal_name = signal_name
         self.exit_code = exit_code
+
+
+MAX_MESSAGE = 2000
+
+
+def one_line(message: str) -> str:
+    """A message as one line of bounded length: what a user can read, whatever the input that caused it."""
+    flat = " ".join(message.split())
+    return flat if len(flat) <= MAX_MESSAGE else flat[: MAX_MESSAGE - 40] + f"... ({len(flat):,} characters)"

@@ -7,7 +7,10 @@
   (`off_target`), compared with one slack `EPS` for floating-point noise.
 - The budget audit of one job's ledger against the protocol (`audit_budget`), and how a retraining recipe
   differs from the protocol's (`recipe_differences`).
-- The tamper check: weights a method changed outside the engine while pruning (`changed_outside_engine`).
+
+What a method's code may not do while it runs (change weights outside the engine, hook the model) is the
+engine's seal (prunebench.engine.guard); what its job returns is measured by the runner, in another process
+(prunebench.run.measure).
 
 This module sits below the protocol models (which take their setup names from here), so it reads
 protocol objects without importing them.
@@ -15,13 +18,12 @@ protocol objects without importing them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from prunebench.results import BudgetRecord, Ledger
 
 if TYPE_CHECKING:
-    import torch
 
     from prunebench.protocol import BudgetSpec, TrainingSpec
 
@@ -147,22 +149,3 @@ def audit_budget(
         limits=limits,
         violations=violations,
     )
-
-
-def changed_outside_engine(
-    start: Mapping[str, torch.Tensor], model: torch.nn.Module, masks: Mapping[str, Any]
-) -> str | None:
-    """The first parameter or buffer that differs from its start value (pruned positions aside): a method
-    scores and chooses; only the engine may change weights, by training or rewinding through the context."""
-    import torch
-
-    for name, value in model.state_dict().items():
-        before = start[name].to(value.device)
-        mask = masks.get(name) if isinstance(masks, Mapping) else None
-        if isinstance(mask, torch.Tensor) and mask.shape == value.shape:
-            keep = mask.to(value.device).bool()
-            if not torch.equal(value[keep], before[keep]):
-                return name
-        elif not torch.equal(value, before):
-            return name
-    return None

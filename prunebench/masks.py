@@ -161,12 +161,20 @@ class MaskSet:
         return {n: float(m.float().mean()) for n, m in self.masks.items()}
 
     def effective_macs(self, all_macs: dict[str, int]) -> float:
-        """Forward MACs per example with pruned weights skipped: each prunable layer's MACs
-        scale with the fraction of its weights kept; other conv/linear layers count in full."""
-        prunable_modules = {n.removesuffix(".weight"): n for n in self.params}
-        density = self.density()
-        total = 0.0
-        for module, macs in all_macs.items():
-            pname = prunable_modules.get(module)
-            total += macs * (density[pname] if pname is not None else 1.0)
-        return total
+        return effective_macs(all_macs, self.density())
+
+
+def weight_density(params: dict[str, Tensor]) -> dict[str, float]:
+    """The fraction of each weight that is not zero: the density the weights themselves have."""
+    return {n: float((p.detach() != 0).float().mean()) for n, p in params.items()}
+
+
+def effective_macs(all_macs: dict[str, int], density: dict[str, float]) -> float:
+    """Forward MACs per example with pruned weights skipped: each prunable layer's MACs scale with the fraction
+    of its weights kept (`density`, by weight name); other conv/linear layers count in full."""
+    prunable_modules = {n.removesuffix(".weight"): n for n in density}
+    total = 0.0
+    for module, macs in all_macs.items():
+        pname = prunable_modules.get(module)
+        total += macs * (density[pname] if pname is not None else 1.0)
+    return total

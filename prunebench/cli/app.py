@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from prunebench.errors import PrunebenchError
+from prunebench.errors import PrunebenchError, one_line
 
 app = typer.Typer(
     add_completion=False,
@@ -34,15 +34,6 @@ def say(text: str) -> None:
 
 def _show_warning(message: Any, category: Any, filename: Any, lineno: Any, file: Any = None, line: Any = None) -> None:
     err.print(f"warning: {message}", markup=False, highlight=False, style="yellow", soft_wrap=True)
-
-
-MAX_MESSAGE = 2000
-
-
-def one_line(message: str) -> str:
-    """A message as one line of bounded length: what a user can read, whatever the input that caused it."""
-    flat = " ".join(message.split())
-    return flat if len(flat) <= MAX_MESSAGE else flat[: MAX_MESSAGE - 40] + f"... ({len(flat):,} characters)"
 
 
 def main() -> None:

@@ -36,6 +36,9 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; train nothing.")] = False,
 ) -> None:
     """Run every method of a protocol: dense base models once per seed, then prune, retrain, evaluate."""
+    from prunebench.forkserver import start
+
+    start()  # the job processes' fork server imports torch while this process does
     from prunebench.report.summary import plan_table, run_summary
     from prunebench.run import Runner, RunnerEvents, plan
 
@@ -137,6 +140,9 @@ def validate(
     quiet: Annotated[bool, typer.Option("--quiet", help="Print only the hash.")] = False,
 ) -> None:
     """Check a protocol (schema, methods and their hyperparameters, data) and print it resolved."""
+    from prunebench.forkserver import start
+
+    start()  # methods are loaded in a job process, never here
     from prunebench.run import Runner
 
     runner = Runner(load_protocol(protocol), results_dir=Path("results"), device="cpu")

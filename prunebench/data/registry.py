@@ -5,6 +5,7 @@ ever downloaded. Each reader module in `prunebench.data.sets` registers its data
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,15 +21,19 @@ ROOT: tuple[str, ...] = ("data", "root")
 
 @dataclass(frozen=True)
 class DataBundle:
-    """The three splits of a data set as one protocol defines them."""
+    """The three splits of a data set as one protocol defines them. A job's process gets the bundle without its
+    test split (`without_test`): only the runner measures on it."""
 
     name: str
     train: Split  # the training data minus the validation split
     val: Split  # carved from the training data with data.split_seed, class-stratified
-    test: Split
+    test: Split | None
     num_classes: int
     input_shape: tuple[int, int, int]  # C, H, W of what batches() yields
     classes: tuple[str, ...] = ()
+
+    def without_test(self) -> DataBundle:
+        return dataclasses.replace(self, test=None)
 
 
 @dataclass(frozen=True)

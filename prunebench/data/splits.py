@@ -157,6 +157,10 @@ class TensorSplit(Split):
         # One copy per device: slicing on the GPU beats copying every batch from the host.
         self._on: dict[str, tuple[Tensor, Tensor, Tensor, Tensor]] = {}
 
+    def __getstate__(self) -> dict[str, object]:
+        # Sent to a job's process without the copies on devices (a CUDA tensor cannot be pickled there).
+        return {**self.__dict__, "_on": {}}
+
     def _tensors(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         key = str(device)
         if key not in self._on:

@@ -1,20 +1,28 @@
-"""The engine: the one training loop and evaluation (`loop`), optimizers and LR schedules (`optim`), seeds
-(`seeds`), and the per-epoch analyses it records (`analyses`)."""
+"""The engine: the one training loop (`loop`), evaluation (`evaluate`), what it reports as it works (`events`),
+the seal on weights while method code runs (`guard`), optimizers and LR schedules (`optim`), seeds (`seeds`), and
+the per-epoch analyses of a job (`analyses`)."""
 
 from prunebench.engine.analyses import Analyses
-from prunebench.engine.loop import TRAINER_VERSION, AnalysisCallback, Engine, EpochCallback, Evaluation, state_copy
+from prunebench.engine.evaluate import Evaluation, evaluate, state_copy
+from prunebench.engine.events import EngineObserver, EpochReport, Snapshot
+from prunebench.engine.guard import Seal
+from prunebench.engine.loop import TRAINER_VERSION, Engine, overrides
 from prunebench.engine.optim import build_optimizer, lr_factor
 from prunebench.engine.seeds import derive_seed
 
 __all__ = [
     "TRAINER_VERSION",
     "Analyses",
-    "AnalysisCallback",
     "Engine",
-    "EpochCallback",
+    "EngineObserver",
+    "EpochReport",
     "Evaluation",
+    "Seal",
+    "Snapshot",
     "build_optimizer",
     "derive_seed",
+    "evaluate",
     "lr_factor",
+    "overrides",
     "state_copy",
 ]

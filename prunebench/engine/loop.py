@@ -2,21 +2,25 @@
 
 Every stage (dense base training, a method's training while it prunes, retraining) runs through
 `Engine.train`, so the budget of every stage is counted in one place and the masks are enforced
-after every optimizer step whatever the method does.
+after every optimizer step whatever the method does. Method code (its hooks) runs under the engine's seal
+(prunebench.engine.guard): whatever it changes outside the engine's own steps is undone and reported.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from prunebench.engine.evaluate import Evaluation, evaluate
+from prunebench.engine.events import EngineObserver, EpochReport, Snapshot
+from prunebench.engine.guard import Seal
 from prunebench.engine.optim import build_optimizer, lr_factor
 from prunebench.engine.seeds import derive_seed
 from prunebench.errors import JobFailed
@@ -33,20 +37,12 @@ if TYPE_CHECKING:
 # (it is part of the dense-checkpoint key). tests/engine/test_trainer_version.py pins what version 1 trains.
 TRAINER_VERSION = 1
 
-EpochCallback = Callable[[str, int, int, EpochRecord], None]
-# (stage, prunable weights, masks) -> what the epoch's EpochRecord.analyses holds; it only reads them.
-AnalysisCallback = Callable[[str, Mapping[str, Tensor], Mapping[str, Tensor]], dict[str, Any]]
+T = TypeVar("T")
 
 
-@dataclass
-class Evaluation:
-    loss: float
-    top1: float
-    top5: float | None
-
-
-def state_copy(model: nn.Module) -> dict[str, Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+def overrides(method: Method[Any] | None, hook: str) -> bool:
+    """Whether a method implements an optional hook (the base class's does nothing, and is not called)."""
+    return method is not None and getattr(type(method), hook) is not getattr(Method, hook)
 
 
 class Engine:
@@ -67,9 +63,8 @@ class Engine:
         top_k: tuple[int, ...] = (1, 5),
         saved_states: dict[str, dict[str, Tensor]] | None = None,
         retrain_spec: TrainingSpec | None = None,
-        on_epoch: EpochCallback | None = None,
         base_spec: TrainingSpec | None = None,
-        analyses: AnalysisCallback | None = None,
+        observer: EngineObserver | None = None,
     ) -> None:
         self.device = device
         self.cuda = device.type == "cuda"
@@ -82,40 +77,96 @@ class Engine:
         self.seed = seed
         self.eval_batch_size = eval_batch_size
         self.scoring_batch_size = scoring_batch_size  # hashed (pruning.scoring_batch_size): scores depend on it
-        self.test_curves = test_curves
+        self.test_curves = test_curves and data.test is not None  # a job's process never holds the test split
         self.top_k = top_k
         self.saved = saved_states or {}
         self.retrain_spec = retrain_spec
         self.base_spec = base_spec  # with retrain_spec, what the retraining regimes' recipes derive from
-        self.on_epoch = on_epoch
-        self.analyses = analyses  # per-epoch analyses (prunebench.engine.analyses), after validation, before on_epoch
+        self.observer = observer or EngineObserver()
         self.ledger = Ledger()
         self.curves: list[EpochRecord] = []
         self.method: Method[Any] | None = None
-        self.pruning_specs: list[TrainingSpec] = []  # recipes a method trained with while pruning
         self.notes: dict[str, Any] = {}  # what a method reports about its job (informational only)
+        self.failure: str | None = None  # why the engine failed the job, even if a method caught the exception
         self._optimizer: torch.optim.Optimizer | None = None
         self._forward_flops = 2.0 * masks.effective_macs(all_macs)
         self._stage_epochs: dict[str, int] = {}
-        self.weights_changed = False  # by the engine itself: training or loading saved weights
         self._architecture_params = {id(p) for p in self.model.parameters()}
+        self._architecture_keys = list(self.model.state_dict())
+        self.seal = Seal(self.model)
         self._runs = 0
         self.eval_mixed_precision = True  # bfloat16 autocast in evaluation on CUDA, until a stage says otherwise
 
+    # ---- method code, under the seal ------------------------------------------------------------
+    def call_method(self, where: str, call: Callable[[], T], *, remask: bool = True) -> T:
+        """Run method code (a hook) under the seal: what it changed outside the engine is undone and reported,
+        and the masks hold again afterwards (`remask`; not between a forward pass and its backward)."""
+        self.seal.seal()
+        result = call()
+        self.seal.verify(where)
+        if remask and self.masks_active:
+            self.masks.apply_to_weights()
+        return result
+
+    def _entered_from_method(self, what: str) -> None:
+        """The method called into the engine: first check what it did since the engine last had control."""
+        self.seal.verify(f"its code before it called {what}")
+
+    def _resealed(self) -> None:
+        if self.seal.active:
+            self.seal.seal()
+
+    def _fail(self, message: str) -> JobFailed:
+        self.failure = self.failure or message
+        return JobFailed(message)
+
     # ---- masks and weights ------------------------------------------------------------------
     def set_masks(self, masks: Masks) -> None:
+        self._entered_from_method("set_masks")
         try:
             self.masks.set(masks, self._optimizer)
         except ValueError as exc:
-            raise JobFailed(f"the method returned invalid masks: {exc}") from None
+            raise self._fail(f"the method returned invalid masks: {exc}") from None
         self.masks_active = True
         self._forward_flops = 2.0 * self.masks.effective_macs(self.all_macs)
+        self._resealed()
 
     def load_weights(self, state: dict[str, Tensor]) -> None:
-        self.weights_changed = True
+        """Put weights in place (the engine's own steps: rewinding, a fresh initialization); masks on top."""
         self.model.load_state_dict(state)
         if self.masks_active:
             self.masks.apply_to_weights()
+        self._resealed()
+
+    def load_weights_for_method(self, state: dict[str, Tensor]) -> None:
+        """A method's request to load weights: granted for a saved state (initialization, rewind point, base
+        model) or for the current weights changed only where they are pruned; anything else would be weights
+        trained off the books, and is refused (a violation)."""
+        self._entered_from_method("load_weights")
+        if not (any(_same_state(state, saved) for saved in self.saved.values()) or self._pruned_only(state)):
+            self.seal._violate(
+                "the method asked to load weights that are neither a saved state (initialization, rewind point, "
+                "base model) nor the current weights outside pruned positions (refused)"
+            )
+            return
+        self.load_weights(state)
+
+    def _pruned_only(self, state: dict[str, Tensor]) -> bool:
+        current = self.model.state_dict()
+        if set(state) != set(current):
+            return False
+        keep = {name: self.masks.masks[name] for name in self.masks.params}
+        for name, value in current.items():
+            other = state[name]
+            if not isinstance(other, Tensor) or other.shape != value.shape:
+                return False
+            other = other.to(value.device)
+            if name in keep and self.masks_active:
+                if not torch.equal(other[keep[name]], value[keep[name]]):
+                    return False
+            elif not torch.equal(other, value):
+                return False
+        return True
 
     def saved_state(self, which: str) -> dict[str, Tensor]:
         if which not in self.saved:
@@ -126,6 +177,21 @@ class Engine:
     def forward_flops(self) -> float:
         """Forward FLOPs per example of the model under the current masks."""
         return self._forward_flops
+
+    def snapshot(self) -> Snapshot:
+        """The model as it computes (see Snapshot), its prunable weights and masks, on the CPU."""
+        state = {}
+        for key in self._architecture_keys:
+            value: Any = self.model
+            for part in key.split("."):
+                value = getattr(value, part, None)
+            if isinstance(value, Tensor):
+                state[key] = value.detach().cpu().clone()
+        return Snapshot(
+            state=state,
+            weights={k: p.detach().cpu().clone() for k, p in self.masks.params.items()},
+            masks={k: m.cpu().clone() for k, m in self.masks.masks.items()},
+        )
 
     # ---- data for scoring ---------------------------------------------------------------------
     def scoring_batches(self, num_examples: int, *, backward: bool) -> Iterator[tuple[Tensor, Tensor]]:
@@ -141,13 +207,14 @@ class Engine:
             take = min(len(y), num_examples - seen)
             x, y = x[:take], y[:take]
             seen += take
-            ledger = self.ledger.pruning
-            ledger.forward_examples += take
-            ledger.forward_flops += take * self._forward_flops * (3 if backward else 1)
+            flops = take * self._forward_flops * (3 if backward else 1)
+            self.ledger.pruning.count_scoring(take, flops)
+            self.observer.scored(take, flops)
             yield x, y
 
     # ---- training -----------------------------------------------------------------------------
     def train_while_pruning(self, epochs: int, spec: TrainingSpec | None) -> None:
+        self._entered_from_method("train")
         if spec is None:
             if self.retrain_spec is None:
                 raise RuntimeError("no retraining recipe to train with")
@@ -159,7 +226,6 @@ class Engine:
             spec = TrainingSpec.model_validate(base)
         elif spec.epochs != epochs:
             spec = spec.model_copy(update={"epochs": epochs})
-        self.pruning_specs.append(spec)
         self.train(spec, stage="pruning")
 
     def recipe(self, regime: str, epochs: int | None = None) -> tuple[str, TrainingSpec]:
@@ -182,17 +248,19 @@ class Engine:
         """Train for spec.epochs under the current masks, recording curves and the ledger."""
         model, data = self.model, self.data
         self._runs += 1
-        self.weights_changed = True
         generator = torch.Generator().manual_seed(derive_seed(self.seed, stage, self._runs))
         # A method's hooks run in the stages it asks for (never in dense base training).
         method = self.method if self.method is not None and stage in self.method.hook_stages else None
         # Parameters a method added and steps itself (e.g. mask scores) stay out of the engine's
         # optimizer, weight decay and gradient clipping.
-        own = {id(p) for p in method.own_parameters()} if method is not None else set()
+        own = {id(p) for p in self.call_method("own_parameters", method.own_parameters)} if method else set()
         if own & self._architecture_params:
             # Only parameters a method added (mask scores) may escape the protocol's optimizer; the
             # model's own weights always train with the recipe every method shares.
-            raise JobFailed("own_parameters() names weights of the model itself; only parameters the method added")
+            raise self._fail("own_parameters() names weights of the model itself; only parameters the method added")
+        loss_term = method.loss_term if overrides(method, "loss_term") else None
+        on_step_end = method.on_step_end if overrides(method, "on_step_end") else None
+        on_epoch_end = method.on_epoch_end if overrides(method, "on_epoch_end") else None
         params = [p for p in model.parameters() if id(p) not in own]
         optimizer = build_optimizer(params, spec.optimizer)
         self._optimizer = optimizer
@@ -206,6 +274,7 @@ class Engine:
             model.to(memory_format=torch.channels_last)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext()
         ledger.runs += 1
+        self.observer.stage_started(stage, spec, self.snapshot() if self.observer.wants_snapshots else None)
         step = 0
         for _ in range(spec.epochs):
             epoch = self._stage_epochs.get(stage, 0) + 1
@@ -216,6 +285,8 @@ class Engine:
             objective_sum = torch.zeros((), device=self.device)  # with a method's loss term
             correct = torch.zeros((), device=self.device, dtype=torch.long)
             seen = 0
+            step_examples: list[int] = []
+            step_flops: list[float] = []
             for x, y in data.train.batches(
                 spec.batch_size, shuffle=True, train=True, generator=generator, device=self.device
             ):
@@ -225,8 +296,8 @@ class Engine:
                     out = model(x)
                     loss = F.cross_entropy(out, y, label_smoothing=spec.label_smoothing)
                     total = loss
-                    if method is not None:
-                        extra = method.loss_term(model)
+                    if loss_term is not None:
+                        extra = self.call_method("loss_term", lambda: loss_term(model), remask=False)
                         if extra is not None:
                             total = loss + extra
                 optimizer.zero_grad(set_to_none=True)
@@ -247,23 +318,26 @@ class Engine:
                 if total is not loss:
                     objective_sum += total.detach().float() * n
                 correct += (out.argmax(1) == y).sum()
-                ledger.steps += 1
-                ledger.examples += n
-                ledger.train_flops += 3.0 * self._forward_flops * n
-                if method is not None:
-                    method.on_step_end(StepContext(stage, epoch, step, steps_per_epoch, model, self, lr=step_lr))
+                flops = 3.0 * self._forward_flops * n
+                ledger.count_step(n, flops)
+                step_examples.append(n)
+                step_flops.append(flops)
+                if on_step_end is not None:
+                    step_context = StepContext(stage, epoch, step, steps_per_epoch, model, self, lr=step_lr)
+                    self.call_method("on_step_end", functools.partial(on_step_end, step_context))
                 if on_step is not None:
                     on_step(step, steps_per_epoch)
-            ledger.epochs = ledger.examples / data.train.num_examples
+            ledger.close_epoch(data.train.num_examples)
             train_loss = float(loss_sum) / max(1, seen)
             if not math.isfinite(train_loss):
-                raise JobFailed(f"the training loss diverged ({train_loss}) in {stage} epoch {epoch}")
+                raise self._fail(f"the training loss diverged ({train_loss}) in {stage} epoch {epoch}")
             if not math.isfinite(float(objective_sum)):
-                raise JobFailed(f"the method's loss term diverged ({float(objective_sum)}) in {stage} epoch {epoch}")
-            if method is not None:
-                method.on_epoch_end(StepContext(stage, epoch, step, steps_per_epoch, model, self, lr=lr))
+                raise self._fail(f"the method's loss term diverged ({float(objective_sum)}) in {stage} epoch {epoch}")
+            if on_epoch_end is not None:
+                epoch_context = StepContext(stage, epoch, step, steps_per_epoch, model, self, lr=lr)
+                self.call_method("on_epoch_end", functools.partial(on_epoch_end, epoch_context))
             val = self.evaluate(data.val)
-            test = self.evaluate(data.test).top1 if self.test_curves else None
+            test = self.evaluate(data.test).top1 if self.test_curves and data.test is not None else None
             record = EpochRecord(
                 stage=stage,  # type: ignore[arg-type]
                 epoch=epoch,
@@ -274,41 +348,35 @@ class Engine:
                 val_top1=val.top1,
                 test_top1=test,
                 sparsity=self.sparsity(),
-                analyses=self.analyses(stage, self.masks.params, self.masks.masks) if self.analyses is not None else {},
             )
             self.curves.append(record)
-            if self.on_epoch is not None:
-                self.on_epoch(stage, epoch, spec.epochs, record)
+            report = EpochReport(stage, spec.epochs, record, step_examples, step_flops)
+            self.observer.epoch_ended(report, self.snapshot() if self.observer.wants_snapshots else None)
         if amp:
             model.to(memory_format=torch.contiguous_format)
         self._optimizer = None
         self.eval_mixed_precision = spec.mixed_precision  # evaluation follows the stage that trained the weights
+        self._resealed()
 
     def sparsity(self) -> float:
         """Zeros among the prunable weights, measured from the weights."""
         return measure_sparsity(self.masks.params)[0]
 
-    @torch.no_grad()
     def evaluate(self, split: Split) -> Evaluation:
-        model = self.model
-        was_training = model.training
-        model.eval()
-        amp = self.cuda and self.eval_mixed_precision
-        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
-        correct1 = torch.zeros((), device=self.device, dtype=torch.long)
-        correct5 = torch.zeros((), device=self.device, dtype=torch.long)
-        n = 0
-        k = min(5, self.data.num_classes)
-        for x, y in split.batches(self.eval_batch_size, shuffle=False, train=False, generator=None, device=self.device):
-            with torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext():
-                out = model(x)
-            out = out.float()
-            loss_sum += F.cross_entropy(out, y, reduction="sum").double()
-            topk = out.topk(k, dim=1).indices
-            hits = topk == y[:, None]
-            correct1 += hits[:, 0].sum()
-            correct5 += hits.any(1).sum()
-            n += len(y)
-        model.train(was_training)
-        top5 = float(correct5) / n if 5 in self.top_k and self.data.num_classes > 5 else None
-        return Evaluation(loss=float(loss_sum) / n, top1=float(correct1) / n, top5=top5)
+        return evaluate(
+            self.model,
+            split,
+            num_classes=self.data.num_classes,
+            batch_size=self.eval_batch_size,
+            device=self.device,
+            top_k=self.top_k,
+            mixed_precision=self.eval_mixed_precision,
+        )
+
+
+def _same_state(a: dict[str, Tensor], b: dict[str, Tensor]) -> bool:
+    if set(a) != set(b):
+        return False
+    return all(
+        isinstance(a[k], Tensor) and a[k].shape == b[k].shape and torch.equal(a[k].to(b[k].device), b[k]) for k in b
+    )

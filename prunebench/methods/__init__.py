@@ -26,9 +26,10 @@ from prunebench.methods.registry import (
     PluginWarning,
     config_table,
     instantiate,
+    label_methods,
     load_method,
+    needs_labels,
     registered_methods,
-    resolve_labels,
     validated_config,
 )
 
@@ -49,9 +50,10 @@ __all__ = [
     "When",
     "config_table",
     "instantiate",
+    "label_methods",
     "load_method",
     "masks_from_scores",
+    "needs_labels",
     "registered_methods",
-    "resolve_labels",
     "validated_config",
 ]

@@ -131,8 +131,10 @@ class PruningContext:
         self._engine.set_masks(masks)
 
     def load_weights(self, state: dict[str, Tensor]) -> None:
-        """Load saved weights (e.g. rewind); the current masks are applied on top."""
-        self._engine.load_weights(state)
+        """Load a saved state (`initial_weights()`, `rewind_weights()`), or the current weights
+        changed only at pruned positions; the current masks are applied on top. Any other weights would have
+        been trained off the books: the engine refuses them and the job is a violation."""
+        self._engine.load_weights_for_method(state)
 
     def train(self, epochs: int, *, spec: TrainingSpec | None = None) -> None:
         """Train the masked model with the engine's loop; defaults to the protocol's retraining
@@ -149,17 +151,17 @@ class StepContext:
     step: int  # optimizer steps so far within the stage
     steps_per_epoch: int
     model: nn.Module
-    engine: Any = field(repr=False)
+    _engine: Any = field(repr=False)
     # The engine optimizer's learning rate at this step (at on_epoch_end: at the epoch's first step), so
     # a method stepping its own optimizer can follow the protocol's schedule.
     lr: float = 0.0
 
     def set_masks(self, masks: Masks) -> None:
         """Prune while training (gradual methods); the engine validates and enforces the masks."""
-        self.engine.set_masks(masks)
+        self._engine.set_masks(masks)
 
     def masks(self) -> Masks:
-        return {k: m.clone() for k, m in self.engine.masks.masks.items()}
+        return {k: m.clone() for k, m in self._engine.masks.masks.items()}
 
     def weights(self) -> dict[str, Tensor]:
-        return dict(self.engine.masks.params)
+        return dict(self._engine.masks.params)

@@ -13,6 +13,7 @@ import importlib.util
 import re
 import sys
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -44,15 +45,17 @@ class LoadedMethod:
 _warned: set[str] = set()
 
 
-def _plugins() -> tuple[dict[str, LoadedMethod], dict[str, str]]:
-    """(the usable methods of the entry-point group by name, why each unusable name cannot be used)."""
+def _plugins(only: str | None = None) -> tuple[dict[str, LoadedMethod], dict[str, str]]:
+    """(the usable methods of the entry-point group by name, why each unusable name cannot be used); with `only`,
+    just that name is loaded (a job imports its own method, not every plugin installed)."""
     found: dict[str, LoadedMethod] = {}
     broken: dict[str, str] = {}
     values: dict[str, set[str]] = {}
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    points = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    for ep in points:
         values.setdefault(ep.name, set()).add(ep.value)
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in found or ep.name in broken:
+    for ep in points:
+        if ep.name in found or ep.name in broken or (only is not None and ep.name != only):
             continue
         if len(values[ep.name]) > 1:
             both = " and ".join(sorted(values[ep.name]))
@@ -91,13 +94,14 @@ def load_method(name: str, *, base_dir: Path | None = None) -> LoadedMethod:
     """Find a method by registered name, `package.module:Class` or `path/to/file.py:Class`
     (a relative path is taken from the working directory, then from base_dir)."""
     if ":" not in name:
-        registry, broken = _plugins()
+        registry, broken = _plugins(only=name)
         if name in registry:
             return registry[name]
         if name in broken:
             raise MethodError(f"method {name!r} cannot be used: {broken[name]}")
-        close = difflib.get_close_matches(name, list(registry), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(registry))}"
+        known = sorted({ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)})
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
         raise MethodError(f"unknown method {name!r} ({hint})")
     target, _, attr = name.rpartition(":")
     if not target or not attr:
@@ -153,30 +157,32 @@ def instantiate(spec: MethodSpec, index: int, *, base_dir: Path | None = None) -
     return loaded.instantiate(validated_config(spec, index, loaded)), loaded
 
 
-def resolve_labels(protocol: Protocol) -> Protocol:
+def label_methods(protocol: Protocol, names: Sequence[str]) -> Protocol:
     """The protocol with a label for every method given as `package.module:Class` or `path/to/file.py:Class`:
-    the class's registered `name`, so that no result lands in a folder named after a path. A registered name is
-    its own label. Idempotent; a protocol without such methods is returned as it is (and keeps its hash)."""
-    base_dir = protocol.source.parent if protocol.source else None
+    `names[i]`, the registered `name` of method i's class (loaded where method code may run: the runner asks a
+    job process), so that no result lands in a folder named after a path. A registered name is its own label.
+    Idempotent; a protocol without such methods is returned as it is (and keeps its hash)."""
     methods = list(protocol.methods)
     changed = False
     for i, spec in enumerate(methods):
         if spec.label is not None or ":" not in spec.name:
             continue
-        try:
-            name = load_method(spec.name, base_dir=base_dir).cls.name
-        except MethodError as exc:
-            raise protocol.locate(FieldError(("methods", i, "name"), str(exc))) from None
+        name = names[i]
         if not isinstance(name, str) or not re.fullmatch(LABEL_PATTERN, name) or len(name) > 100:
             raise protocol.locate(
                 FieldError(
                     ("methods", i, "name"),
-                    f"the method's name {name!r} cannot name the folder of its results: give it a `label`",
+                    f"the method's name {str(name)[:100]!r} cannot name the folder of its results: give it a `label`",
                 )
             )
         methods[i] = spec.model_copy(update={"label": name})
         changed = True
     return with_methods(protocol, methods) if changed else protocol
+
+
+def needs_labels(protocol: Protocol) -> bool:
+    """Whether some method is given by path and has no label yet."""
+    return any(spec.label is None and ":" in spec.name for spec in protocol.methods)
 
 
 def config_table(cls: type[Method[Any]]) -> list[tuple[str, str, str]]:

@@ -40,6 +40,7 @@ from prunebench.protocol.sections import (
     ModelSpec,
     PrunableSpec,
     PruningSpec,
+    RuntimeSpec,
     SheddingSpec,
     TrainabilitySpec,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "RetrainExtensionSpec",
     "RetrainSweepSpec",
     "RetrainVariant",
+    "RuntimeSpec",
     "ScheduleSpec",
     "SheddingSpec",
     "StrictModel",

@@ -316,3 +316,54 @@ class AnalysesSpec(StrictModel):
         description="Trainability accuracy, once per job.",
         json_schema_extra=HASHED_WHEN_ENABLED,
     )
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB|K|M|G|T)?\s*$")
+_SECONDS = {None: 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+_BINARY = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+_BYTES: dict[str | None, int] = {None: 1, "B": 1, **_BINARY, **{f"{k}iB": v for k, v in _BINARY.items()}}
+_BYTES |= {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+MAX_JOB_SECONDS = 366 * 86400
+MAX_JOB_BYTES = 2**50
+
+
+class RuntimeSpec(StrictModel):
+    """How jobs run on this machine. Never part of the protocol's identity: the same protocol keeps one hash
+    whatever the limits of the machine that runs it."""
+
+    job_timeout: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_JOB_SECONDS,
+        description="Wall-clock limit of one job's process (pruning, retraining, measuring aside): seconds, or "
+        "a number with a unit: 90s, 30m, 12h, 2d. A job that exceeds it is killed and recorded as failed; the grid "
+        "goes on. None: no limit.",
+    )
+    job_memory: int | None = Field(
+        None,
+        gt=0,
+        le=MAX_JOB_BYTES,
+        description="Resident memory limit of one job's process: bytes, or a number with a unit (512MiB, 16GiB, "
+        "8GB). A job whose process exceeds it is killed and recorded as failed. None: no limit.",
+    )
+
+    @field_validator("job_timeout", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            match = _DURATION.match(v)
+            if match is None:
+                raise ValueError(f"{v!r} is not a duration: seconds, or a number with s, m, h or d (e.g. 12h)")
+            return float(match[1]) * _SECONDS[match[2]]
+        return v
+
+    @field_validator("job_memory", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            match = _SIZE.match(v)
+            if match is None:
+                raise ValueError(f"{v!r} is not a size: bytes, or a number with a unit such as MiB or GiB (16GiB)")
+            return int(float(match[1]) * _BYTES[match[2]])
+        return v

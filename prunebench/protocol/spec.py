@@ -34,6 +34,7 @@ from prunebench.protocol.sections import (
     MethodSpec,
     ModelSpec,
     PruningSpec,
+    RuntimeSpec,
 )
 from prunebench.protocol.variants import VariantsSpec
 
@@ -80,6 +81,11 @@ class Protocol(StrictModel):
         description="Retraining variants run beside the protocol's own recipe: an LR sweep, an epoch extension, "
         "the swap test (docs/analyses.md). They add jobs beside the protocol's own: not part of the setup.",
         json_schema_extra={**HASHED_WHEN_SET, **OUTSIDE_SETUP},
+    )
+    runtime: RuntimeSpec = Field(
+        default_factory=RuntimeSpec,
+        description="How jobs run on this machine (limits of a job's process); not hashed.",
+        json_schema_extra=NOT_HASHED,
     )
 
     # Where each field stands in the file, for error messages; not part of the protocol.

@@ -44,6 +44,23 @@ class StageLedger(Record):
     def add(self, other: StageLedger) -> StageLedger:
         return StageLedger(**{k: getattr(self, k) + getattr(other, k) for k in StageLedger.model_fields})
 
+    # How the engine counts, in one place: the engine counts as it trains, and the runner counts again from what
+    # the engine reported, with the same arithmetic, so that the two agree to the last bit.
+    def count_step(self, examples: int, flops: float) -> None:
+        """One optimizer step over `examples` examples costing `flops` (3 x forward FLOPs x examples)."""
+        self.steps += 1
+        self.examples += examples
+        self.train_flops += flops
+
+    def count_scoring(self, examples: int, flops: float) -> None:
+        """A forward (or forward and backward) pass of `examples` examples outside training."""
+        self.forward_examples += examples
+        self.forward_flops += flops
+
+    def close_epoch(self, train_examples: int) -> None:
+        """Epochs are examples seen over the training split's size."""
+        self.epochs = self.examples / train_examples
+
 
 class Ledger(Record):
     base: StageLedger = Field(default_factory=StageLedger, description="Dense training of the shared base model.")
@@ -224,6 +241,13 @@ class ResultSummary(Record):
         default_factory=dict,
         description="Analyses of the whole job the protocol asked for (trainability accuracy, the analyses of "
         "the weights retraining starts from); see docs/analyses.md.",
+    )
+    weights_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="sha256 of the final weights the metrics were measured on (prunebench.run.weights_sha256), so "
+        "that `prunebench check --verify` can evaluate saved weights again; None in records written before it was "
+        "recorded.",
     )
 
 

@@ -1,5 +1,7 @@
 """Running a protocol: the plan of jobs (`plan`), the runner that validates, shares the dense checkpoints and
-runs them (`runner`), one job as named steps (`job`), the dense-checkpoint cache (`cache`), and provenance."""
+runs them (`runner`), one job as named steps (`job`) and, in a job process of its own, the method's part of it
+(`steps`; the process: `child`, `isolation`, `messages`, `tasks`); the runner's measurement of it (`measure`,
+`reports`), the dense-checkpoint cache (`cache`), and provenance."""
 
 from prunebench.run.cache import BaseCheckpoint, DenseCache, default_cache_dir, weights_sha256
 from prunebench.run.job import JobRun

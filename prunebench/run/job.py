@@ -1,68 +1,63 @@
-"""One job, as named steps read top to bottom: set up, prune, check for tampering, apply the regime, retrain,
-measure, audit, record.
+"""One job, as named steps read top to bottom: set up, run the method in a job process, measure, audit, record.
 
-Every step that runs a method's code turns what it raises into a `JobFailed` naming the hook, so a failing
-method fails its job (with the reason in its record) and the grid goes on.
+The method's code runs only in the job's process (prunebench.run.steps); this process, the runner's, counts
+the ledger from that process's reports, measures the final weights it returns with its own code, and
+applies the fairness rules. A job whose process fails, in any way, is recorded as failed with the reason,
+and the grid goes on.
 """
 
 from __future__ import annotations
 
-import json
 import time
-import traceback
-from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-import torch
+from pydantic import ValidationError
 
-from prunebench.engine import Analyses, Engine, derive_seed
-from prunebench.errors import JobFailed
-from prunebench.fairness import audit_budget, changed_outside_engine, off_target
-from prunebench.masks import Masks, measure_sparsity
-from prunebench.methods import LoadedMethod, Method, MethodConfig, PruningContext
+from prunebench.engine import Analyses
+from prunebench.errors import JobFailed, one_line
+from prunebench.fairness import audit_budget, off_target
+from prunebench.methods import Taxonomy
 from prunebench.protocol import TrainingSpec
 from prunebench.results import (
     BaseModelRecord,
-    BudgetRecord,
-    CostRecord,
     EpochRecord,
-    LayerSparsity,
     Ledger,
     MethodRecord,
     Metrics,
     ProtocolRef,
     ResultRecord,
     RetrainingRecord,
-    SparsityRecord,
     Status,
     VariantRecord,
 )
-from prunebench.run.cache import BaseCheckpoint
+from prunebench.run.cache import BaseCheckpoint, weights_sha256
+from prunebench.run.isolation import ChildFailed, Limits, run_child
+from prunebench.run.measure import Measured
+from prunebench.run.messages import Message
 from prunebench.run.plan import Job
+from prunebench.run.reports import JobReports
+from prunebench.run.tasks import Environment, JobTask, MethodInfo
 
 if TYPE_CHECKING:
     from prunebench.run.runner import Runner
-
-T = TypeVar("T")
 
 
 class JobRun:
     """The state of one job while it runs; `run()` takes the steps in order and returns its record."""
 
-    def __init__(self, runner: Runner, job: Job, loaded: LoadedMethod, config: MethodConfig) -> None:
+    def __init__(self, runner: Runner, job: Job, info: MethodInfo) -> None:
         self.runner = runner
         self.job = job
         self.protocol = job.protocol  # for a retraining variant's job: the protocol with the variant's recipe
-        self.method: Method[Any] = loaded.instantiate(config)  # a fresh instance: no state from earlier jobs
-        self.loaded = loaded
+        self.info = info
+        self.regime = info.taxonomy.retraining
         self.ledger = Ledger()
         self.curves: list[EpochRecord] = []
         self.reasons: list[str] = []
         self.measured: dict[str, Any] = {}
         self.notes: dict[str, Any] = {}
-        self.regime = self.method.taxonomy.retraining
+        self.final: dict[str, Any] | None = None
         # The regime's recipe at the protocol's epochs; replaced when the method asks for other epochs.
         try:
             self.recipe_name, self.retrain_spec = self.protocol.retraining_recipe(self.regime)
@@ -73,131 +68,146 @@ class JobRun:
         started, t0 = datetime.now(timezone.utc), time.perf_counter()
         try:
             self.set_up()
-            masks = self.prune()
-            self.check_tampering(masks)
-            self.apply_regime(masks)
-            self.retrain()
+            self.run_method()
+            self.check_recipe()
             self.measure()
             self.audit()
             status: Status = "violation" if self.reasons else "ok"
         except JobFailed as exc:
-            status, self.reasons = "failed", [str(exc)]
+            status, self.reasons = "failed", [one_line(str(exc))]
         return self.record(status, started, time.perf_counter() - t0)
 
     # ---- the steps ------------------------------------------------------------------------------------
     def set_up(self) -> None:
-        """The job's model from its seed's dense checkpoint (its initialization for methods that prune
-        before training), its engine and pruning context."""
-        job, p, runner = self.job, self.protocol, self.runner
-        self.base: BaseCheckpoint = runner.base(job.seed)
+        """The seed's dense checkpoint (trained or loaded here, by the runner), the analyses of its states, and
+        the measuring model; and how the runner counts the job process's reports."""
+        runner, p = self.runner, self.protocol
+        self.base: BaseCheckpoint = runner.base(self.job.seed)
         self.ledger.base = self.base.ledger
-        model = runner.build_model(job.seed)
-        self.start = self.base.states["init" if self.method.taxonomy.when == "before_training" else "final"]
-        model.load_state_dict(self.start)
-        self.model = model
-        engine = runner.engine(model, job.seed, self.base.states, p.retrain)
-        engine.ledger = self.ledger
-        engine.method = self.method
-        self.analyses = Analyses(p.analyses, self.base.states, when=self.method.taxonomy.when, regime=self.regime)
-        if self.analyses.per_epoch:
-            engine.analyses = self.analyses  # reads the weights after each epoch; never changes them
-        self.engine: Engine = engine
-        self.dense_params = sum(t.numel() for t in model.parameters())
-        self.dense_flops = engine.forward_flops
-        self.ctx = PruningContext(
-            engine,
-            target_sparsity=job.sparsity,
-            generator=torch.Generator().manual_seed(derive_seed(job.seed, job.method_key, job.sparsity)),
-            scoring_examples=p.pruning.scoring_examples,
-            budget=job.budget,
+        self.analyses = Analyses(p.analyses, self.base.states, when=self.info.taxonomy.when, regime=self.regime)
+        self.measurer = runner.measurer()
+        self.reports = JobReports(
+            train_examples=runner.data.train.num_examples,
+            dense_flops=self.measurer.flops_dense,
+            analyses=self.analyses,
+            test_top1=self.measurer.test_top1 if p.evaluation.test_curves else None,
+            on_epoch=runner.events.epoch,
         )
-        self.notes = engine.notes
 
-    def prune(self) -> Masks:
-        return self._call("prune", lambda: self.method.prune(self.ctx))
+    def run_method(self) -> None:
+        """The method's part of the job, in a job process of its own."""
+        runner, job = self.runner, self.job
+        task = JobTask(
+            environment=Environment.here(),
+            job=job,
+            base_dir=runner.protocol.source.parent if runner.protocol.source else None,
+            device=str(runner.device),
+            data=runner.job_data(),
+            states=runner.base_states(job.seed),
+            snapshots=self.protocol.evaluation.test_curves or self.analyses.per_epoch,
+        )
+        limits = Limits(
+            timeout=runner.protocol.runtime.job_timeout,
+            memory=runner.protocol.runtime.job_memory,
+            max_message=64 * 2**20 + 4 * sum(t.numel() * t.element_size() for t in self.base.states["final"].values()),
+        )
+        try:
+            result = run_child("job", runner.payload(task), self.reports.on_message, limits)
+        except ChildFailed as exc:
+            raise JobFailed(str(exc)) from None
+        self.curves = self.reports.curves
+        self.ledger.pruning, self.ledger.retrain = self.reports.ledger.pruning, self.reports.ledger.retrain
+        if result.kind == "failed":
+            raise JobFailed(str(result.header.get("reason", "the job failed"))[:5000])
+        self._take_result(result)
 
-    def check_tampering(self, masks: Masks) -> None:
-        """A method scores and chooses; only the engine may change weights (by training or rewinding through
-        the context). Anything else would be retraining off the books."""
-        if not self.engine.weights_changed:
-            changed = changed_outside_engine(self.start, self.model, masks)
-            if changed:
-                self.reasons.append(f"the method changed {changed} outside the engine while pruning")
-
-    def apply_regime(self, masks: Masks) -> None:
-        """Enforce the final masks, put the weights retraining starts from in place, and fix its recipe."""
-        job, engine = self.job, self.engine
-        engine.set_masks(masks)
-        if self.regime == "weight_rewinding":
-            engine.load_weights(self.base.states["rewind"])
-        elif self.regime == "scratch":
-            torch.manual_seed(derive_seed(job.seed, job.method_key, job.sparsity, "scratch"))
-            engine.load_weights(self.runner.fresh_model().state_dict())
-        asked = self._call("retrain_epochs", lambda: self.method.retrain_epochs(self.ctx))
+    def _take_result(self, result: Message) -> None:
+        header = result.header
+        final = result.tensors.get("final")
+        if final is None:
+            raise JobFailed("the job's process returned no final weights")
+        try:
+            taxonomy = Taxonomy.model_validate(header.get("taxonomy"))
+        except ValidationError:
+            raise JobFailed("the job's process returned no valid taxonomy") from None
+        if taxonomy != self.info.taxonomy:
+            self.reasons.append("the method's taxonomy in its job differs from the one it was planned with")
+        asked = header.get("asked_epochs")
         if asked is not None and (isinstance(asked, bool) or not isinstance(asked, int) or asked < 0):
-            raise JobFailed(f"{self.method.name}.retrain_epochs returned {asked!r}, not a number of epochs")
+            raise JobFailed("the job's process returned an invalid number of retraining epochs")
         try:
             self.recipe_name, self.retrain_spec = self.protocol.retraining_recipe(self.regime, asked)
         except ValueError as exc:
-            raise JobFailed(f"no retraining recipe for {self.method.name}: {exc}") from None
+            raise JobFailed(f"no retraining recipe for {self.info.name}: {exc}") from None
+        notes = header.get("notes")
+        self.notes = notes if isinstance(notes, dict) else {}
+        violations = header.get("violations")
+        if isinstance(violations, list):
+            self.reasons.extend(one_line(str(v)) for v in violations[:50])
+        self.final = final
 
-    def retrain(self) -> None:
-        self.analyses.start_retraining(self.engine.masks.params, self.engine.masks.masks)
-        try:
-            self.engine.train(self.retrain_spec, stage="retrain")
-        except JobFailed:
-            raise
-        except Exception as exc:
-            raise JobFailed(f"retraining raised {describe(exc)}") from None
-        self.curves = self.engine.curves
+    def check_recipe(self) -> None:
+        """Retraining ran exactly its recipe: one run of it, as many epochs as it has."""
+        runs = self.reports.retrain_specs
+        if runs != [self.retrain_spec]:
+            self.reasons.append(
+                f"retraining ran {len(runs)} time(s) with recipe(s) other than the one the job's regime and epochs "
+                f"give ({self.recipe_name}, {self.retrain_spec.epochs} epochs)"
+                if runs
+                else "the job's process reported no retraining"
+            )
+        if self.ledger.retrain.steps != sum(self._steps(s) for s in runs):
+            self.reasons.append("the retraining ledger does not add up to its recipe")
+        self.reasons.extend(self.reports.violations)
+
+    def _steps(self, spec: TrainingSpec) -> int:
+        return spec.epochs * -(-self.runner.data.train.num_examples // spec.batch_size)
 
     def measure(self) -> None:
-        """Accuracy, sparsity (counted from the final weights) and cost, by the engine's own code."""
-        engine, data, base = self.engine, self.runner.data, self.base
-        test, val = engine.evaluate(data.test), engine.evaluate(data.val)
-        achieved, per_layer = measure_sparsity(engine.masks.params)
-        kept = sum(n - z for n, z in per_layer.values())
-        prunable_total = sum(n for n, _ in per_layer.values())
-        self.measured = {
-            "sparsity": SparsityRecord(
-                target=self.job.sparsity,
-                achieved=achieved,
-                tolerance=self.protocol.pruning.tolerance,
-                per_layer={k: LayerSparsity(numel=n, zeros=z) for k, (n, z) in per_layer.items()},
-            ),
+        """Accuracy, sparsity (counted from the final weights) and cost, by the runner's own code."""
+        assert self.final is not None
+        base = self.base
+        m: Measured = self.measurer.measure(
+            self.final, self.job.sparsity, mixed_precision=self.retrain_spec.mixed_precision
+        )
+        self.reasons.extend(m.problems)
+        self.measured["analyses"] = self.analyses.finish(self.curves, self.retrain_spec)
+        self.measured["base"] = BaseModelRecord(
+            checkpoint_sha256=base.sha256,
+            key=base.key,
+            test_top1=base.test["top1"],
+            test_top5=base.test["top5"],
+            val_top1=base.val_top1,
+        )
+        if m.test is None or m.val is None:
+            return  # nothing of the architecture's to measure: the problems say why
+        self.measured |= {
+            "sparsity": m.sparsity,
+            "cost": m.cost,
             "metrics": Metrics(
-                test_top1=test.top1, test_top5=test.top5, test_loss=test.loss, val_top1=val.top1, val_loss=val.loss
+                test_top1=m.test.top1,
+                test_top5=m.test.top5,
+                test_loss=m.test.loss,
+                val_top1=m.val.top1,
+                val_loss=m.val.loss,
             ),
-            "base": BaseModelRecord(
-                checkpoint_sha256=base.sha256,
-                key=base.key,
-                test_top1=base.test["top1"],
-                test_top5=base.test["top5"],
-                val_top1=base.val_top1,
-            ),
-            "cost": CostRecord(
-                params_dense=self.dense_params,
-                params_effective=self.dense_params - prunable_total + kept,
-                flops_dense=self.dense_flops,
-                flops_effective=engine.forward_flops,
-            ),
-            "analyses": self.analyses.finish(self.curves, self.retrain_spec),
+            "weights_sha256": weights_sha256({k: self.final[k] for k in self.measurer.keys}),
         }
 
     def audit(self) -> None:
         """The fairness rules: sparsity on target within tolerance, the budget and comparison setup."""
-        sparsity = self.measured["sparsity"]
-        if off_target(sparsity.achieved, sparsity.target, sparsity.tolerance):
+        sparsity = self.measured.get("sparsity")
+        if sparsity is not None and off_target(sparsity.achieved, sparsity.target, sparsity.tolerance):
             self.reasons.append(
                 f"achieved sparsity {sparsity.achieved:.4f} is off the target {sparsity.target:g} by more than "
                 f"the tolerance {sparsity.tolerance:g}"
             )
-        budget: BudgetRecord = audit_budget(
+        budget = audit_budget(
             self.protocol,
             self.job.stated_budget,
             self.ledger,
-            self.engine.pruning_specs,
-            self.dense_flops,
+            self.reports.pruning_specs,
+            self.measurer.flops_dense,
             self.runner.data.train.num_examples,
             retrain_used=self.retrain_spec,
             recipe=self.recipe_name,
@@ -206,7 +216,7 @@ class JobRun:
         self.measured["budget"] = budget
 
     def record(self, status: Status, started: datetime, duration: float) -> ResultRecord:
-        job, p, method, spec = self.job, self.protocol, self.method, self.retrain_spec
+        job, p, info, spec = self.job, self.protocol, self.info, self.retrain_spec
         source = self.runner.protocol.source
         return ResultRecord(
             job_id=job.id,
@@ -218,14 +228,14 @@ class JobRun:
             ),
             variant=variant_record(job),
             method=MethodRecord(
-                name=method.name,
+                name=info.name,
                 label=job.method_key,
-                version=method.version,
-                source=self.loaded.source,
-                config=method.config.model_dump(mode="json"),
-                taxonomy=method.taxonomy.model_dump(),
-                citation=method.citation,
-                notes=_jsonable(self.notes),
+                version=info.version,
+                source=info.source,
+                config=info.config,
+                taxonomy=info.taxonomy.model_dump(),
+                citation=info.citation,
+                notes=self.notes,
             ),
             seed=job.seed,
             target_sparsity=job.sparsity,
@@ -237,16 +247,6 @@ class JobRun:
             provenance=self.runner.provenance.of_job(started, datetime.now(timezone.utc), duration),
             **self.measured,
         )
-
-    # ---- helpers --------------------------------------------------------------------------------------
-    def _call(self, hook: str, call: Callable[[], T]) -> T:
-        """Run a method's hook; whatever it raises fails the job, named."""
-        try:
-            return call()
-        except JobFailed:
-            raise
-        except Exception as exc:
-            raise JobFailed(f"{self.method.name}.{hook} raised {describe(exc)}") from None
 
 
 def variant_record(job: Job) -> VariantRecord | None:
@@ -273,19 +273,3 @@ def retraining_record(regime: str, recipe: str, spec: TrainingSpec) -> Retrainin
         recipe=recipe,
         batch_size=spec.batch_size,
     )
-
-
-def describe(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
-    return f"{exc.__class__.__name__}: {exc}{where}"
-
-
-def _jsonable(notes: dict[str, Any]) -> dict[str, Any]:
-    """A method's notes as JSON values (a one-element tensor as its number, anything else as its text),
-    so that a note can never break the result record."""
-
-    def fallback(value: Any) -> Any:
-        return value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else str(value)
-
-    return json.loads(json.dumps(notes, default=fallback))

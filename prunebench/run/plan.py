@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from prunebench.errors import PrunebenchError
-from prunebench.methods import resolve_labels
 from prunebench.protocol import PROTOCOL, BudgetSpec, MethodSpec, Protocol, RetrainVariant
 from prunebench.results import RunDirectory
 
@@ -72,8 +71,10 @@ def plan(
 
     The protocol's own recipe comes first, then each retraining variant's own jobs (`variants` names them;
     `protocol` is the protocol's recipe). A variant whose job for a method is another's runs nothing more.
-    Methods given by path are labelled by their registered name first (prunebench.methods.resolve_labels)."""
-    protocol = resolve_labels(protocol)
+    Methods given by path are labelled by their registered name first (prunebench.run.describe.labelled)."""
+    from prunebench.run.describe import labelled  # plans that need no label never start a job process
+
+    protocol = labelled(protocol)
     keys = [m.key for m in protocol.methods]
     chosen_methods = _pick(keys, methods, "methods")
     chosen_sparsities = _pick(protocol.pruning.sparsities, sparsities, "sparsities")

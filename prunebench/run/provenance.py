@@ -7,10 +7,10 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import datetime
+from importlib import metadata
 from pathlib import Path
 
 import torch
-import torchvision
 
 import prunebench
 from prunebench.errors import PrunebenchError
@@ -69,7 +69,7 @@ class RunProvenance:
             prunebench_version=prunebench.__version__,
             python=platform.python_version(),
             torch=torch.__version__,
-            torchvision=torchvision.__version__,
+            torchvision=_version("torchvision"),
             platform=platform.platform(),
             device=self.device,
             code_revision=self.code_revision,
@@ -78,3 +78,11 @@ class RunProvenance:
             finished_at=finished.isoformat(timespec="seconds"),
             duration_s=round(duration_s, 3),
         )
+
+
+def _version(package: str) -> str:
+    """A package's version without importing it (torchvision takes a second to import)."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "unknown"

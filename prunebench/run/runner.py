@@ -3,13 +3,15 @@ plan, resumes, writes.
 
 Every job is independent and idempotent: its result file is written atomically when it ends, a
 re-run skips jobs whose file is there, and a run killed at any moment loses at most the job in
-flight. The dense base model of a seed is trained once, cached by the hash of what determines it,
-verified by the hash of its weights, and shared by every method.
+flight. The dense base model of a seed is trained once, here, cached by the hash of what determines it,
+verified by the hash of its weights, and shared by every method. A method's code never runs in this process:
+each job's runs in a job process of its own (prunebench.run.isolation), and so does loading the methods.
 """
 
 from __future__ import annotations
 
 import functools
+import pickle
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,17 +20,32 @@ from pathlib import Path
 import torch
 
 from prunebench.data import DATASETS, DataBundle, check_data, load_data
-from prunebench.engine import Engine, EpochCallback, derive_seed, state_copy
+from prunebench.engine import Engine, EngineObserver, EpochReport, Snapshot, state_copy
 from prunebench.errors import FieldError, ResultsError
-from prunebench.masks import MaskSet, prunable_parameters
-from prunebench.methods import GRANULARITY_ORDER, LoadedMethod, MethodConfig, instantiate, resolve_labels
+from prunebench.masks import prunable_parameters
+from prunebench.methods import GRANULARITY_ORDER, label_methods, needs_labels
 from prunebench.models import build_model, layer_macs
 from prunebench.protocol import Protocol, TrainingSpec
-from prunebench.results import ResultRecord, RunDirectory, describe_os_error, ensure_writable, load_result, save_result
+from prunebench.results import (
+    EpochRecord,
+    ResultRecord,
+    RunDirectory,
+    describe_os_error,
+    ensure_writable,
+    load_result,
+    save_result,
+)
+from prunebench.run import isolation
 from prunebench.run.cache import BaseCheckpoint, DenseCache, default_cache_dir, weights_sha256
+from prunebench.run.describe import describe
 from prunebench.run.job import JobRun
+from prunebench.run.measure import Measurer
 from prunebench.run.plan import Job
 from prunebench.run.provenance import RunProvenance, resolve_device
+from prunebench.run.setup import build_engine, fresh_model, seeded_model
+from prunebench.run.tasks import JobTask, MethodInfo
+
+EpochCallback = Callable[[str, int, int, EpochRecord], None]
 
 
 @dataclass
@@ -40,6 +57,16 @@ class RunnerEvents:
     base_started: Callable[[int, int], None] = lambda seed, epochs: None
     epoch: EpochCallback = lambda stage, epoch, total, record: None
     skipped: Callable[[Job, str], None] = lambda job, why: None
+
+
+class _Progress(EngineObserver):
+    """Dense base training's epochs, for the progress display."""
+
+    def __init__(self, events: RunnerEvents) -> None:
+        self.events = events
+
+    def epoch_ended(self, report: EpochReport, snapshot: Snapshot | None) -> None:
+        self.events.epoch(report.stage, report.record.epoch, report.total_epochs, report.record)
 
 
 class Runner:
@@ -54,16 +81,23 @@ class Runner:
         retry_failed: bool = False,
         events: RunnerEvents | None = None,
     ) -> None:
-        # Methods given by path get their registered name as label: their results never land in a path.
-        self.protocol = protocol = resolve_labels(protocol)
+        # Methods given by path get their registered name as label: their results never land in a path. Their
+        # names come from a job process: this process never imports a method's code.
+        self._methods: list[MethodInfo] | None = None
+        if needs_labels(protocol):
+            self._methods = describe(protocol)
+            protocol = label_methods(protocol, [info.name for info in self._methods])
+        self.protocol = protocol
         self.directory = RunDirectory.of(results_dir, protocol.run_name)
         self.cache = DenseCache(Path(cache_dir) if cache_dir is not None else default_cache_dir(), protocol)
         self.device = resolve_device(device)
         self.force = force
         self.retry_failed = retry_failed
         self.events = events or RunnerEvents()
-        self._methods: list[tuple[LoadedMethod, MethodConfig]] | None = None
+        self._validated = False
         self._data: DataBundle | None = None
+        self._payloads: dict[str, bytes] = {}  # what every job process gets, pickled once per run
+        self._measurer: Measurer | None = None
         self._bases: dict[int, BaseCheckpoint] = {}
         self._provenance: RunProvenance | None = None
         self.completed: list[ResultRecord] = []  # the records this run has written so far
@@ -76,11 +110,9 @@ class Runner:
     def validate(self) -> None:
         """Check everything a run needs (data, model, methods, their configs) before touching results; raises
         ProtocolError naming the file and line of the offending field. Idempotent: validates once."""
-        if self._methods is not None:
+        if self._validated:
             return
         p = self.protocol
-        base_dir = p.source.parent if p.source else None
-        methods = []
         try:
             check_data(p.data)
             # Build the model once on the data set's nominal shape: an unknown name, bad arguments or
@@ -89,8 +121,8 @@ class Runner:
             model = build_model(p.model, num_classes=info.num_classes or 1000, input_shape=info.input_shape)
             # Which weights are prunable, as a job will see them: a rule that leaves none is an error now.
             prunable_parameters(model, p.pruning.prunable, layer_macs(model, info.input_shape).keys())
-            for i, spec in enumerate(p.methods):
-                method, loaded = instantiate(spec, i, base_dir=base_dir)
+            methods = self._methods if self._methods is not None else describe(p)
+            for i, method in enumerate(methods):
                 granularity = method.taxonomy.granularity
                 if GRANULARITY_ORDER[granularity] < GRANULARITY_ORDER[p.pruning.granularity]:
                     raise FieldError(
@@ -98,10 +130,17 @@ class Runner:
                         f"{method.name} prunes at {granularity} granularity, finer than this protocol's "
                         f"{p.pruning.granularity}",
                     )
-                methods.append((loaded, method.config))
         except FieldError as exc:
             raise p.locate(exc) from None
         self._methods = methods
+        self._validated = True
+
+    @property
+    def methods(self) -> list[MethodInfo]:
+        """The protocol's methods as their job processes described them (after `validate`)."""
+        self.validate()
+        assert self._methods is not None
+        return self._methods
 
     # ---- what is done ---------------------------------------------------------------------------
     def status_of(self, job: Job) -> str:
@@ -138,6 +177,7 @@ class Runner:
         self.completed = []
         if not todo:
             return []
+        isolation.warm_up()
         ensure_writable(self.run_dir, "--results")
         ensure_writable(self.cache.folder, "--cache")
         self.directory.remove_stale_temporaries()
@@ -167,10 +207,30 @@ class Runner:
             ) from None
 
     def run_job(self, job: Job) -> ResultRecord:
-        self.validate()
-        assert self._methods is not None
-        loaded, config = self._methods[job.method_index]
-        return JobRun(self, job, loaded, config).run()
+        return JobRun(self, job, self.methods[job.method_index]).run()
+
+    # ---- what a job process gets --------------------------------------------------------------
+    def job_data(self) -> bytes:
+        """The data set without its test split, pickled once: every job process gets it."""
+        if "data" not in self._payloads:
+            self._payloads["data"] = pickle.dumps(self.data.without_test(), protocol=pickle.HIGHEST_PROTOCOL)
+        return self._payloads["data"]
+
+    def base_states(self, seed: int) -> bytes:
+        """The saved states of a seed's dense model (initialization, rewind point, final), pickled once."""
+        key = f"states-{seed}"
+        if key not in self._payloads:
+            self._payloads[key] = pickle.dumps(self.base(seed).states, protocol=pickle.HIGHEST_PROTOCOL)
+        return self._payloads[key]
+
+    def measurer(self) -> Measurer:
+        """The model of the protocol's architecture the runner measures every job's weights with."""
+        if self._measurer is None:
+            self._measurer = Measurer(self.protocol, self.data, self.device)
+        return self._measurer
+
+    def payload(self, task: JobTask) -> bytes:
+        return pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
 
     @property
     def provenance(self) -> RunProvenance:
@@ -191,16 +251,11 @@ class Runner:
 
     def fresh_model(self) -> torch.nn.Module:
         """The protocol's architecture, initialized from torch's current RNG state."""
-        data = self.data
-        try:
-            return build_model(self.protocol.model, num_classes=data.num_classes, input_shape=data.input_shape)
-        except FieldError as exc:
-            raise self.protocol.locate(exc) from None
+        return fresh_model(self.protocol, self.data)
 
     def build_model(self, seed: int) -> torch.nn.Module:
         """The protocol's architecture at the initialization of `seed`."""
-        torch.manual_seed(derive_seed(seed, "init"))
-        return self.fresh_model()
+        return seeded_model(self.protocol, self.data, seed)
 
     def engine(
         self,
@@ -209,28 +264,15 @@ class Runner:
         saved: dict[str, dict[str, torch.Tensor]],
         retrain: TrainingSpec | None = None,
     ) -> Engine:
-        p, data = self.protocol, self.data
-        macs = layer_macs(model, data.input_shape)
-        try:
-            params = prunable_parameters(model, p.pruning.prunable, macs.keys())
-        except FieldError as exc:
-            raise p.locate(exc) from None
-        prunable_macs = {name: macs[name.removesuffix(".weight")] for name in params}
-        return Engine(
+        return build_engine(
+            self.protocol,
             model,
-            data,
+            self.data,
             device=self.device,
-            masks=MaskSet(params, prunable_macs),
-            all_macs=macs,
             seed=seed,
-            eval_batch_size=p.data.eval_batch_size,
-            scoring_batch_size=p.pruning.scoring_batch_size,
-            test_curves=p.evaluation.test_curves,
-            top_k=tuple(p.evaluation.top_k),
-            saved_states=saved,
-            retrain_spec=retrain or p.retrain,  # a retraining variant's recipe, for the jobs of that variant
-            base_spec=p.base,
-            on_epoch=self.events.epoch,
+            saved=saved,
+            retrain=retrain,
+            observer=_Progress(self.events),
         )
 
     def base(self, seed: int) -> BaseCheckpoint:

@@ -250,7 +250,7 @@ def test_weights_changed_outside_the_engine_are_a_violation(tmp_path: Path, shar
     (tmp_path / "p.yaml").write_text(_tiny_with_methods(["bad.py:Tamperer", "global_magnitude"]))
     ran = {r.method.name: r for r in run_all(tmp_path / "p.yaml", tmp_path / "r", shared_cache)}
     assert ran["tamperer"].status == "violation"
-    assert "changed features.0.0.weight outside the engine" in ran["tamperer"].reasons[0]
+    assert "changed features.0.0.weight and 3 more outside the engine in prune() (undone)" in ran["tamperer"].reasons[0]
     assert ran["global_magnitude"].status == "ok"
 
 

@@ -1,0 +1,63 @@
+"""Evaluation: loss, top-1 and top-5 of a model on a split, with the same code wherever it runs (the engine
+during training, the runner when it measures a job's final weights)."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from prunebench.data import Split
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    top1: float
+    top5: float | None
+
+
+def state_copy(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    split: Split,
+    *,
+    num_classes: int,
+    batch_size: int,
+    device: torch.device,
+    top_k: tuple[int, ...] = (1, 5),
+    mixed_precision: bool = False,
+) -> Evaluation:
+    """Mean cross-entropy, top-1 and top-5 (None unless asked for and there are more than 5 classes) over the
+    split, in evaluation mode; bfloat16 autocast on CUDA when `mixed_precision` (the stage that trained the
+    weights used it)."""
+    was_training = model.training
+    model.eval()
+    amp = device.type == "cuda" and mixed_precision
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct1 = torch.zeros((), device=device, dtype=torch.long)
+    correct5 = torch.zeros((), device=device, dtype=torch.long)
+    n = 0
+    k = min(5, num_classes)
+    for x, y in split.batches(batch_size, shuffle=False, train=False, generator=None, device=device):
+        with torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext():
+            out = model(x)
+        out = out.float()
+        loss_sum += F.cross_entropy(out, y, reduction="sum").double()
+        topk = out.topk(k, dim=1).indices
+        hits = topk == y[:, None]
+        correct1 += hits[:, 0].sum()
+        correct5 += hits.any(1).sum()
+        n += len(y)
+    model.train(was_training)
+    top5 = float(correct5) / n if 5 in top_k and num_classes > 5 else None
+    return Evaluation(loss=float(loss_sum) / n, top1=float(correct1) / n, top5=top5)

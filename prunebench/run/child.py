@@ -1,0 +1,99 @@
+"""A job's process: the only process that runs a method's code (prunebench.run.isolation starts it).
+
+It gets its task pickled from the runner (its trusted parent), replays the runner's working directory,
+import path and threads, runs the task and sends its reports and result as messages
+(prunebench.run.messages). Whatever the method raises, `BaseException` included (SystemExit,
+KeyboardInterrupt), becomes a `failed` message with the reason; a process that dies without one is failed by
+the runner. The fork server imports this module once, so importing it imports what every job needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import pickle
+import signal
+import sys
+import warnings
+from multiprocessing.connection import Connection
+from typing import Any
+
+import torch
+
+import prunebench.data
+import prunebench.engine
+import prunebench.models  # noqa: F401
+from prunebench.errors import JobFailed
+from prunebench.run.messages import MAX_WARNINGS, send
+
+PR_SET_PDEATHSIG = 1
+
+
+def _warm_up() -> None:
+    """What torch imports the first time an optimizer steps (its compiler stack: ~900 modules, about a
+    second), imported once here, in the fork server, rather than again in every job process."""
+    with torch.random.fork_rng(devices=[]):
+        layer = torch.nn.Linear(2, 2)
+        for optimizer in (
+            torch.optim.SGD(layer.parameters(), lr=0.1, momentum=0.9),
+            torch.optim.Adam(layer.parameters()),
+            torch.optim.AdamW(layer.parameters()),
+        ):
+            layer(torch.zeros(1, 2)).sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+
+
+_warm_up()
+
+
+def main(conn: Connection, kind: str, payload: bytes) -> None:
+    _detach()
+    _forward_warnings(conn)
+    try:
+        task = pickle.loads(payload)  # from the runner, which this process trusts (never the other way round)
+        task.environment.enter()
+        if kind == "describe":
+            from prunebench.run.tasks import describe_in_child
+
+            send(conn, "result", describe_in_child(task))
+        elif kind == "job":
+            from prunebench.run.steps import MethodSteps
+
+            header, tensors = MethodSteps(task, conn).run()
+            send(conn, "result", header, tensors)
+        else:
+            raise ValueError(f"unknown task {kind!r}")
+    except JobFailed as exc:
+        send(conn, "failed", {"reason": str(exc)})
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt from a method fail its job
+        from prunebench.run.steps import describe
+
+        send(conn, "failed", {"reason": f"the job raised {describe(exc)}"})
+    finally:
+        conn.close()
+
+
+def _detach() -> None:
+    """A process group of its own (a terminal's Ctrl-C reaches only the runner, which ends this process), and
+    death with the fork server (which ends with the runner)."""
+    os.setpgrp()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _forward_warnings(conn: Connection) -> None:
+    sent: list[str] = []
+
+    def show(message: Any, category: Any, filename: Any, lineno: Any, file: Any = None, line: Any = None) -> None:
+        text = str(message)
+        if text in sent or len(sent) >= MAX_WARNINGS:
+            return
+        sent.append(text)
+        send(conn, "warning", {"category": getattr(category, "__name__", "UserWarning"), "message": text[:10_000]})
+
+    warnings.showwarning = show

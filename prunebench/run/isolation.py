@@ -1,0 +1,148 @@
+"""Job processes: a method's code runs in a process of its own, never in the runner's.
+
+Every job, and the loading of a protocol's methods, runs in a child process forked from a fork server that
+imported torch and prunebench once (`warm_up` starts it while the dense model trains), so a job process starts
+in milliseconds, inherits no state from earlier jobs and leaks none into later ones. The runner reads what
+the child sends (prunebench.run.messages) and watches it: a child that exits before its result, is killed,
+outlives `runtime.job_timeout` or outgrows `runtime.job_memory` ends its job as failed, with the reason,
+and the grid goes on. A child runs in a process group of its own (Ctrl-C reaches only the runner, which
+kills the child) and dies with the fork server, which dies with the runner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from prunebench.forkserver import context, start
+
+if TYPE_CHECKING:
+    from prunebench.run.messages import Message
+
+POLL_S = 0.2
+
+
+class ChildFailed(Exception):
+    """A job process that ended without a result: the reason is the job's."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout: float | None = None  # seconds of wall-clock time
+    memory: int | None = None  # bytes of resident memory, the process and its own children together
+    max_message: int = 2**31 - 1  # bytes of one message
+
+
+def warm_up() -> None:
+    """Start the fork server now, so that its imports overlap other work rather than delay the first job."""
+    start()
+
+
+def run_child(kind: str, payload: bytes, on_message: Callable[[Message], None], limits: Limits) -> Message:
+    """Run `prunebench.run.child.main(kind, payload)` in a job process; hand every report it sends to
+    `on_message`, and return its last message (kind `result` or `failed`). Raises ChildFailed when the process
+    ends without one, and kills it (and its own children) whatever happens, Ctrl-C included."""
+    from prunebench.run.child import main
+    from prunebench.run.messages import BadMessage, receive
+
+    ctx = context()
+    reader, writer = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=main, args=(writer, kind, payload), name=f"prunebench-{kind}")  # type: ignore[attr-defined]
+    started = time.monotonic()
+    with _main_hidden():
+        process.start()
+    writer.close()  # the child holds the only writer: its end closing is end of file here
+    try:
+        while True:
+            if reader.poll(POLL_S):
+                try:
+                    message = receive(reader, limits.max_message)
+                except EOFError:
+                    process.join(5)
+                    raise ChildFailed(_ended(process.exitcode)) from None
+                except BadMessage as exc:
+                    raise ChildFailed(f"the job's process sent {exc}") from None
+                if message.kind in ("result", "failed"):
+                    return message
+                on_message(message)
+                continue
+            if process.exitcode is not None and not reader.poll():
+                raise ChildFailed(_ended(process.exitcode))
+            if limits.timeout is not None and time.monotonic() - started > limits.timeout:
+                raise ChildFailed(f"the job ran past runtime.job_timeout ({limits.timeout:g} s) and was killed")
+            if limits.memory is not None:
+                rss = tree_rss(process.pid)
+                if rss > limits.memory:
+                    raise ChildFailed(
+                        f"the job's process used {rss / 2**20:.0f} MiB, over runtime.job_memory "
+                        f"({limits.memory / 2**20:.0f} MiB), and was killed"
+                    )
+    finally:
+        _kill(process)
+        reader.close()
+
+
+@contextmanager
+def _main_hidden() -> Iterator[None]:
+    """multiprocessing makes a child import the parent's __main__ (the CLI's script, pytest) before its target
+    runs; a job process needs none of it, and must not run it again."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+def _ended(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name if -exitcode in signal.valid_signals() else f"signal {-exitcode}"
+        return f"the job's process was killed by {name} before it reported a result"
+    return (
+        f"the job's process exited with code {exitcode} before it reported a result (did the method end the "
+        "process: sys.exit, os._exit?)"
+    )
+
+
+def _kill(process: multiprocessing.process.BaseProcess) -> None:
+    """SIGKILL to the child's process group (its DataLoader workers too), whether or not it is still running;
+    not waited for: multiprocessing reaps it when the next child starts."""
+    if process.pid is None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except OSError:  # not (yet) a group of its own, or gone
+        with contextlib.suppress(OSError, ValueError):
+            process.kill()
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and its descendants (Linux /proc; 0 where it cannot be read)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            parent, pages = int(fields[1]), int(fields[21])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+        rss[int(entry.name)] = pages * os.sysconf("SC_PAGE_SIZE")
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += rss.get(p, 0)
+        todo.extend(children.get(p, []))
+    return total

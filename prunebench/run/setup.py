@@ -1,0 +1,71 @@
+"""What a job is built from, the same in the runner and in a job's process: the protocol's architecture, its
+prunable weights, and the engine over them."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from prunebench.data import DataBundle
+from prunebench.engine import Engine, EngineObserver, derive_seed
+from prunebench.errors import FieldError
+from prunebench.masks import MaskSet, prunable_parameters
+from prunebench.models import build_model, layer_macs
+from prunebench.protocol import Protocol, TrainingSpec
+
+
+def fresh_model(protocol: Protocol, data: DataBundle) -> nn.Module:
+    """The protocol's architecture, initialized from torch's current RNG state."""
+    try:
+        return build_model(protocol.model, num_classes=data.num_classes, input_shape=data.input_shape)
+    except FieldError as exc:
+        raise protocol.locate(exc) from None
+
+
+def seeded_model(protocol: Protocol, data: DataBundle, seed: int) -> nn.Module:
+    """The protocol's architecture at the initialization of `seed`."""
+    torch.manual_seed(derive_seed(seed, "init"))
+    return fresh_model(protocol, data)
+
+
+def prunable_of(
+    protocol: Protocol, model: nn.Module, data: DataBundle
+) -> tuple[dict[str, nn.Parameter], dict[str, int]]:
+    """(the prunable weights by name in execution order, forward MACs per example of every conv/linear layer)."""
+    macs = layer_macs(model, data.input_shape)
+    try:
+        return prunable_parameters(model, protocol.pruning.prunable, macs.keys()), macs
+    except FieldError as exc:
+        raise protocol.locate(exc) from None
+
+
+def build_engine(
+    protocol: Protocol,
+    model: nn.Module,
+    data: DataBundle,
+    *,
+    device: torch.device,
+    seed: int,
+    saved: dict[str, dict[str, torch.Tensor]],
+    retrain: TrainingSpec | None = None,
+    observer: EngineObserver | None = None,
+) -> Engine:
+    p = protocol
+    params, macs = prunable_of(p, model, data)
+    prunable_macs = {name: macs[name.removesuffix(".weight")] for name in params}
+    return Engine(
+        model,
+        data,
+        device=device,
+        masks=MaskSet(params, prunable_macs),
+        all_macs=macs,
+        seed=seed,
+        eval_batch_size=p.data.eval_batch_size,
+        scoring_batch_size=p.pruning.scoring_batch_size,
+        test_curves=p.evaluation.test_curves,
+        top_k=tuple(p.evaluation.top_k),
+        saved_states=saved,
+        retrain_spec=retrain or p.retrain,  # a retraining variant's recipe, for the jobs of that variant
+        base_spec=p.base,
+        observer=observer,
+    )

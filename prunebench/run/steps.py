@@ -1,0 +1,216 @@
+"""The part of a job that runs the method's code, in the job's process, as named steps read top to bottom: set
+up, prune, apply the retraining regime, retrain; then hand the final weights back.
+
+Everything is measured by the runner, in its own process, from what this returns: the final weights (the
+protocol's architecture, nothing more) and the violations the engine's seal saw. Every step that runs a
+method's code turns what it raises into a `JobFailed` naming the hook.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from torch import Tensor
+
+from prunebench.data import DataBundle
+from prunebench.engine import EngineObserver, EpochReport, Snapshot, derive_seed
+from prunebench.errors import FieldError, JobFailed
+from prunebench.masks import Masks
+from prunebench.methods import Method, PruningContext, load_method, validated_config
+from prunebench.protocol import TrainingSpec
+from prunebench.run.messages import send
+from prunebench.run.setup import build_engine, fresh_model, seeded_model
+from prunebench.run.tasks import JobTask
+
+T = TypeVar("T")
+
+
+class Reporter(EngineObserver):
+    """Sends the engine's reports to the runner as they happen."""
+
+    def __init__(self, conn: Connection, snapshots: bool) -> None:
+        self.conn = conn
+        self.wants_snapshots = snapshots
+
+    def stage_started(self, stage: str, spec: TrainingSpec, snapshot: Snapshot | None) -> None:
+        send(self.conn, "stage", {"stage": stage, "spec": spec.model_dump(mode="json")}, _groups(snapshot))
+
+    def scored(self, examples: int, flops: float) -> None:
+        send(self.conn, "scored", {"examples": examples, "flops": flops})
+
+    def epoch_ended(self, report: EpochReport, snapshot: Snapshot | None) -> None:
+        header = {
+            "stage": report.stage,
+            "total_epochs": report.total_epochs,
+            "record": report.record.model_dump(mode="json"),
+            "step_examples": report.step_examples,
+            "step_flops": report.step_flops,
+        }
+        send(self.conn, "epoch", header, _groups(snapshot))
+
+
+def _groups(snapshot: Snapshot | None) -> dict[str, dict[str, Tensor]] | None:
+    if snapshot is None:
+        return None
+    return {"state": snapshot.state, "weights": snapshot.weights, "masks": snapshot.masks}
+
+
+class MethodSteps:
+    def __init__(self, task: JobTask, conn: Connection) -> None:
+        self.task = task
+        self.job = task.job
+        self.protocol = task.job.protocol
+        self.reporter = Reporter(conn, task.snapshots)
+        self.asked: int | None = None
+
+    def run(self) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]]]:
+        self.set_up()
+        masks = self.prune()
+        self.apply_regime(masks)
+        self.retrain()
+        return self.result()
+
+    # ---- the steps ------------------------------------------------------------------------------------
+    def set_up(self) -> None:
+        """A fresh instance of the method; the job's model from its seed's dense checkpoint (its initialization
+        for methods that prune before training), its engine and pruning context."""
+        job, p, task = self.job, self.protocol, self.task
+        spec = job.method_spec
+        try:
+            loaded = load_method(spec.name, base_dir=task.base_dir)
+            config = validated_config(spec, job.method_index, loaded)
+        except FieldError as exc:
+            raise JobFailed(f"the method cannot be loaded: {exc}") from None
+        except Exception as exc:  # a method module that imported in one process and not in this one
+            raise JobFailed(f"the method cannot be loaded: {describe(exc)}") from None
+        self.method: Method[Any] = self._call("__init__", lambda: loaded.instantiate(config))
+        self.regime = self.method.taxonomy.retraining
+        self.data: DataBundle = pickle.loads(task.data)
+        states: dict[str, dict[str, Tensor]] = pickle.loads(task.states)
+        model = seeded_model(p, self.data, job.seed)
+        model.load_state_dict(states["init" if self.method.taxonomy.when == "before_training" else "final"])
+        engine = build_engine(
+            p, model, self.data, device=torch.device(task.device), seed=job.seed, saved=states, observer=self.reporter
+        )
+        engine.method = self.method
+        self.engine = engine
+        self.ctx = PruningContext(
+            engine,
+            target_sparsity=job.sparsity,
+            generator=torch.Generator().manual_seed(derive_seed(job.seed, job.method_key, job.sparsity)),
+            scoring_examples=p.pruning.scoring_examples,
+            budget=job.budget,
+        )
+
+    def prune(self) -> Masks:
+        """The method scores and chooses, under the engine's seal: weights it changes itself (outside training
+        or rewinding through the context) are undone, except where its masks prune them anyway."""
+        engine = self.engine
+        engine.seal.seal()
+        masks = self._call("prune", lambda: self.method.prune(self.ctx))
+        exempt = {}
+        if isinstance(masks, dict):
+            for name, param in engine.masks.params.items():
+                keep = masks.get(name)
+                if isinstance(keep, Tensor) and keep.shape == param.shape:
+                    exempt[id(param)] = keep.to(param.device) != 0
+        engine.seal.verify("prune()", exempt=exempt)
+        return masks
+
+    def apply_regime(self, masks: Masks) -> None:
+        """Enforce the final masks, put the weights retraining starts from in place, and fix its recipe."""
+        job, engine = self.job, self.engine
+        engine.set_masks(masks)
+        if self.regime == "weight_rewinding":
+            engine.load_weights(engine.saved["rewind"])
+        elif self.regime == "scratch":
+            torch.manual_seed(derive_seed(job.seed, job.method_key, job.sparsity, "scratch"))
+            engine.load_weights(fresh_model(self.protocol, self.data).state_dict())
+        asked = self._call(
+            "retrain_epochs",
+            lambda: engine.call_method("retrain_epochs()", lambda: self.method.retrain_epochs(self.ctx)),
+        )
+        if asked is not None and (isinstance(asked, bool) or not isinstance(asked, int) or asked < 0):
+            raise JobFailed(f"{self.method.name}.retrain_epochs returned {str(asked)[:100]}, not a number of epochs")
+        self.asked = asked
+        try:
+            self.recipe_name, self.retrain_spec = self.protocol.retraining_recipe(self.regime, asked)
+        except ValueError as exc:
+            raise JobFailed(f"no retraining recipe for {self.method.name}: {exc}") from None
+        # From here the model is the protocol's architecture: a parametrization left on it is a violation.
+        engine.seal.wrappers_allowed = False
+        engine.seal.verify("prune() (left on for retraining)")
+
+    def retrain(self) -> None:
+        try:
+            self.engine.train(self.retrain_spec, stage="retrain")
+        except JobFailed:
+            raise
+        except BaseException as exc:  # a hook's SystemExit fails the job, named
+            raise JobFailed(f"retraining raised {describe(exc)}") from None
+        if self.engine.failure:
+            raise JobFailed(self.engine.failure)
+
+    def result(self) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]]]:
+        method = self.method
+        header = {
+            "taxonomy": method.taxonomy.model_dump(),
+            "asked_epochs": self.asked,
+            "notes": _jsonable(self.engine.notes),
+            "violations": list(self.engine.seal.violations),
+        }
+        final = {k: v.detach().cpu().clone() for k, v in self.engine.model.state_dict().items()}
+        return header, {"final": final}
+
+    # ---- helpers --------------------------------------------------------------------------------------
+    def _call(self, hook: str, call: Callable[[], T]) -> T:
+        """Run a method's hook; whatever it raises fails the job, named; so does a failure of the engine that
+        the method caught."""
+        try:
+            result = call()
+        except JobFailed:
+            raise
+        except BaseException as exc:
+            raise JobFailed(f"{self.method_name}.{hook} raised {describe(exc)}") from None
+        failure = getattr(getattr(self, "engine", None), "failure", None)
+        if failure:
+            raise JobFailed(failure)
+        return result
+
+    @property
+    def method_name(self) -> str:
+        method = getattr(self, "method", None)
+        return str(method.name) if method is not None else self.job.method_key
+
+
+def describe(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return f"{exc.__class__.__name__}: {exc}{where}"
+
+
+def _jsonable(notes: dict[str, Any]) -> dict[str, Any]:
+    """A method's notes as JSON values (a one-element tensor as its number, anything else as its text),
+    so that a note can never break the result record."""
+
+    def fallback(value: Any) -> Any:
+        return value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else str(value)
+
+    def finite(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)
+        if isinstance(value, list):
+            return [finite(v) for v in value]
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        return value
+
+    return finite(json.loads(json.dumps(notes, default=fallback)))

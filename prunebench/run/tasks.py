@@ -1,0 +1,94 @@
+"""What the runner asks of a job process, pickled to it: describe the protocol's methods, or run one job's
+method; and what the runner knows of a method (`MethodInfo`), from the description."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from prunebench.errors import FieldError
+from prunebench.methods import Taxonomy, instantiate
+from prunebench.protocol import MethodSpec
+
+if TYPE_CHECKING:
+    from prunebench.run.plan import Job
+
+
+class MethodInfo(BaseModel):
+    """What the runner knows of a method: what a job process reported after loading and configuring it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    name: str
+    version: str
+    citation: str
+    source: str
+    taxonomy: Taxonomy
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What a job process replays of the runner's: its working directory, import path and torch threads."""
+
+    cwd: str
+    sys_path: tuple[str, ...]
+    threads: int
+
+    @classmethod
+    def here(cls) -> Environment:
+        import torch
+
+        return cls(os.getcwd(), tuple(sys.path), torch.get_num_threads())
+
+    def enter(self) -> None:
+        import torch
+
+        os.chdir(self.cwd)
+        sys.path[:] = list(self.sys_path)
+        torch.set_num_threads(self.threads)
+
+
+@dataclass(frozen=True)
+class DescribeTask:
+    environment: Environment
+    methods: tuple[MethodSpec, ...]
+    base_dir: Path | None
+
+
+def describe_in_child(task: DescribeTask) -> dict[str, Any]:
+    """In a job process: load and configure every method; the first that fails is reported with its field."""
+    infos = []
+    for i, spec in enumerate(task.methods):
+        try:
+            method, loaded = instantiate(spec, i, base_dir=task.base_dir)
+        except FieldError as exc:
+            return {"error": {"loc": list(exc.loc), "message": exc.message}}
+        infos.append(
+            {
+                "name": str(method.name),
+                "version": str(method.version),
+                "citation": str(method.citation),
+                "source": loaded.source,
+                "taxonomy": method.taxonomy.model_dump(),
+                "config": method.config.model_dump(mode="json"),
+            }
+        )
+    return {"methods": infos}
+
+
+@dataclass(frozen=True)
+class JobTask:
+    """What a job's process gets: the job, its data without the test split, and the dense model's states."""
+
+    environment: Environment
+    job: Job
+    base_dir: Path | None
+    device: str
+    data: bytes  # pickled DataBundle, test split removed
+    states: bytes  # pickled {init, rewind, final} states of the seed's dense model
+    snapshots: bool  # send the weights with every report (test curves, analyses)
