@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from prunebench.results import BudgetRecord, Ledger
 
 if TYPE_CHECKING:
-
     from prunebench.protocol import BudgetSpec, TrainingSpec
 
 EPS = 1e-6  # slack of every comparison of measured fractions and epochs

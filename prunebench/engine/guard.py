@@ -51,6 +51,7 @@ class Seal:
         self._modules = {id(m): (name or "the model", type(m)) for name, m in model.named_modules()}
         self._hooks = set(self._hook_keys())
         self._sealed: list[tuple[str, Tensor, Tensor]] | None = None
+        self._settings: dict[int, dict[str, Any]] = {}
 
     @property
     def active(self) -> bool:
@@ -58,6 +59,7 @@ class Seal:
 
     def seal(self) -> None:
         self._sealed = [(name, t, t.detach().clone()) for name, t in self._tensors() if id(t) in self._architecture]
+        self._settings = {id(m): _settings(m) for m in self.model.modules() if id(m) in self._modules}
 
     def verify(self, where: str, *, exempt: Mapping[int, Tensor] | None = None) -> bool:
         """Check the seal after `where` (method code that just ran); restore what changed. `exempt` maps a
@@ -105,6 +107,15 @@ class Seal:
     def _check_structure(self, where: str) -> None:
         names = {id(m): name or "the model" for name, m in self.model.named_modules()}
         modules = {id(m): m for m in self.model.modules()}
+        for key, settings in self._settings.items():  # BatchNorm's momentum and eps, a module's mode, ...
+            module = modules.get(key)
+            now = _settings(module) if module is not None else settings
+            if now != settings:
+                changed = sorted(k for k in settings.keys() | now.keys() if now.get(k) != settings.get(k))
+                module.__dict__.update(settings)  # type: ignore[union-attr]
+                changed = [k for k in changed if k != "training"]  # eval() to score is no offence; it is undone
+                if changed:
+                    self._violate(f"the method changed {', '.join(changed)} of {names[key]} in {where} (undone)")
         for key, (name, cls) in self._modules.items():
             module = modules.get(key)
             if module is None:
@@ -115,9 +126,10 @@ class Seal:
                 kind = "a parametrization while retraining" if isinstance(module, cls) else type(module).__name__
                 self._violate(f"the method changed the module {name} into {kind} in {where}")
         for key, module in modules.items():
-            if "forward" in module.__dict__:
-                del module.__dict__["forward"]
-                self._violate(f"the method replaced the forward of {names[key]} in {where} (removed)")
+            # A method of the module's class patched on the instance (forward, eval, state_dict, ...).
+            for attr in [a for a, v in module.__dict__.items() if callable(v) and hasattr(type(module), a)]:
+                del module.__dict__[attr]
+                self._violate(f"the method replaced the {attr} of {names[key]} in {where} (removed)")
         for hook in set(self._hook_keys()) - self._hooks:
             self._remove_hook(hook, modules)
             kind = " ".join(hook[-2].strip("_").split("_")[:-1]) + " hook"
@@ -137,3 +149,9 @@ class Seal:
     def _violate(self, message: str) -> None:
         if message not in self.violations and len(self.violations) < MAX_VIOLATIONS:
             self.violations.append(message)
+
+
+def _settings(module: nn.Module) -> dict[str, Any]:
+    """A module's plain settings (BatchNorm's momentum and eps, `training`, ...): the numbers, flags and
+    strings of its instance dictionary."""
+    return {k: v for k, v in module.__dict__.items() if isinstance(v, (bool, int, float, str, type(None)))}

@@ -21,11 +21,11 @@ from typing import Any
 
 import torch
 
-import prunebench.data
-import prunebench.engine
-import prunebench.models  # noqa: F401
 from prunebench.errors import JobFailed
 from prunebench.run.messages import MAX_WARNINGS, send
+from prunebench.run.patches import CodeInventory
+from prunebench.run.steps import MethodSteps, describe
+from prunebench.run.tasks import describe_in_child
 
 PR_SET_PDEATHSIG = 1
 
@@ -46,6 +46,8 @@ def _warm_up() -> None:
 
 
 _warm_up()
+# Taken in the fork server, before any method's code is imported: what every job process checks its code against.
+INVENTORY = CodeInventory()
 
 
 def main(conn: Connection, kind: str, payload: bytes) -> None:
@@ -55,21 +57,15 @@ def main(conn: Connection, kind: str, payload: bytes) -> None:
         task = pickle.loads(payload)  # from the runner, which this process trusts (never the other way round)
         task.environment.enter()
         if kind == "describe":
-            from prunebench.run.tasks import describe_in_child
-
             send(conn, "result", describe_in_child(task))
         elif kind == "job":
-            from prunebench.run.steps import MethodSteps
-
-            header, tensors = MethodSteps(task, conn).run()
+            header, tensors = MethodSteps(task, conn, INVENTORY).run()
             send(conn, "result", header, tensors)
         else:
             raise ValueError(f"unknown task {kind!r}")
     except JobFailed as exc:
         send(conn, "failed", {"reason": str(exc)})
     except BaseException as exc:  # SystemExit, KeyboardInterrupt from a method fail its job
-        from prunebench.run.steps import describe
-
         send(conn, "failed", {"reason": f"the job raised {describe(exc)}"})
     finally:
         conn.close()

@@ -108,6 +108,8 @@ def _ended(exitcode: int | None) -> str:
     if exitcode is not None and exitcode < 0:
         name = signal.Signals(-exitcode).name if -exitcode in signal.valid_signals() else f"signal {-exitcode}"
         return f"the job's process was killed by {name} before it reported a result"
+    if exitcode == 255:  # also what multiprocessing reads when the fork server died and no status came back
+        return "the job's process ended (exit code 255, or its fork server died) before it reported a result"
     return (
         f"the job's process exited with code {exitcode} before it reported a result (did the method end the "
         "process: sys.exit, os._exit?)"

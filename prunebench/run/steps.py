@@ -27,6 +27,7 @@ from prunebench.masks import Masks
 from prunebench.methods import Method, PruningContext, load_method, validated_config
 from prunebench.protocol import TrainingSpec
 from prunebench.run.messages import send
+from prunebench.run.patches import CodeInventory
 from prunebench.run.setup import build_engine, fresh_model, seeded_model
 from prunebench.run.tasks import JobTask
 
@@ -64,18 +65,24 @@ def _groups(snapshot: Snapshot | None) -> dict[str, dict[str, Tensor]] | None:
 
 
 class MethodSteps:
-    def __init__(self, task: JobTask, conn: Connection) -> None:
+    def __init__(self, task: JobTask, conn: Connection, inventory: CodeInventory) -> None:
         self.task = task
+        self.inventory = inventory
+        self.violations: list[str] = []
         self.job = task.job
         self.protocol = task.job.protocol
         self.reporter = Reporter(conn, task.snapshots)
         self.asked: int | None = None
 
     def run(self) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]]]:
-        self.set_up()
-        masks = self.prune()
-        self.apply_regime(masks)
-        self.retrain()
+        try:
+            self.set_up()
+            masks = self.prune()
+            self.apply_regime(masks)
+            self.retrain()
+        except JobFailed as exc:
+            seen = self.engine.seal.violations + self.violations if hasattr(self, "engine") else self.violations
+            raise JobFailed(f"{exc}; before that: {'; '.join(seen)}" if seen else str(exc)) from None
         return self.result()
 
     # ---- the steps ------------------------------------------------------------------------------------
@@ -91,6 +98,7 @@ class MethodSteps:
             raise JobFailed(f"the method cannot be loaded: {exc}") from None
         except Exception as exc:  # a method module that imported in one process and not in this one
             raise JobFailed(f"the method cannot be loaded: {describe(exc)}") from None
+        self._check_code("when its module was imported")
         self.method: Method[Any] = self._call("__init__", lambda: loaded.instantiate(config))
         self.regime = self.method.taxonomy.retraining
         self.data: DataBundle = pickle.loads(task.data)
@@ -123,6 +131,7 @@ class MethodSteps:
                 if isinstance(keep, Tensor) and keep.shape == param.shape:
                     exempt[id(param)] = keep.to(param.device) != 0
         engine.seal.verify("prune()", exempt=exempt)
+        self._check_code("in prune()")
         return masks
 
     def apply_regime(self, masks: Masks) -> None:
@@ -158,6 +167,7 @@ class MethodSteps:
             raise JobFailed(f"retraining raised {describe(exc)}") from None
         if self.engine.failure:
             raise JobFailed(self.engine.failure)
+        self._check_code("while retraining")
 
     def result(self) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]]]:
         method = self.method
@@ -165,12 +175,15 @@ class MethodSteps:
             "taxonomy": method.taxonomy.model_dump(),
             "asked_epochs": self.asked,
             "notes": _jsonable(self.engine.notes),
-            "violations": list(self.engine.seal.violations),
+            "violations": self.engine.seal.violations + self.violations,
         }
         final = {k: v.detach().cpu().clone() for k, v in self.engine.model.state_dict().items()}
         return header, {"final": final}
 
     # ---- helpers --------------------------------------------------------------------------------------
+    def _check_code(self, where: str) -> None:
+        self.violations.extend(self.inventory.check(where))
+
     def _call(self, hook: str, call: Callable[[], T]) -> T:
         """Run a method's hook; whatever it raises fails the job, named; so does a failure of the engine that
         the method caught."""
