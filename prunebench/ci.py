@@ -1,4 +1,5 @@
-"""Which methods a change needs to re-run: the method selection of the submission gate.
+"""What the submission workflow asks of a change: which methods it needs to re-run (`affected`), and whether it
+touches the committed references (`changed_references`).
 
 For a pull request against `base_ref`, the methods of a protocol (the quickstart, by default) whose results
 the change can alter are re-run and judged against the committed references:
@@ -87,3 +88,13 @@ def affected(protocol_path: Path, base_ref: str, *, repo: Path = Path(".")) -> A
     if not chosen:
         return Affected(everyone, "no method-specific change: every method runs")
     return Affected(chosen, "methods added or changed in the protocol, or registered from changed modules")
+
+
+REFERENCES = "results/"
+
+
+def changed_references(base_ref: str, *, repo: Path = Path(".")) -> list[str]:
+    """The files under results/ that the change from `base_ref` to HEAD adds, edits or deletes: the references
+    every submission is judged against, which only a maintainer may change."""
+    changed = _git(repo, "diff", "--name-only", f"{base_ref}...HEAD", "--", REFERENCES).split()
+    return sorted(changed)

@@ -103,3 +103,28 @@ def test_the_command_prints_the_labels_and_writes_github_output(
     assert result.code == 0, result.err
     assert result.out.strip() == "snip"
     assert output.read_text() == "labels=snip\n"
+
+
+def test_a_change_to_the_references_fails_unless_a_maintainer_allows_it(
+    repo: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(repo)
+    commit(repo, "baselines/snip.py", "# changed, results untouched\n")
+    assert cli("ci", "references", "--base-ref", "base").code == 0
+    commit(repo, "results/quickstart-x/snip/sparsity-0.5_seed-0.json", '{"test_top1": 1.0}\n')
+    refused = cli("ci", "references", "--base-ref", "base")
+    assert refused.code == 1 and "results/quickstart-x/snip/sparsity-0.5_seed-0.json" in refused.out
+    assert "only a maintainer may change the references" in refused.err
+    assert cli("ci", "references", "--base-ref", "base", "--allowed").code == 0
+
+
+def test_the_submission_workflow_lints_guards_the_references_and_verifies() -> None:
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "submit-method.yml").read_text())
+    runs = " ".join(str(step.get("run", "")) for step in workflow["jobs"]["check"]["steps"])
+    assert "prunebench lint-method --protocol protocols/quickstart.yaml baselines/" in runs
+    assert "prunebench ci references" in runs and "update-references" in str(workflow)
+    assert "--dense-from" in runs and "--save-models" in runs and "--verify" in runs
+    dense = sorted((ROOT / "results").glob("quickstart-*/dense/*.pt"))
+    assert len(dense) == len(yaml.safe_load((ROOT / QUICKSTART).read_text())["seeds"])  # shipped, one per seed

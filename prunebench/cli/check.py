@@ -33,6 +33,14 @@ def check(
     require_reference: Annotated[
         bool, typer.Option("--require-reference", help="Fail for results the reference has nothing to compare with.")
     ] = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Also measure the submitted results' saved weights (run --save-models) again: a record whose "
+            "weights are missing, altered or measure otherwise fails.",
+        ),
+    ] = False,
 ) -> None:
     """CI regression gate of submitted results against reference results.
 
@@ -43,6 +51,12 @@ def check(
     from prunebench.report.check import check_markdown, check_table, check_text, run_check
 
     report = run_check(results, reference, floor=floor / 100, sigmas=sigmas, require_reference=require_reference)
+    if verify:
+        from prunebench.run.verify import verify as measure_again
+
+        checked = measure_again(results)
+        report.problems += [f"--verify: {p}" for p in checked.problems]
+        report.notes.append(f"--verify: the saved weights of {checked.verified} result(s) measure as recorded")
     console = wide()  # CI logs are not terminals
     console.print(check_table(report))
     for line in check_text(report):

@@ -32,3 +32,30 @@ def affected(
     if github_output:
         with open(github_output, "a", encoding="utf-8") as f:
             f.write(f"labels={','.join(chosen.labels)}\n")
+
+
+@ci_app.command("references")
+def references(
+    base_ref: Annotated[str, typer.Option("--base-ref", help="The git ref the change is compared with.")],
+    allowed: Annotated[
+        bool, typer.Option("--allowed", help="A maintainer allows this change (the workflow's label says so).")
+    ] = False,
+) -> None:
+    """Exit 1 when the change edits the committed references (results/) and no maintainer allowed it: a pull
+    request may not move the numbers every submission is judged against."""
+    from prunebench.ci import changed_references
+
+    changed = changed_references(base_ref)
+    if not changed:
+        say(f"the committed references are unchanged since {base_ref}")
+        return
+    for path in changed:
+        out.print(path, markup=False, highlight=False)
+    if allowed:
+        say(f"{len(changed)} reference file(s) changed, allowed by a maintainer")
+        return
+    say(
+        f"{len(changed)} reference file(s) under results/ changed: only a maintainer may change the references "
+        "(the `update-references` label)"
+    )
+    raise typer.Exit(1)

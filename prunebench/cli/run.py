@@ -34,6 +34,20 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="Re-run jobs that already have results.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Re-run jobs that failed.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; train nothing.")] = False,
+    save_models: Annotated[
+        bool,
+        typer.Option(
+            "--save-models",
+            help="Keep each job's final weights (models/, for `check --verify`) and the dense models (dense/).",
+        ),
+    ] = False,
+    dense_from: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Take the dense base models from this folder (a reference run's dense/) when they are there; "
+            "repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Run every method of a protocol: dense base models once per seed, then prune, retrain, evaluate."""
     from prunebench.forkserver import start
@@ -49,6 +63,8 @@ def run(
         device=device,
         force=force,
         retry_failed=retry_failed,
+        save_models=save_models,
+        dense_from=dense_from or (),
     )
     runner.validate()
     proto = runner.protocol  # methods given by path carry their registered name as label from here on

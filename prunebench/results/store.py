@@ -70,6 +70,20 @@ class RunDirectory:
         variant = record.variant.name if record.variant is not None else None
         return self.result_path(record.method.label, variant, record.target_sparsity, record.seed)
 
+    def model_path(self, job_id: str) -> Path:
+        """Where `run --save-models` keeps a job's final weights: `models/<job id>.pt` (their sha256 is the
+        record's `weights_sha256`)."""
+        path = self.path / "models" / f"{job_id}.pt"
+        if not path.resolve().is_relative_to(self.path.resolve()):
+            raise ResultsError(f"{path} would lie outside the run directory {self.path}")
+        return path
+
+    @property
+    def dense_dir(self) -> Path:
+        """Where `run --save-models` keeps the dense checkpoints the run's jobs started from (as the cache stores
+        them); `run --dense-from` reads them back."""
+        return self.path / "dense"
+
     @property
     def protocol_file(self) -> Path:
         return self.path / PROTOCOL_FILE

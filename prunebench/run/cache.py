@@ -14,6 +14,7 @@ import io
 import json
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,11 +67,13 @@ def checkpoint_digest(key: str, states: dict[str, dict[str, torch.Tensor]], meta
 
 
 class DenseCache:
-    """The base checkpoints of one protocol's dense configuration, in `<cache>/base/`."""
+    """The base checkpoints of one protocol's dense configuration, in `<cache>/base/`; and, read only, in the
+    `shipped` folders (a reference run's dense/, which `--dense-from` names), searched first."""
 
-    def __init__(self, root: Path, protocol: Protocol) -> None:
+    def __init__(self, root: Path, protocol: Protocol, shipped: Sequence[Path] = ()) -> None:
         self.root = Path(root)
         self.protocol = protocol
+        self.shipped = [Path(p) for p in shipped]
 
     @property
     def folder(self) -> Path:
@@ -90,10 +93,19 @@ class DenseCache:
         return remove_stale_temporaries(self.folder)
 
     def load(self, seed: int) -> BaseCheckpoint | None:
-        """The cached checkpoint when it is there and verifies, else None (with a warning if it was there)."""
+        """The checkpoint when it is there (shipped, else cached) and verifies, else None (with a warning if it was
+        there)."""
         path, key = self.locate(seed)
+        for folder in self.shipped:
+            if (folder / path.name).exists():
+                found = self._load(folder / path.name, key)
+                if found is not None:
+                    return found
         if not path.exists():
             return None
+        return self._load(path, key)
+
+    def _load(self, path: Path, key: str) -> BaseCheckpoint | None:
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
             meta = blob["meta"]
@@ -117,8 +129,9 @@ class DenseCache:
             warnings.warn(f"cached base model {path} is unreadable ({exc}); training it again", stacklevel=2)
         return None
 
-    def save(self, seed: int, base: BaseCheckpoint) -> None:
-        path, _ = self.locate(seed)
+    def save(self, seed: int, base: BaseCheckpoint, path: Path | None = None) -> None:
+        """Write the checkpoint to the cache (or to `path`: a run's dense/ folder)."""
+        path = path or self.locate(seed)[0]
         meta = {
             "sha256": base.sha256,
             "test": base.test,

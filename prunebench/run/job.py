@@ -160,6 +160,13 @@ class JobRun:
             self.reasons.append("the retraining ledger does not add up to its recipe")
         self.reasons.extend(self.reports.violations)
 
+    def measured_weights(self) -> dict[str, Any] | None:
+        """The final weights the metrics were measured on (the architecture's entries); None when there are
+        none (a failed job, weights that could not be measured)."""
+        if self.final is None or "weights_sha256" not in self.measured:
+            return None
+        return {k: self.final[k] for k in self.measurer.keys}
+
     def _steps(self, spec: TrainingSpec) -> int:
         return spec.epochs * -(-self.runner.data.train.num_examples // spec.batch_size)
 
@@ -191,7 +198,7 @@ class JobRun:
                 val_top1=m.val.top1,
                 val_loss=m.val.loss,
             ),
-            "weights_sha256": weights_sha256({k: self.final[k] for k in self.measurer.keys}),
+            "weights_sha256": weights_sha256({k: self.final[k] for k in self.measurer.keys}),  # measured_weights
         }
 
     def audit(self) -> None:

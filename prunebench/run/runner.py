@@ -11,6 +11,7 @@ each job's runs in a job process of its own (prunebench.run.isolation), and so d
 from __future__ import annotations
 
 import functools
+import io
 import pickle
 import warnings
 from collections.abc import Callable, Sequence
@@ -34,6 +35,7 @@ from prunebench.results import (
     ensure_writable,
     load_result,
     save_result,
+    write_atomic,
 )
 from prunebench.run import isolation
 from prunebench.run.cache import BaseCheckpoint, DenseCache, default_cache_dir, weights_sha256
@@ -80,6 +82,8 @@ class Runner:
         force: bool = False,
         retry_failed: bool = False,
         events: RunnerEvents | None = None,
+        save_models: bool = False,
+        dense_from: Sequence[Path] = (),
     ) -> None:
         # Methods given by path get their registered name as label: their results never land in a path. Their
         # names come from a job process: this process never imports a method's code.
@@ -89,7 +93,10 @@ class Runner:
             protocol = label_methods(protocol, [info.name for info in self._methods])
         self.protocol = protocol
         self.directory = RunDirectory.of(results_dir, protocol.run_name)
-        self.cache = DenseCache(Path(cache_dir) if cache_dir is not None else default_cache_dir(), protocol)
+        self.cache = DenseCache(
+            Path(cache_dir) if cache_dir is not None else default_cache_dir(), protocol, shipped=dense_from
+        )
+        self.save_models = save_models  # each job's final weights in models/, the dense ones in dense/
         self.device = resolve_device(device)
         self.force = force
         self.retry_failed = retry_failed
@@ -188,7 +195,10 @@ class Runner:
         )
         for i, job in enumerate(todo):
             self.events.job_started(job, i, len(todo))
-            record = self.run_job(job)
+            run = JobRun(self, job, self.methods[job.method_index])
+            record = run.run()
+            if self.save_models:
+                self._save_models(job, run)
             path = job.path(self.run_dir)
             self._write(path, functools.partial(save_result, path, record))
             self.events.job_finished(job, record)
@@ -208,6 +218,19 @@ class Runner:
 
     def run_job(self, job: Job) -> ResultRecord:
         return JobRun(self, job, self.methods[job.method_index]).run()
+
+    def _save_models(self, job: Job, run: JobRun) -> None:
+        """The weights the job was measured on (before its record: a record never names missing weights) and
+        the dense checkpoint it started from, as `--save-models` keeps them."""
+        dense = self.directory.dense_dir / self.cache.locate(job.seed)[0].name
+        if not dense.exists() and job.seed in self._bases:
+            self._write(dense, functools.partial(self.cache.save, job.seed, self._bases[job.seed], dense))
+        weights = run.measured_weights()
+        if weights is not None:
+            path = self.directory.model_path(job.id)
+            buffer = io.BytesIO()
+            torch.save(weights, buffer)
+            self._write(path, functools.partial(write_atomic, path, buffer.getvalue()))
 
     # ---- what a job process gets --------------------------------------------------------------
     def job_data(self) -> bytes:
@@ -279,6 +302,12 @@ class Runner:
         """The dense model of a seed: from the cache when its weights verify, else trained now."""
         if seed not in self._bases:
             base = self.cache.load(seed)
+            if base is None and self.cache.shipped:
+                warnings.warn(
+                    f"--dense-from: no dense model of seed {seed} for this protocol in "
+                    f"{', '.join(map(str, self.cache.shipped))}; training it",
+                    stacklevel=2,
+                )
             if base is None:
                 base = self._train_base(seed)
                 self._write(self.cache.locate(seed)[0], functools.partial(self.cache.save, seed, base))

@@ -201,3 +201,11 @@ def test_end_to_end_run_compare_check(tmp_path: Path, capsys: pytest.CaptureFixt
     assert doc["audit"] == []
     code, stdout, err = run_cli(capsys, "check", str(results), "--reference", str(results))
     assert code == 0 and "PASS" in stdout, err
+
+
+def test_another_dense_checkpoint_under_the_same_protocol_fails(tmp_path: Path) -> None:
+    proto, ref = reference(tmp_path)
+    report = run_check([submit(tmp_path, proto, A, base_sha="another-dense-model")], [ref])
+    assert report.exit_code == 1
+    (problem,) = report.problems
+    assert "dense base models of seed(s) 0, 1, 2 are not the reference's" in problem and "--dense-from" in problem
