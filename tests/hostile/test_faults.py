@@ -216,3 +216,49 @@ def test_a_signal_ends_the_run_with_a_message_and_keeps_what_finished(
     finished = list(results.rglob("sparsity-*.json"))
     assert finished and all(json.loads(f.read_text())["status"] == "ok" for f in finished)
     assert not list(results.rglob("*.tmp"))
+
+
+def _session(sid: int) -> list[int]:
+    """The processes of a session (Linux /proc), e.g. everything a command started, its job processes too."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rpartition(")")[2].split()[3]) == sid:
+                out.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "kill -9"])
+def test_no_process_outlives_the_run(how: str, tmp_path: Path, shared_cache: Path) -> None:
+    """Ctrl-C sends SIGINT to the whole foreground process group: the runner ends the job process (in a group of
+    its own, it never sees the signal) and says what was kept. SIGKILL gives the runner no say: its fork server
+    sees it gone, and a job process dies with the fork server. Either way nothing the run started outlives it."""
+    protocol = tmp_path / "slow.yaml"
+    protocol.write_text(SLOW)
+    results = tmp_path / "r"
+    cmd = [sys.executable, "-m", "prunebench", "run", str(protocol), "--results", str(results)]
+    proc = subprocess.Popen(
+        [*cmd, "--cache", str(shared_cache), "--device", "cpu"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        start_new_session=True,  # a terminal's session: the command leads its process group
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(results.rglob("sparsity-*.json"))) < 1:
+        time.sleep(0.05)
+    assert len(_session(proc.pid)) >= 3  # the runner, the fork server, a job process
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.kill()
+    _, err = proc.communicate(timeout=120)
+    if how == "ctrl-c":
+        assert proc.returncode == 130 and "interrupted by SIGINT" in " ".join(err.split()), err[-2000:]
+    deadline = time.time() + 30
+    while time.time() < deadline and _session(proc.pid):
+        time.sleep(0.1)
+    assert _session(proc.pid) == []
