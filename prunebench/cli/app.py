@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,6 +16,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Fair, reproducible benchmarks of neural-network pruning methods.",
     pretty_exceptions_enable=False,
+    # click's plain help: flags shown as flags (rich's shows `--force <bool>`), every line wrapped, none cut.
+    rich_markup_mode=None,
 )
 # Piped output (CI logs, files) gets a wide console rather than rich's 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -25,6 +27,24 @@ err = Console(stderr=True)
 def wide() -> Console:
     """The console for wide tables: the terminal's, or one of 200 columns for a log that has no width."""
     return out if out.is_terminal else Console(width=max(out.width, 200))
+
+
+def _version(value: bool) -> None:
+    if value:
+        import prunebench
+
+        out.print(f"prunebench {prunebench.__version__}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print prunebench's version and exit."),
+    ] = False,
+) -> None:
+    """Fair, reproducible benchmarks of neural-network pruning methods."""
 
 
 def say(text: str) -> None:

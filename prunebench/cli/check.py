@@ -19,8 +19,8 @@ def check(
     results: Annotated[list[Path], typer.Argument(help="The submitted results (files or directories).")],
     reference: Annotated[
         list[Path],
-        typer.Option("--reference", "-r", help="Reference results (repeatable), e.g. the committed results/."),
-    ],
+        typer.Option("--reference", "-r", help="Reference results (repeatable); default: the committed results/."),
+    ] = [Path("results")],  # noqa: B006  (typer reads the default; it is never mutated)
     floor: Annotated[
         float, typer.Option(help="Smallest tolerated drop of mean test top-1, in percentage points.")
     ] = 100 * 0.005,

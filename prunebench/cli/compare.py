@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from prunebench.cli.app import app, say, wide
+from prunebench.cli.app import app, out, say, wide
 from prunebench.cli.options import (
     MethodsFilter,
     MixProtocols,
@@ -66,8 +66,16 @@ def compare(
     ] = None,
     output: OutputFile = None,
     plot: Annotated[
-        Path | None, typer.Option(help="Also draw accuracy against sparsity into this .png, .pdf or .svg file.")
+        Path | None,
+        typer.Option(help="Also draw accuracy against sparsity into this .png, .pdf or .svg file.", metavar="FILE"),
     ] = None,
+    table: Annotated[
+        str,
+        typer.Option(
+            help="board: the full leaderboard; pivot: the paper's method x sparsity table (mean ± std, the best of "
+            "each column bold, = for the methods tied with it). LaTeX is always the pivot.",
+        ),
+    ] = "board",
     mix_protocols: MixProtocols = False,
     protocol: ProtocolFilter = None,
     methods: MethodsFilter = None,
@@ -80,18 +88,27 @@ def compare(
     Results with fairness problems are listed apart with the reason, never ranked.
     """
     from prunebench.report import format_for, render, rich_tables
+    from prunebench.report.render import check_figure_path
 
+    kind = format_for(fmt, output)  # a bad --output or --plot fails before anything is read or written
+    if plot is not None:
+        check_figure_path(plot)
     comparison = comparison_of(results, protocol, methods, sparsities, mix_protocols)
-    kind = format_for(fmt, output)
     if output is not None:
-        write_text(output, render(comparison, kind))
+        write_text(output, render(comparison, kind, table))
         say(f"wrote {output} ({kind})")
     elif kind == "rich":
-        console = wide()  # piped output has no terminal width; 80 columns would fold the table beyond reading
-        for table in rich_tables(comparison):
-            console.print(table)
+        from prunebench.report.pivot import pivot, pivot_table
+
+        console = out if out.is_terminal else wide()  # a log has no width: the tables' own, up to 200 columns
+        if table == "pivot":
+            for board in comparison.boards:
+                console.print(pivot_table(pivot(board)))
+        else:
+            for t in rich_tables(comparison):
+                console.print(t)
     else:
-        sys.stdout.write(render(comparison, kind))
+        sys.stdout.write(render(comparison, kind, table))
     if plot is not None:
         from prunebench.report import plots  # matplotlib takes a while to import: only when asked for
 

@@ -25,7 +25,18 @@ MixProtocols = Annotated[
     bool,
     typer.Option("--mix-protocols", help="Rank results of one protocol name but different setups together (marked)."),
 ]
-FigureFile = Annotated[Path, typer.Option("--output", "-o", help="Figure file: .png, .pdf or .svg.")]
+
+
+def _figure(path: Path) -> Path:
+    from prunebench.report.render import check_figure_path  # before anything is read: a .jpg fails at once
+
+    check_figure_path(path)
+    return path
+
+
+FigureFile = Annotated[
+    Path, typer.Option("--output", "-o", help="Figure file: .png, .pdf or .svg.", callback=_figure, metavar="FILE")
+]
 OutputFile = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Describe every entry in full.")]
 

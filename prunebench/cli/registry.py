@@ -6,7 +6,7 @@ import inspect
 
 from rich.table import Table
 
-from prunebench.cli.app import app, wide
+from prunebench.cli.app import app, out, wide
 from prunebench.cli.options import Verbose
 
 
@@ -15,14 +15,28 @@ def list_methods(verbose: Verbose = False) -> None:
     """The registered methods with their taxonomy, hyperparameters and citations (-v: each one described)."""
     from prunebench.methods import config_table, registered_methods
 
-    table = Table(title="Registered methods", show_lines=verbose)
+    methods = sorted(registered_methods().items())
+    if verbose:  # one block per method, wrapped to the terminal (a table of descriptions would cut them)
+        for name, loaded in methods:
+            cls, t = loaded.cls, loaded.cls.taxonomy
+            out.print(f"[bold]{name}[/bold] {cls.version}: {cls.citation}", highlight=False)
+            out.print(
+                f"  {t.when}, {t.granularity}, {t.scope}, {t.schedule}, retraining: {t.retraining}", highlight=False
+            )
+            out.print(f"  {loaded.source}", markup=False, highlight=False)
+            for n, default, desc in config_table(cls):
+                out.print(
+                    f"    {n} = {default}: {desc}" if desc else f"    {n} = {default}", markup=False, highlight=False
+                )
+            out.print()
+        return
+    table = Table(title="Registered methods")
     for col in ("name", "when", "granularity", "scope", "schedule", "retraining", "hyperparameters", "citation"):
         table.add_column(col, overflow="fold")
-    for name, loaded in sorted(registered_methods().items()):
+    for name, loaded in methods:
         cls = loaded.cls
         t = cls.taxonomy
-        rows = config_table(cls)
-        hyper = "\n".join(f"{n}={d}" + (f": {desc}" if verbose and desc else "") for n, d, desc in rows) or "-"
+        hyper = "\n".join(f"{n}={d}" for n, d, _ in config_table(cls)) or "-"
         table.add_row(name, t.when, t.granularity, t.scope, t.schedule, t.retraining, hyper, cls.citation)
     wide().print(table)
 

@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from prunebench.cli.app import app, out, say
 from prunebench.cli.options import MethodsFilter, SparsitiesFilter, VariantsFilter, shard, split
-from prunebench.errors import Interrupted
+from prunebench.cli.progress import RunProgress
+from prunebench.errors import Interrupted, PrunebenchError
 from prunebench.protocol import load_protocol, resolved_yaml
 
 
 @app.command()
 def run(
     protocol: Annotated[Path, typer.Argument(help="Protocol YAML file.")],
-    results: Annotated[Path, typer.Option(help="Results directory.")] = Path("results"),
+    results: Annotated[
+        Path, typer.Option(help="Results directory (results/ holds the committed references: not written).")
+    ] = Path("runs"),
     cache: Annotated[
         Path | None, typer.Option(help="Checkpoint cache (default $PRUNEBENCH_CACHE or ~/.cache/prunebench).")
     ] = None,
@@ -44,17 +45,25 @@ def run(
     dense_from: Annotated[
         list[Path] | None,
         typer.Option(
-            help="Take the dense base models from this folder (a reference run's dense/) when they are there; "
-            "repeatable.",
+            metavar="DIR",
+            help="Take the dense base models from this folder when they are there (default: the references' "
+            "results/*/dense/); repeatable.",
         ),
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(help="torch CPU threads (default: the protocol's runtime.threads, else 1 on the CPU)."),
+    ] = None,
+    update_references: Annotated[
+        bool, typer.Option("--update-references", help="Allow writing into the committed references' folder.")
+    ] = False,
 ) -> None:
     """Run every method of a protocol: dense base models once per seed, then prune, retrain, evaluate."""
     from prunebench.forkserver import start
 
     start()  # the job processes' fork server imports torch while this process does
     from prunebench.report.summary import plan_table, run_summary
-    from prunebench.run import Runner, RunnerEvents, plan
+    from prunebench.run import Runner, plan
 
     runner = Runner(
         load_protocol(protocol),
@@ -64,7 +73,9 @@ def run(
         force=force,
         retry_failed=retry_failed,
         save_models=save_models,
-        dense_from=dense_from or (),
+        dense_from=dense_from,
+        threads=threads,
+        update_references=update_references,
     )
     runner.validate()
     proto = runner.protocol  # methods given by path carry their registered name as label from here on
@@ -80,41 +91,15 @@ def run(
         out.print(plan_table(runner, jobs))
         return
 
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=out,
-        transient=False,
-    )
-    grid = progress.add_task("grid", total=len(jobs))
-    stage = progress.add_task("", total=1, visible=False)
-
-    def job_started(job, i, n):  # type: ignore[no-untyped-def]
-        progress.update(stage, description=f"  {job.id}", completed=0, total=proto.retrain.epochs, visible=True)
-
-    def job_finished(job, record):  # type: ignore[no-untyped-def]
-        progress.advance(grid)
-        top1 = f"{record.metrics.test_top1:.4f}" if record.metrics else "-"
-        note = "" if record.status == "ok" else f" [{record.status}: {'; '.join(record.reasons)}]"
-        progress.console.print(f"{job.id}: test top-1 {top1}{note}", markup=False, highlight=False)
-
-    def base_started(seed, epochs):  # type: ignore[no-untyped-def]
-        progress.update(stage, description=f"  dense base model, seed {seed}", completed=0, total=epochs, visible=True)
-
-    def epoch(stage_name, epoch_no, total, record):  # type: ignore[no-untyped-def]
-        progress.update(stage, completed=epoch_no, total=max(total, epoch_no))
-
-    def skipped(job, why):  # type: ignore[no-untyped-def]
-        progress.advance(grid)
-
-    runner.events = RunnerEvents(
-        job_started=job_started, job_finished=job_finished, base_started=base_started, epoch=epoch, skipped=skipped
-    )
-    start = time.perf_counter()
+    if not jobs:
+        raise PrunebenchError(
+            "no job to run: the filters select nothing of the protocol's grid"
+            + (f" (--shard {shard_of} takes every n-th of the jobs the other filters leave)" if shard_of else "")
+        )
+    progress = RunProgress(out, len(jobs))
+    runner.events = progress.events()
     try:
-        with progress, terminations_interrupt():
+        with progress.live(), terminations_interrupt():
             ran = runner.run(jobs)
     except (KeyboardInterrupt, Interrupted) as exc:
         name, code = (exc.signal_name, exc.exit_code) if isinstance(exc, Interrupted) else ("SIGINT", 130)
@@ -123,14 +108,9 @@ def run(
             f"{runner.run_dir}; the job in flight was not written. Run the same command again to resume."
         )
         raise typer.Exit(code) from None
-    progress.update(stage, visible=False)
     out.print(run_summary(runner.run_dir))
-    failed = sum(r.status == "failed" for r in ran)
-    out.print(
-        f"{len(ran)} job(s) run, {len(jobs) - len(ran)} already done, in {time.perf_counter() - start:.1f} s; "
-        f"results in {runner.run_dir}" + (f"; {failed} job(s) FAILED (reasons above)" if failed else "")
-    )
-    if failed:
+    out.print(progress.summary(ran, runner.run_dir), markup=False, highlight=False, soft_wrap=True)
+    if any(r.status == "failed" for r in ran):
         raise typer.Exit(1)
 
 

@@ -332,6 +332,14 @@ class RuntimeSpec(StrictModel):
     """How jobs run on this machine. Never part of the protocol's identity: the same protocol keeps one hash
     whatever the limits of the machine that runs it."""
 
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="torch's CPU threads in the runner and in each job's process (`run --threads` overrides it). "
+        "None: one on the CPU (two processes with torch's default threads each slow a small machine down many "
+        "times, and the thread count changes the last bits of the numbers), torch's default on CUDA.",
+    )
     job_timeout: float | None = Field(
         None,
         gt=0,

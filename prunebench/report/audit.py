@@ -223,6 +223,7 @@ def audit_bases(entries: list[Entry], protocol: str, setup: str) -> dict[int, tu
                 winner,
                 next(e.record.base.test_top1 for e in group if e.record.base.checkpoint_sha256 == winner),
             )  # type: ignore[union-attr]
+        majority_machines = {machine(e.record) for e in group if e.record.base.checkpoint_sha256 == winner}  # type: ignore[union-attr]
         for e in group:
             sha = e.record.base.checkpoint_sha256  # type: ignore[union-attr]
             if sha == winner:
@@ -232,5 +233,15 @@ def audit_bases(entries: list[Entry], protocol: str, setup: str) -> dict[int, tu
                 why = f"seed {seed} has dense checkpoints {seen} and none is the majority"
             else:
                 why = f"dense checkpoint {sha[:12]} differs from the other results of seed {seed} ({winner[:12]})"
+            if majority_machines and machine(e.record) not in majority_machines:
+                why += f": trained on {machine(e.record)}, the others on {', '.join(sorted(majority_machines))}"
             e.issues.append(Issue(protocol, setup, e.label, e.target, seed, "base_checkpoint", why, str(e.path)))
     return agreed
+
+
+def machine(record: ResultSummary) -> str:
+    """Where a result was computed, as far as its numbers depend on it: the device and torch's CPU threads (another
+    count orders the sums of a kernel otherwise, and the last bits of every number change)."""
+    p = record.provenance
+    threads = f", {p.threads} thread(s)" if p.threads is not None else ""
+    return f"{p.device.split(' x')[0]}{threads}"

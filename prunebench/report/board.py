@@ -8,17 +8,17 @@ Statistics (all over seeds; accuracies are fractions in the data, percentages in
 - mean, sample standard deviation and the 95% t-interval of the mean;
 - the difference to the dense base model, paired by seed (each job starts from its seed's dense
   checkpoint), with its 95% t-interval;
-- ranks: methods are sorted by mean test top-1; a method is *tied* with the method ranked just
-  above it when the 95% t-interval of their paired per-seed difference contains 0. A tied method
-  shares the rank of the one above (competition ranking: 1, =2, =2, 4). With fewer than two shared
-  seeds the difference cannot be tested: the verdict is "n/a" and the rank is shared as well, since
-  nothing says the two differ.
+- ranks: one rule, prunebench.report.stats.rank_against_leader: nothing is ranked with fewer than
+  MIN_SEEDS seeds; the methods not significantly worse than the leader (paired t-tests, Holm-corrected)
+  share rank 1 with it, the others are ranked by their place in the order of means;
+- intervals are cut to what an accuracy can be ([0, 100] %), and marked where they were cut.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Literal
@@ -30,9 +30,10 @@ from prunebench.report.audit import (
     audit_bases,
     audit_configs,
     audit_duplicates,
+    machine,
     record_issues,
 )
-from prunebench.report.stats import estimate, paired_difference
+from prunebench.report.stats import MIN_SEEDS, clipped, estimate, paired_difference, rank_against_leader
 from prunebench.results import ResultSummary
 
 
@@ -50,14 +51,16 @@ class Row:
     method_version: str | None = None
     sparsity_target: float | None = None
     rank: int | None = None
-    rank_shared: bool = False
-    vs_above_method: str | None = None
-    vs_above_verdict: Literal["tied", "lower", "n/a"] | None = None
-    vs_above_delta: float | None = None
-    vs_above_ci_low: float | None = None
-    vs_above_ci_high: float | None = None
-    vs_above_p: float | None = None
-    vs_above_n: int | None = None
+    rank_shared: bool = False  # in the leader's group with another method
+    unranked_why: str | None = None
+    vs_leader_method: str | None = None
+    vs_leader_verdict: Literal["leader", "tied", "lower", "n/a"] | None = None
+    vs_leader_delta: float | None = None
+    vs_leader_ci_low: float | None = None
+    vs_leader_ci_high: float | None = None
+    vs_leader_p: float | None = None
+    vs_leader_p_holm: float | None = None
+    vs_leader_n: int | None = None
     n_seeds: int = 0
     seeds: list[int] = field(default_factory=list)
     expected_seeds: list[int] = field(default_factory=list)
@@ -66,6 +69,7 @@ class Row:
     top1_std: float | None = None
     top1_ci_low: float | None = None
     top1_ci_high: float | None = None
+    top1_ci_clipped: bool = False  # the t-interval left [0, 100] % and was cut there
     top5_mean: float | None = None
     dense_top1_mean: float | None = None
     delta_dense_mean: float | None = None
@@ -124,6 +128,7 @@ class Leaderboard:
     issues: list[Issue]
     notes: list[str] = field(default_factory=list)
     dense_checkpoints: dict[int, str] = field(default_factory=dict)  # per seed, the one most results share
+    machines: list[str] = field(default_factory=list)  # where its results were computed (report.audit.machine)
     variant: str | None = None  # a retraining variant's board (None: the protocol's own recipe)
     variant_title: str | None = None  # what the variant is, for the title
 
@@ -227,25 +232,25 @@ def fill_measurements(row: Row, clean: list[Entry]) -> None:
     row.method_version = first.method.version
 
 
-def rank_rows(rows: list[Row], accuracy: dict[str, dict[int, float]]) -> None:
-    """Sort by mean and share ranks where a method is tied with the one just above it."""
-    ranked = sorted((r for r in rows if r.n_seeds > 0), key=lambda r: (-(r.top1_mean or 0.0), r.method))
-    for i, row in enumerate(ranked):
-        if i == 0:
-            row.rank = 1
+def rank_rows(
+    rows: list[Row], accuracy: dict[str, dict[int, float]], resolution: float | None, degenerate: float | None
+) -> None:
+    """Rank the rows of one table by the one rule (prunebench.report.stats.rank_against_leader)."""
+    standings = rank_against_leader(accuracy, resolution=resolution, degenerate=degenerate)
+    for row in rows:
+        s = standings.get(row.method)
+        if s is None:
             continue
-        above = ranked[i - 1]
-        diff = paired_difference(accuracy[row.method], accuracy[above.method])
-        row.vs_above_method = above.method
-        row.vs_above_n = diff.n
-        row.vs_above_delta = diff.mean
-        row.vs_above_ci_low, row.vs_above_ci_high, row.vs_above_p = diff.low, diff.high, diff.p
-        zero = diff.contains_zero()
-        row.vs_above_verdict = "n/a" if zero is None else ("tied" if zero else "lower")
-        row.rank = above.rank if row.vs_above_verdict in ("tied", "n/a") else i + 1
-    counts = Counter(r.rank for r in ranked)
-    for r in ranked:
-        r.rank_shared = counts[r.rank] > 1
+        row.rank, row.rank_shared, row.unranked_why = s.rank, s.shared, s.why_unranked
+        if s.leader is None or s.leader == row.method:
+            row.vs_leader_verdict = "leader" if s.leader == row.method else None
+            continue
+        row.vs_leader_method = s.leader
+        if s.versus is not None:
+            row.vs_leader_n, row.vs_leader_delta = s.versus.n, s.versus.mean
+            row.vs_leader_ci_low, row.vs_leader_ci_high, row.vs_leader_p = s.versus.low, s.versus.high, s.versus.p
+        row.vs_leader_p_holm = s.p_holm
+        row.vs_leader_verdict = "n/a" if s.rank is None else ("tied" if s.rank == 1 else "lower")
 
 
 def build_board(
@@ -288,6 +293,7 @@ def build_board(
 
     rows: list[Row] = []
     issues: list[Issue] = list(loose)
+    resolution, degenerate = test_resolution(entries)
     accuracy_by_target: dict[float, dict[str, dict[int, float]]] = defaultdict(dict)
     for target in targets:
         for label in labels:
@@ -320,13 +326,14 @@ def build_board(
             acc = {e.record.seed: e.record.metrics.test_top1 for e in clean}  # type: ignore[union-attr]
             est = estimate([acc[s] for s in sorted(acc)])
             row.n_seeds, row.seeds = est.n, sorted(acc)
-            row.top1_mean, row.top1_std, row.top1_ci_low, row.top1_ci_high = est.mean, est.std, est.low, est.high
+            row.top1_mean, row.top1_std = est.mean, est.std
+            row.top1_ci_low, row.top1_ci_high, row.top1_ci_clipped = clipped(est.low, est.high, 0.0, 1.0)
             if clean:
                 top5 = [e.record.metrics.test_top5 for e in clean if e.record.metrics.test_top5 is not None]  # type: ignore[union-attr]
                 row.top5_mean = mean_of(t for t in top5 if t is not None)
                 dense = {e.record.seed: e.record.base.test_top1 for e in clean}  # type: ignore[union-attr]
                 row.dense_top1_mean = mean_of(dense[s] for s in sorted(dense))
-                d = paired_difference(acc, dense)
+                d = paired_difference(acc, dense, resolution=resolution, degenerate=degenerate)
                 row.delta_dense_mean, row.delta_dense_std = d.mean, d.std
                 row.delta_dense_ci_low, row.delta_dense_ci_high, row.delta_dense_p = d.low, d.high, d.p
                 fill_measurements(row, clean)
@@ -345,7 +352,8 @@ def build_board(
                 row.status = "ok (see audit)"
             issues.extend(row_issues)
             rows.append(row)
-        rank_rows([r for r in rows if r.sparsity_target == target], accuracy_by_target[target])
+        table = [r for r in rows if r.sparsity_target == target]
+        rank_rows(table, accuracy_by_target[target], resolution, degenerate)
 
     dense_acc = {s: acc for s, (_, acc) in sorted(agreed.items())}
     dense_est = estimate(list(dense_acc.values()))
@@ -362,14 +370,23 @@ def build_board(
         missing_seeds=[s for s in expected_seeds if s not in dense_acc],
         top1_mean=dense_est.mean,
         top1_std=dense_est.std,
-        top1_ci_low=dense_est.low,
-        top1_ci_high=dense_est.high,
+        top1_ci_low=clipped(dense_est.low, dense_est.high, 0.0, 1.0)[0],
+        top1_ci_high=clipped(dense_est.low, dense_est.high, 0.0, 1.0)[1],
+        top1_ci_clipped=clipped(dense_est.low, dense_est.high, 0.0, 1.0)[2],
         dense_top1_mean=dense_est.mean,
         achieved_sparsity_mean=0.0,
         status="ok" if dense_acc else "missing (no results)",
     )
     rows.sort(key=lambda r: (r.sparsity_target, r.rank is None, r.rank or 0, -(r.top1_mean or 0.0), r.method))
     notes = []
+    few = sorted({r.n_seeds for r in rows if r.kind == "method" and r.unranked_why and 0 < r.n_seeds < MIN_SEEDS})
+    if few:
+        notes.append(
+            f"NOT RANKED: rows with {' or '.join(map(str, few))} seed(s) have no rank; a rank needs {MIN_SEEDS} "
+            "seeds, fewer cannot tell methods apart"
+        )
+    if any(r.top1_ci_clipped for r in rows):
+        notes.append("* an interval cut to [0, 100] %: with so few seeds the t-interval leaves what accuracy can be")
     if mixed:
         notes.append(
             f"MIXED PROTOCOLS: {len(hashes)} protocol hashes are ranked together on request (--mix-protocols); "
@@ -390,4 +407,18 @@ def build_board(
         issues=issues,
         notes=notes,
         dense_checkpoints={s: sha for s, (sha, _) in sorted(agreed.items())},
+        machines=sorted({machine(e.record) for e in entries}),
     )
+
+
+def test_resolution(entries: Iterable[Entry]) -> tuple[float | None, float | None]:
+    """(the smallest difference two test accuracies can have: one test example's share, when every record says how
+    many it was measured on; else None, and the smallest gap between two of the accuracies as a stand-in for a
+    spread of exactly zero)."""
+    metrics = [e.record.metrics for e in entries if e.record.metrics is not None]
+    counts = [m.test_examples for m in metrics]
+    if counts and all(c is not None and c > 0 for c in counts):
+        return 1.0 / max(counts), None  # type: ignore[type-var]
+    values = sorted({m.test_top1 for m in metrics})
+    gaps = [b - a for a, b in itertools.pairwise(values) if b - a > 1e-12]
+    return None, (min(gaps) if gaps else None)

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from prunebench.report.audit import Issue
 from prunebench.report.board import Row
+from prunebench.report.stats import ALPHA, MIN_SEEDS
 
 TIED_DEFINITION = (
-    "Ranks: methods sorted by mean test top-1; a method is tied with the one ranked just above when the 95% "
-    "t-interval of their paired per-seed difference contains 0, and then shares its rank (=); with fewer than "
-    "2 shared seeds the difference cannot be tested (n/a) and the rank is shared too."
+    f"Ranks: methods with fewer than {MIN_SEEDS} seeds are not ranked; of the others, those not significantly "
+    f"worse than the leader (paired t-test over shared seeds, Holm-corrected, alpha {ALPHA:g}) share rank =1 with "
+    "it, the rest are ranked by their place in the order of means; vs leader gives the paired difference and "
+    "the Holm-corrected p."
 )
 CAPTION = (
-    "Test top-1 %: mean ± std over seeds, 95% t-interval of the mean, n seeds. Δ dense: difference to the dense "
-    "base model, paired by seed over the shared dense checkpoints (percentage points, 95% t-interval). "
+    "Test top-1 %: mean ± std over seeds, 95% t-interval of the mean (* cut to [0, 100]), n seeds. Δ dense: "
+    "difference to the dense base model, paired by seed over the shared dense checkpoints (percentage points, "
+    "95% t-interval). "
     + TIED_DEFINITION
     + " Results with fairness problems are not ranked: they are listed in the audit."
 )
@@ -27,11 +30,17 @@ def signed_pp(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:+.2f}"
 
 
-def interval(low: float | None, high: float | None, signed: bool = False) -> str:
+def interval(low: float | None, high: float | None, signed: bool = False, cut: bool = False) -> str:
     if low is None or high is None:
         return "n/a"
     f = signed_pp if signed else pct
-    return f"[{f(low)}, {f(high)}]"
+    return f"[{f(low)}, {f(high)}]" + ("*" if cut else "")
+
+
+def p_value(p: float | None) -> str:
+    if p is None:
+        return "n/a"
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
 
 
 def times(x: float | None) -> str:
@@ -59,12 +68,16 @@ def rank_cell(r: Row) -> str:
     return f"={r.rank}" if r.rank_shared else str(r.rank)
 
 
-def vs_above_cell(r: Row) -> str:
-    if r.vs_above_verdict is None:
-        return "-"
-    if r.vs_above_verdict == "n/a":
-        return f"n/a ({r.vs_above_n} shared seed{'s' if r.vs_above_n != 1 else ''})"
-    return f"{r.vs_above_verdict} {signed_pp(r.vs_above_delta)} {interval(r.vs_above_ci_low, r.vs_above_ci_high, True)}"
+def vs_leader_cell(r: Row) -> str:
+    """leader; tied or lower by Δ pp (Holm-corrected p); n/a (why)."""
+    if r.vs_leader_verdict is None:
+        return "-"  # the board's notes say why a row is not ranked
+    if r.vs_leader_verdict == "leader":
+        return "leader"
+    if r.vs_leader_verdict == "n/a":
+        return f"n/a ({r.vs_leader_n} shared seed{'s' if r.vs_leader_n != 1 else ''})"
+    word = "tied " if r.vs_leader_verdict == "tied" else ""
+    return f"{word}{signed_pp(r.vs_leader_delta)} ({p_value(r.vs_leader_p_holm)})"
 
 
 HUMAN_HEADERS = [
@@ -75,7 +88,7 @@ HUMAN_HEADERS = [
     "95% CI",
     "n",
     "Δ dense (pp)",
-    "vs above (pp)",
+    "vs leader (pp)",
     "achieved",
     "FLOPs",
     "params",
@@ -107,10 +120,10 @@ def human_cells(r: Row) -> list[str]:
         method,
         "0" if r.kind == "dense" else f"{r.sparsity_target:g}",
         top1,
-        interval(r.top1_ci_low, r.top1_ci_high),
+        interval(r.top1_ci_low, r.top1_ci_high, cut=r.top1_ci_clipped),
         f"{r.n_seeds}/{len(r.expected_seeds)}",
         delta,
-        vs_above_cell(r),
+        vs_leader_cell(r),
         "-" if r.achieved_sparsity_mean is None else f"{r.achieved_sparsity_mean:.4f}",
         "-" if r.kind == "dense" else times(r.flops_speedup),
         "-" if r.kind == "dense" else times(r.compression),
@@ -133,3 +146,44 @@ def audit_cells(i: Issue) -> list[str]:
         i.reason,
         i.file or "-",
     ]
+
+
+# The terminal's columns: what fits 100-120 characters (the rest is in markdown, JSON and CSV).
+COMPACT_HEADERS = ["rank", "method", "top-1 %", "95% CI", "n", "Δ dense", "vs leader (pp)", "FLOPs", "params", "status"]
+
+
+def compact_cells(r: Row) -> list[str]:
+    full = dict(zip(HUMAN_HEADERS, human_cells(r), strict=True))
+    return [
+        full["rank"],
+        full["method"],
+        full["top-1 %"],
+        full["95% CI"],
+        full["n"],
+        "-" if r.kind == "dense" else signed_pp(r.delta_dense_mean),
+        full["vs leader (pp)"],
+        full["FLOPs"],
+        full["params"],
+        full["status"],
+    ]
+
+
+_LATEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "Δ": r"$\Delta$",
+    "\u00d7": r"$\times$",  # multiplication sign
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX.get(ch, ch) for ch in text)

@@ -6,11 +6,13 @@ submission fails when
 - its mean test top-1 falls below the reference mean by more than the tolerance
       tolerance = max(floor, sigmas * s * sqrt(1/n_ref + 1/n_sub))
   (a multiple of the standard error of a difference of two means), where n_ref and n_sub are the
-  numbers of seeds and s is the larger of the reference's standard deviation over seeds for this
-  row and the reference's pooled standard deviation over all rows of the protocol. The pooled
-  spread keeps a row whose few seeds happen to agree from getting a tolerance of nothing; the
-  spread is the reference's alone, so a submission cannot widen its tolerance by being erratic.
-  With no reference spread at all (one seed everywhere) only the floor applies; or
+  numbers of seeds and s is the reference's standard deviation over seeds for this row when it has
+  MIN_SEEDS seeds or more, else the reference's pooled standard deviation over all rows of the
+  protocol (two seeds that happen to agree would give a tolerance of nothing; pooling every row
+  always, the noise of the noisiest method would hide a 3-point regression of the steadiest). The
+  spread is the reference's alone, so a submission cannot widen its tolerance by being erratic; the
+  floor keeps a row whose seeds agree exactly from a tolerance of zero. With no reference spread at
+  all (one seed everywhere) only the floor applies; or
 - any fairness rule is broken: another protocol setup than the reference's (protocol hash
   mismatch beyond the method list), a budget violation, sparsity off the target, a failed job,
   results from different dense checkpoints (among themselves, or from the reference's for a seed),
@@ -35,6 +37,7 @@ from prunebench.report.audit import Issue
 from prunebench.report.board import Comparison, Leaderboard, Row
 from prunebench.report.compare import compare
 from prunebench.report.load import ProtocolIndex, ProtocolInfo, describe_differences
+from prunebench.report.stats import MIN_SEEDS
 from prunebench.results import load_records
 
 DEFAULT_FLOOR = 0.005  # 0.5 percentage points of test top-1
@@ -57,9 +60,10 @@ Verdict = Literal["pass", "new", "regression", "unfair"]
 
 TOLERANCE_DEFINITION = (
     "A submission regresses when its mean test top-1 is below the reference mean by more than "
-    "max(floor, sigmas x s x sqrt(1/n_ref + 1/n_sub)), n being numbers of seeds and s the larger of the reference's "
-    "standard deviation over seeds for that row and its pooled standard deviation over all rows of the protocol "
-    "(only the floor applies where the reference has no spread)."
+    "max(floor, sigmas x s x sqrt(1/n_ref + 1/n_sub)), n being numbers of seeds and s the reference's standard "
+    f"deviation over seeds for that row (with fewer than {MIN_SEEDS} reference seeds: its pooled standard deviation "
+    "over all rows of the protocol; only the floor applies where the reference has no spread). `detects` is the "
+    "smallest true regression caught with 80% probability: the tolerance plus 0.84 of that standard error."
 )
 
 
@@ -73,6 +77,7 @@ class CheckItem:
     submitted: Row
     delta: float | None = None
     tolerance: float | None = None
+    detectable: float | None = None  # the smallest regression caught with 80 % probability
     reasons: list[str] = field(default_factory=list)
 
 
@@ -108,11 +113,29 @@ def pooled_std(board: Leaderboard) -> float | None:
     return math.sqrt(math.fsum((r.n_seeds - 1) * r.top1_std**2 for r in rows) / dof)  # type: ignore[operator]
 
 
+def standard_error(reference: Row, n_submitted: int, pooled: float | None = None) -> float | None:
+    """s * sqrt(1/n_ref + 1/n_sub): the standard error of the difference of the two means (None: no spread); s is
+    the row's own spread with MIN_SEEDS seeds or more, else the pooled one."""
+    own = reference.top1_std if reference.n_seeds >= MIN_SEEDS else None
+    spread = own if own is not None else pooled
+    if spread is None or reference.n_seeds < 1 or n_submitted < 1:
+        return None
+    return spread * math.sqrt(1 / reference.n_seeds + 1 / n_submitted)
+
+
 def tolerance(reference: Row, n_submitted: int, *, floor: float, sigmas: float, pooled: float | None = None) -> float:
-    spreads = [s for s in (reference.top1_std if reference.n_seeds >= 2 else None, pooled) if s is not None]
-    if not spreads or reference.n_seeds < 1 or n_submitted < 1:
-        return floor
-    return max(floor, sigmas * max(spreads) * math.sqrt(1 / reference.n_seeds + 1 / n_submitted))
+    se = standard_error(reference, n_submitted, pooled)
+    return floor if se is None else max(floor, sigmas * se)
+
+
+DETECTION_POWER_Z = 0.8416  # the normal quantile of 80 %: the power at which `detectable` is stated
+
+
+def detectable(reference: Row, n_submitted: int, *, floor: float, sigmas: float, pooled: float | None = None) -> float:
+    """The smallest true regression the gate catches four times out of five: the tolerance plus 0.84 standard
+    errors (the observed drop is the true one plus noise of that standard error)."""
+    se = standard_error(reference, n_submitted, pooled) or 0.0
+    return tolerance(reference, n_submitted, floor=floor, sigmas=sigmas, pooled=pooled) + DETECTION_POWER_Z * se
 
 
 def _failing(issues: Sequence[Issue]) -> list[Issue]:
@@ -147,6 +170,7 @@ def _check_board(
         elif row.top1_mean is not None:
             item.delta = row.top1_mean - ref_row.top1_mean
             item.tolerance = tolerance(ref_row, row.n_seeds, floor=floor, sigmas=sigmas, pooled=pooled)
+            item.detectable = detectable(ref_row, row.n_seeds, floor=floor, sigmas=sigmas, pooled=pooled)
             if item.delta < -item.tolerance and item.verdict == "pass":
                 item.verdict = "regression"
             if item.delta < -item.tolerance:
@@ -171,10 +195,16 @@ def _check_board(
             if sub.dense and ref.dense and sub.dense.top1_mean is not None and ref.dense.top1_mean is not None
             else ""
         )
+        where = (
+            f"; the submission was computed on {', '.join(sub.machines)}, the reference on {', '.join(ref.machines)}"
+            " (another thread count or device orders the sums of training otherwise)"
+            if sub.machines != ref.machines
+            else ""
+        )
         report.problems.append(
             f"{sub.protocol}: the dense base models of seed(s) {', '.join(map(str, differ))} are not the reference's"
-            f"{dense}: run with `--dense-from` the reference's dense/ folder so that every method starts from the "
-            "same weights"
+            f"{dense}{where}: run with `--dense-from` the reference's dense/ folder so that every method starts "
+            "from the same weights"
         )
 
 
@@ -256,7 +286,7 @@ HEADERS = [
     "reference top-1 %",
     "submitted top-1 %",
     "Δ (pp)",
-    "tolerance (pp)",
+    "tolerance / detects (pp)",
     "verdict",
     "why",
 ]
@@ -270,7 +300,7 @@ def _cells(i: CheckItem) -> list[str]:
         _acc(i.reference),
         _acc(i.submitted),
         _pp(i.delta, signed=True),
-        _pp(i.tolerance),
+        f"{_pp(i.tolerance)} / {_pp(i.detectable)}" if i.tolerance is not None else "-",
         VERDICT_MARK[i.verdict],
         "; ".join(i.reasons) or "-",
     ]

@@ -3,10 +3,12 @@ protocol's retraining variants beside its own."""
 
 from __future__ import annotations
 
+import difflib
 import itertools
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
+from prunebench.errors import ResultsError
 from prunebench.fairness import EPS
 from prunebench.report.audit import Entry, target_of
 from prunebench.report.board import Comparison, build_board
@@ -43,6 +45,7 @@ def _compare(
     sparsities: Sequence[float] | None,
     index: ProtocolIndex,
 ) -> Comparison:
+    check_filters(loaded, protocols, methods, sparsities)
     selected: list[Entry] = []
     for item in loaded:
         r = item.record
@@ -97,3 +100,31 @@ def _compare(
             boards.extend(more_boards)
             notices.extend(more_notices)
     return Comparison(boards=boards, notices=notices, files=len(loaded))
+
+
+def check_filters(
+    loaded: Sequence[Loaded],
+    protocols: Sequence[str] | None,
+    methods: Sequence[str] | None,
+    sparsities: Sequence[float] | None,
+) -> None:
+    """A filter value that no result has is an error naming the nearest one that exists (a typo, not an empty
+    board)."""
+    have = {
+        "--protocol": sorted({x.record.protocol.name for x in loaded}),
+        "--methods": sorted({x.record.method.label for x in loaded}),
+    }
+    for option, wanted in (("--protocol", protocols), ("--methods", methods)):
+        for value in wanted or ():
+            if value not in have[option]:
+                close = difflib.get_close_matches(value, have[option], n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ResultsError(
+                    f"{option} {value!r}: no result has it ({hint}the results have: {', '.join(have[option])})"
+                )
+    targets = sorted({t for t in (target_of(x.record) for x in loaded) if t is not None})
+    for value in sparsities or ():
+        if not any(abs(value - t) < EPS for t in targets):
+            raise ResultsError(
+                f"--sparsities {value:g}: no result has it (the results have: {', '.join(f'{t:g}' for t in targets)})"
+            )

@@ -17,10 +17,10 @@ from matplotlib.ticker import FixedLocator, NullLocator
 from prunebench.errors import ResultsError
 from prunebench.fairness import EPS
 from prunebench.report.audit import target_of
-from prunebench.report.board import Comparison
+from prunebench.report.board import Comparison, Leaderboard
+from prunebench.report.render import check_figure_path
 from prunebench.results import EpochRecord, Loaded, ResultRecord, describe_os_error
 
-PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 CURVE_METRICS = ("val_top1", "train_loss", "train_top1", "val_loss", "test_top1", "lr", "sparsity")
 PERCENT_METRICS = {"val_top1", "train_top1", "test_top1", "sparsity"}
 METRIC_LABELS = {
@@ -34,11 +34,6 @@ METRIC_LABELS = {
 }
 
 
-def check_suffix(path: Path) -> None:
-    if path.suffix.lower() not in PLOT_SUFFIXES:
-        raise ResultsError(f"{path}: a figure is written as {', '.join(PLOT_SUFFIXES)} (got {path.suffix or 'none'!r})")
-
-
 def save_figure(fig: Figure, path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,15 +42,41 @@ def save_figure(fig: Figure, path: Path) -> None:
         raise ResultsError(f"cannot write {path} ({describe_os_error(exc)})") from None
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+
+
+def styles(n: int) -> list[dict[str, object]]:
+    """n distinct line styles: tab10's colours with ten markers, then tab20's lighter colours dashed (20 methods
+    never share one)."""
+    from matplotlib import colormaps
+
+    tab10, tab20 = colormaps["tab10"], colormaps["tab20"]
+    out: list[dict[str, object]] = []
+    for i in range(n):
+        if i < 10:
+            out.append({"color": tab10(i), "marker": MARKERS[i], "linestyle": "-"})
+        else:
+            out.append({"color": tab20(2 * (i % 10) + 1), "marker": MARKERS[(i + 3) % 10], "linestyle": "--"})
+    return out
+
+
+def board_title(board: Leaderboard) -> str:
+    """What a figure's panel shows: the protocol, a retraining variant, a mix; never a hash."""
+    title = board.protocol + (" [MIXED PROTOCOLS]" if board.mixed else "")
+    if board.variant is not None:
+        title += f"\nretraining variant: {board.variant_title or board.variant}"
+    return title
+
+
 def plot_accuracy(comparison: Comparison, path: Path) -> Path:
-    """Test top-1 against density (fraction of weights remaining, log axis, sparser to the right),
-    one panel per protocol; error bars are ± one standard deviation over seeds; the dense base
-    model is a horizontal line with its ± std band. Only ranked (fair) results are drawn."""
-    check_suffix(path)
+    """Test top-1 against density (fraction of weights remaining, log axis, sparser to the right), one panel per
+    protocol, a bar chart where a protocol has one sparsity; error bars are ± one standard deviation over seeds;
+    the dense base model is a horizontal line with its ± std band. Only ranked (fair) results are drawn."""
+    check_figure_path(path)
     boards = [b for b in comparison.boards if any(r.kind == "method" and r.n_seeds for r in b.rows)]
     if not boards:
         raise ResultsError("no ranked results to plot (every result is missing or shown apart in the audit)")
-    fig = Figure(figsize=(6.4 * len(boards), 4.8), layout="constrained")
+    fig = Figure(figsize=(7.6 * len(boards), 4.8), layout="constrained")
     axes = fig.subplots(1, len(boards), squeeze=False)[0]
     for ax, board in zip(axes, boards, strict=True):
         by_method: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
@@ -63,36 +84,61 @@ def plot_accuracy(comparison: Comparison, path: Path) -> Path:
             if r.kind == "method" and r.n_seeds and r.top1_mean is not None and r.sparsity_target is not None:
                 by_method[r.method].append((1.0 - r.sparsity_target, 100 * r.top1_mean, 100 * (r.top1_std or 0.0)))
         densities = sorted({d for pts in by_method.values() for d, _, _ in pts}, reverse=True)
-        for method, pts in sorted(by_method.items()):
-            pts.sort(reverse=True)
-            ax.errorbar(
-                [p[0] for p in pts],
-                [p[1] for p in pts],
-                yerr=[p[2] for p in pts],
-                marker="o",
-                markersize=4,
-                capsize=3,
-                label=method,
-            )
+        methods = sorted(by_method)
+        if len(densities) == 1:
+            _bars(ax, methods, by_method, styles(len(methods)), densities[0])
+        else:
+            for method, style in zip(methods, styles(len(methods)), strict=True):
+                pts = sorted(by_method[method], reverse=True)
+                ax.errorbar(
+                    [p[0] for p in pts],
+                    [p[1] for p in pts],
+                    yerr=[p[2] for p in pts],
+                    markersize=5,
+                    capsize=3,
+                    label=method,
+                    **style,  # type: ignore[arg-type]
+                )
+            ax.set_xscale("log")
+            ax.invert_xaxis()  # sparser to the right, as pruning papers draw it
+            ax.xaxis.set_major_locator(FixedLocator(densities))
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.set_xticklabels([f"{100 * d:.3g}%" for d in densities])
+            ax.set_xlabel("weights remaining (log scale)")
         dense = board.dense
         if dense is not None and dense.top1_mean is not None:
             mean, std = 100 * dense.top1_mean, 100 * (dense.top1_std or 0.0)
-            ax.axhline(mean, color="black", linestyle="--", linewidth=1, label=f"dense ({mean:.2f}%)")
+            ax.axhline(mean, color="black", linestyle=":", linewidth=1.2, label=f"dense ({mean:.2f}%)")
             if std:
                 ax.axhspan(mean - std, mean + std, color="black", alpha=0.08, linewidth=0)
-        ax.set_xscale("log")
-        ax.invert_xaxis()  # sparser to the right, as pruning papers draw it
-        ax.xaxis.set_major_locator(FixedLocator(densities))
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.set_xticklabels([f"{100 * d:.3g}%" for d in densities])
-        ax.set_xlabel("weights remaining (log scale)")
         ax.set_ylabel("test top-1 % (mean ± std over seeds)")
-        title = board.protocol + (" [MIXED PROTOCOLS]" if board.mixed else "")
-        ax.set_title(f"{title}\nsetup {board.setup_hash[:10]}", fontsize=10)
+        ax.set_ylim(top=min(ax.get_ylim()[1], 101.0))  # accuracy ends at 100 %
+        ax.set_title(board_title(board), fontsize=10)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
     save_figure(fig, path)
     return path
+
+
+def _bars(ax, methods, by_method, looks, density) -> None:  # type: ignore[no-untyped-def]
+    """One sparsity: a bar per method (with its ± std), best first."""
+    order = sorted(methods, key=lambda m: -by_method[m][0][1])
+    for i, m in enumerate(order):
+        _, mean, std = by_method[m][0]
+        look = looks[methods.index(m)]
+        ax.bar(
+            i,
+            mean,
+            yerr=std,
+            capsize=3,
+            color=look["color"],
+            label=m,
+            hatch="//" if look["linestyle"] == "--" else None,
+        )
+    ax.set_xticks(range(len(order)), order, rotation=30, ha="right", fontsize=8)
+    ax.set_xlabel(f"method, {100 * density:.3g}% of the weights remaining")
+    low = min(by_method[m][0][1] - by_method[m][0][2] for m in methods)
+    ax.set_ylim(max(0.0, low - 5), None)
 
 
 def plot_curves(
@@ -107,7 +153,7 @@ def plot_curves(
 ) -> Path:
     """Per-epoch curves of the records (mean over seeds, band = min..max), one panel per metric;
     the epochs of the pruning and retraining stages follow each other on the x axis."""
-    check_suffix(path)
+    check_figure_path(path)
     unknown = [m for m in metrics if m not in CURVE_METRICS]
     if unknown:
         raise ResultsError(f"unknown curve metric {unknown[0]!r} (known: {', '.join(CURVE_METRICS)})")
@@ -144,10 +190,12 @@ def plot_curves(
     fig = Figure(figsize=(5.0 * len(metrics), 4.0), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, m in zip(axes, metrics, strict=True):
-        for key, points in sorted(per_metric[m].items()):
+        keys = sorted(per_metric[m])
+        for key, look in zip(keys, styles(len(keys)), strict=True):
+            points = per_metric[m][key]
             xs = sorted(points)
             means = [sum(points[x]) / len(points[x]) for x in xs]
-            line = ax.plot(xs, means, linewidth=1.2, label=key)[0]
+            line = ax.plot(xs, means, linewidth=1.2, label=key, markersize=3, markevery=max(1, len(xs) // 8), **look)[0]
             if any(len(points[x]) > 1 for x in xs):
                 ax.fill_between(
                     xs, [min(points[x]) for x in xs], [max(points[x]) for x in xs], color=line.get_color(), alpha=0.15
@@ -157,7 +205,7 @@ def plot_curves(
         ax.set_xlabel("epoch (pruning, then retraining)" if boundaries else "epoch")
         ax.set_ylabel(METRIC_LABELS[m])
         ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=7)
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
     fig.suptitle(f"{', '.join(sorted(names))}: mean over seeds (band: min to max)", fontsize=10)
     save_figure(fig, path)
     return path

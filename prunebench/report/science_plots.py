@@ -12,7 +12,8 @@ from matplotlib.figure import Figure
 from prunebench.errors import ResultsError
 from prunebench.fairness import EPS
 from prunebench.report.audit import target_of
-from prunebench.report.plots import check_suffix, save_figure
+from prunebench.report.plots import save_figure
+from prunebench.report.render import check_figure_path
 from prunebench.results import EpochRecord, Loaded, ResultRecord, ResultSummary
 
 # ---- the science figures: shedding curves, weight-correlation bars, retraining-LR sweeps ----------
@@ -114,7 +115,7 @@ def plot_shedding(
     """Cascade weight shedding over retraining (Azarian & Porikli 2021): a panel per metric (row) and
     target sparsity (column), a line per method and retraining variant (mean over seeds, band = min..max).
     Epoch 0 is the pruned model before retraining; the target sparsity is a dotted line."""
-    check_suffix(path)
+    check_figure_path(path)
     unknown = [m for m in metrics if m not in SHEDDING_METRICS]
     if unknown or not metrics:
         raise ResultsError(f"unknown shedding metric {(unknown or [''])[0]!r} (known: {', '.join(SHEDDING_METRICS)})")
@@ -191,7 +192,7 @@ def plot_correlation(
     and reference state (column: init, rewind, base), bars per p and method (protocol: method when
     several protocols are drawn), height = mean over seeds, error bar = ± one std. The chance level
     R_p = p (independent weights) is marked on each group."""
-    check_suffix(path)
+    check_figure_path(path)
     table = correlation_table(_selected(loaded, protocols, methods, sparsities, variants))
     if not table:
         raise ResultsError(
@@ -285,7 +286,7 @@ def plot_lr_sweep(
     per method, and a line of its own for each retraining-epoch extension (dashed) and named schedule;
     points are means over seeds with ± one std (Wang et al. 2023's LR "boost" and whether longer
     retraining closes the gap)."""
-    check_suffix(path)
+    check_figure_path(path)
     records = _selected(loaded, protocols, methods, sparsities, None)
     table = lr_sweep_table(records, metric)
     if not table:

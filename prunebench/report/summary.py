@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import statistics
 import warnings
-from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.console import Group
 from rich.table import Table
 
 from prunebench.results import ResultFileWarning, load_records
@@ -45,44 +44,13 @@ def plan_table(runner: Runner, jobs: list[Job]) -> Table:
     return table
 
 
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "-"
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * mean:.2f} ± {100 * std:.2f}"
+def run_summary(run_dir: Path) -> Group:
+    """The paper's table (prunebench.report.pivot) of each board of one run: what `compare` ranks, the same
+    numbers and marks."""
+    from prunebench.report.compare import compare
+    from prunebench.report.pivot import pivot, pivot_table
 
-
-def run_summary(run_dir: Path) -> Table:
-    """Test top-1 (mean ± std over seeds, %) per method and sparsity, for one protocol's results. Only results
-    with status ok are averaged, as `compare` ranks only those; a cell with others says which."""
-    accuracy: dict[tuple[str, float], list[float]] = defaultdict(list)
-    statuses: dict[tuple[str, float], list[str]] = defaultdict(list)
-    dense: dict[int, float] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResultFileWarning)
-        records = [x.record for x in load_records([run_dir])] if run_dir.exists() else []
-    for r in records:
-        # A retraining variant's results are another row: never averaged with the protocol's own recipe.
-        label = r.method.label if r.variant is None else f"{r.method.label} @ {r.variant.name}"
-        key = (label, r.target_sparsity)
-        statuses[key].append(r.status)
-        if r.metrics is not None and r.status == "ok":
-            accuracy[key].append(r.metrics.test_top1)
-        if r.base is not None:
-            dense[r.seed] = r.base.test_top1
-    sparsities = sorted({s for _, s in statuses})
-    methods = sorted({m for m, _ in statuses})
-    table = Table(title=f"Test top-1 % (mean ± std over seeds): {run_dir.name}")
-    table.add_column("method")
-    for s in sparsities:
-        table.add_column(f"sparsity {s:g}", justify="right")
-    table.add_row("dense base model", *[_mean_std(list(dense.values()))] * len(sparsities), style="dim")
-    for m in methods:
-        cells = []
-        for s in sparsities:
-            st = statuses.get((m, s), [])
-            flag = "" if all(x == "ok" for x in st) else " !" + ",".join(sorted({x for x in st if x != "ok"}))
-            cells.append(_mean_std(accuracy.get((m, s), [])) + f" (n={len(accuracy.get((m, s), []))})" + flag)
-        table.add_row(m, *cells)
-    return table
+        loaded = load_records([run_dir]) if run_dir.exists() else []
+    return Group(*(pivot_table(pivot(b)) for b in compare(loaded).boards))

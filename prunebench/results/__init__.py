@@ -26,9 +26,11 @@ from prunebench.results.schema import (
 )
 from prunebench.results.store import (
     PROTOCOL_FILE,
+    REFERENCES_FILE,
     Loaded,
     ResultFileWarning,
     RunDirectory,
+    guard_references,
     load_or_fail,
     load_records,
     load_result,
@@ -39,6 +41,7 @@ from prunebench.results.store import (
 
 __all__ = [
     "PROTOCOL_FILE",
+    "REFERENCES_FILE",
     "SCHEMA_VERSION",
     "BaseModelRecord",
     "BudgetRecord",
@@ -64,6 +67,7 @@ __all__ = [
     "VariantRecord",
     "describe_os_error",
     "ensure_writable",
+    "guard_references",
     "load_or_fail",
     "load_records",
     "load_result",

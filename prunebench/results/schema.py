@@ -115,6 +115,9 @@ class Metrics(Record):
     test_loss: Loss
     val_top1: Fraction
     val_loss: Loss
+    test_examples: Count | None = Field(
+        None, description="Examples in the test split: one of them is the resolution of the test accuracy."
+    )
 
 
 class BaseModelRecord(Record):
@@ -201,6 +204,7 @@ class Provenance(Record):
     torchvision: str
     platform: str
     device: str
+    threads: int | None = Field(None, ge=1, le=4096, description="torch's CPU threads in the job's process.")
     code_revision: str | None
     command: str
     started_at: str

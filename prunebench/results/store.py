@@ -27,6 +27,8 @@ from prunebench.results.files import read_regular, remove_stale_temporaries, wri
 from prunebench.results.schema import SCHEMA_VERSION, ResultRecord, ResultSummary
 
 PROTOCOL_FILE = "protocol.json"
+# A results folder holding this file holds the committed references: no run writes there unless it is told to.
+REFERENCES_FILE = "REFERENCES.md"
 MAX_RECORD_BYTES = 64 * 1024 * 1024  # a record with long curves and per-layer analyses is a few megabytes
 MAX_PROTOCOL_BYTES = 16 * 1024 * 1024
 WARN_FIRST = 5  # files skipped: the first few named, the rest counted
@@ -108,6 +110,15 @@ class RunDirectory:
         for _ in range(RUN_DEPTH):
             yield directory / PROTOCOL_FILE
             directory = directory.parent
+
+
+def guard_references(results: Path, *, update: bool) -> None:
+    """Refuse to write into a folder of committed references (it holds REFERENCES.md) unless `update`."""
+    if (Path(results) / REFERENCES_FILE).exists() and not update:
+        raise ResultsError(
+            f"--results {results} holds the committed references ({Path(results) / REFERENCES_FILE}): run into "
+            "another folder (the default is runs/), or pass --update-references to regenerate them"
+        )
 
 
 class ResultFileWarning(UserWarning):

@@ -95,15 +95,18 @@ class DenseCache:
     def load(self, seed: int) -> BaseCheckpoint | None:
         """The checkpoint when it is there (shipped, else cached) and verifies, else None (with a warning if it was
         there)."""
+        found = self.find(seed)
+        return found[0] if found is not None else None
+
+    def find(self, seed: int) -> tuple[BaseCheckpoint, Path] | None:
+        """(the checkpoint, its file) when one is there and verifies: shipped first, then cached."""
         path, key = self.locate(seed)
-        for folder in self.shipped:
-            if (folder / path.name).exists():
-                found = self._load(folder / path.name, key)
+        for candidate in [folder / path.name for folder in self.shipped] + [path]:
+            if candidate.exists():
+                found = self._load(candidate, key)
                 if found is not None:
-                    return found
-        if not path.exists():
-            return None
-        return self._load(path, key)
+                    return found, candidate
+        return None
 
     def _load(self, path: Path, key: str) -> BaseCheckpoint | None:
         try:

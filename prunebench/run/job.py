@@ -197,6 +197,7 @@ class JobRun:
                 test_loss=m.test.loss,
                 val_top1=m.val.top1,
                 val_loss=m.val.loss,
+                test_examples=self.runner.data.test.num_examples if self.runner.data.test is not None else None,
             ),
             "weights_sha256": weights_sha256({k: self.final[k] for k in self.measurer.keys}),  # measured_weights
         }

@@ -27,6 +27,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def resolve_threads(requested: int | None, device: torch.device) -> int:
+    """The CPU threads torch uses: the request (`--threads`, runtime.threads), else one on the CPU, else torch's
+    default (on CUDA the CPU mostly waits)."""
+    if requested is not None:
+        if requested < 1:
+            raise PrunebenchError(f"--threads must be at least 1 (got {requested})")
+        return requested
+    return 1 if device.type == "cpu" else torch.get_num_threads()
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
@@ -59,10 +69,16 @@ class RunProvenance:
     device: str
     code_revision: str | None
     command: str
+    threads: int
 
     @classmethod
     def now(cls, device: torch.device) -> RunProvenance:
-        return cls(device=device_name(device), code_revision=code_revision(), command=" ".join(sys.argv))
+        return cls(
+            device=device_name(device),
+            code_revision=code_revision(),
+            command=" ".join(sys.argv),
+            threads=torch.get_num_threads(),
+        )
 
     def of_job(self, started: datetime, finished: datetime, duration_s: float) -> Provenance:
         return Provenance(
@@ -72,6 +88,7 @@ class RunProvenance:
             torchvision=_version("torchvision"),
             platform=platform.platform(),
             device=self.device,
+            threads=self.threads,
             code_revision=self.code_revision,
             command=self.command,
             started_at=started.isoformat(timespec="seconds"),

@@ -33,6 +33,7 @@ from prunebench.results import (
     RunDirectory,
     describe_os_error,
     ensure_writable,
+    guard_references,
     load_result,
     save_result,
     write_atomic,
@@ -43,11 +44,17 @@ from prunebench.run.describe import describe
 from prunebench.run.job import JobRun
 from prunebench.run.measure import Measurer
 from prunebench.run.plan import Job
-from prunebench.run.provenance import RunProvenance, resolve_device
+from prunebench.run.provenance import RunProvenance, resolve_device, resolve_threads
 from prunebench.run.setup import build_engine, fresh_model, seeded_model
 from prunebench.run.tasks import JobTask, MethodInfo
 
 EpochCallback = Callable[[str, int, int, EpochRecord], None]
+REFERENCES = Path("results")  # where the committed references live, from the repository's root
+
+
+def shipped_dense(references: Path = REFERENCES) -> list[Path]:
+    """The dense/ folders of the committed references' run directories (none outside a checkout)."""
+    return sorted(p for p in references.glob("*/dense") if p.is_dir())
 
 
 @dataclass
@@ -57,6 +64,7 @@ class RunnerEvents:
     job_started: Callable[[Job, int, int], None] = lambda job, i, n: None
     job_finished: Callable[[Job, ResultRecord], None] = lambda job, record: None
     base_started: Callable[[int, int], None] = lambda seed, epochs: None
+    base_loaded: Callable[[int, Path], None] = lambda seed, path: None
     epoch: EpochCallback = lambda stage, epoch, total, record: None
     skipped: Callable[[Job, str], None] = lambda job, why: None
 
@@ -83,7 +91,9 @@ class Runner:
         retry_failed: bool = False,
         events: RunnerEvents | None = None,
         save_models: bool = False,
-        dense_from: Sequence[Path] = (),
+        dense_from: Sequence[Path] | None = None,
+        threads: int | None = None,
+        update_references: bool = False,
     ) -> None:
         # Methods given by path get their registered name as label: their results never land in a path. Their
         # names come from a job process: this process never imports a method's code.
@@ -93,11 +103,18 @@ class Runner:
             protocol = label_methods(protocol, [info.name for info in self._methods])
         self.protocol = protocol
         self.directory = RunDirectory.of(results_dir, protocol.run_name)
+        # The dense models the committed references ship (results/*/dense/): a run starts from them when they
+        # are this protocol's, so that its methods prune the references' very weights (verified when loaded).
+        shipped = shipped_dense() if dense_from is None else list(dense_from)
         self.cache = DenseCache(
-            Path(cache_dir) if cache_dir is not None else default_cache_dir(), protocol, shipped=dense_from
+            Path(cache_dir) if cache_dir is not None else default_cache_dir(), protocol, shipped=shipped
         )
+        self.update_references = update_references
+        self._dense_asked = dense_from is not None
         self.save_models = save_models  # each job's final weights in models/, the dense ones in dense/
         self.device = resolve_device(device)
+        self.threads = resolve_threads(threads if threads is not None else protocol.runtime.threads, self.device)
+        torch.set_num_threads(self.threads)  # this process's, and each job process's (it replays them)
         self.force = force
         self.retry_failed = retry_failed
         self.events = events or RunnerEvents()
@@ -180,6 +197,7 @@ class Runner:
         """Run the jobs that are not done yet, writing each record as it ends; returns the records of this run
         (also in `self.completed` while it runs). Folders that cannot be written are reported before any work."""
         self.validate()
+        guard_references(self.directory.path.parent, update=self.update_references)
         todo = self.pending(jobs)
         self.completed = []
         if not todo:
@@ -301,8 +319,11 @@ class Runner:
     def base(self, seed: int) -> BaseCheckpoint:
         """The dense model of a seed: from the cache when its weights verify, else trained now."""
         if seed not in self._bases:
-            base = self.cache.load(seed)
-            if base is None and self.cache.shipped:
+            found = self.cache.find(seed)
+            base = found[0] if found is not None else None
+            if found is not None:
+                self.events.base_loaded(seed, found[1])
+            elif self._dense_asked:
                 warnings.warn(
                     f"--dense-from: no dense model of seed {seed} for this protocol in "
                     f"{', '.join(map(str, self.cache.shipped))}; training it",

@@ -63,3 +63,25 @@ def test_plot_errors_are_user_errors(results: Path, tmp_path: Path) -> None:
         plot_curves(load_records([results], curves=True), tmp_path / "c.png")
     with pytest.raises(ResultsError, match="unknown curve metric"):
         plot_curves(load_records([results], curves=True), tmp_path / "c.png", metrics=["accuracy"])
+
+
+def test_twenty_methods_never_share_a_look() -> None:
+    from prunebench.report.plots import styles
+
+    looks = [(s["color"], s["marker"], s["linestyle"]) for s in styles(20)]
+    assert len(set(looks)) == 20 and len({c for c, _, _ in looks}) == 20
+
+
+def test_one_sparsity_is_a_bar_chart_titled_without_hashes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import prunebench.report.plots as plots
+
+    proto = make_protocol()
+    write_run(tmp_path, proto, [r for r in standard_records(proto) if r.target_sparsity == 0.9])
+    drawn: list = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: drawn.append(fig))  # the figure, not its file
+    plot_accuracy(compare(load_records([tmp_path])), tmp_path / "bars.png")
+    (ax,) = drawn[0].axes
+    bars = [c for c in ax.containers if type(c).__name__ == "BarContainer"]
+    assert len(bars) == 3 and ax.get_xscale() == "linear"  # a bar per method, no sparsity axis
+    assert ax.get_title() == "tiny" and ax.get_legend() is not None
+    assert ax.get_legend().get_bbox_to_anchor().x0 > ax.get_window_extent().x1 - 1  # outside the data

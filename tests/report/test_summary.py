@@ -1,4 +1,4 @@
-"""The table that closes a run: it averages what `compare` ranks (status ok), and flags the rest."""
+"""The table that closes a run: the pivot of what `compare` ranks (status ok), the rest flagged."""
 
 from __future__ import annotations
 
@@ -25,4 +25,4 @@ def test_violations_are_flagged_not_averaged(tmp_path: Path) -> None:
         make_record(proto, "a", 0.9, 2, 0.99, status="violation", reasons=("over budget",)),
     ]
     text = text_of(run_summary(write_run(tmp_path, proto, records)))
-    assert "85.00 ± 7.07 (n=2) !violation" in text
+    assert "85.00 ± 7.07 (!audit)" in text  # the violation kept out of the mean, flagged

@@ -3,8 +3,11 @@ latex, html."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Literal
+
+from rich.console import Console
 
 from prunebench.errors import ResultsError
 from prunebench.report.board import Comparison
@@ -30,7 +33,23 @@ SUFFIX_FORMATS = {
 # Audit kinds. Every one keeps its result out of the ranking; a missing seed is a result that is
 
 
-def render(c: Comparison, fmt: str) -> str:
+TABLES = ("board", "pivot")
+
+
+def render(c: Comparison, fmt: str, table: str = "board") -> str:
+    """The comparison in `fmt`; `table`: the full leaderboard (board) or the paper's method x sparsity table
+    (pivot: markdown and the terminal; LaTeX is always the pivot, which fits a column)."""
+    if table not in TABLES:
+        raise ResultsError(f"--table must be board or pivot (got {table!r})")
+    if table == "pivot" and fmt in ("markdown", "rich"):
+        from prunebench.report.pivot import pivot, pivot_markdown, pivot_table
+
+        if fmt == "markdown":
+            return "\n".join(pivot_markdown(pivot(b)) for b in c.boards)
+        console = Console(file=io.StringIO(), width=120, color_system=None, force_terminal=False)
+        for b in c.boards:
+            console.print(pivot_table(pivot(b)))
+        return console.file.getvalue()  # type: ignore[attr-defined]
     if fmt == "markdown":
         return to_markdown(c)
     if fmt == "csv":
@@ -47,14 +66,42 @@ def render(c: Comparison, fmt: str) -> str:
 
 
 def format_for(fmt: str | None, output: Path | None) -> str:
-    """The format asked for, else the one the output file's suffix names, else the terminal table."""
+    """The format asked for, else the one the output file's suffix names, else the terminal table. A suffix that
+    names no format is an error (rather than a terminal table in a file called board.xlsx)."""
     if fmt is not None:
         if fmt not in FORMATS:
             raise ResultsError(f"--format must be one of {', '.join(FORMATS)} (got {fmt!r})")
         return fmt
-    if output is not None:
-        return SUFFIX_FORMATS.get(output.suffix.lower(), "rich")
+    if output is not None and output.suffix:
+        kind = SUFFIX_FORMATS.get(output.suffix.lower())
+        if kind is None:
+            raise ResultsError(
+                f"--output {output}: {output.suffix} names no format prunebench writes ({', '.join(SUFFIX_FORMATS)}); "
+                "pass --format to choose one"
+            )
+        return kind
     return "rich"
 
 
-__all__ = ["FORMATS", "SUFFIX_FORMATS", "Format", "format_for", "render", "rich_tables", "to_rich_text"]
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def check_figure_path(path: Path) -> None:
+    """A figure file must be .png, .pdf or .svg; checked before anything is computed or written."""
+    if path.suffix.lower() not in FIGURE_SUFFIXES:
+        raise ResultsError(
+            f"{path}: a figure is written as {', '.join(FIGURE_SUFFIXES)} (got {path.suffix or 'no suffix'})"
+        )
+
+
+__all__ = [
+    "FIGURE_SUFFIXES",
+    "FORMATS",
+    "SUFFIX_FORMATS",
+    "Format",
+    "check_figure_path",
+    "format_for",
+    "render",
+    "rich_tables",
+    "to_rich_text",
+]

@@ -4,30 +4,42 @@ from __future__ import annotations
 
 import io
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from prunebench.report.board import Comparison
-from prunebench.report.cells import AUDIT_HEADERS, CAPTION, HUMAN_HEADERS, audit_cells, human_cells
+from prunebench.report.cells import AUDIT_HEADERS, CAPTION, COMPACT_HEADERS, audit_cells, compact_cells
+
+RIGHT = {"rank", "top-1 %", "n", "Δ dense", "FLOPs", "params"}
 
 
 def rich_tables(c: Comparison) -> list[Table]:
+    """Per board, one table per target sparsity (the dense model first in each), of the columns that fit
+    100-120 characters, then its audit; the caption closes the board."""
     tables: list[Table] = []
     for b in c.boards:
-        t = Table(title=b.title, caption=" ".join([*b.notes, CAPTION]), show_lines=False)
-        for h in HUMAN_HEADERS:
-            t.add_column(h, justify="right" if h in ("rank", "sparsity", "top-1 %", "n") else "left")
-        last: float | None = None
-        for r in b.rows:
-            if r.kind == "method" and last is not None and r.sparsity_target != last:
-                t.add_section()
-            style = (
-                "dim" if r.kind == "dense" else ("red" if r.rank is None else ("yellow" if r.status != "ok" else None))
+        dense = [r for r in b.rows if r.kind == "dense"]
+        targets = sorted({r.sparsity_target for r in b.rows if r.kind == "method" and r.sparsity_target is not None})
+        for i, target in enumerate(targets):
+            last = i == len(targets) - 1
+            t = Table(
+                title=f"{b.title}: sparsity {target:g}",
+                caption=" ".join([*b.notes, CAPTION]) if last else None,
+                box=box.SIMPLE_HEAD,
+                padding=(0, 1),
             )
-            t.add_row(*(escape(c) for c in human_cells(r)), style=style)  # a `[variant]` suffix is no markup
-            last = r.sparsity_target if r.kind == "method" else None
-        tables.append(t)
+            for h in COMPACT_HEADERS:
+                t.add_column(h, justify="right" if h in RIGHT else "left", overflow="fold", no_wrap=h in RIGHT)
+            for r in dense + [r for r in b.rows if r.kind == "method" and r.sparsity_target == target]:
+                style = (
+                    "dim"
+                    if r.kind == "dense"
+                    else ("red" if r.rank is None and r.n_seeds == 0 else ("yellow" if r.status != "ok" else None))
+                )
+                t.add_row(*(escape(c) for c in compact_cells(r)), style=style)  # a `[variant]` suffix is no markup
+            tables.append(t)
         audit = Table(
             title=f"Fairness audit of {b.protocol}: {len(b.issues)} result(s) shown apart",
             title_style="bold red" if b.issues else "bold green",
@@ -42,7 +54,7 @@ def rich_tables(c: Comparison) -> list[Table]:
     return tables
 
 
-def to_rich_text(c: Comparison, width: int = 220) -> str:
+def to_rich_text(c: Comparison, width: int = 120) -> str:
     console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
     for notice in c.notices:
         console.print(f"note: {notice}", markup=False, highlight=False)
