@@ -41,6 +41,7 @@ class RunProgress:
         self.total = total
         self.finished: list[float] = []  # seconds of each job this run finished
         self.done_before = 0
+        self.done_elsewhere = 0  # by other workers on the same results directory, while this run ran
         self.failed_before: list[str] = []
         self.todo = 0
         self.job = ""  # the job in flight
@@ -118,6 +119,8 @@ class RunProgress:
         self._progress.advance(self._grid)
         if why == "failed":
             self.failed_before.append(job.id)
+        elif why == "done by another worker":
+            self.done_elsewhere += 1
         else:
             self.done_before += 1
 
@@ -139,7 +142,9 @@ class RunProgress:
     def summary(self, ran: list[ResultRecord], run_dir: Path) -> str:
         failed = sum(r.status == "failed" for r in ran)
         text = (
-            f"{len(ran)} job(s) run, {self.done_before} already done, in "
+            f"{len(ran)} job(s) run, {self.done_before} already done, "
+            + (f"{self.done_elsewhere} by other workers, " if self.done_elsewhere else "")
+            + "in "
             f"{duration(time.perf_counter() - self._started)}; results in {run_dir}"
         )
         if failed:

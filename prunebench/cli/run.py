@@ -6,7 +6,7 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +15,9 @@ from prunebench.cli.options import MethodsFilter, SparsitiesFilter, VariantsFilt
 from prunebench.cli.progress import RunProgress
 from prunebench.errors import Interrupted, PrunebenchError
 from prunebench.protocol import load_protocol, resolved_yaml
+
+if TYPE_CHECKING:
+    from prunebench.run import Job, Runner
 
 
 @app.command()
@@ -57,6 +60,13 @@ def run(
     update_references: Annotated[
         bool, typer.Option("--update-references", help="Allow writing into the committed references' folder.")
     ] = False,
+    workers: Annotated[
+        str,
+        typer.Option(
+            help="Workers on this machine sharing the grid: a number, or auto (one per visible GPU on CUDA, else "
+            "one). On the CPU the cores are split between them."
+        ),
+    ] = "auto",
 ) -> None:
     """Run every method of a protocol: dense base models once per seed, then prune, retrain, evaluate."""
     from prunebench.forkserver import start
@@ -96,6 +106,31 @@ def run(
             "no job to run: the filters select nothing of the protocol's grid"
             + (f" (--shard {shard_of} takes every n-th of the jobs the other filters leave)" if shard_of else "")
         )
+    from prunebench.run.workers import resolve_workers
+
+    count = resolve_workers(workers, device)
+    if count > 1:
+        command = ["run", str(protocol), "--results", str(results), "--device", device, "--workers", "1"]
+        for flag, value in [
+            ("--cache", cache),
+            ("--methods", methods),
+            ("--sparsities", sparsities),
+            ("--seeds", seeds),
+            ("--shard", shard_of),
+            ("--variants", variants),
+        ]:
+            command += [flag, str(value)] if value is not None else []
+        for path in dense_from or []:
+            command += ["--dense-from", str(path)]
+        for flag, on in [
+            ("--force", force),
+            ("--retry-failed", retry_failed),
+            ("--save-models", save_models),
+            ("--update-references", update_references),
+        ]:
+            command += [flag] if on else []
+        _run_workers(runner, jobs, command, count, device, threads)
+        return
     progress = RunProgress(out, len(jobs))
     runner.events = progress.events()
     try:
@@ -111,6 +146,50 @@ def run(
     out.print(run_summary(runner.run_dir))
     out.print(progress.summary(ran, runner.run_dir), markup=False, highlight=False, soft_wrap=True)
     if any(r.status == "failed" for r in ran):
+        raise typer.Exit(1)
+
+
+def _run_workers(
+    runner: Runner, jobs: list[Job], command: list[str], count: int, device: str, threads: int | None
+) -> None:
+    """`--workers N`: N worker processes share the grid through their claims; this process shows how far they
+    are and the summary once they are done."""
+    from prunebench.report.summary import run_summary
+    from prunebench.results import guard_references
+    from prunebench.run.workers import start_workers, wait
+
+    guard_references(runner.directory.path.parent, update=runner.update_references)
+    logs = runner.run_dir / "workers"
+    workers = start_workers(command, count, logs=logs, device=device, threads=threads)
+    say(f"{count} workers on {len(jobs)} job(s); their output is in {logs}/")
+    seen = -1
+
+    def show() -> None:
+        nonlocal seen
+        done = sum(runner.status_of(job) in ("done", "failed") for job in jobs)
+        if done != seen:
+            seen = done
+            say(f"{done}/{len(jobs)} job(s) done")
+
+    try:
+        with terminations_interrupt():
+            codes = wait(workers, show)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        name, code = (exc.signal_name, exc.exit_code) if isinstance(exc, Interrupted) else ("SIGINT", 130)
+        say(
+            f"interrupted by {name}: the workers stopped, every job they finished is kept in {runner.run_dir}. "
+            "Run the same command again to resume."
+        )
+        raise typer.Exit(code) from None
+    out.print(run_summary(runner.run_dir))
+    failed = [job.id for job in jobs if runner.status_of(job) == "failed"]
+    pending = [job.id for job in jobs if runner.status_of(job) == "pending"]
+    bad = [f"worker {w.index} exited with code {c} (see {w.log})" for w, c in zip(workers, codes, strict=True) if c]
+    for line in bad + [f"{len(failed)} job(s) failed: {', '.join(failed[:5])}"] * bool(failed):
+        say(line)
+    if pending:
+        say(f"{len(pending)} job(s) not run: {', '.join(pending[:5])}; run the same command again to resume")
+    if failed or pending or bad:
         raise typer.Exit(1)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import io
 import pickle
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from prunebench.results import (
 )
 from prunebench.run import isolation
 from prunebench.run.cache import BaseCheckpoint, DenseCache, default_cache_dir, weights_sha256
+from prunebench.run.claims import Claims
 from prunebench.run.describe import describe
 from prunebench.run.job import JobRun
 from prunebench.run.measure import Measurer
@@ -67,6 +69,14 @@ class RunnerEvents:
     base_loaded: Callable[[int, Path], None] = lambda seed, path: None
     epoch: EpochCallback = lambda stage, epoch, total, record: None
     skipped: Callable[[Job, str], None] = lambda job, why: None
+
+
+class BaseBusy(Exception):
+    """Another worker is training this seed's dense model."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(f"the dense model of seed {seed} is being trained by another worker")
+        self.seed = seed
 
 
 class _Progress(EngineObserver):
@@ -125,6 +135,10 @@ class Runner:
         self._bases: dict[int, BaseCheckpoint] = {}
         self._provenance: RunProvenance | None = None
         self.completed: list[ResultRecord] = []  # the records this run has written so far
+        # Leases (prunebench.run.claims): of jobs in the run's claims/, of dense models beside them in the cache.
+        self.claims = Claims(self.run_dir / "claims")
+        self.base_claims = Claims(self.cache.folder)
+        self.poll_s = min(5.0, self.claims.ttl / 8)  # how often a worker with nothing to do looks again
 
     @property
     def run_dir(self) -> Path:
@@ -195,7 +209,11 @@ class Runner:
     # ---- the run ------------------------------------------------------------------------------
     def run(self, jobs: Sequence[Job]) -> list[ResultRecord]:
         """Run the jobs that are not done yet, writing each record as it ends; returns the records of this run
-        (also in `self.completed` while it runs). Folders that cannot be written are reported before any work."""
+        (also in `self.completed` while it runs). Folders that cannot be written are reported before any work.
+
+        Each job is claimed first (prunebench.run.claims): a job another worker holds is left to it, and this
+        worker comes back to it until it is done or its lease goes stale (then it takes the job over); a job
+        whose dense model another worker is training waits while other jobs run."""
         self.validate()
         guard_references(self.directory.path.parent, update=self.update_references)
         todo = self.pending(jobs)
@@ -205,23 +223,80 @@ class Runner:
         isolation.warm_up()
         ensure_writable(self.run_dir, "--results")
         ensure_writable(self.cache.folder, "--cache")
+        ensure_writable(self.claims.folder, "--results (its claims/ folder)")
         self.directory.remove_stale_temporaries()
         self.cache.remove_stale_temporaries()
         resolved = self.protocol.model_dump(mode="json")
         self._write(
             self.directory.protocol_file, functools.partial(self.directory.write_protocol, self.protocol.hash, resolved)
         )
-        for i, job in enumerate(todo):
-            self.events.job_started(job, i, len(todo))
+        # What was there when the run started: with --force those are re-run once, not again after another
+        # worker wrote them.
+        before = {job.id: self._mtime(job) for job in todo}
+        remaining = list(todo)
+        started = 0
+        try:
+            while remaining:
+                progressed = False
+                for job in list(remaining):
+                    outcome = self._try(job, before[job.id], started, len(todo))
+                    if outcome == "busy":
+                        continue
+                    remaining.remove(job)
+                    progressed = True
+                    started += outcome == "ran"
+                if remaining and not progressed:
+                    time.sleep(self.poll_s)  # every job left is another worker's, or waits for its dense model
+        finally:
+            self.claims.release_all()
+            self.base_claims.release_all()
+        return self.completed
+
+    def _mtime(self, job: Job) -> float | None:
+        try:
+            return job.path(self.run_dir).stat().st_mtime
+        except OSError:
+            return None
+
+    def _finished_elsewhere(self, job: Job, before: float | None) -> bool:
+        """Another worker wrote the job's record since this run started."""
+        now = self._mtime(job)
+        return now is not None and now != before and self.status_of(job) in ("done", "failed")
+
+    def _try(self, job: Job, before: float | None, index: int, total: int) -> str:
+        """ran, elsewhere (another worker finished it) or busy (claimed, or its dense model is being trained)."""
+        if self._finished_elsewhere(job, before):
+            self.events.skipped(job, "done by another worker")
+            return "elsewhere"
+        lease = self.claims.claim(job.id)
+        if lease is None:
+            return "busy"
+        try:
+            if self._finished_elsewhere(job, before):  # finished between the check and the claim
+                self.events.skipped(job, "done by another worker")
+                return "elsewhere"
+            try:
+                self.base(job.seed)
+            except BaseBusy:
+                return "busy"
+            self.events.job_started(job, index, total)
             run = JobRun(self, job, self.methods[job.method_index])
             record = run.run()
+            if self.claims.lost(job.id):
+                warnings.warn(
+                    f"{job.id}: another worker took this job over (its lease went stale); its record is theirs",
+                    stacklevel=2,
+                )
+                return "elsewhere"
             if self.save_models:
                 self._save_models(job, run)
             path = job.path(self.run_dir)
             self._write(path, functools.partial(save_result, path, record))
             self.events.job_finished(job, record)
             self.completed.append(record)
-        return self.completed
+            return "ran"
+        finally:
+            self.claims.release(job.id)
 
     def _write(self, path: Path, write: Callable[[], None]) -> None:
         """Write a file of the run; a write that fails stops the run with one clear line, every finished
@@ -317,23 +392,37 @@ class Runner:
         )
 
     def base(self, seed: int) -> BaseCheckpoint:
-        """The dense model of a seed: from the cache when its weights verify, else trained now."""
+        """The dense model of a seed: from the cache when its weights verify, else trained now by this worker
+        once it holds the seed's lease; BaseBusy while another worker trains it."""
         if seed not in self._bases:
             found = self.cache.find(seed)
-            base = found[0] if found is not None else None
-            if found is not None:
+            if found is None:
+                path = self.cache.locate(seed)[0]
+                if self.base_claims.claim(path.stem) is None:
+                    raise BaseBusy(seed)
+                try:
+                    found = self.cache.find(seed)  # trained by another worker between the look and the claim
+                    if found is None:
+                        self._warn_not_shipped(seed)
+                        base = self._train_base(seed)
+                        self._write(path, functools.partial(self.cache.save, seed, base))
+                        found = base, path
+                    else:
+                        self.events.base_loaded(seed, found[1])
+                finally:
+                    self.base_claims.release(path.stem)
+            else:
                 self.events.base_loaded(seed, found[1])
-            elif self._dense_asked:
-                warnings.warn(
-                    f"--dense-from: no dense model of seed {seed} for this protocol in "
-                    f"{', '.join(map(str, self.cache.shipped))}; training it",
-                    stacklevel=2,
-                )
-            if base is None:
-                base = self._train_base(seed)
-                self._write(self.cache.locate(seed)[0], functools.partial(self.cache.save, seed, base))
-            self._bases[seed] = base
+            self._bases[seed] = found[0]
         return self._bases[seed]
+
+    def _warn_not_shipped(self, seed: int) -> None:
+        if self._dense_asked:
+            warnings.warn(
+                f"--dense-from: no dense model of seed {seed} for this protocol in "
+                f"{', '.join(map(str, self.cache.shipped))}; training it",
+                stacklevel=3,
+            )
 
     def _train_base(self, seed: int) -> BaseCheckpoint:
         p = self.protocol

@@ -204,6 +204,7 @@ def test_a_signal_ends_the_run_with_a_message_and_keeps_what_finished(
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
+        preexec_fn=_default_sigint,
     )
     deadline = time.time() + 300
     while time.time() < deadline and len(list(results.rglob("sparsity-*.json"))) < 1:
@@ -216,6 +217,12 @@ def test_a_signal_ends_the_run_with_a_message_and_keeps_what_finished(
     finished = list(results.rglob("sparsity-*.json"))
     assert finished and all(json.loads(f.read_text())["status"] == "ok" for f in finished)
     assert not list(results.rglob("*.tmp"))
+
+
+def _default_sigint() -> None:
+    """Ctrl-C as a terminal delivers it: a shell that starts the tests in the background (`&` without job control)
+    has them ignore SIGINT, and a command started from there would ignore it too."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _session(sid: int) -> list[int]:
@@ -246,6 +253,7 @@ def test_no_process_outlives_the_run(how: str, tmp_path: Path, shared_cache: Pat
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         start_new_session=True,  # a terminal's session: the command leads its process group
+        preexec_fn=_default_sigint,
     )
     deadline = time.time() + 300
     while time.time() < deadline and len(list(results.rglob("sparsity-*.json"))) < 1:

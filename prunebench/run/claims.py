@@ -1,0 +1,200 @@
+"""Claims: how workers that share a results directory (local `--workers`, SLURM array tasks, any scheduler) never
+run a job twice.
+
+A worker runs a job (or trains a seed's dense model) only while it holds the job's lease: a small JSON file
+created exclusively (`O_CREAT | O_EXCL`, atomic on local file systems and NFS), naming its holder, whose
+modification time a heartbeat thread renews every `ttl / 4` seconds. A lease not renewed for `ttl` seconds is
+stale (its holder was killed, or its node lost) and is taken over: renamed aside (atomic; of two workers that
+try at once one wins), checked to be the stale one it was (else put back), and claimed anew. A holder whose
+lease was taken over learns it at its next heartbeat and does not write the job's record: the worker that took
+over does. Records are written atomically in any case, so a reader never sees half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prunebench.results.files import HOST
+
+LEASE_SUFFIX = ".lease"
+DEFAULT_TTL_S = 120.0
+
+
+def default_ttl() -> float:
+    """Seconds without a heartbeat after which a lease is stale ($PRUNEBENCH_LEASE_TTL, else 120)."""
+    try:
+        return max(1.0, float(os.environ.get("PRUNEBENCH_LEASE_TTL", DEFAULT_TTL_S)))
+    except ValueError:
+        return DEFAULT_TTL_S
+
+
+def worker_name() -> str:
+    """Who holds a lease: host and pid, and the SLURM job and array task when there is one."""
+    slurm = os.environ.get("SLURM_JOB_ID")
+    task = os.environ.get("SLURM_ARRAY_TASK_ID")
+    where = f" slurm {slurm}" + (f"_{task}" if task else "") if slurm else ""
+    return f"{HOST}:{os.getpid()}{where}"
+
+
+@dataclass
+class Lease:
+    """A lease this process holds; `lost` once another worker took it over."""
+
+    path: Path
+    token: str
+    lost: bool = False
+
+    def renew(self) -> bool:
+        """Touch the lease if it is still ours; False (and `lost`) once it is not."""
+        if self.lost:
+            return False
+        try:
+            held = json.loads(self.path.read_text()).get("token")
+            if held == self.token:
+                os.utime(self.path)
+                return True
+        except (OSError, ValueError, AttributeError):
+            pass
+        self.lost = True
+        return False
+
+    def release(self) -> None:
+        if self.renew():
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+
+
+@dataclass
+class Holder:
+    """Who holds a lease, since when, and how long ago it was renewed."""
+
+    owner: str
+    since: float
+    heartbeat_age: float
+    stale: bool
+
+
+@dataclass
+class Claims:
+    """The leases of one folder (a run's `claims/`, the cache's `base/`), held with one heartbeat thread."""
+
+    folder: Path
+    ttl: float = field(default_factory=default_ttl)
+    held: dict[str, Lease] = field(default_factory=dict)
+    _beat: threading.Thread | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def path(self, name: str) -> Path:
+        return self.folder / f"{name}{LEASE_SUFFIX}"
+
+    def claim(self, name: str) -> Lease | None:
+        """The lease of `name` when this worker gets it (free, or stale and taken over); None while another
+        worker holds it."""
+        path = self.path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lease = self._create(path)
+        if lease is None and self._take_over(path):
+            lease = self._create(path)
+        if lease is not None:
+            self.held[name] = lease
+            self._start_heartbeat()
+        return lease
+
+    def release(self, name: str) -> None:
+        lease = self.held.pop(name, None)
+        if lease is not None:
+            lease.release()
+
+    def release_all(self) -> None:
+        for name in list(self.held):
+            self.release(name)
+        self._stop.set()
+
+    def holder(self, name: str) -> Holder | None:
+        """Who holds `name`'s lease, or None when nobody does."""
+        path = self.path(name)
+        try:
+            age = time.time() - path.stat().st_mtime
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(info, dict):
+            info = {}
+        return Holder(str(info.get("owner", "?")), float(info.get("since", 0.0)), age, age > self.ttl)
+
+    # ---- the file operations ------------------------------------------------------------------------
+    def _create(self, path: Path) -> Lease | None:
+        token = secrets.token_hex(8)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            return None
+        with os.fdopen(fd, "w") as f:
+            json.dump({"owner": worker_name(), "since": time.time(), "token": token}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        return Lease(path, token)
+
+    def _take_over(self, path: Path) -> bool:
+        """Move a stale lease aside; True when this worker did (and the path is free to claim)."""
+        try:
+            if time.time() - path.stat().st_mtime <= self.ttl:
+                return False
+            before = path.read_bytes()
+        except OSError:
+            return not path.exists()  # released meanwhile: free
+        aside = path.with_name(f".{path.name}.{HOST}.{os.getpid()}.{secrets.token_hex(4)}.stale")
+        try:
+            os.rename(path, aside)
+        except OSError:
+            return False  # another worker moved it first
+        try:
+            moved = aside.read_bytes()
+            fresh = time.time() - aside.stat().st_mtime <= self.ttl
+        except OSError:
+            return False
+        if moved != before or fresh:
+            # Between the check and the rename another worker took it over and claimed it: put its lease back.
+            with contextlib.suppress(OSError):
+                os.link(aside, path)
+            aside.unlink(missing_ok=True)
+            return False
+        aside.unlink(missing_ok=True)
+        return True
+
+    # ---- the heartbeat ------------------------------------------------------------------------------
+    def _start_heartbeat(self) -> None:
+        if self._beat is not None and self._beat.is_alive():
+            return
+        self._stop.clear()
+        self._beat = threading.Thread(target=self._heartbeat, name="prunebench-leases", daemon=True)
+        self._beat.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.ttl / 4):
+            for lease in list(self.held.values()):
+                lease.renew()
+
+    def lost(self, name: str) -> bool:
+        """Whether this worker's lease on `name` was taken over (checked now)."""
+        lease = self.held.get(name)
+        return lease is None or not lease.renew()
+
+
+def describe_holder(holder: Holder, now: float | None = None) -> dict[str, Any]:
+    now = time.time() if now is None else now
+    return {
+        "owner": holder.owner,
+        "since": holder.since,
+        "for_s": max(0.0, now - holder.since),
+        "heartbeat_age_s": holder.heartbeat_age,
+        "stale": holder.stale,
+    }

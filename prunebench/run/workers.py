@@ -1,0 +1,109 @@
+"""Several workers on one machine (`prunebench run P --workers N`): N `prunebench run` processes on the same
+results directory and cache, which share the grid through their claims (prunebench.run.claims), so no job runs
+twice and a seed's dense model is trained once.
+
+On the CPU the cores are split between them (`--threads`); on CUDA each gets a GPU of its own
+(`CUDA_VISIBLE_DEVICES`). Each writes its output to `<run dir>/workers/<i>.log`. A worker that fails takes
+nothing down: its claims go stale and the others take its jobs over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from prunebench.errors import PrunebenchError
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def visible_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def resolve_workers(value: str, device: str) -> int:
+    """`--workers`: a number, or auto (one per visible GPU when the run is on CUDA, else one)."""
+    if value == "auto":
+        gpus = visible_gpus() if device in ("auto", "cuda") else 0
+        return max(1, gpus)
+    try:
+        count = int(value)
+    except ValueError:
+        raise PrunebenchError(f"--workers must be a number or auto (got {value!r})") from None
+    if count < 1:
+        raise PrunebenchError(f"--workers must be at least 1 (got {count})")
+    return count
+
+
+@dataclass
+class Worker:
+    index: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def start_workers(command: Sequence[str], count: int, *, logs: Path, device: str, threads: int | None) -> list[Worker]:
+    """Start `count` copies of `command` (a `prunebench run` command line without --workers)."""
+    gpus = visible_gpus() if device in ("auto", "cuda") else 0
+    each = threads if threads is not None else max(1, cpu_count() // count)
+    logs.mkdir(parents=True, exist_ok=True)
+    workers = []
+    for i in range(count):
+        env = {**os.environ, "OMP_NUM_THREADS": str(each)}
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = str(i % gpus)
+        log = logs / f"{i}.log"
+        with open(log, "ab") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "prunebench", *command, "--threads", str(each)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,  # Ctrl-C reaches the launcher, which ends each worker as it should end
+            )
+        workers.append(Worker(i, process, log))
+    return workers
+
+
+def wait(workers: Sequence[Worker], on_poll: Callable[[], None] = lambda: None, poll_s: float = 1.0) -> list[int]:
+    """Wait for every worker; their exit codes. Ctrl-C or SIGTERM here is passed on as SIGTERM (each worker then
+    stops as a run on SIGTERM does, keeping what finished) and re-raised once they have ended."""
+    try:
+        while any(w.process.poll() is None for w in workers):
+            on_poll()
+            time.sleep(poll_s)
+    except BaseException:
+        stop(workers)
+        raise
+    on_poll()
+    return [w.process.returncode for w in workers]
+
+
+def stop(workers: Sequence[Worker], grace_s: float = 60.0) -> None:
+    for w in workers:
+        if w.process.poll() is None:
+            with contextlib.suppress(OSError):
+                w.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for w in workers:
+        try:
+            w.process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
+                os.killpg(w.process.pid, signal.SIGKILL)
+            w.process.wait()

@@ -1,0 +1,122 @@
+"""Workers that share a results directory and a cache (local `--workers`, array tasks, any scheduler): every job
+runs once, every dense model is trained once, and a worker killed with SIGKILL has its job taken over once its
+lease is stale. Real processes, real kills."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from prunebench.run.claims import Claims
+from prunebench.testing import TINY
+
+HERE = Path(__file__).parent
+COUNTED = (
+    TINY.replace("sparsities: [0.5, 0.9]", "sparsities: [0.5, 0.7, 0.9]")
+    .replace("seeds: [0]", "seeds: [0, 1]")
+    .replace(
+        "  - name: global_magnitude\n  - name: layerwise_magnitude\n  - name: random\n",
+        f"  - name: {HERE / 'methods' / 'counted.py'}:Counted\n",
+    )
+)
+JOBS = 6
+assert "counted.py" in COUNTED
+
+
+def _protocol(tmp_path: Path, text: str = COUNTED) -> Path:
+    path = tmp_path / "counted.yaml"
+    path.write_text(text)
+    return path
+
+
+def _env(counts: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PRUNEBENCH_TEST_COUNTS": str(counts), **extra}
+
+
+def _start(protocol: Path, results: Path, cache: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "prunebench", "run", str(protocol), "--results", str(results), "--cache", str(cache)]
+    return subprocess.Popen(
+        [*cmd, "--device", "cpu", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+
+
+def _records(results: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(results.rglob("sparsity-*.json"))]
+
+
+def test_a_lease_is_held_by_one_worker_until_it_is_stale(tmp_path: Path) -> None:
+    first, second = Claims(tmp_path, ttl=30), Claims(tmp_path, ttl=30)
+    lease = first.claim("m/sparsity-0.5_seed-0")
+    assert lease is not None and second.claim("m/sparsity-0.5_seed-0") is None
+    holder = second.holder("m/sparsity-0.5_seed-0")
+    assert holder is not None and not holder.stale and str(os.getpid()) in holder.owner
+    old = time.time() - 60  # no heartbeat for a minute: its holder is gone
+    os.utime(lease.path, (old, old))
+    taken = second.claim("m/sparsity-0.5_seed-0")
+    assert taken is not None and taken.token != lease.token
+    assert first.lost("m/sparsity-0.5_seed-0")  # the first holder learns it lost the job ...
+    first.release("m/sparsity-0.5_seed-0")
+    assert taken.path.exists() and not second.lost("m/sparsity-0.5_seed-0")  # ... and cannot release the new lease
+    second.release_all()
+    assert not taken.path.exists() and not list(tmp_path.rglob("*.stale"))
+
+
+def test_four_workers_on_one_results_directory_run_every_job_once(tmp_path: Path) -> None:
+    protocol, results, cache, counts = _protocol(tmp_path), tmp_path / "r", tmp_path / "c", tmp_path / "counts"
+    workers = [_start(protocol, results, cache, _env(counts)) for _ in range(4)]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0] * 4, outputs
+    records = _records(results)
+    assert len(records) == JOBS and all(r["status"] == "ok" for r in records)
+    starts = Counter(counts.read_text().splitlines())
+    assert len(starts) == JOBS and set(starts.values()) == {1}, starts  # every job once
+    log = "\n".join(outputs)
+    for seed in (0, 1):  # every dense model trained by one worker, once
+        assert log.count(f"dense base model, seed {seed}: training epoch 1/") == 1, log[-3000:]
+    assert len(list((cache / "base").glob("*.pt"))) == 2
+    assert not list(results.rglob("*.tmp")) and not list(results.rglob("*.lease")) and not list(cache.rglob("*.lease"))
+
+
+def test_workers_option_runs_the_grid_with_worker_processes(tmp_path: Path) -> None:
+    protocol, results, cache, counts = _protocol(tmp_path), tmp_path / "r", tmp_path / "c", tmp_path / "counts"
+    launcher = _start(protocol, results, cache, _env(counts), "--workers", "2")
+    out = launcher.communicate(timeout=600)[0]
+    assert launcher.returncode == 0, out
+    assert "2 workers on 6 job(s)" in out and f"{JOBS}/{JOBS} job(s) done" in out
+    assert len(_records(results)) == JOBS
+    assert set(Counter(counts.read_text().splitlines()).values()) == {1}
+    logs = sorted((results / "tiny-").parent.glob("*/workers/*.log"))
+    assert len(logs) == 2 and all("--threads" not in log.read_text() for log in logs)
+
+
+def test_a_killed_workers_job_is_taken_over_when_its_lease_is_stale(tmp_path: Path) -> None:
+    slow = COUNTED.replace("retrain: {epochs: 1,", "retrain: {epochs: 6,")
+    protocol, results, cache, counts = _protocol(tmp_path, slow), tmp_path / "r", tmp_path / "c", tmp_path / "counts"
+    env = _env(counts, PRUNEBENCH_LEASE_TTL="3")
+    doomed = _start(protocol, results, cache, env)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (counts.exists() and counts.read_text().count("\n") >= 2):
+        time.sleep(0.05)  # the second job has pruned: it is retraining, under its lease
+    os.killpg(doomed.pid, signal.SIGKILL)
+    doomed.communicate(timeout=60)
+    leases = list(results.rglob("*.lease"))
+    assert len(leases) == 1  # the killed worker's claim is left behind ...
+    survivor = _start(protocol, results, cache, env)
+    out = survivor.communicate(timeout=600)[0]
+    assert survivor.returncode == 0, out
+    records = _records(results)
+    assert len(records) == JOBS and all(r["status"] == "ok" for r in records)
+    starts = Counter(counts.read_text().splitlines())
+    assert sorted(starts.values()) == [1] * (JOBS - 1) + [2], starts  # ... and its job was run again, once
+    assert not list(results.rglob("*.lease"))
