@@ -20,7 +20,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from prunebench.results.files import HOST
 
@@ -187,14 +186,3 @@ class Claims:
         """Whether this worker's lease on `name` was taken over (checked now)."""
         lease = self.held.get(name)
         return lease is None or not lease.renew()
-
-
-def describe_holder(holder: Holder, now: float | None = None) -> dict[str, Any]:
-    now = time.time() if now is None else now
-    return {
-        "owner": holder.owner,
-        "since": holder.since,
-        "for_s": max(0.0, now - holder.since),
-        "heartbeat_age_s": holder.heartbeat_age,
-        "stale": holder.stale,
-    }

@@ -112,6 +112,15 @@ def test_a_killed_workers_job_is_taken_over_when_its_lease_is_stale(tmp_path: Pa
     doomed.communicate(timeout=60)
     leases = list(results.rglob("*.lease"))
     assert len(leases) == 1  # the killed worker's claim is left behind ...
+    shown = subprocess.run(
+        [sys.executable, "-m", "prunebench", "status", str(protocol), "--results", str(results), "--cache", str(cache)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    flat = " ".join(shown.stdout.split())
+    assert shown.returncode == 0 and "1 done" in flat and ("1 claimed" in flat or "1 stale" in flat), shown.stdout
+    assert f":{doomed.pid}, since" in flat and "cached" in flat  # who held it; the dense model it trained
     survivor = _start(protocol, results, cache, env)
     out = survivor.communicate(timeout=600)[0]
     assert survivor.returncode == 0, out
