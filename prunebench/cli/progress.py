@@ -78,6 +78,8 @@ class RunProgress:
             base_loaded=self.base_loaded,
             epoch=self.epoch,
             skipped=self.skipped,
+            base_resumed=self.base_resumed,
+            job_resumed=self.job_resumed,
         )
 
     # ---- the runner's callbacks -----------------------------------------------------------------------
@@ -101,6 +103,12 @@ class RunProgress:
     def base_started(self, seed: int, epochs: int) -> None:
         self.base = f"dense base model, seed {seed}"
         self._show_stage(f"{self.base}: training", 0, epochs)
+
+    def base_resumed(self, seed: int, epochs_done: int) -> None:
+        self._line(f"dense base model, seed {seed}: resumed from its checkpoint after epoch {epochs_done}")
+
+    def job_resumed(self, job: Job, epochs_done: int) -> None:
+        self._line(f"{job.id}: resumed from its checkpoint after retraining epoch {epochs_done}")
 
     def base_loaded(self, seed: int, path: Path) -> None:
         self._line(f"dense base model, seed {seed}: {path}")

@@ -60,6 +60,12 @@ def run(
     update_references: Annotated[
         bool, typer.Option("--update-references", help="Allow writing into the committed references' folder.")
     ] = False,
+    keep_checkpoints: Annotated[
+        bool,
+        typer.Option(
+            "--keep-checkpoints", help="Keep each stage's per-epoch checkpoints (cache progress/) after its job ends."
+        ),
+    ] = False,
     workers: Annotated[
         str,
         typer.Option(
@@ -86,6 +92,7 @@ def run(
         dense_from=dense_from,
         threads=threads,
         update_references=update_references,
+        keep_checkpoints=keep_checkpoints,
     )
     runner.validate()
     proto = runner.protocol  # methods given by path carry their registered name as label from here on
@@ -127,6 +134,7 @@ def run(
             ("--retry-failed", retry_failed),
             ("--save-models", save_models),
             ("--update-references", update_references),
+            ("--keep-checkpoints", keep_checkpoints),
         ]:
             command += [flag] if on else []
         _run_workers(runner, jobs, command, count, device, threads)

@@ -8,6 +8,7 @@ from prunebench.engine.events import EngineObserver, EpochReport, Snapshot
 from prunebench.engine.guard import Seal
 from prunebench.engine.loop import TRAINER_VERSION, Engine, overrides
 from prunebench.engine.optim import build_optimizer, lr_factor
+from prunebench.engine.resume import TrainState
 from prunebench.engine.seeds import derive_seed
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "Evaluation",
     "Seal",
     "Snapshot",
+    "TrainState",
     "build_optimizer",
     "derive_seed",
     "evaluate",

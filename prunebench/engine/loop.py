@@ -22,6 +22,7 @@ from prunebench.engine.evaluate import Evaluation, evaluate
 from prunebench.engine.events import EngineObserver, EpochReport, Snapshot
 from prunebench.engine.guard import Seal
 from prunebench.engine.optim import build_optimizer, lr_factor
+from prunebench.engine.resume import TrainState, rng_state, set_rng_state
 from prunebench.engine.seeds import derive_seed
 from prunebench.errors import JobFailed
 from prunebench.masks import Masks, MaskSet, measure_sparsity
@@ -244,10 +245,14 @@ class Engine:
         *,
         stage: str,
         on_step: Callable[[int, int], None] | None = None,
+        checkpoint: Callable[[TrainState], None] | None = None,
+        resume: TrainState | None = None,
     ) -> None:
-        """Train for spec.epochs under the current masks, recording curves and the ledger."""
+        """Train for spec.epochs under the current masks, recording curves and the ledger. After every epoch the
+        stage's state goes to `checkpoint`; a stage given the state of its epoch k (`resume`) runs epochs k+1..
+        exactly as the uninterrupted stage would have (prunebench.engine.resume)."""
         model, data = self.model, self.data
-        self._runs += 1
+        self._runs = resume.runs if resume is not None else self._runs + 1
         generator = torch.Generator().manual_seed(derive_seed(self.seed, stage, self._runs))
         # A method's hooks run in the stages it asks for (never in dense base training).
         method = self.method if self.method is not None and stage in self.method.hook_stages else None
@@ -268,15 +273,19 @@ class Engine:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lr_factor(spec.schedule, spec.epochs, steps_per_epoch, spec.optimizer.lr)
         )
-        ledger = self._stage_ledger(stage)
         amp = self.cuda and spec.mixed_precision
         if amp:
             model.to(memory_format=torch.channels_last)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext()
-        ledger.runs += 1
-        self.observer.stage_started(stage, spec, self.snapshot() if self.observer.wants_snapshots else None)
-        step = 0
-        for _ in range(spec.epochs):
+        step, first = 0, 0
+        if resume is None:
+            self._stage_ledger(stage).runs += 1
+            self.observer.stage_started(stage, spec, self.snapshot() if self.observer.wants_snapshots else None)
+        else:
+            self._restore(resume, optimizer, scheduler, generator, method)
+            step, first = resume.step, resume.epochs_done
+        ledger = self._stage_ledger(stage)
+        for done in range(first, spec.epochs):
             epoch = self._stage_epochs.get(stage, 0) + 1
             self._stage_epochs[stage] = epoch
             lr = optimizer.param_groups[0]["lr"]
@@ -352,10 +361,61 @@ class Engine:
             self.curves.append(record)
             report = EpochReport(stage, spec.epochs, record, step_examples, step_flops)
             self.observer.epoch_ended(report, self.snapshot() if self.observer.wants_snapshots else None)
+            if checkpoint is not None:
+                checkpoint(self._train_state(stage, done + 1, step, optimizer, scheduler, generator, method))
         if amp:
             model.to(memory_format=torch.contiguous_format)
         self._optimizer = None
         self.eval_mixed_precision = spec.mixed_precision  # evaluation follows the stage that trained the weights
+        self._resealed()
+
+    # ---- resuming a stage -----------------------------------------------------------------------
+    def _train_state(
+        self,
+        stage: str,
+        epochs_done: int,
+        step: int,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        generator: torch.Generator,
+        method: Method[Any] | None,
+    ) -> TrainState:
+        own = self.call_method("state_dict", method.state_dict, remask=False) if method is not None else {}
+        return TrainState(
+            stage=stage,
+            epochs_done=epochs_done,
+            step=step,
+            model={k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            optimizer=optimizer.state_dict(),
+            scheduler=scheduler.state_dict(),
+            generator=generator.get_state(),
+            rng=rng_state(),
+            masks={k: m.cpu().clone() for k, m in self.masks.masks.items()} if self.masks_active else None,
+            ledger=self.ledger.model_dump(),
+            curves=[c.model_dump() for c in self.curves],
+            stage_epochs=dict(self._stage_epochs),
+            runs=self._runs,
+            method=own,
+        )
+
+    def _restore(
+        self,
+        state: TrainState,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        generator: torch.Generator,
+        method: Method[Any] | None,
+    ) -> None:
+        self.model.load_state_dict(state.model)
+        optimizer.load_state_dict(state.optimizer)
+        scheduler.load_state_dict(state.scheduler)
+        generator.set_state(state.generator)
+        set_rng_state(state.rng)
+        self.ledger = Ledger.model_validate(state.ledger)
+        self.curves = [EpochRecord.model_validate(c) for c in state.curves]
+        self._stage_epochs = dict(state.stage_epochs)
+        if method is not None:
+            self.call_method("load_state_dict", lambda: method.load_state_dict(state.method))
         self._resealed()
 
     def sparsity(self) -> float:

@@ -109,6 +109,15 @@ class Method(Generic[C]):
         optimizer): the engine's optimizer, weight decay and gradient clipping leave them out."""
         return []
 
+    def state_dict(self) -> dict[str, Any]:
+        """What the method keeps between the epochs of a stage its hooks run in (counters, schedules, its own
+        parameters' values), saved with every epoch's checkpoint; tensors and plain values only. Empty by default:
+        a method that keeps no state across epochs needs nothing here."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what `state_dict` returned, when a stage resumes from its checkpoint."""
+
     # Optional hooks, called in the stages of `hook_stages`.
     def loss_term(self, model: nn.Module) -> Tensor | None:
         """A term added to the training loss (a regularizer), or None."""

@@ -5,7 +5,9 @@ A worker runs a job (or trains a seed's dense model) only while it holds the job
 created exclusively (`O_CREAT | O_EXCL`, atomic on local file systems and NFS), naming its holder, whose
 modification time a heartbeat thread renews every `ttl / 4` seconds. A lease not renewed for `ttl` seconds is
 stale (its holder was killed, or its node lost) and is taken over: renamed aside (atomic; of two workers that
-try at once one wins), checked to be the stale one it was (else put back), and claimed anew. A holder whose
+try at once one wins), checked to be the stale one it was (else put back), and claimed anew. A lease is stale at
+once when its holder is known to be gone: a process of this host that no longer runs, or an earlier run of the
+same SLURM array task (requeued). A holder whose
 lease was taken over learns it at its next heartbeat and does not write the job's record: the worker that took
 over does. Records are written atomically in any case, so a reader never sees half of one.
 """
@@ -20,6 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from prunebench.results.files import HOST
 
@@ -35,12 +38,18 @@ def default_ttl() -> float:
         return DEFAULT_TTL_S
 
 
-def worker_name() -> str:
-    """Who holds a lease: host and pid, and the SLURM job and array task when there is one."""
-    slurm = os.environ.get("SLURM_JOB_ID")
+def identity() -> dict[str, Any]:
+    """Who holds a lease: host and pid, and the SLURM job (array job and task) and how often SLURM restarted it."""
+    job = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID")
     task = os.environ.get("SLURM_ARRAY_TASK_ID")
-    where = f" slurm {slurm}" + (f"_{task}" if task else "") if slurm else ""
-    return f"{HOST}:{os.getpid()}{where}"
+    slurm = None if job is None else job + (f"_{task}" if task else "")
+    restart = os.environ.get("SLURM_RESTART_COUNT", "0")
+    return {"host": HOST, "pid": os.getpid(), "slurm": slurm, "restart": int(restart) if restart.isdigit() else 0}
+
+
+def worker_name() -> str:
+    me = identity()
+    return f"{me['host']}:{me['pid']}" + (f" (slurm {me['slurm']})" if me["slurm"] else "")
 
 
 @dataclass
@@ -127,7 +136,8 @@ class Claims:
             return None
         if not isinstance(info, dict):
             info = {}
-        return Holder(str(info.get("owner", "?")), float(info.get("since", 0.0)), age, age > self.ttl)
+        stale = age > self.ttl or self._holder_gone(json.dumps(info).encode())
+        return Holder(str(info.get("owner", "?")), float(info.get("since", 0.0)), age, stale)
 
     # ---- the file operations ------------------------------------------------------------------------
     def _create(self, path: Path) -> Lease | None:
@@ -137,7 +147,7 @@ class Claims:
         except FileExistsError:
             return None
         with os.fdopen(fd, "w") as f:
-            json.dump({"owner": worker_name(), "since": time.time(), "token": token}, f)
+            json.dump({"owner": worker_name(), **identity(), "since": time.time(), "token": token}, f)
             f.flush()
             os.fsync(f.fileno())
         return Lease(path, token)
@@ -145,11 +155,12 @@ class Claims:
     def _take_over(self, path: Path) -> bool:
         """Move a stale lease aside; True when this worker did (and the path is free to claim)."""
         try:
-            if time.time() - path.stat().st_mtime <= self.ttl:
-                return False
+            age = time.time() - path.stat().st_mtime
             before = path.read_bytes()
         except OSError:
             return not path.exists()  # released meanwhile: free
+        if age <= self.ttl and not self._holder_gone(before):
+            return False
         aside = path.with_name(f".{path.name}.{HOST}.{os.getpid()}.{secrets.token_hex(4)}.stale")
         try:
             os.rename(path, aside)
@@ -157,17 +168,38 @@ class Claims:
             return False  # another worker moved it first
         try:
             moved = aside.read_bytes()
-            fresh = time.time() - aside.stat().st_mtime <= self.ttl
         except OSError:
             return False
-        if moved != before or fresh:
-            # Between the check and the rename another worker took it over and claimed it: put its lease back.
+        if moved != before:
+            # Between the look and the rename another worker took it over and claimed it: put its lease back.
             with contextlib.suppress(OSError):
                 os.link(aside, path)
             aside.unlink(missing_ok=True)
             return False
         aside.unlink(missing_ok=True)
         return True
+
+    def _holder_gone(self, lease: bytes) -> bool:
+        """Whether a lease's holder is known to be gone before its lease expires: a process of this host that no
+        longer runs (killed; a run after a crash), or an earlier run of this very SLURM array task (requeued:
+        SLURM restarts it with a higher SLURM_RESTART_COUNT)."""
+        try:
+            info = json.loads(lease)
+            host, pid, slurm, restart = info["host"], int(info["pid"]), info["slurm"], int(info["restart"])
+        except (ValueError, KeyError, TypeError):
+            return False
+        me = identity()
+        if slurm is not None and slurm == me["slurm"]:
+            return restart < me["restart"]
+        if host != HOST or pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+        return False
 
     # ---- the heartbeat ------------------------------------------------------------------------------
     def _start_heartbeat(self) -> None:

@@ -8,17 +8,19 @@ and the grid goes on.
 
 from __future__ import annotations
 
+import functools
 import time
+import warnings
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from prunebench.engine import Analyses
+from prunebench.engine import TRAINER_VERSION, Analyses
 from prunebench.errors import JobFailed, one_line
 from prunebench.fairness import audit_budget, off_target
 from prunebench.methods import Taxonomy
-from prunebench.protocol import TrainingSpec
+from prunebench.protocol import TrainingSpec, content_hash
 from prunebench.results import (
     BaseModelRecord,
     EpochRecord,
@@ -34,7 +36,7 @@ from prunebench.results import (
 from prunebench.run.cache import BaseCheckpoint, weights_sha256
 from prunebench.run.isolation import ChildFailed, Limits, run_child
 from prunebench.run.measure import Measured
-from prunebench.run.messages import Message
+from prunebench.run.messages import BadMessage, Message
 from prunebench.run.plan import Job
 from prunebench.run.reports import JobReports
 from prunebench.run.tasks import Environment, JobTask, MethodInfo
@@ -81,12 +83,16 @@ class JobRun:
     def set_up(self) -> None:
         """The seed's dense checkpoint (trained or loaded here, by the runner), the analyses of its states, and
         the measuring model; and how the runner counts the job process's reports."""
-        runner, p = self.runner, self.protocol
+        runner = self.runner
         self.base: BaseCheckpoint = runner.base(self.job.seed)
         self.ledger.base = self.base.ledger
-        self.analyses = Analyses(p.analyses, self.base.states, when=self.info.taxonomy.when, regime=self.regime)
         self.measurer = runner.measurer()
-        self.reports = JobReports(
+        self.reports = self._new_reports()
+
+    def _new_reports(self) -> JobReports:
+        runner, p = self.runner, self.protocol
+        self.analyses = Analyses(p.analyses, self.base.states, when=self.info.taxonomy.when, regime=self.regime)
+        return JobReports(
             train_examples=runner.data.train.num_examples,
             dense_flops=self.measurer.flops_dense,
             analyses=self.analyses,
@@ -105,6 +111,7 @@ class JobRun:
             data=runner.job_data(),
             states=runner.base_states(job.seed),
             snapshots=self.protocol.evaluation.test_curves or self.analyses.per_epoch,
+            resume=self._resume(),
         )
         limits = Limits(
             timeout=runner.protocol.runtime.job_timeout,
@@ -112,7 +119,7 @@ class JobRun:
             max_message=64 * 2**20 + 4 * sum(t.numel() * t.element_size() for t in self.base.states["final"].values()),
         )
         try:
-            result = run_child("job", runner.payload(task), self.reports.on_message, limits)
+            result = run_child("job", runner.payload(task), self._on_message, limits)
         except ChildFailed as exc:
             raise JobFailed(str(exc)) from None
         self.curves = self.reports.curves
@@ -120,6 +127,58 @@ class JobRun:
         if result.kind == "failed":
             raise JobFailed(str(result.header.get("reason", "the job failed"))[:5000])
         self._take_result(result)
+
+    # ---- checkpoints: a job killed while it retrains goes on from its last epoch ---------------------------
+    @property
+    def progress_key(self) -> str:
+        """What the job's checkpoints are kept under: the protocol, the job, its dense model, the method."""
+        what = {
+            "protocol": self.runner.protocol.hash,
+            "job": self.job.id,
+            "base": self.base.sha256,
+            "method": self.info.model_dump(mode="json"),
+            "trainer": TRAINER_VERSION,
+        }
+        return f"job-{content_hash(what)[:32]}"
+
+    def _resume(self) -> tuple[dict[str, Any], bytes] | None:
+        """The checkpoint an interrupted run of this job left: its reports are counted again (quietly), and what
+        the job process needs to go on is handed to it."""
+        self.messages: list[dict[str, Any]] = []
+        saved = self.runner.progress.load(self.progress_key)
+        self.runner.track_checkpoint(self.progress_key)
+        if saved is None:
+            return None
+        on_epoch, self.reports.on_epoch = self.reports.on_epoch, lambda *args: None
+        try:
+            for m in saved["messages"]:
+                self.reports.on_message(Message(m["kind"], m["header"], m["tensors"]))
+        except (BadMessage, KeyError, TypeError):
+            warnings.warn(
+                f"{self.job.id}: its checkpoint's reports cannot be read; starting the job over", stacklevel=2
+            )
+            self.reports = self._new_reports()
+            return None
+        finally:
+            self.reports.on_epoch = on_epoch
+        self.messages = list(saved["messages"])
+        header = saved["child"]["header"]
+        self.runner.events.job_resumed(self.job, int(header.get("epochs_done", 0)))
+        return header, saved["child"]["state"].numpy().tobytes()
+
+    def _on_message(self, message: Message) -> None:
+        if message.kind == "checkpoint":
+            blob = message.tensors.get("state", {}).get("blob")
+            if blob is None:
+                raise BadMessage("a checkpoint without its state")
+            payload = {"messages": self.messages, "child": {"header": message.header, "state": blob}}
+            key = self.progress_key
+            self.runner._write(
+                self.runner.progress.path(key), functools.partial(self.runner.progress.save, key, payload)
+            )
+            return
+        self.reports.on_message(message)
+        self.messages.append({"kind": message.kind, "header": message.header, "tensors": message.tensors})
 
     def _take_result(self, result: Message) -> None:
         header = result.header

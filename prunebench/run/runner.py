@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from prunebench.data import DATASETS, DataBundle, check_data, load_data
-from prunebench.engine import Engine, EngineObserver, EpochReport, Snapshot, state_copy
+from prunebench.engine import Engine, EngineObserver, EpochReport, Snapshot, TrainState, state_copy
 from prunebench.errors import FieldError, ResultsError
 from prunebench.masks import prunable_parameters
 from prunebench.methods import GRANULARITY_ORDER, label_methods, needs_labels
@@ -46,6 +46,7 @@ from prunebench.run.describe import describe
 from prunebench.run.job import JobRun
 from prunebench.run.measure import Measurer
 from prunebench.run.plan import Job
+from prunebench.run.progress import Progress
 from prunebench.run.provenance import RunProvenance, resolve_device, resolve_threads
 from prunebench.run.setup import build_engine, fresh_model, seeded_model
 from prunebench.run.tasks import JobTask, MethodInfo
@@ -67,6 +68,8 @@ class RunnerEvents:
     job_finished: Callable[[Job, ResultRecord], None] = lambda job, record: None
     base_started: Callable[[int, int], None] = lambda seed, epochs: None
     base_loaded: Callable[[int, Path], None] = lambda seed, path: None
+    base_resumed: Callable[[int, int], None] = lambda seed, epochs_done: None
+    job_resumed: Callable[[Job, int], None] = lambda job, epochs_done: None
     epoch: EpochCallback = lambda stage, epoch, total, record: None
     skipped: Callable[[Job, str], None] = lambda job, why: None
 
@@ -104,6 +107,7 @@ class Runner:
         dense_from: Sequence[Path] | None = None,
         threads: int | None = None,
         update_references: bool = False,
+        keep_checkpoints: bool = False,
     ) -> None:
         # Methods given by path get their registered name as label: their results never land in a path. Their
         # names come from a job process: this process never imports a method's code.
@@ -138,7 +142,11 @@ class Runner:
         # Leases (prunebench.run.claims): of jobs in the run's claims/, of dense models beside them in the cache.
         self.claims = Claims(self.run_dir / "claims")
         self.base_claims = Claims(self.cache.folder)
-        self.poll_s = min(5.0, self.claims.ttl / 8)  # how often a worker with nothing to do looks again
+        self.poll_s = min(5.0, self.claims.ttl / 8)
+        # Checkpoints of stages in flight (prunebench.run.progress); removed once what they led to is written.
+        self.progress = Progress(self.cache.root)
+        self.keep_checkpoints = keep_checkpoints
+        self._finished_stages: list[str] = []  # how often a worker with nothing to do looks again
 
     @property
     def run_dir(self) -> Path:
@@ -226,6 +234,7 @@ class Runner:
         ensure_writable(self.claims.folder, "--results (its claims/ folder)")
         self.directory.remove_stale_temporaries()
         self.cache.remove_stale_temporaries()
+        self.progress.remove_stale_temporaries()
         resolved = self.protocol.model_dump(mode="json")
         self._write(
             self.directory.protocol_file, functools.partial(self.directory.write_protocol, self.protocol.hash, resolved)
@@ -251,6 +260,17 @@ class Runner:
             self.claims.release_all()
             self.base_claims.release_all()
         return self.completed
+
+    def track_checkpoint(self, key: str) -> None:
+        """A stage's checkpoints, to be removed once what the stage led to is written."""
+        self._finished_stages.append(key)
+
+    def _stage_written(self) -> None:
+        """What a finished stage's checkpoints led to is written: they are removed (unless kept)."""
+        for key in self._finished_stages:
+            if not self.keep_checkpoints:
+                self.progress.remove(key)
+        self._finished_stages.clear()
 
     def _mtime(self, job: Job) -> float | None:
         try:
@@ -292,6 +312,7 @@ class Runner:
                 self._save_models(job, run)
             path = job.path(self.run_dir)
             self._write(path, functools.partial(save_result, path, record))
+            self._stage_written()
             self.events.job_finished(job, record)
             self.completed.append(record)
             return "ran"
@@ -406,6 +427,7 @@ class Runner:
                         self._warn_not_shipped(seed)
                         base = self._train_base(seed)
                         self._write(path, functools.partial(self.cache.save, seed, base))
+                        self._stage_written()
                         found = base, path
                     else:
                         self.events.base_loaded(seed, found[1])
@@ -425,8 +447,11 @@ class Runner:
             )
 
     def _train_base(self, seed: int) -> BaseCheckpoint:
+        """Train a seed's dense model, checkpointing every epoch; a checkpoint left by a killed run is resumed."""
         p = self.protocol
         _, key = self.cache.locate(seed)
+        progress_key = f"base-{key[:32]}"
+        saved = self.progress.load(progress_key)
         self.events.base_started(seed, p.base.epochs)
         model = self.build_model(seed)
         init = state_copy(model)
@@ -434,16 +459,31 @@ class Runner:
         steps_per_epoch = -(-self.data.train.num_examples // p.base.batch_size)
         rewind_step = round(p.pruning.rewind_epoch * steps_per_epoch)
         states = {"init": init, "rewind": init}
+        resume = None
+        if saved is not None:
+            resume = TrainState(**saved["train"])
+            states["rewind"] = saved["rewind"]
+            self.events.base_resumed(seed, resume.epochs_done)
 
         def save_rewind(step: int, _: int) -> None:
             if step == rewind_step:
                 states["rewind"] = state_copy(engine.model)
 
-        engine.train(p.base, stage="base", on_step=save_rewind if rewind_step > 0 else None)
+        def checkpoint(state: TrainState) -> None:
+            payload = {"train": state.__dict__, "rewind": states["rewind"]}
+            self._write(self.progress.path(progress_key), functools.partial(self.progress.save, progress_key, payload))
+
+        engine.train(
+            p.base,
+            stage="base",
+            on_step=save_rewind if rewind_step > 0 else None,
+            checkpoint=checkpoint,
+            resume=resume,
+        )
         states["final"] = state_copy(engine.model)
         test = engine.evaluate(self.data.test)
         val = engine.evaluate(self.data.val)
-        return BaseCheckpoint(
+        base = BaseCheckpoint(
             key=key,
             sha256=weights_sha256(states["final"]),
             states=states,
@@ -452,3 +492,5 @@ class Runner:
             ledger=engine.ledger.base,
             curves=engine.curves,
         )
+        self.track_checkpoint(progress_key)
+        return base

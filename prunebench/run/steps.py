@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from prunebench.data import DataBundle
-from prunebench.engine import EngineObserver, EpochReport, Snapshot, derive_seed
+from prunebench.engine import EngineObserver, EpochReport, Snapshot, TrainState, derive_seed
 from prunebench.errors import FieldError, JobFailed
 from prunebench.masks import Masks
 from prunebench.methods import Method, PruningContext, load_method, validated_config
@@ -77,8 +77,11 @@ class MethodSteps:
     def run(self) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]]]:
         try:
             self.set_up()
-            masks = self.prune()
-            self.apply_regime(masks)
+            if self.task.resume is not None:
+                self.resume(*self.task.resume)
+            else:
+                masks = self.prune()
+                self.apply_regime(masks)
             self.retrain()
         except JobFailed as exc:
             seen = self.engine.seal.violations + self.violations if hasattr(self, "engine") else self.violations
@@ -158,9 +161,41 @@ class MethodSteps:
         engine.seal.wrappers_allowed = False
         engine.seal.verify("prune() (left on for retraining)")
 
+    def resume(self, header: dict[str, Any], blob: bytes) -> None:
+        """Instead of pruning: the masks, recipe and findings of the earlier job process whose retraining was
+        interrupted, and the engine's state after its last completed epoch (the method's own state with it)."""
+        engine = self.engine
+        self.resume_state: TrainState | None = TrainState.from_bytes(blob)
+        engine.seal.seal()
+        if self.resume_state.masks is not None:
+            engine.set_masks(self.resume_state.masks)
+        self.asked = header["asked"]
+        self.recipe_name, self.retrain_spec = self.protocol.retraining_recipe(self.regime, self.asked)
+        self.violations = list(header["violations"])
+        engine.seal.violations.extend(header["seal_violations"])
+        engine.notes = dict(header["notes"])
+        engine.seal.wrappers_allowed = False
+
+    def checkpoint(self, state: TrainState) -> None:
+        """Retraining's state after an epoch, to the runner, which keeps it in the cache."""
+        header = {
+            "asked": self.asked,
+            "violations": self.violations,
+            "seal_violations": self.engine.seal.violations,
+            "notes": _jsonable(self.engine.notes),
+            "epochs_done": state.epochs_done,
+        }
+        blob = torch.frombuffer(bytearray(state.to_bytes()), dtype=torch.uint8)
+        send(self.reporter.conn, "checkpoint", header, {"state": {"blob": blob}})
+
     def retrain(self) -> None:
         try:
-            self.engine.train(self.retrain_spec, stage="retrain")
+            self.engine.train(
+                self.retrain_spec,
+                stage="retrain",
+                checkpoint=self.checkpoint,
+                resume=getattr(self, "resume_state", None),
+            )
         except JobFailed:
             raise
         except BaseException as exc:  # a hook's SystemExit fails the job, named

@@ -92,3 +92,6 @@ class JobTask:
     data: bytes  # pickled DataBundle, test split removed
     states: bytes  # pickled {init, rewind, final} states of the seed's dense model
     snapshots: bool  # send the weights with every report (test curves, analyses)
+    # Retraining's last checkpoint from an earlier job process (its header, the engine's TrainState bytes): the
+    # job goes on from there instead of pruning again.
+    resume: tuple[dict[str, Any], bytes] | None = None

@@ -1,0 +1,90 @@
+"""Checkpoints of stages in flight, so that a killed or preempted job resumes from its last completed epoch:
+`<cache>/progress/<key>.pt`, and the one before it as `<key>.prev.pt`.
+
+A checkpoint carries a sha256 over its contents and is read with `weights_only` (tensors and plain values,
+never code). One that does not verify (truncated by a kill, foreign, edited) is never trusted: the one before
+it is used, else the stage starts over, with a warning. A job's checkpoints are removed when its record is
+written (unless `--keep-checkpoints`).
+
+What is in one is the caller's: for dense base training (in the runner) the engine's state and the rewind
+point; for a job, the reports the runner received from its job process up to then (it replays them to count
+its ledger again) and what the job process needs to go on (prunebench.run.steps).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from prunebench.results import write_atomic
+from prunebench.results.files import remove_stale_temporaries
+
+FORMAT = 1
+
+
+class Progress:
+    def __init__(self, root: Path) -> None:
+        self.folder = Path(root) / "progress"
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"{key}.pt"
+
+    def previous(self, key: str) -> Path:
+        return self.folder / f"{key}.prev.pt"
+
+    def following(self, key: str) -> Path:
+        return self.folder / f"{key}.next.pt"
+
+    def save(self, key: str, payload: dict[str, Any]) -> None:
+        """Write a stage's checkpoint; the last one is kept as the one before it."""
+        inner = io.BytesIO()
+        torch.save(payload, inner)
+        data = inner.getvalue()
+        outer = io.BytesIO()
+        blob = {
+            "format": FORMAT,
+            "key": key,
+            "digest": _digest(key, data),
+            "payload": torch.frombuffer(bytearray(data), dtype=torch.uint8),
+        }
+        torch.save(blob, outer)
+        # Written whole first (a kill mid-write leaves the last checkpoint as it was), then rotated in.
+        current, following = self.path(key), self.following(key)
+        write_atomic(following, outer.getvalue())
+        if current.exists():
+            os.replace(current, self.previous(key))
+        os.replace(following, current)
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        """The newest checkpoint of `key` that verifies, or None."""
+        for path in (self.following(key), self.path(key), self.previous(key)):
+            if not path.exists():
+                continue
+            try:
+                blob = torch.load(path, map_location="cpu", weights_only=True)
+                data = blob["payload"].numpy().tobytes()
+                if blob.get("format") == FORMAT and blob.get("key") == key and blob.get("digest") == _digest(key, data):
+                    payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+                    if isinstance(payload, dict):
+                        return payload
+                warnings.warn(f"checkpoint {path} does not verify; not used", stacklevel=2)
+            except Exception as exc:  # truncated or foreign: never trusted
+                warnings.warn(f"checkpoint {path} is unreadable ({str(exc)[:200]}); not used", stacklevel=2)
+        return None
+
+    def remove(self, key: str) -> None:
+        for path in (self.following(key), self.path(key), self.previous(key)):
+            path.unlink(missing_ok=True)
+
+    def remove_stale_temporaries(self) -> int:
+        return remove_stale_temporaries(self.folder)
+
+
+def _digest(key: str, data: bytes) -> str:
+    return hashlib.sha256(f"prunebench-progress/{FORMAT}/{key}/".encode() + data).hexdigest()
