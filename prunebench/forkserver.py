@@ -8,7 +8,7 @@ from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
 
 # What the server imports once, so that a job process starts with it imported (never the runner's __main__).
-PRELOAD = ["prunebench.run.child"]
+PRELOAD = ["prunebench.forkserver_init", "prunebench.run.child"]
 
 _context: BaseContext | None = None
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,6 +12,7 @@ from prunebench.cli.options import MethodsFilter, SparsitiesFilter, VariantsFilt
 from prunebench.cli.progress import RunProgress
 from prunebench.errors import Interrupted, PrunebenchError
 from prunebench.protocol import load_protocol, resolved_yaml
+from prunebench.run.signals import terminations_interrupt
 
 if TYPE_CHECKING:
     from prunebench.run import Job, Runner
@@ -199,22 +197,6 @@ def _run_workers(
         say(f"{len(pending)} job(s) not run: {', '.join(pending[:5])}; run the same command again to resume")
     if failed or pending or bad:
         raise typer.Exit(1)
-
-
-@contextmanager
-def terminations_interrupt() -> Iterator[None]:
-    """SIGTERM (and SIGUSR1, which SLURM sends before a time limit) raise Interrupted while the grid runs, so that
-    the run ends as on Ctrl-C: with a message saying what was kept; the handlers are restored after."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise Interrupted(signal.Signals(signum).name, 128 + signum)
-
-    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGUSR1)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 @app.command()

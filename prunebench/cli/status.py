@@ -29,7 +29,8 @@ def status(
     variants: VariantsFilter = None,
     every_job: Annotated[bool, typer.Option("--all", help="List done jobs too, not only the others.")] = False,
 ) -> None:
-    """Each job of a run: done, failed, claimed (by whom, since when), stale or pending; and the dense models."""
+    """Each job of a run: done, failed, claimed (by whom, since when), stale or pending; the dense models, and the
+    SLURM state of the arrays launched on it."""
     from prunebench.forkserver import start
 
     start()
@@ -62,3 +63,14 @@ def status(
             table.add_row(s.job_id, s.state, describe_holder(s.holder))
     if table.row_count:
         out.print(table)
+    from prunebench.launch import launches, slurm_states
+
+    for launched in launches(runner.run_dir):
+        tasks = slurm_states(str(launched["job_id"]))
+        summary = Counter(tasks.values())
+        text = ", ".join(f"{n} {state}" for state, n in sorted(summary.items())) if tasks else "unknown to SLURM"
+        if "error" in tasks:
+            text = tasks["error"]
+        out.print(
+            f"SLURM array {launched['job_id']} ({launched['tasks']} task(s)): {text}", markup=False, highlight=False
+        )

@@ -1,0 +1,68 @@
+"""Benchmark: what workers gain and what per-epoch checkpoints cost, on the embedded quickstart end to end
+(dense models trained too: fresh cache, run from an empty folder so no shipped dense model is used).
+
+1. `--workers 1` against `--workers 2` (one torch thread each), alternating, `--repeats` times each.
+2. Checkpoints: this checkout against a checkout of `--baseline` (the last commit before checkpoints) in a git
+   worktree, alternating, one worker; the cost is the difference of the medians over the baseline's median.
+
+    .venv/bin/python benchmarks/scaling.py [--baseline ab7113d] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def quickstart(source: Path, *extra: str) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "prunebench.cli", "run", str(ROOT / "protocols" / "quickstart.yaml")]
+        cmd += ["--results", f"{tmp}/r", "--cache", f"{tmp}/c", "--device", "cpu", *extra]
+        env = {**os.environ, "PYTHONPATH": str(source), "OMP_NUM_THREADS": "1"}
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, env=env, cwd=tmp, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", default="ab7113d", help="git ref of the checkout without checkpoints")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} CPU(s), one torch thread per worker")
+
+    one, two = [], []
+    for _ in range(args.repeats):
+        one.append(quickstart(ROOT, "--workers", "1"))
+        two.append(quickstart(ROOT, "--workers", "2"))
+    m1, m2 = statistics.median(one), statistics.median(two)
+    print(f"quickstart, 1 worker: median {m1:.1f} s ({', '.join(f'{t:.1f}' for t in one)})")
+    print(f"quickstart, 2 workers: median {m2:.1f} s ({', '.join(f'{t:.1f}' for t in two)}); {m2 / m1:.2f}x the time")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        worktree = Path(tmp) / "baseline"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.baseline], check=True
+        )
+        try:
+            with_ckpt, without = [], []
+            for _ in range(args.repeats):
+                with_ckpt.append(quickstart(ROOT))
+                without.append(quickstart(worktree))
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)], check=True)
+    a, b = statistics.median(with_ckpt), statistics.median(without)
+    print(f"quickstart with per-epoch checkpoints: median {a:.1f} s; without ({args.baseline}): median {b:.1f} s")
+    print(f"checkpoint cost: {100 * (a - b) / b:+.1f}%")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""`prunebench launch slurm`: a protocol's grid as a SLURM job array of workers (prunebench.launch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from prunebench.cli.app import app, out
+from prunebench.cli.options import MethodsFilter, SparsitiesFilter, VariantsFilter, split
+from prunebench.errors import PrunebenchError
+from prunebench.protocol import load_protocol
+
+launch_app = typer.Typer(help="Run a protocol's grid on a cluster.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(launch_app, name="launch")
+
+
+@launch_app.command()
+def slurm(
+    protocol: Annotated[Path, typer.Argument(help="Protocol YAML file.")],
+    results: Annotated[Path, typer.Option(help="Results directory, on a file system every node sees.")] = Path("runs"),
+    cache: Annotated[Path | None, typer.Option(help="Checkpoint cache, on a file system every node sees.")] = None,
+    partition: Annotated[str | None, typer.Option(help="SLURM partition (default: the cluster's).")] = None,
+    time_limit: Annotated[str, typer.Option("--time", help="Time limit of each task (HH:MM:SS, D-HH:MM:SS).")] = (
+        "24:00:00"
+    ),
+    gpus_per_job: Annotated[int, typer.Option(help="GPUs of each task (0: on the CPU).")] = 0,
+    cpus_per_job: Annotated[int, typer.Option(help="CPU cores of each task.")] = 1,
+    workers: Annotated[int | None, typer.Option(help="Array tasks (default: one per job of the grid).")] = None,
+    array_parallelism: Annotated[int | None, typer.Option(help="At most this many tasks at once.")] = None,
+    methods: MethodsFilter = None,
+    sparsities: SparsitiesFilter = None,
+    seeds: Annotated[str | None, typer.Option(help="Only these seeds (comma-separated).")] = None,
+    variants: VariantsFilter = None,
+) -> None:
+    """Submit the grid as a SLURM job array of workers that share the results directory; print the job id."""
+    from prunebench.forkserver import start
+
+    start()
+    from prunebench.launch import SlurmLaunch, launch_slurm
+    from prunebench.results import ensure_writable, guard_references
+    from prunebench.run import Runner, plan
+
+    runner = Runner(load_protocol(protocol), results_dir=results, cache_dir=cache, device="cpu")
+    runner.validate()
+    filters = {
+        "methods": split(methods),
+        "sparsities": split(sparsities, float),
+        "seeds": split(seeds, int),
+        "variants": split(variants),
+    }
+    jobs = plan(runner.protocol, **filters)
+    if not jobs:
+        raise PrunebenchError("no job to run: the filters select nothing of the protocol's grid")
+    for flag, value in [("--workers", workers), ("--array-parallelism", array_parallelism)]:
+        if value is not None and value < 1:
+            raise PrunebenchError(f"{flag} must be at least 1 (got {value})")
+    if gpus_per_job < 0 or cpus_per_job < 1:
+        raise PrunebenchError("--gpus-per-job must be at least 0 and --cpus-per-job at least 1")
+    guard_references(runner.directory.path.parent, update=False)
+    ensure_writable(runner.run_dir, "--results")
+    launch = SlurmLaunch(
+        protocol=protocol.resolve(),
+        results=results.resolve(),
+        cache=cache.resolve() if cache is not None else None,
+        partition=partition,
+        time_limit=time_limit,
+        gpus_per_job=gpus_per_job,
+        cpus_per_job=cpus_per_job,
+        workers=workers or len(jobs),
+        array_parallelism=array_parallelism,
+        filters=filters,
+    )
+    job_id = launch_slurm(launch, runner.run_dir.resolve())
+    out.print(
+        f"submitted SLURM array {job_id}: {launch.workers} worker(s) for {len(jobs)} job(s); "
+        f"`prunebench status {protocol} --results {results}` shows where it stands",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -1,0 +1,112 @@
+"""`prunebench launch slurm` on a real SLURM cluster (tests/launch/conftest.py): the grid as a job array of
+workers; one task requeued mid-job (`scontrol requeue`) resumes its job from the checkpoint, every job runs once,
+and `prunebench status` shows the array's state. Bad input gets one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from prunebench.testing import TINY
+
+HERE = Path(__file__).parent
+GRID = (
+    TINY.replace("sparsities: [0.5, 0.9]", "sparsities: [0.5, 0.7, 0.9]")
+    .replace("seeds: [0]", "seeds: [0, 1]")
+    .replace("retrain: {epochs: 1,", "retrain: {epochs: 60,")
+    .replace(
+        "  - name: global_magnitude\n  - name: layerwise_magnitude\n  - name: random\n",
+        f"  - name: {HERE.parent / 'run' / 'methods' / 'counted.py'}:Counted\n",
+    )
+)
+JOBS = 6
+
+
+def _prunebench(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "prunebench", *map(str, args)], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def _tasks(env: dict[str, str], job_id: str) -> dict[str, str]:
+    out = subprocess.run(
+        ["squeue", "-h", "-r", "-t", "all", "-j", job_id, "-o", "%i %T"], env=env, capture_output=True, text=True
+    )
+    return dict(line.split() for line in out.stdout.splitlines() if line.strip())
+
+
+def test_an_array_of_workers_finishes_the_grid_and_a_requeued_task_resumes(
+    slurm: dict[str, str], tmp_path: Path
+) -> None:
+    protocol, results, cache, counts = tmp_path / "grid.yaml", tmp_path / "r", tmp_path / "c", tmp_path / "counts"
+    protocol.write_text(GRID)
+    assert "counted.py" in GRID
+    env = {**slurm, "OMP_NUM_THREADS": "1", "PRUNEBENCH_TEST_COUNTS": str(counts)}
+    submitted = _prunebench(
+        env, "launch", "slurm", protocol, "--results", results, "--cache", cache, "--workers", "2", "--time", "20"
+    )
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    job_id = submitted.stdout.split("submitted SLURM array ")[1].split(":")[0]
+    assert "2 worker(s) for 6 job(s)" in submitted.stdout
+
+    # Wait until a task is retraining a job (its checkpoint is there), then requeue that task.
+    deadline = time.time() + 300
+    holder = None
+    while time.time() < deadline and holder is None:
+        if list((cache / "progress").glob("job-*.prev.pt")):
+            for lease in results.rglob("*.lease"):
+                try:
+                    holder = json.loads(lease.read_text())["slurm"]
+                except (OSError, ValueError, KeyError):
+                    continue
+        time.sleep(0.05)
+    assert holder is not None, _tasks(env, job_id)
+    requeued = subprocess.run(["scontrol", "requeue", holder], env=env, capture_output=True, text=True)
+    assert requeued.returncode == 0, requeued.stderr
+
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        tasks = _tasks(env, job_id)
+        if len(tasks) == 2 and all(state in ("COMPLETED", "FAILED", "CANCELLED") for state in tasks.values()):
+            break
+        time.sleep(0.5)
+    assert set(tasks.values()) == {"COMPLETED"}, tasks
+    records = [json.loads(p.read_text()) for p in results.rglob("sparsity-*.json")]
+    assert len(records) == JOBS and all(r["status"] == "ok" for r in records)
+    starts = Counter(counts.read_text().splitlines())
+    # Every job pruned once: the requeued task's job went on from its checkpoint rather than starting over.
+    assert len(starts) == JOBS and set(starts.values()) == {1}, starts
+    logs = " ".join(p.read_text() for p in results.rglob("slurm/*/*_log.out"))
+    assert "resumed from its checkpoint after epoch" in logs, logs[-3000:]
+    shown = subprocess.run(["scontrol", "show", "job", holder], env=env, capture_output=True, text=True).stdout
+    assert "Restarts=1" in shown, shown
+
+    status = _prunebench(env, "status", protocol, "--results", results, "--cache", cache)
+    flat = " ".join(status.stdout.split())
+    assert status.returncode == 0 and f"{JOBS} job(s): {JOBS} done" in flat, status.stdout + status.stderr
+    assert f"SLURM array {job_id} (2 task(s)): 2 COMPLETED" in flat, flat
+
+
+def test_a_partition_that_does_not_exist_is_one_line(
+    slurm: dict[str, str], tiny_protocol: Path, tmp_path: Path
+) -> None:
+    done = _prunebench(slurm, "launch", "slurm", tiny_protocol, "--results", tmp_path / "r", "--partition", "nowhere")
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0] == "error: --partition: 'nowhere' is not a partition of this cluster (it has debug)"
+    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").rglob("launches/*"))  # nothing submitted
+
+
+def test_an_unreachable_slurm_is_one_line(tiny_protocol: Path, tmp_path: Path) -> None:
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=x\nSlurmctldHost=nowhere-host\nSlurmctldPort=1\n")
+    env = {**os.environ, "SLURM_CONF": str(conf), "PATH": os.environ["PATH"]}
+    done = _prunebench(env, "launch", "slurm", tiny_protocol, "--results", tmp_path / "r")
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith("error: launch slurm: SLURM does not answer:"), lines
