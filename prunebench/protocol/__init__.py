@@ -24,6 +24,7 @@ from prunebench.protocol.identity import content_hash
 from prunebench.protocol.loading import load_protocol, parse_protocol, resolved_yaml, with_methods
 from prunebench.protocol.recipes import (
     RETRAINING_RECIPES,
+    BaseSpec,
     OptimizerSpec,
     ScheduleSpec,
     TrainingSpec,
@@ -60,6 +61,7 @@ __all__ = [
     "RESERVED",
     "RETRAINING_RECIPES",
     "AnalysesSpec",
+    "BaseSpec",
     "BudgetSpec",
     "CorrelationSpec",
     "DataSpec",

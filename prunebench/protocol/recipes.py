@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from prunebench.protocol.base import MAX_BATCH, MAX_EPOCHS, MAX_ITEMS, StrictModel
-from prunebench.protocol.identity import HASHED_WHEN_SET
+from prunebench.protocol.identity import HASHED_WHEN_SET, NOT_HASHED
 
 
 class OptimizerSpec(StrictModel):
@@ -115,6 +115,38 @@ class TrainingSpec(StrictModel):
         raw["epochs"] = epochs
         return TrainingSpec.model_validate(raw)
 
+    def recipe(self) -> TrainingSpec:
+        """This stage's training recipe alone (for base training: without where its dense model may come from)."""
+        return TrainingSpec.model_validate(self.model_dump(include=set(TrainingSpec.model_fields)))
+
+
+class BaseSpec(TrainingSpec):
+    """Dense training of the base model; or, with `checkpoint`, a dense model the user has (e.g. torchvision's
+    pretrained ResNet-50, which most ImageNet pruning papers prune), loaded instead of trained. The recipe fields
+    then describe how that model was trained: learning-rate rewinding and Scratch-B derive from them."""
+
+    checkpoint: str | None = Field(
+        None,
+        max_length=4096,
+        description="A dense checkpoint (a state dict, torch.save) to start from instead of base training; "
+        "`${VAR}` reads an environment variable. Not hashed: its sha256 is.",
+        json_schema_extra=NOT_HASHED,
+    )
+    sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="sha256 of the checkpoint file (`sha256sum`): part of the protocol's identity.",
+        json_schema_extra=HASHED_WHEN_SET,
+    )
+
+    @model_validator(mode="after")
+    def _checkpoint_named_by_its_hash(self) -> BaseSpec:
+        if (self.checkpoint is None) != (self.sha256 is None):
+            raise ValueError(
+                "base.checkpoint and base.sha256 go together: the file's hash, not its path, says which model it is"
+            )
+        return self
+
 
 # The training recipe each retraining regime runs. It is derived from the protocol, so the protocol
 # (not the method) controls it; the result records the recipe's name and the budget audit judges it.
@@ -140,7 +172,7 @@ def retraining_recipe(
         raise ValueError(f"unknown retraining regime {regime!r} (known: {', '.join(RETRAINING_RECIPES)})")
     if name == "retrain":
         return name, retrain.with_epochs(n)
-    raw = base.model_dump()
+    raw = base.recipe().model_dump()
     schedule = raw["schedule"]
     end = schedule["start_epoch"] + base.epochs
     schedule["span_epochs"] = schedule["span_epochs"] or base.epochs

@@ -73,19 +73,23 @@ class DataSpec(StrictModel):
 
     def resolved_root(self) -> Path | None:
         """The root with environment variables expanded; a FieldError when one is unset."""
-        if self.root is None:
-            return None
+        return None if self.root is None else expand_path(self.root, ("data", "root"), "the data directory")
 
-        def expand(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(3)
-            value = os.environ.get(name)
-            if value:
-                return value
-            if default is not None:
-                return default
-            raise FieldError(("data", "root"), f"environment variable {name} is not set (it names the data directory)")
 
-        return Path(re.sub(r"\$\{(\w+)(:-([^}]*))?\}", expand, self.root)).expanduser()
+def expand_path(value: str, loc: tuple[str, ...], what: str) -> Path:
+    """A path of a protocol with `${VAR}` and `${VAR:-default}` read from the environment; a FieldError at `loc`
+    when a variable is unset."""
+
+    def expand(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(3)
+        env = os.environ.get(name)
+        if env:
+            return env
+        if default is not None:
+            return default
+        raise FieldError(loc, f"environment variable {name} is not set (it names {what})")
+
+    return Path(re.sub(r"\$\{(\w+)(:-([^}]*))?\}", expand, value)).expanduser()
 
 
 class ModelSpec(StrictModel):

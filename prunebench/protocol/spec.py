@@ -25,7 +25,7 @@ from prunebench.protocol.identity import (
     hashed_content,
     outside_setup,
 )
-from prunebench.protocol.recipes import TrainingSpec, retraining_recipe
+from prunebench.protocol.recipes import BaseSpec, TrainingSpec, retraining_recipe
 from prunebench.protocol.sections import (
     AnalysesSpec,
     BudgetSpec,
@@ -56,7 +56,10 @@ class Protocol(StrictModel):
     )
     data: DataSpec = Field(description="Data set, splits and augmentation.")
     model: ModelSpec = Field(description="Architecture.")
-    base: TrainingSpec = Field(description="Dense training of the base model, once per seed, shared by all methods.")
+    base: BaseSpec = Field(
+        description="Dense training of the base model, once per seed, shared by all methods (or a dense checkpoint "
+        "the user has: base.checkpoint)."
+    )
     pruning: PruningSpec = Field(description="Sparsity targets and what counts as a prunable weight.")
     retrain: TrainingSpec = Field(description="Retraining after pruning: the same for every method.")
     budget: BudgetSpec = Field(default_factory=BudgetSpec, description="What a method may spend beyond retraining.")
@@ -104,6 +107,13 @@ class Protocol(StrictModel):
 
     @model_validator(mode="after")
     def _rewind_within_base(self) -> Protocol:
+        if self.base.checkpoint is not None and self.pruning.rewind_epoch > 0:
+            raise located_error(
+                ("pruning", "rewind_epoch"),
+                f"{self.pruning.rewind_epoch:g}: the dense model comes from base.checkpoint, which has no early "
+                "iterate of its training to rewind to",
+                self.pruning.rewind_epoch,
+            )
         if self.pruning.rewind_epoch > self.base.epochs:
             raise located_error(
                 ("pruning", "rewind_epoch"),

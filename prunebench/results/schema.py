@@ -123,6 +123,9 @@ class Metrics(Record):
 class BaseModelRecord(Record):
     checkpoint_sha256: str = Field(description="Hash of the dense weights every method of this seed started from.")
     key: str = Field(description="Hash of what determined the checkpoint (data, model, base training, seed).")
+    pretrained_sha256: str | None = Field(
+        None, description="sha256 of the file given as base.checkpoint, when the dense model was loaded, not trained."
+    )
     test_top1: Fraction
     test_top5: Fraction | None
     val_top1: Fraction

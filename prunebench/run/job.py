@@ -241,6 +241,7 @@ class JobRun:
         self.measured["base"] = BaseModelRecord(
             checkpoint_sha256=base.sha256,
             key=base.key,
+            pretrained_sha256=self.runner.protocol.base.sha256,
             test_top1=base.test["top1"],
             test_top5=base.test["top5"],
             val_top1=base.val_top1,

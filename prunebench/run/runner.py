@@ -32,6 +32,7 @@ from prunebench.results import (
     EpochRecord,
     ResultRecord,
     RunDirectory,
+    StageLedger,
     describe_os_error,
     ensure_writable,
     guard_references,
@@ -46,6 +47,7 @@ from prunebench.run.describe import describe
 from prunebench.run.job import JobRun
 from prunebench.run.measure import Measurer
 from prunebench.run.plan import Job
+from prunebench.run.pretrained import load_into, read_pretrained
 from prunebench.run.progress import Progress
 from prunebench.run.provenance import RunProvenance, resolve_device, resolve_threads
 from prunebench.run.setup import build_engine, fresh_model, seeded_model
@@ -167,8 +169,16 @@ class Runner:
             model = build_model(p.model, num_classes=info.num_classes or 1000, input_shape=info.input_shape)
             # Which weights are prunable, as a job will see them: a rule that leaves none is an error now.
             prunable_parameters(model, p.pruning.prunable, layer_macs(model, info.input_shape).keys())
+            if p.base.checkpoint is not None:
+                load_into(model, read_pretrained(p.base), p.model.name)
             methods = self._methods if self._methods is not None else describe(p)
             for i, method in enumerate(methods):
+                if p.base.checkpoint is not None and method.taxonomy.retraining == "weight_rewinding":
+                    raise FieldError(
+                        ("methods", i, "name"),
+                        f"{method.name} rewinds to an early iterate of base training (weight rewinding); the dense "
+                        "model from base.checkpoint has none",
+                    )
                 granularity = method.taxonomy.granularity
                 if GRANULARITY_ORDER[granularity] < GRANULARITY_ORDER[p.pruning.granularity]:
                     raise FieldError(
@@ -446,9 +456,34 @@ class Runner:
                 stacklevel=3,
             )
 
+    def _pretrained(self, seed: int) -> BaseCheckpoint:
+        """The user's dense checkpoint as the seed's base model (the same for every seed; its initialization, for
+        methods that prune before training, is the seed's), its accuracies measured here."""
+        p = self.protocol
+        _, key = self.cache.locate(seed)
+        model = self.build_model(seed)
+        init = state_copy(model)
+        try:
+            load_into(model, read_pretrained(p.base), p.model.name)
+        except FieldError as exc:
+            raise p.locate(exc) from None
+        engine = self.engine(model, seed, {})
+        final = state_copy(engine.model)
+        test, val = engine.evaluate(self.data.test), engine.evaluate(self.data.val)
+        return BaseCheckpoint(
+            key=key,
+            sha256=weights_sha256(final),
+            states={"init": init, "final": final},
+            test={"top1": test.top1, "top5": test.top5, "loss": test.loss},
+            val_top1=val.top1,
+            ledger=StageLedger(),  # trained elsewhere: nothing of this protocol's budget
+        )
+
     def _train_base(self, seed: int) -> BaseCheckpoint:
         """Train a seed's dense model, checkpointing every epoch; a checkpoint left by a killed run is resumed."""
         p = self.protocol
+        if p.base.checkpoint is not None:
+            return self._pretrained(seed)
         _, key = self.cache.locate(seed)
         progress_key = f"base-{key[:32]}"
         saved = self.progress.load(progress_key)
