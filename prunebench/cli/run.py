@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -64,6 +66,13 @@ def run(
             "--keep-checkpoints", help="Keep each stage's per-epoch checkpoints (cache progress/) after its job ends."
         ),
     ] = False,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            help="Processes each job trains on with DistributedDataParallel (one per GPU): starts torchrun, as "
+            "`torchrun --nproc-per-node N -m prunebench run ...` does."
+        ),
+    ] = 1,
     workers: Annotated[
         str,
         typer.Option(
@@ -73,6 +82,28 @@ def run(
     ] = "auto",
 ) -> None:
     """Run every method of a protocol: dense base models once per seed, then prune, retrain, evaluate."""
+    # The same run, as each worker process or each rank runs it.
+    command = ["run", str(protocol), "--results", str(results), "--device", device, "--workers", "1"]
+    for flag, value in [
+        ("--cache", cache),
+        ("--methods", methods),
+        ("--sparsities", sparsities),
+        ("--seeds", seeds),
+        ("--shard", shard_of),
+        ("--variants", variants),
+    ]:
+        command += [flag, str(value)] if value is not None else []
+    for path in dense_from or []:
+        command += ["--dense-from", str(path)]
+    for flag, on in [
+        ("--force", force),
+        ("--retry-failed", retry_failed),
+        ("--save-models", save_models),
+        ("--update-references", update_references),
+        ("--keep-checkpoints", keep_checkpoints),
+        ("--dry-run", dry_run),
+    ]:
+        command += [flag] if on else []
     from prunebench.forkserver import start
 
     start()  # the job processes' fork server imports torch while this process does
@@ -105,6 +136,18 @@ def run(
     if dry_run:
         out.print(plan_table(runner, jobs))
         return
+    from prunebench.run.ranks import check_nproc, launched, leave_runners
+
+    if nproc != 1 and not launched():  # checked here, its ranks started by torchrun, which runs this command again
+        check_nproc(nproc, device)
+        if workers not in ("auto", "1"):
+            raise PrunebenchError("--nproc and --workers: each job on several processes, or several jobs at once")
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+        extra = ["--threads", str(threads)] if threads is not None else []
+        code = subprocess.run([*torchrun, "-m", "prunebench", *command, *extra]).returncode
+        if code == 0 and any(runner.status_of(job) == "failed" for job in jobs):
+            code = 1  # the ranks leave failed jobs to the records (torchrun would take exit code 1 for a crash)
+        raise typer.Exit(code)
 
     if not jobs:
         raise PrunebenchError(
@@ -115,27 +158,11 @@ def run(
 
     count = resolve_workers(workers, device)
     if count > 1:
-        command = ["run", str(protocol), "--results", str(results), "--device", device, "--workers", "1"]
-        for flag, value in [
-            ("--cache", cache),
-            ("--methods", methods),
-            ("--sparsities", sparsities),
-            ("--seeds", seeds),
-            ("--shard", shard_of),
-            ("--variants", variants),
-        ]:
-            command += [flag, str(value)] if value is not None else []
-        for path in dense_from or []:
-            command += ["--dense-from", str(path)]
-        for flag, on in [
-            ("--force", force),
-            ("--retry-failed", retry_failed),
-            ("--save-models", save_models),
-            ("--update-references", update_references),
-            ("--keep-checkpoints", keep_checkpoints),
-        ]:
-            command += [flag] if on else []
         _run_workers(runner, jobs, command, count, device, threads)
+        return
+    if runner.rank != 0:  # one rank of several: rank 0 shows the progress and writes
+        runner.run(jobs)
+        leave_runners()
         return
     progress = RunProgress(out, len(jobs))
     runner.events = progress.events()
@@ -149,9 +176,10 @@ def run(
             f"{runner.run_dir}; the job in flight was not written. Run the same command again to resume."
         )
         raise typer.Exit(code) from None
+    leave_runners()
     out.print(run_summary(runner.run_dir))
     out.print(progress.summary(ran, runner.run_dir), markup=False, highlight=False, soft_wrap=True)
-    if any(r.status == "failed" for r in ran):
+    if any(r.status == "failed" for r in ran) and not launched():
         raise typer.Exit(1)
 
 

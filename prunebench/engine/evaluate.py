@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from prunebench.engine import distributed as ddp
+
 if TYPE_CHECKING:
     from prunebench.data import Split
 
@@ -49,6 +51,7 @@ def evaluate(
     n = 0
     k = min(5, num_classes)
     for x, y in split.batches(batch_size, shuffle=False, train=False, generator=None, device=device):
+        x, y = ddp.shard(x, y)  # on several ranks, each evaluates its share; the sums are added below
         with torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext():
             out = model(x)
         out = out.float()
@@ -59,5 +62,8 @@ def evaluate(
         correct5 += hits.any(1).sum()
         n += len(y)
     model.train(was_training)
+    if ddp.active():
+        loss_sum, correct1, correct5 = ddp.all_sum(loss_sum), ddp.all_sum(correct1), ddp.all_sum(correct5)
+        n = int(ddp.all_sum(torch.tensor(n, device=device)))
     top5 = float(correct5) / n if 5 in top_k and num_classes > 5 else None
     return Evaluation(loss=float(loss_sum) / n, top1=float(correct1) / n, top5=top5)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from prunebench.engine import distributed as ddp
 from prunebench.engine.evaluate import Evaluation, evaluate
 from prunebench.engine.events import EngineObserver, EpochReport, Snapshot
 from prunebench.engine.guard import Seal
@@ -285,6 +286,8 @@ class Engine:
             self._restore(resume, optimizer, scheduler, generator, method)
             step, first = resume.step, resume.epochs_done
         ledger = self._stage_ledger(stage)
+        distributed = ddp.active()  # one stage on several processes (prunebench.engine.distributed)
+        net = ddp.wrap(model, self.device)
         for done in range(first, spec.epochs):
             epoch = self._stage_epochs.get(stage, 0) + 1
             self._stage_epochs[stage] = epoch
@@ -299,12 +302,20 @@ class Engine:
             for x, y in data.train.batches(
                 spec.batch_size, shuffle=True, train=True, generator=generator, device=self.device
             ):
+                n = len(y)  # the global batch's examples: what the ledger counts, on any number of ranks
+                if distributed:
+                    x, y = ddp.shard(x, y)
                 if amp and x.dim() == 4:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with autocast:
-                    out = model(x)
-                    loss = F.cross_entropy(out, y, label_smoothing=spec.label_smoothing)
-                    total = loss
+                    out = net(x)
+                    if distributed:
+                        # This rank's share of the global batch's mean loss; DDP averages the gradients over ranks.
+                        loss = F.cross_entropy(out, y, label_smoothing=spec.label_smoothing, reduction="sum") / n
+                        total = loss * ddp.world()
+                    else:
+                        loss = F.cross_entropy(out, y, label_smoothing=spec.label_smoothing)
+                        total = loss
                     if loss_term is not None:
                         extra = self.call_method("loss_term", lambda: loss_term(model), remask=False)
                         if extra is not None:
@@ -320,7 +331,6 @@ class Engine:
                 scheduler.step()
                 if self.masks_active:
                     self.masks.apply_to_weights()
-                n = len(y)
                 step += 1
                 seen += n
                 loss_sum += loss.detach().float() * n
@@ -337,6 +347,11 @@ class Engine:
                 if on_step is not None:
                     on_step(step, steps_per_epoch)
             ledger.close_epoch(data.train.num_examples)
+            if distributed:
+                loss_sum, correct = ddp.all_sum(loss_sum), ddp.all_sum(correct)
+                ddp.sync_buffers(model)
+                if not ddp.same_everywhere(model):
+                    raise self._fail(f"the ranks' weights differ after {stage} epoch {epoch}")
             train_loss = float(loss_sum) / max(1, seen)
             if not math.isfinite(train_loss):
                 raise self._fail(f"the training loss diverged ({train_loss}) in {stage} epoch {epoch}")

@@ -38,6 +38,7 @@ from prunebench.run.isolation import ChildFailed, Limits, run_child
 from prunebench.run.measure import Measured
 from prunebench.run.messages import BadMessage, Message
 from prunebench.run.plan import Job
+from prunebench.run.ranks import job_group
 from prunebench.run.reports import JobReports
 from prunebench.run.tasks import Environment, JobTask, MethodInfo
 
@@ -112,6 +113,7 @@ class JobRun:
             states=runner.base_states(job.seed),
             snapshots=self.protocol.evaluation.test_curves or self.analyses.per_epoch,
             resume=self._resume(),
+            group=job_group(runner.device),
         )
         limits = Limits(
             timeout=runner.protocol.runtime.job_timeout,

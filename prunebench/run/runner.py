@@ -23,6 +23,7 @@ import torch
 
 from prunebench.data import DATASETS, DataBundle, check_data, load_data
 from prunebench.engine import Engine, EngineObserver, EpochReport, Snapshot, TrainState, state_copy
+from prunebench.engine import distributed as ddp
 from prunebench.errors import FieldError, ResultsError
 from prunebench.masks import prunable_parameters
 from prunebench.methods import GRANULARITY_ORDER, label_methods, needs_labels
@@ -50,6 +51,7 @@ from prunebench.run.plan import Job
 from prunebench.run.pretrained import load_into, read_pretrained
 from prunebench.run.progress import Progress
 from prunebench.run.provenance import RunProvenance, resolve_device, resolve_threads
+from prunebench.run.ranks import join_runners
 from prunebench.run.setup import build_engine, fresh_model, seeded_model
 from prunebench.run.tasks import JobTask, MethodInfo
 
@@ -128,7 +130,8 @@ class Runner:
         self.update_references = update_references
         self._dense_asked = dense_from is not None
         self.save_models = save_models  # each job's final weights in models/, the dense ones in dense/
-        self.device = resolve_device(device)
+        self.device = join_runners(resolve_device(device))  # on several ranks (torchrun): their group, their GPU
+        self.rank = ddp.rank()
         self.threads = resolve_threads(threads if threads is not None else protocol.runtime.threads, self.device)
         torch.set_num_threads(self.threads)  # this process's, and each job process's (it replays them)
         self.force = force
@@ -234,7 +237,9 @@ class Runner:
         whose dense model another worker is training waits while other jobs run."""
         self.validate()
         guard_references(self.directory.path.parent, update=self.update_references)
-        todo = self.pending(jobs)
+        todo = self.pending(jobs) if self.rank == 0 else []
+        ids = ddp.broadcast([job.id for job in todo])  # every rank runs what rank 0 found to do
+        todo = [job for job in jobs if job.id in set(ids)]
         self.completed = []
         if not todo:
             return []
@@ -246,9 +251,11 @@ class Runner:
         self.cache.remove_stale_temporaries()
         self.progress.remove_stale_temporaries()
         resolved = self.protocol.model_dump(mode="json")
-        self._write(
-            self.directory.protocol_file, functools.partial(self.directory.write_protocol, self.protocol.hash, resolved)
-        )
+        if self.rank == 0:
+            self._write(
+                self.directory.protocol_file,
+                functools.partial(self.directory.write_protocol, self.protocol.hash, resolved),
+            )
         # What was there when the run started: with --force those are re-run once, not again after another
         # worker wrote them.
         before = {job.id: self._mtime(job) for job in todo}
@@ -294,24 +301,21 @@ class Runner:
         return now is not None and now != before and self.status_of(job) in ("done", "failed")
 
     def _try(self, job: Job, before: float | None, index: int, total: int) -> str:
-        """ran, elsewhere (another worker finished it) or busy (claimed, or its dense model is being trained)."""
-        if self._finished_elsewhere(job, before):
-            self.events.skipped(job, "done by another worker")
-            return "elsewhere"
-        lease = self.claims.claim(job.id)
-        if lease is None:
-            return "busy"
+        """ran, elsewhere (another worker finished it) or busy (claimed, or its dense model is being trained). On
+        several ranks, rank 0 decides and every rank runs the job."""
+        decision = ddp.broadcast(self._decide(job, before) if self.rank == 0 else None)
+        if decision != "run":
+            return str(decision)
         try:
-            if self._finished_elsewhere(job, before):  # finished between the check and the claim
-                self.events.skipped(job, "done by another worker")
-                return "elsewhere"
             try:
                 self.base(job.seed)
             except BaseBusy:
                 return "busy"
             self.events.job_started(job, index, total)
             run = JobRun(self, job, self.methods[job.method_index])
-            record = run.run()
+            record = self._agreed(run.run())
+            if self.rank != 0:
+                return "ran"
             if self.claims.lost(job.id):
                 warnings.warn(
                     f"{job.id}: another worker took this job over (its lease went stale); its record is theirs",
@@ -327,7 +331,31 @@ class Runner:
             self.completed.append(record)
             return "ran"
         finally:
+            if self.rank == 0:
+                self.claims.release(job.id)
+
+    def _decide(self, job: Job, before: float | None) -> str:
+        """elsewhere, busy, or run (with the job's lease held)."""
+        if self._finished_elsewhere(job, before):
+            self.events.skipped(job, "done by another worker")
+            return "elsewhere"
+        if self.claims.claim(job.id) is None:
+            return "busy"
+        if self._finished_elsewhere(job, before):  # finished between the check and the claim
             self.claims.release(job.id)
+            self.events.skipped(job, "done by another worker")
+            return "elsewhere"
+        return "run"
+
+    def _agreed(self, record: ResultRecord) -> ResultRecord:
+        """On several ranks: the job failed if it failed on any, with every failed rank's reason."""
+        outcomes = ddp.gather((record.status, record.reasons))
+        failed = [
+            f"rank {r}: {'; '.join(reasons)}" for r, (status, reasons) in enumerate(outcomes) if status == "failed"
+        ]
+        if not failed or (record.status == "failed" and len(outcomes) == 1):
+            return record
+        return record.model_copy(update={"status": "failed", "reasons": failed})
 
     def _write(self, path: Path, write: Callable[[], None]) -> None:
         """Write a file of the run; a write that fails stops the run with one clear line, every finished
@@ -424,29 +452,37 @@ class Runner:
 
     def base(self, seed: int) -> BaseCheckpoint:
         """The dense model of a seed: from the cache when its weights verify, else trained now by this worker
-        once it holds the seed's lease; BaseBusy while another worker trains it."""
+        once it holds the seed's lease; BaseBusy while another worker trains it. On several ranks rank 0 decides,
+        every rank trains, rank 0 writes."""
         if seed not in self._bases:
-            found = self.cache.find(seed)
-            if found is None:
-                path = self.cache.locate(seed)[0]
-                if self.base_claims.claim(path.stem) is None:
-                    raise BaseBusy(seed)
-                try:
-                    found = self.cache.find(seed)  # trained by another worker between the look and the claim
-                    if found is None:
-                        self._warn_not_shipped(seed)
-                        base = self._train_base(seed)
+            path = self.cache.locate(seed)[0]
+            source = ddp.broadcast(self._base_source(seed) if self.rank == 0 else None)
+            if source == "busy":
+                raise BaseBusy(seed)
+            try:
+                found = self.cache.find(seed) if source == "load" else None
+                if found is None:
+                    self._warn_not_shipped(seed)
+                    base = self._train_base(seed)
+                    if self.rank == 0:
                         self._write(path, functools.partial(self.cache.save, seed, base))
                         self._stage_written()
-                        found = base, path
-                    else:
-                        self.events.base_loaded(seed, found[1])
-                finally:
+                    found = base, path
+                elif self.rank == 0:
+                    self.events.base_loaded(seed, found[1])
+            finally:
+                if self.rank == 0:
                     self.base_claims.release(path.stem)
-            else:
-                self.events.base_loaded(seed, found[1])
             self._bases[seed] = found[0]
         return self._bases[seed]
+
+    def _base_source(self, seed: int) -> str:
+        """load (a verified checkpoint is there), busy (another worker trains it) or train (its lease held)."""
+        if self.cache.find(seed) is not None:
+            return "load"
+        if self.base_claims.claim(self.cache.locate(seed)[0].stem) is None:
+            return "busy"
+        return "load" if self.cache.find(seed) is not None else "train"  # trained meanwhile by another worker
 
     def _warn_not_shipped(self, seed: int) -> None:
         if self._dense_asked:
@@ -505,6 +541,8 @@ class Runner:
                 states["rewind"] = state_copy(engine.model)
 
         def checkpoint(state: TrainState) -> None:
+            if self.rank != 0:
+                return
             payload = {"train": state.__dict__, "rewind": states["rewind"]}
             self._write(self.progress.path(progress_key), functools.partial(self.progress.save, progress_key, payload))
 

@@ -76,6 +76,8 @@ class MethodSteps:
 
     def run(self) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]]]:
         try:
+            if self.task.group is not None:
+                self.task.group.join()  # before the engine: it trains under DDP when a group is there
             self.set_up()
             if self.task.resume is not None:
                 self.resume(*self.task.resume)
@@ -193,7 +195,7 @@ class MethodSteps:
             self.engine.train(
                 self.retrain_spec,
                 stage="retrain",
-                checkpoint=self.checkpoint,
+                checkpoint=self.checkpoint if self.task.group is None or self.task.group.rank == 0 else None,
                 resume=getattr(self, "resume_state", None),
             )
         except JobFailed:

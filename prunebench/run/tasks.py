@@ -16,6 +16,7 @@ from prunebench.methods import Taxonomy, instantiate
 from prunebench.protocol import MethodSpec
 
 if TYPE_CHECKING:
+    from prunebench.engine.distributed import Group
     from prunebench.run.plan import Job
 
 
@@ -95,3 +96,5 @@ class JobTask:
     # Retraining's last checkpoint from an earlier job process (its header, the engine's TrainState bytes): the
     # job goes on from there instead of pruning again.
     resume: tuple[dict[str, Any], bytes] | None = None
+    # On several ranks: the job's process group, which this rank's job process joins (prunebench.run.ranks).
+    group: Group | None = None
