@@ -26,7 +26,11 @@ def slurm(
         "24:00:00"
     ),
     gpus_per_job: Annotated[int, typer.Option(help="GPUs of each task (0: on the CPU).")] = 0,
-    cpus_per_job: Annotated[int, typer.Option(help="CPU cores of each task.")] = 1,
+    cpus_per_job: Annotated[int, typer.Option(help="CPU cores of each process of a task.")] = 1,
+    processes_per_job: Annotated[
+        int | None,
+        typer.Option(help="Processes of each task, each job trained on all of them with DDP (default: one per GPU)."),
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="Array tasks (default: one per job of the grid).")] = None,
     array_parallelism: Annotated[int | None, typer.Option(help="At most this many tasks at once.")] = None,
     methods: MethodsFilter = None,
@@ -56,6 +60,9 @@ def slurm(
     for flag, value in [("--workers", workers), ("--array-parallelism", array_parallelism)]:
         if value is not None and value < 1:
             raise PrunebenchError(f"{flag} must be at least 1 (got {value})")
+    processes = processes_per_job if processes_per_job is not None else max(1, gpus_per_job)
+    if processes < 1 or (gpus_per_job and processes != gpus_per_job):
+        raise PrunebenchError("--processes-per-job must be at least 1, and one per GPU when the task has GPUs")
     if gpus_per_job < 0 or cpus_per_job < 1:
         raise PrunebenchError("--gpus-per-job must be at least 0 and --cpus-per-job at least 1")
     guard_references(runner.directory.path.parent, update=False)
@@ -68,6 +75,7 @@ def slurm(
         time_limit=time_limit,
         gpus_per_job=gpus_per_job,
         cpus_per_job=cpus_per_job,
+        processes_per_job=processes,
         workers=workers or len(jobs),
         array_parallelism=array_parallelism,
         filters=filters,

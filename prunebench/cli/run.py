@@ -198,16 +198,16 @@ def _run_workers(
     say(f"{count} workers on {len(jobs)} job(s); their output is in {logs}/")
     seen = -1
 
-    def show() -> None:
+    def show() -> None:  # every few seconds
         nonlocal seen
-        done = sum(runner.status_of(job) in ("done", "failed") for job in jobs)
+        done = sum(job.path(runner.run_dir).exists() for job in jobs)  # not read: the workers need the cores
         if done != seen:
             seen = done
             say(f"{done}/{len(jobs)} job(s) done")
 
     try:
         with terminations_interrupt():
-            codes = wait(workers, show)
+            codes = wait(workers, show, poll_s=2.0)
     except (KeyboardInterrupt, Interrupted) as exc:
         name, code = (exc.signal_name, exc.exit_code) if isinstance(exc, Interrupted) else ("SIGINT", 130)
         say(

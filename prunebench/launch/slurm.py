@@ -39,6 +39,7 @@ class SlurmLaunch:
     time_limit: str = "24:00:00"
     gpus_per_job: int = 0
     cpus_per_job: int = 1
+    processes_per_job: int = 1  # DDP ranks of each task (one per GPU): each job trains on all of them
     workers: int = 1  # array tasks
     array_parallelism: int | None = None
     filters: dict[str, Any] = field(default_factory=dict)  # methods, sparsities, seeds, variants
@@ -78,9 +79,15 @@ class Worker:
         from prunebench.errors import Interrupted
         from prunebench.protocol import load_protocol
         from prunebench.run import Runner, RunnerEvents, plan
+        from prunebench.run.ranks import leave_runners
         from prunebench.run.signals import terminations_interrupt
 
         launch = self.launch
+        if launch.processes_per_job > 1:
+            from submitit.helpers import TorchDistributedEnvironment
+
+            # MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK for the runners' group (prunebench.run.ranks).
+            TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         runner = Runner(
             load_protocol(launch.protocol), results_dir=launch.results, cache_dir=launch.cache, device=launch.device
         )
@@ -93,22 +100,28 @@ class Worker:
             seeds=f.get("seeds"),
             variants=f.get("variants"),
         )
-        runner.events = RunnerEvents(
-            job_started=lambda job, i, n: print(f"{job.id}: starting", flush=True),
-            job_resumed=lambda job, done: print(
-                f"{job.id}: resumed from its checkpoint after epoch {done}", flush=True
-            ),
-            base_resumed=lambda seed, done: print(
-                f"dense model of seed {seed}: resumed after epoch {done}", flush=True
-            ),
-            job_finished=lambda job, record: print(f"{job.id}: {record.status}", flush=True),
-            skipped=lambda job, why: None,
+        quiet = runner.rank != 0
+        runner.events = (
+            RunnerEvents()
+            if quiet
+            else RunnerEvents(
+                job_started=lambda job, i, n: print(f"{job.id}: starting", flush=True),
+                job_resumed=lambda job, done: print(
+                    f"{job.id}: resumed from its checkpoint after epoch {done}", flush=True
+                ),
+                base_resumed=lambda seed, done: print(
+                    f"dense model of seed {seed}: resumed after epoch {done}", flush=True
+                ),
+                job_finished=lambda job, record: print(f"{job.id}: {record.status}", flush=True),
+                skipped=lambda job, why: None,
+            )
         )
         try:
             # SLURM sends SIGTERM to every process of a task it requeues or preempts (submitit would let it pass):
             # the job in flight ends now, without a record, its checkpoint kept for the task's next run.
             with terminations_interrupt((signal.SIGTERM,)):
                 ran = runner.run(jobs)
+                leave_runners()
         except Interrupted as exc:
             print(f"interrupted by {exc.signal_name}: the next run of this task resumes", flush=True)
             return {"ran": len(runner.completed), "failed": 0, "interrupted": 1}
@@ -131,6 +144,7 @@ def launch_slurm(launch: SlurmLaunch, run_dir: Path) -> str:
     params: dict[str, Any] = {
         "time": minutes(launch.time_limit),
         "cpus_per_task": launch.cpus_per_job,
+        "ntasks_per_node": launch.processes_per_job,
         "job_name": f"prunebench-{run_dir.name}",
         "signal_delay_s": launch.signal_delay_s,
         "additional_parameters": {"requeue": True},

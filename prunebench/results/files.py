@@ -29,8 +29,9 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: files get 0o666 & ~umask, as open() would give them (mkstemp gives 0o600)
 
 
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write text (UTF-8) or bytes atomically; the temporary file is removed if anything fails."""
+def write_atomic(path: Path, data: str | bytes, *, durable: bool = True) -> None:
+    """Write text (UTF-8) or bytes atomically; the temporary file is removed if anything fails. `durable`: flushed
+    to disk before it is renamed in (results, dense models); checkpoints that a crash may lose say False."""
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{path.name}.{HOST}.{os.getpid()}."
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=TEMPORARY_SUFFIX)
@@ -38,7 +39,8 @@ def write_atomic(path: Path, data: str | bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:

@@ -208,6 +208,9 @@ class Provenance(Record):
     platform: str
     device: str
     threads: int | None = Field(None, ge=1, le=4096, description="torch's CPU threads in the job's process.")
+    processes: int | None = Field(
+        None, ge=1, le=65536, description="Processes (DDP ranks) the job trained on; none: one."
+    )
     code_revision: str | None
     command: str
     started_at: str

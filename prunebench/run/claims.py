@@ -101,13 +101,13 @@ class Claims:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def path(self, name: str) -> Path:
-        return self.folder / f"{name}{LEASE_SUFFIX}"
+        """One flat folder of leases (a job's name has `/`, never `+`), so that an empty one can be removed."""
+        return self.folder / f"{name.replace('/', '+')}{LEASE_SUFFIX}"
 
     def claim(self, name: str) -> Lease | None:
         """The lease of `name` when this worker gets it (free, or stale and taken over); None while another
         worker holds it."""
         path = self.path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
         lease = self._create(path)
         if lease is None and self._take_over(path):
             lease = self._create(path)
@@ -126,6 +126,11 @@ class Claims:
             self.release(name)
         self._stop.set()
 
+    def remove_folder_if_empty(self) -> None:
+        """The run's claims/ once no lease is left in it (another worker's keeps it)."""
+        with contextlib.suppress(OSError):
+            self.folder.rmdir()
+
     def holder(self, name: str) -> Holder | None:
         """Who holds `name`'s lease, or None when nobody does."""
         path = self.path(name)
@@ -142,9 +147,16 @@ class Claims:
     # ---- the file operations ------------------------------------------------------------------------
     def _create(self, path: Path) -> Lease | None:
         token = secrets.token_hex(8)
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-        except FileExistsError:
+        for _ in range(3):  # the folder may be removed, empty, by a worker that finished, between the two calls
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+                break
+            except FileExistsError:
+                return None
+            except FileNotFoundError:
+                continue
+        else:
             return None
         with os.fdopen(fd, "w") as f:
             json.dump({"owner": worker_name(), **identity(), "since": time.time(), "token": token}, f)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import warnings
 from pathlib import Path
@@ -26,6 +27,7 @@ from prunebench.results import write_atomic
 from prunebench.results.files import remove_stale_temporaries
 
 FORMAT = 1
+MAGIC = b"prunebench-progress\n"
 
 
 class Progress:
@@ -42,21 +44,15 @@ class Progress:
         return self.folder / f"{key}.next.pt"
 
     def save(self, key: str, payload: dict[str, Any]) -> None:
-        """Write a stage's checkpoint; the last one is kept as the one before it."""
+        """Write a stage's checkpoint; the last one is kept as the one before it. Not flushed to disk: a checkpoint
+        lost to a crash costs the epochs since the one before it, and one torn by it does not verify."""
         inner = io.BytesIO()
         torch.save(payload, inner)
         data = inner.getvalue()
-        outer = io.BytesIO()
-        blob = {
-            "format": FORMAT,
-            "key": key,
-            "digest": _digest(key, data),
-            "payload": torch.frombuffer(bytearray(data), dtype=torch.uint8),
-        }
-        torch.save(blob, outer)
+        head = json.dumps({"format": FORMAT, "key": key, "digest": _digest(key, data), "bytes": len(data)}).encode()
         # Written whole first (a kill mid-write leaves the last checkpoint as it was), then rotated in.
         current, following = self.path(key), self.following(key)
-        write_atomic(following, outer.getvalue())
+        write_atomic(following, MAGIC + head + b"\n" + data, durable=False)
         if current.exists():
             os.replace(current, self.previous(key))
         os.replace(following, current)
@@ -67,9 +63,16 @@ class Progress:
             if not path.exists():
                 continue
             try:
-                blob = torch.load(path, map_location="cpu", weights_only=True)
-                data = blob["payload"].numpy().tobytes()
-                if blob.get("format") == FORMAT and blob.get("key") == key and blob.get("digest") == _digest(key, data):
+                blob = path.read_bytes()
+                head, _, data = blob[len(MAGIC) :].partition(b"\n")
+                info = json.loads(head)
+                if (
+                    blob.startswith(MAGIC)
+                    and info.get("format") == FORMAT
+                    and info.get("key") == key
+                    and info.get("bytes") == len(data)
+                    and info.get("digest") == _digest(key, data)
+                ):
                     payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
                     if isinstance(payload, dict):
                         return payload

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 import prunebench
+from prunebench.engine import distributed as ddp
 from prunebench.errors import PrunebenchError
 from prunebench.results import Provenance
 
@@ -70,6 +71,7 @@ class RunProvenance:
     code_revision: str | None
     command: str
     threads: int
+    processes: int | None = None  # DDP ranks (torchrun), None for one
 
     @classmethod
     def now(cls, device: torch.device) -> RunProvenance:
@@ -78,6 +80,7 @@ class RunProvenance:
             code_revision=code_revision(),
             command=" ".join(sys.argv),
             threads=torch.get_num_threads(),
+            processes=ddp.world() if ddp.active() else None,
         )
 
     def of_job(self, started: datetime, finished: datetime, duration_s: float) -> Provenance:
@@ -89,6 +92,7 @@ class RunProvenance:
             platform=platform.platform(),
             device=self.device,
             threads=self.threads,
+            processes=self.processes,
             code_revision=self.code_revision,
             command=self.command,
             started_at=started.isoformat(timespec="seconds"),

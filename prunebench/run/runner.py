@@ -147,7 +147,8 @@ class Runner:
         # Leases (prunebench.run.claims): of jobs in the run's claims/, of dense models beside them in the cache.
         self.claims = Claims(self.run_dir / "claims")
         self.base_claims = Claims(self.cache.folder)
-        self.poll_s = min(5.0, self.claims.ttl / 8)
+        # How often a worker with nothing to do looks again (a look reads a few files): soon, so that no core idles.
+        self.poll_s = min(0.5, self.claims.ttl / 8)
         # Checkpoints of stages in flight (prunebench.run.progress); removed once what they led to is written.
         self.progress = Progress(self.cache.root)
         self.keep_checkpoints = keep_checkpoints
@@ -276,6 +277,7 @@ class Runner:
         finally:
             self.claims.release_all()
             self.base_claims.release_all()
+            self.claims.remove_folder_if_empty()
         return self.completed
 
     def track_checkpoint(self, key: str) -> None:

@@ -74,6 +74,21 @@ def test_a_read_only_results_folder(tiny_protocol: Path, small_filesystem: Path,
     assert "--results" in (message := one_error_line(result.err)) and "Read-only file system" in message
 
 
+def test_a_lease_folder_on_a_read_only_path(
+    tiny_protocol: Path, small_filesystem: Path, shared_cache: Path, tmp_path: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    """The run directory can be written, the folder the leases go to (claims/, here a link to a read-only file
+    system) cannot: one line naming it, before any training."""
+    run_dir = tmp_path / "r" / load_protocol(tiny_protocol).run_name
+    run_dir.mkdir(parents=True)
+    (run_dir / "claims").symlink_to(small_filesystem)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_filesystem)], check=True)
+    result = cli("run", tiny_protocol, "--results", tmp_path / "r", "--cache", shared_cache)
+    message = one_error_line(result.err)
+    assert result.code == 2 and "claims/" in message and "Read-only file system" in message
+    assert not list(run_dir.rglob("sparsity-*.json"))
+
+
 def test_a_full_disk_keeps_the_finished_results(
     tiny_protocol: Path, small_filesystem: Path, shared_cache: Path, cli
 ) -> None:  # type: ignore[no-untyped-def]

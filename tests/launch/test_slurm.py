@@ -110,3 +110,36 @@ def test_an_unreachable_slurm_is_one_line(tiny_protocol: Path, tmp_path: Path) -
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert lines[0].startswith("error: launch slurm: SLURM does not answer:"), lines
+
+
+def test_a_task_of_two_processes_trains_each_job_with_ddp(slurm: dict[str, str], tmp_path: Path) -> None:
+    protocol, results, cache = tmp_path / "tiny.yaml", tmp_path / "r", tmp_path / "c"
+    protocol.write_text(TINY.replace("sparsities: [0.5, 0.9]", "sparsities: [0.5]"))
+    env = {**slurm, "OMP_NUM_THREADS": "1"}
+    submitted = _prunebench(
+        env,
+        "launch",
+        "slurm",
+        protocol,
+        "--results",
+        results,
+        "--cache",
+        cache,
+        "--workers",
+        "1",
+        "--processes-per-job",
+        "2",
+        "--time",
+        "20",
+    )
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    job_id = submitted.stdout.split("submitted SLURM array ")[1].split(":")[0]
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        tasks = _tasks(env, job_id)
+        if tasks and all(state in ("COMPLETED", "FAILED", "CANCELLED") for state in tasks.values()):
+            break
+        time.sleep(0.5)
+    assert set(tasks.values()) == {"COMPLETED"}, tasks
+    records = [json.loads(p.read_text()) for p in results.rglob("sparsity-*.json")]
+    assert len(records) == 3 and all(r["status"] == "ok" and r["provenance"]["processes"] == 2 for r in records)

@@ -66,6 +66,7 @@ def test_two_processes_keep_the_ledger_and_sparsity_of_one(runs) -> None:  # typ
     for job, a in one.items():
         b = two[job]
         assert a["status"] == b["status"] == "ok", (job, b["reasons"])
+        assert a["provenance"]["processes"] is None and b["provenance"]["processes"] == 2
         for stage in a["ledger"]:
             assert {k: a["ledger"][stage][k] for k in COUNTS} == {k: b["ledger"][stage][k] for k in COUNTS}, job
         assert abs(a["sparsity"]["achieved"] - b["sparsity"]["achieved"]) < 1e-3, job
