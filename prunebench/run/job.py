@@ -175,7 +175,7 @@ class JobRun:
                 raise BadMessage("a checkpoint without its state")
             payload = {"messages": self.messages, "child": {"header": message.header, "state": blob}}
             key = self.progress_key
-            self.runner._write(
+            self.runner.write(
                 self.runner.progress.path(key), functools.partial(self.runner.progress.save, key, payload)
             )
             return

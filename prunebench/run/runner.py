@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from prunebench.data import DATASETS, DataBundle, check_data, load_data
-from prunebench.engine import Engine, EngineObserver, EpochReport, Snapshot, TrainState, state_copy
+from prunebench.engine import Engine, EngineObserver, EpochReport, Snapshot
 from prunebench.engine import distributed as ddp
 from prunebench.errors import FieldError, ResultsError
 from prunebench.masks import prunable_parameters
@@ -33,7 +33,6 @@ from prunebench.results import (
     EpochRecord,
     ResultRecord,
     RunDirectory,
-    StageLedger,
     describe_os_error,
     ensure_writable,
     guard_references,
@@ -42,8 +41,9 @@ from prunebench.results import (
     write_atomic,
 )
 from prunebench.run import isolation
-from prunebench.run.cache import BaseCheckpoint, DenseCache, default_cache_dir, weights_sha256
+from prunebench.run.cache import BaseCheckpoint, DenseCache, default_cache_dir
 from prunebench.run.claims import Claims
+from prunebench.run.dense import BaseBusy, pretrained_dense, train_dense
 from prunebench.run.describe import describe
 from prunebench.run.job import JobRun
 from prunebench.run.measure import Measurer
@@ -76,14 +76,6 @@ class RunnerEvents:
     job_resumed: Callable[[Job, int], None] = lambda job, epochs_done: None
     epoch: EpochCallback = lambda stage, epoch, total, record: None
     skipped: Callable[[Job, str], None] = lambda job, why: None
-
-
-class BaseBusy(Exception):
-    """Another worker is training this seed's dense model."""
-
-    def __init__(self, seed: int) -> None:
-        super().__init__(f"the dense model of seed {seed} is being trained by another worker")
-        self.seed = seed
 
 
 class _Progress(EngineObserver):
@@ -253,7 +245,7 @@ class Runner:
         self.progress.remove_stale_temporaries()
         resolved = self.protocol.model_dump(mode="json")
         if self.rank == 0:
-            self._write(
+            self.write(
                 self.directory.protocol_file,
                 functools.partial(self.directory.write_protocol, self.protocol.hash, resolved),
             )
@@ -327,7 +319,7 @@ class Runner:
             if self.save_models:
                 self._save_models(job, run)
             path = job.path(self.run_dir)
-            self._write(path, functools.partial(save_result, path, record))
+            self.write(path, functools.partial(save_result, path, record))
             self._stage_written()
             self.events.job_finished(job, record)
             self.completed.append(record)
@@ -359,7 +351,7 @@ class Runner:
             return record
         return record.model_copy(update={"status": "failed", "reasons": failed})
 
-    def _write(self, path: Path, write: Callable[[], None]) -> None:
+    def write(self, path: Path, write: Callable[[], None]) -> None:
         """Write a file of the run; a write that fails stops the run with one clear line, every finished
         result kept."""
         try:
@@ -378,13 +370,13 @@ class Runner:
         the dense checkpoint it started from, as `--save-models` keeps them."""
         dense = self.directory.dense_dir / self.cache.locate(job.seed)[0].name
         if not dense.exists() and job.seed in self._bases:
-            self._write(dense, functools.partial(self.cache.save, job.seed, self._bases[job.seed], dense))
+            self.write(dense, functools.partial(self.cache.save, job.seed, self._bases[job.seed], dense))
         weights = run.measured_weights()
         if weights is not None:
             path = self.directory.model_path(job.id)
             buffer = io.BytesIO()
             torch.save(weights, buffer)
-            self._write(path, functools.partial(write_atomic, path, buffer.getvalue()))
+            self.write(path, functools.partial(write_atomic, path, buffer.getvalue()))
 
     # ---- what a job process gets --------------------------------------------------------------
     def job_data(self) -> bytes:
@@ -465,9 +457,9 @@ class Runner:
                 found = self.cache.find(seed) if source == "load" else None
                 if found is None:
                     self._warn_not_shipped(seed)
-                    base = self._train_base(seed)
+                    base = pretrained_dense(self, seed) if self.protocol.base.checkpoint else train_dense(self, seed)
                     if self.rank == 0:
-                        self._write(path, functools.partial(self.cache.save, seed, base))
+                        self.write(path, functools.partial(self.cache.save, seed, base))
                         self._stage_written()
                     found = base, path
                 elif self.rank == 0:
@@ -493,79 +485,3 @@ class Runner:
                 f"{', '.join(map(str, self.cache.shipped))}; training it",
                 stacklevel=3,
             )
-
-    def _pretrained(self, seed: int) -> BaseCheckpoint:
-        """The user's dense checkpoint as the seed's base model (the same for every seed; its initialization, for
-        methods that prune before training, is the seed's), its accuracies measured here."""
-        p = self.protocol
-        _, key = self.cache.locate(seed)
-        model = self.build_model(seed)
-        init = state_copy(model)
-        try:
-            load_into(model, read_pretrained(p.base), p.model.name)
-        except FieldError as exc:
-            raise p.locate(exc) from None
-        engine = self.engine(model, seed, {})
-        final = state_copy(engine.model)
-        test, val = engine.evaluate(self.data.test), engine.evaluate(self.data.val)
-        return BaseCheckpoint(
-            key=key,
-            sha256=weights_sha256(final),
-            states={"init": init, "final": final},
-            test={"top1": test.top1, "top5": test.top5, "loss": test.loss},
-            val_top1=val.top1,
-            ledger=StageLedger(),  # trained elsewhere: nothing of this protocol's budget
-        )
-
-    def _train_base(self, seed: int) -> BaseCheckpoint:
-        """Train a seed's dense model, checkpointing every epoch; a checkpoint left by a killed run is resumed."""
-        p = self.protocol
-        if p.base.checkpoint is not None:
-            return self._pretrained(seed)
-        _, key = self.cache.locate(seed)
-        progress_key = f"base-{key[:32]}"
-        saved = self.progress.load(progress_key)
-        self.events.base_started(seed, p.base.epochs)
-        model = self.build_model(seed)
-        init = state_copy(model)
-        engine = self.engine(model, seed, {})
-        steps_per_epoch = -(-self.data.train.num_examples // p.base.batch_size)
-        rewind_step = round(p.pruning.rewind_epoch * steps_per_epoch)
-        states = {"init": init, "rewind": init}
-        resume = None
-        if saved is not None:
-            resume = TrainState(**saved["train"])
-            states["rewind"] = saved["rewind"]
-            self.events.base_resumed(seed, resume.epochs_done)
-
-        def save_rewind(step: int, _: int) -> None:
-            if step == rewind_step:
-                states["rewind"] = state_copy(engine.model)
-
-        def checkpoint(state: TrainState) -> None:
-            if self.rank != 0:
-                return
-            payload = {"train": state.__dict__, "rewind": states["rewind"]}
-            self._write(self.progress.path(progress_key), functools.partial(self.progress.save, progress_key, payload))
-
-        engine.train(
-            p.base,
-            stage="base",
-            on_step=save_rewind if rewind_step > 0 else None,
-            checkpoint=checkpoint,
-            resume=resume,
-        )
-        states["final"] = state_copy(engine.model)
-        test = engine.evaluate(self.data.test)
-        val = engine.evaluate(self.data.val)
-        base = BaseCheckpoint(
-            key=key,
-            sha256=weights_sha256(states["final"]),
-            states=states,
-            test={"top1": test.top1, "top5": test.top5, "loss": test.loss},
-            val_top1=val.top1,
-            ledger=engine.ledger.base,
-            curves=engine.curves,
-        )
-        self.track_checkpoint(progress_key)
-        return base
