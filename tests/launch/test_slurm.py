@@ -12,6 +12,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
+from prunebench.errors import PrunebenchError
+from prunebench.launch.slurm import minutes
 from prunebench.testing import TINY
 
 HERE = Path(__file__).parent
@@ -143,3 +147,11 @@ def test_a_task_of_two_processes_trains_each_job_with_ddp(slurm: dict[str, str],
     assert set(tasks.values()) == {"COMPLETED"}, tasks
     records = [json.loads(p.read_text()) for p in results.rglob("sparsity-*.json")]
     assert len(records) == 3 and all(r["status"] == "ok" and r["provenance"]["processes"] == 2 for r in records)
+
+
+def test_time_limits_read_as_slurm_reads_them() -> None:
+    assert minutes("24:00:00") == 1440 and minutes("1-00:00:00") == 1440 and minutes("2-12") == 3600
+    assert minutes("90") == 90 and minutes("05:30") == 6 and minutes("0:10:00") == 10
+    for bad in ("abc", "0", "1:2:3:4"):
+        with pytest.raises(PrunebenchError, match="--time"):
+            minutes(bad)
