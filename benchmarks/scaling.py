@@ -3,7 +3,8 @@
 
 1. `--workers 1` against `--workers 2` (one torch thread each), alternating, `--repeats` times each.
 2. DDP: one job (quickstart, seed 0, global magnitude at 0.9: dense training dominates) with `--nproc 1` against
-   `--nproc 2` (gloo, one thread per process).
+   `--nproc 2` (gloo, one thread per process); with CIFAR10_ROOT set, also one CIFAR ResNet-20 job
+   (protocols/cifar10_cpu.yaml, global magnitude).
 3. Checkpoints: this checkout against a checkout of `--baseline` (the last commit before checkpoints) in a git
    worktree, alternating, one worker; the cost is the difference of the medians over the baseline's median.
 
@@ -62,6 +63,17 @@ def main() -> None:
     for _ in range(args.repeats if "ddp" in parts else 0):
         ddp1.append(quickstart(ROOT, *job, "--nproc", "1"))
         ddp2.append(quickstart(ROOT, *job, "--nproc", "2"))
+    cifar_job = ("--methods", "global_magnitude")
+    c1, c2 = [], []
+    for _ in range(args.repeats if "ddp" in parts and os.environ.get("CIFAR10_ROOT") else 0):
+        c1.append(quickstart(ROOT, *cifar_job, "--nproc", "1", protocol="cifar10_cpu.yaml"))
+        c2.append(quickstart(ROOT, *cifar_job, "--nproc", "2", protocol="cifar10_cpu.yaml"))
+    if c1:
+        a, b = statistics.median(c1), statistics.median(c2)
+        print(
+            f"one CIFAR ResNet-20 job, 1 process: median {a:.1f} s; 2 processes (DDP, gloo): median {b:.1f} s; "
+            f"{b / a:.2f}x the time"
+        )
     if ddp1:
         d1, d2 = statistics.median(ddp1), statistics.median(ddp2)
         print(
