@@ -63,9 +63,9 @@ def dense_states(runner: Runner, seeds: Sequence[int]) -> list[DenseState]:
     return out
 
 
-def describe_holder(holder: Holder | None, now: float | None = None) -> str:
+def describe_holder(holder: Holder | None) -> str:
+    """Who holds a lease, since when, and how fresh it is, in words."""
     if holder is None:
         return ""
-    now = time.time() if now is None else now
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.since))
     return f"{holder.owner}, since {since}, lease renewed {holder.heartbeat_age:.0f} s ago"
