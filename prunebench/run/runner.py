@@ -342,14 +342,15 @@ class Runner:
         return "run"
 
     def _agreed(self, record: ResultRecord) -> ResultRecord:
-        """On several ranks: the job failed if it failed on any, with every failed rank's reason."""
+        """On several ranks, the worst of every rank's outcome: the job failed if it failed on any, and broke a
+        rule if it did on any (a method that behaves only on rank 0 is judged by every rank), each reason named
+        by its rank. On one rank, the record as it is."""
         outcomes = ddp.gather((record.status, record.reasons))
-        failed = [
-            f"rank {r}: {'; '.join(reasons)}" for r, (status, reasons) in enumerate(outcomes) if status == "failed"
-        ]
-        if not failed or (record.status == "failed" and len(outcomes) == 1):
+        if len(outcomes) == 1:
             return record
-        return record.model_copy(update={"status": "failed", "reasons": failed})
+        worst = next((s for s in ("failed", "violation") if any(status == s for status, _ in outcomes)), "ok")
+        reasons = [f"rank {r}: {reason}" for r, (status, rs) in enumerate(outcomes) if status == worst for reason in rs]
+        return record if worst == "ok" else record.model_copy(update={"status": worst, "reasons": reasons})
 
     def write(self, path: Path, write: Callable[[], None]) -> None:
         """Write a file of the run; a write that fails stops the run with one clear line, every finished

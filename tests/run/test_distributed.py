@@ -91,7 +91,8 @@ def test_a_rank_that_fails_takes_the_job_down_with_its_reason(runs, tmp_path: Pa
     protocol.write_text(
         TINY.replace("sparsities: [0.5, 0.9]", "sparsities: [0.8]").replace(
             "  - name: layerwise_magnitude\n  - name: random\n",
-            f"  - name: {HERE / 'methods' / 'fails_on_rank.py'}:FailsOnRank\n",
+            f"  - name: {HERE / 'methods' / 'fails_on_rank.py'}:FailsOnRank\n"
+            f"  - name: {HERE / 'methods' / 'cheats_on_rank.py'}:CheatsOnRank\n",
         )
     )
     done = _run(protocol, tmp_path / "r", root / "c2", "--nproc", "2")
@@ -103,6 +104,10 @@ def test_a_rank_that_fails_takes_the_job_down_with_its_reason(runs, tmp_path: Pa
         r.startswith("rank 1: fails_on_rank.prune raised RuntimeError: rank 1 cannot prune") for r in failed["reasons"]
     )
     assert records["global_magnitude/sparsity-0.8_seed-0"]["status"] == "ok"  # and the grid goes on
+    # A rule broken on rank 1 alone is the job's, with that rank named.
+    cheat = records["cheats_on_rank/sparsity-0.8_seed-0"]
+    assert cheat["status"] == "violation" and cheat["reasons"], cheat["reasons"]
+    assert all(r.startswith("rank 1: ") for r in cheat["reasons"]), cheat["reasons"]
 
 
 def test_more_processes_than_cores_is_one_line(tiny_protocol: Path, tmp_path: Path) -> None:
