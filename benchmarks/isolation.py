@@ -15,10 +15,11 @@ import os
 import pickle
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from prunebench.testing import timed_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,13 +40,7 @@ def start_latency(n: int = 20) -> list[float]:
 
 
 def quickstart(source: Path, env: dict[str, str]) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "prunebench.cli", "run", str(ROOT / "protocols" / "quickstart.yaml")]
-        cmd += ["--results", f"{tmp}/r", "--cache", f"{tmp}/c", "--device", "cpu"]
-        run_env = {**env, "PYTHONPATH": str(source)}
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, env=run_env, cwd=tmp, stdout=subprocess.DEVNULL)
-        return time.perf_counter() - start
+    return timed_run(source, ROOT / "protocols" / "quickstart.yaml", env=env)
 
 
 def main() -> None:

@@ -20,22 +20,17 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from prunebench.testing import timed_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def quickstart(source: Path, *extra: str, protocol: str = "quickstart.yaml") -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "prunebench.cli", "run", str(ROOT / "protocols" / protocol)]
-        cmd += ["--results", f"{tmp}/r", "--cache", f"{tmp}/c", "--device", "cpu", *extra]
-        env = {**os.environ, "PYTHONPATH": str(source), "OMP_NUM_THREADS": "1"}
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, env=env, cwd=tmp, stdout=subprocess.DEVNULL)
-        return time.perf_counter() - start
+    """One worker thread per process (one torch thread each), as the figures are stated."""
+    return timed_run(source, ROOT / "protocols" / protocol, *extra, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ Nothing here is used by prunebench itself.
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 import warnings
@@ -321,3 +322,19 @@ __all__ = [
     "standard_records",
     "write_run",
 ]
+
+
+def timed_run(source: Path, protocol: Path, *extra: str, env: dict[str, str] | None = None) -> float:
+    """Seconds of wall time of `prunebench run PROTOCOL` with the checkout at `source` (PYTHONPATH), from an empty
+    folder (so no shipped dense model is used) into a fresh results folder and cache: what the benchmarks time."""
+    import subprocess
+    import tempfile
+    import time
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "prunebench.cli", "run", str(protocol), "--results", f"{tmp}/r"]
+        cmd += ["--cache", f"{tmp}/c", "--device", "cpu", *extra]
+        run_env = {**(env if env is not None else os.environ), "PYTHONPATH": str(source)}
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, env=run_env, cwd=tmp, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - start

@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from prunebench.results import load_result
 from prunebench.run.claims import Holder
 from prunebench.run.plan import Job
 from prunebench.run.runner import Runner
@@ -34,8 +35,6 @@ def job_states(runner: Runner, jobs: Sequence[Job]) -> list[JobState]:
     for job in jobs:
         state = runner.status_of(job)
         if state == "done":
-            from prunebench.results import load_result
-
             state = "violation" if load_result(job.path(runner.run_dir)).status == "violation" else "done"
         holder = None
         if state == "pending":

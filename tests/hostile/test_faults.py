@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -209,21 +210,7 @@ def test_a_tampered_dense_checkpoint_is_never_used(change: str, tiny_protocol: P
 def test_a_signal_ends_the_run_with_a_message_and_keeps_what_finished(
     sig: signal.Signals, code: int, tmp_path: Path, shared_cache: Path
 ) -> None:
-    protocol = tmp_path / "slow.yaml"
-    protocol.write_text(SLOW)
-    results = tmp_path / "r"
-    cmd = [sys.executable, "-m", "prunebench", "run", str(protocol), "--results", str(results)]
-    proc = subprocess.Popen(
-        [*cmd, "--cache", str(shared_cache), "--device", "cpu"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        preexec_fn=_default_sigint,
-    )
-    deadline = time.time() + 300
-    while time.time() < deadline and len(list(results.rglob("sparsity-*.json"))) < 1:
-        time.sleep(0.05)
+    proc, results = _slow_run_with_a_result(tmp_path, shared_cache)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err[-2000:]
@@ -232,6 +219,27 @@ def test_a_signal_ends_the_run_with_a_message_and_keeps_what_finished(
     finished = list(results.rglob("sparsity-*.json"))
     assert finished and all(json.loads(f.read_text())["status"] == "ok" for f in finished)
     assert not list(results.rglob("*.tmp"))
+
+
+def _slow_run_with_a_result(tmp_path: Path, cache: Path, **popen: Any) -> tuple[subprocess.Popen[str], Path]:
+    """A run of the slow grid, once its first job's record is written (mid-grid): the process, and its results."""
+    protocol = tmp_path / "slow.yaml"
+    protocol.write_text(SLOW)
+    results = tmp_path / "r"
+    cmd = [sys.executable, "-m", "prunebench", "run", str(protocol), "--results", str(results)]
+    proc = subprocess.Popen(
+        [*cmd, "--cache", str(cache), "--device", "cpu"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        preexec_fn=_default_sigint,
+        **popen,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(results.rglob("sparsity-*.json"))) < 1:
+        time.sleep(0.05)
+    return proc, results
 
 
 def _default_sigint() -> None:
@@ -257,22 +265,7 @@ def test_no_process_outlives_the_run(how: str, tmp_path: Path, shared_cache: Pat
     """Ctrl-C sends SIGINT to the whole foreground process group: the runner ends the job process (in a group of
     its own, it never sees the signal) and says what was kept. SIGKILL gives the runner no say: its fork server
     sees it gone, and a job process dies with the fork server. Either way nothing the run started outlives it."""
-    protocol = tmp_path / "slow.yaml"
-    protocol.write_text(SLOW)
-    results = tmp_path / "r"
-    cmd = [sys.executable, "-m", "prunebench", "run", str(protocol), "--results", str(results)]
-    proc = subprocess.Popen(
-        [*cmd, "--cache", str(shared_cache), "--device", "cpu"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        start_new_session=True,  # a terminal's session: the command leads its process group
-        preexec_fn=_default_sigint,
-    )
-    deadline = time.time() + 300
-    while time.time() < deadline and len(list(results.rglob("sparsity-*.json"))) < 1:
-        time.sleep(0.05)
+    proc, _ = _slow_run_with_a_result(tmp_path, shared_cache, start_new_session=True)  # a terminal's session
     assert len(_session(proc.pid)) >= 3  # the runner, the fork server, a job process
     if how == "ctrl-c":
         os.killpg(proc.pid, signal.SIGINT)
