@@ -159,15 +159,18 @@ class L1FilterPruning(Method[L1FilterPruningConfig]):
 
     Linear layers are never pruned (as in the paper: their output rows are the classifier's classes
     or feed it), and every conv layer keeps at least one filter; a target beyond what that leaves is
-    refused with an error. The masks zero whole filters; BatchNorm and biases stay, so a pruned
-    channel still passes its BN shift (a constant) to the next layer, whose kernels on that channel
-    are therefore kept and counted: the FLOPs fall by the pruned filters' own MACs (the engine scales
-    each layer's MACs by its kept fraction). Retraining fine-tunes the pruned network (the paper's
-    "prune once and retrain").
+    refused with an error. The masks zero whole filters, and because the method's granularity is
+    `filter` the engine prunes each pruned filter's channel with it (its bias and BatchNorm entries), so
+    the channel computes exactly zero, as in the paper's physically smaller network: the runner then
+    removes those channels, the next layers' input channels with them, through Torch-Pruning, and counts
+    parameters and FLOPs from the compacted model (docs/efficiency.md). Retraining fine-tunes the pruned
+    network (the paper's "prune once and retrain").
     """
 
     name = "l1_filter"
-    version = "1.1"  # 1.1: layerwise keeps every layer within one filter of the common fraction
+    # 1.1: layerwise keeps every layer within one filter of the common fraction; 1.2: a pruned filter's
+    # BatchNorm entries are pruned with it (the engine's rule for filter granularity), as the paper removes them.
+    version = "1.2"
     citation = "Li et al. 2017 (ICLR), Pruning filters for efficient ConvNets"
     taxonomy = Taxonomy(
         when="after_training",

@@ -101,11 +101,21 @@ class MaskSet:
     masked whenever the masks change, so stale momentum cannot revive a pruned weight.
     """
 
-    def __init__(self, params: dict[str, nn.Parameter], macs: dict[str, int]) -> None:
+    def __init__(
+        self,
+        params: dict[str, nn.Parameter],
+        macs: dict[str, int],
+        channels: dict[str, list[nn.Parameter]] | None = None,
+    ) -> None:
         self.params = params
         self.macs = macs  # per prunable weight: forward MACs of its layer per example
         self.masks: Masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()}
         self._float = {n: m.to(p.dtype) for (n, m), p in zip(self.masks.items(), params.values(), strict=True)}
+        # Filter pruning (`channels` given): per prunable weight, the parameters indexed by its output channels
+        # (its bias, the BatchNorm on its output). A filter pruned whole takes its channel: these entries are
+        # held at zero with it, so the channel computes exactly zero, as when the filter is removed.
+        self.channels = {n: ps for n, ps in (channels or {}).items() if n in params}
+        self._channel_float: dict[str, Tensor] = {}
 
     def validate(self, masks: Masks) -> Masks:
         """Check a method's masks: every prunable weight, right shape; returned as bool on device."""
@@ -131,6 +141,11 @@ class MaskSet:
     def set(self, masks: Masks, optimizer: torch.optim.Optimizer | None = None) -> None:
         self.masks = self.validate(masks)
         self._float = {n: m.to(self.params[n].dtype) for n, m in self.masks.items()}
+        self._channel_float = {
+            n: self.masks[n].flatten(1).any(1).to(self.params[n].dtype)
+            for n in self.channels
+            if self.params[n].dim() > 1
+        }
         self.apply_to_weights()
         if optimizer is not None:
             self.apply_to_optimizer(optimizer)
@@ -139,12 +154,19 @@ class MaskSet:
     def apply_to_weights(self) -> None:
         for name, p in self.params.items():
             p.mul_(self._float[name])
+        for name, keep in self._channel_float.items():
+            for q in self.channels[name]:
+                q.mul_(keep)
 
     @torch.no_grad()
     def apply_to_grads(self) -> None:
         for name, p in self.params.items():
             if p.grad is not None:
                 p.grad.mul_(self._float[name])
+        for name, keep in self._channel_float.items():
+            for q in self.channels[name]:
+                if q.grad is not None:
+                    q.grad.mul_(keep)
 
     @torch.no_grad()
     def apply_to_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
@@ -152,10 +174,16 @@ class MaskSet:
             for value in optimizer.state.get(p, {}).values():
                 if isinstance(value, Tensor) and value.shape == p.shape:
                     value.mul_(self._float[name])
+        for name, keep in self._channel_float.items():
+            for q in self.channels[name]:
+                for value in optimizer.state.get(q, {}).values():
+                    if isinstance(value, Tensor) and value.shape == q.shape:
+                        value.mul_(keep)
 
     def to(self, device: torch.device) -> None:
         self.masks = {n: m.to(device) for n, m in self.masks.items()}
         self._float = {n: m.to(device) for n, m in self._float.items()}
+        self._channel_float = {n: m.to(device) for n, m in self._channel_float.items()}
 
     def density(self) -> dict[str, float]:
         return {n: float(m.float().mean()) for n, m in self.masks.items()}

@@ -7,7 +7,17 @@ from prunebench.models import small as _small  # noqa: F401  (registers small_cn
 from prunebench.models import cifar as _cifar  # noqa: F401  (registers the CIFAR architectures)
 
 # isort: on
+from prunebench.models.channels import channel_parameters
 from prunebench.models.cost import layer_macs, other_macs
 from prunebench.models.registry import MODELS, ModelInfo, build_model, model_names, register_model
 
-__all__ = ["MODELS", "ModelInfo", "build_model", "layer_macs", "model_names", "other_macs", "register_model"]
+__all__ = [
+    "MODELS",
+    "ModelInfo",
+    "build_model",
+    "channel_parameters",
+    "layer_macs",
+    "model_names",
+    "other_macs",
+    "register_model",
+]

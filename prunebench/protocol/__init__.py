@@ -9,6 +9,7 @@
 """
 
 from prunebench.protocol.base import Loc, StrictModel
+from prunebench.protocol.efficiency import EfficiencySpec
 from prunebench.protocol.expansion import (
     PROTOCOL,
     RESERVED,
@@ -65,6 +66,7 @@ __all__ = [
     "BudgetSpec",
     "CorrelationSpec",
     "DataSpec",
+    "EfficiencySpec",
     "EvaluationSpec",
     "Loc",
     "MethodSpec",

@@ -16,6 +16,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from prunebench.errors import FieldError, ProtocolError
 from prunebench.fairness import ComparisonSetup
 from prunebench.protocol.base import MAX_ITEMS, MAX_METHODS, MAX_NAME, MAX_SEED, Loc, StrictModel, dotted, nearest_mark
+from prunebench.protocol.efficiency import EfficiencySpec
 from prunebench.protocol.expansion import VariantError, VariantPlan, expand_variants, stretch_budget
 from prunebench.protocol.identity import (
     HASHED_WHEN_SET,
@@ -83,6 +84,13 @@ class Protocol(StrictModel):
         default_factory=VariantsSpec,
         description="Retraining variants run beside the protocol's own recipe: an LR sweep, an epoch extension, "
         "the swap test (docs/analyses.md). They add jobs beside the protocol's own: not part of the setup.",
+        json_schema_extra={**HASHED_WHEN_SET, **OUTSIDE_SETUP},
+    )
+    efficiency: EfficiencySpec | None = Field(
+        None,
+        description="Measured speed and memory of every job's pruned model beside its dense base model "
+        "(docs/efficiency.md); none: not measured. Changes what records hold, not what is trained: hashed when "
+        "set, not part of the setup.",
         json_schema_extra={**HASHED_WHEN_SET, **OUTSIDE_SETUP},
     )
     runtime: RuntimeSpec = Field(

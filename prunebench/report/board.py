@@ -33,6 +33,7 @@ from prunebench.report.audit import (
     machine,
     record_issues,
 )
+from prunebench.report.efficiency import efficiency_note, fill_efficiency
 from prunebench.report.stats import MIN_SEEDS, clipped, estimate, paired_difference, rank_against_leader
 from prunebench.results import ResultSummary
 
@@ -89,6 +90,15 @@ class Row:
     flops_effective: float | None = None
     flops_reduction: float | None = None
     flops_speedup: float | None = None
+    # Measured (prunebench.report.efficiency): per batch size, the speedup over the dense model and its spread.
+    speedup_batch_sizes: list[int] = field(default_factory=list)
+    speedup_median: list[float] = field(default_factory=list)
+    speedup_low: list[float] = field(default_factory=list)
+    speedup_high: list[float] = field(default_factory=list)
+    latency_s: list[float] = field(default_factory=list)  # the pruned model's seconds per batch
+    speedup_kernel: str | None = None
+    speedup_devices: list[str] = field(default_factory=list)
+    efficiency_not_measured: str | None = None
     pruning_epochs: float | None = None
     pruning_epochs_limit: float | None = None
     retrain_epochs: float | None = None
@@ -200,6 +210,7 @@ def fill_measurements(row: Row, clean: list[Entry]) -> None:
         if row.flops_dense and row.flops_effective is not None:
             row.flops_reduction = 1.0 - row.flops_effective / row.flops_dense
             row.flops_speedup = row.flops_dense / row.flops_effective if row.flops_effective else None
+    fill_efficiency(row, recs)
     # What the comparison setups count: pruning plus retraining (Ledger.after_base, summed inline).
     row.pruning_epochs = mean_of(r.ledger.pruning.epochs for r in recs)
     row.retrain_epochs = mean_of(r.ledger.retrain.epochs for r in recs)
@@ -387,6 +398,9 @@ def build_board(
         )
     if any(r.top1_ci_clipped for r in rows):
         notes.append("* an interval cut to [0, 100] %: with so few seeds the t-interval leaves what accuracy can be")
+    measured = efficiency_note(rows)
+    if measured:
+        notes.append(measured)
     if mixed:
         notes.append(
             f"MIXED PROTOCOLS: {len(hashes)} protocol hashes are ranked together on request (--mix-protocols); "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from prunebench.report.audit import Issue
 from prunebench.report.board import Row
+from prunebench.report.efficiency import speedup_cell, speedup_compact
 from prunebench.report.stats import ALPHA, MIN_SEEDS
 
 TIED_DEFINITION = (
@@ -91,6 +92,7 @@ HUMAN_HEADERS = [
     "vs leader (pp)",
     "achieved",
     "FLOPs",
+    "speedup (measured)",
     "params",
     "budget",
     "retraining",
@@ -126,6 +128,7 @@ def human_cells(r: Row) -> list[str]:
         vs_leader_cell(r),
         "-" if r.achieved_sparsity_mean is None else f"{r.achieved_sparsity_mean:.4f}",
         "-" if r.kind == "dense" else times(r.flops_speedup),
+        speedup_cell(r),
         "-" if r.kind == "dense" else times(r.compression),
         budget_cell(r),
         retraining,
@@ -149,7 +152,19 @@ def audit_cells(i: Issue) -> list[str]:
 
 
 # The terminal's columns: what fits 100-120 characters (the rest is in markdown, JSON and CSV).
-COMPACT_HEADERS = ["rank", "method", "top-1 %", "95% CI", "n", "Δ dense", "vs leader (pp)", "FLOPs", "params", "status"]
+COMPACT_HEADERS = [
+    "rank",
+    "method",
+    "top-1 %",
+    "95% CI",
+    "n",
+    "Δ dense",
+    "vs leader (pp)",
+    "FLOPs",
+    "speedup",
+    "params",
+    "status",
+]
 
 
 def compact_cells(r: Row) -> list[str]:
@@ -163,6 +178,7 @@ def compact_cells(r: Row) -> list[str]:
         "-" if r.kind == "dense" else signed_pp(r.delta_dense_mean),
         full["vs leader (pp)"],
         full["FLOPs"],
+        speedup_compact(r),
         full["params"],
         full["status"],
     ]

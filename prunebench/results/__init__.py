@@ -1,6 +1,14 @@
 """Result records: the versioned schema (`schema`), and the files on disk (`store`): the atomic writer,
 the layout of a run directory, the loader."""
 
+from prunebench.results.efficiency import (
+    CompactionRecord,
+    EfficiencyRecord,
+    Kernel,
+    ModelEfficiency,
+    Speedup,
+    Timing,
+)
 from prunebench.results.files import describe_os_error, ensure_writable
 from prunebench.results.schema import (
     SCHEMA_VERSION,
@@ -45,13 +53,17 @@ __all__ = [
     "SCHEMA_VERSION",
     "BaseModelRecord",
     "BudgetRecord",
+    "CompactionRecord",
     "CostRecord",
+    "EfficiencyRecord",
     "EpochRecord",
+    "Kernel",
     "LayerSparsity",
     "Ledger",
     "Loaded",
     "MethodRecord",
     "Metrics",
+    "ModelEfficiency",
     "ProtocolRef",
     "Provenance",
     "Record",
@@ -61,9 +73,11 @@ __all__ = [
     "RetrainingRecord",
     "RunDirectory",
     "SparsityRecord",
+    "Speedup",
     "Stage",
     "StageLedger",
     "Status",
+    "Timing",
     "VariantRecord",
     "describe_os_error",
     "ensure_writable",

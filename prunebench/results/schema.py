@@ -6,28 +6,16 @@ from the ledger it kept while training. Nothing here is taken from what a method
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from prunebench.results.base import Amount, Count, Fraction, Loss, Rate, Record
+from prunebench.results.efficiency import CompactionRecord, EfficiencyRecord
 
 SCHEMA_VERSION = 1
 Status = Literal["ok", "violation", "failed"]
 Stage = Literal["base", "pruning", "retrain"]
-
-
-# Every number is bounded: a record that claims 750% accuracy, a negative loss or 1e30 parameters is refused
-# when it is loaded (with a warning naming the file), never ranked.
-Fraction = Annotated[float, Field(ge=0, le=1)]
-Count = Annotated[int, Field(ge=0, le=10**15)]
-Amount = Annotated[float, Field(ge=0, le=1e30)]  # epochs, FLOPs
-Loss = Annotated[float, Field(ge=0)]  # finite; a diverging model's loss is large, and a measurement
-Rate = Annotated[float, Field(ge=0, le=1e6)]
-
-
-class Record(BaseModel):
-    """Strict: unknown keys, numbers written as strings, booleans for numbers, NaN and infinity are errors."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class StageLedger(Record):
@@ -135,7 +123,16 @@ class CostRecord(Record):
     params_dense: Count = Field(description="All parameters of the dense model.")
     params_effective: Count = Field(description="Parameters left after pruning (non-prunable ones all count).")
     flops_dense: Amount = Field(description="Forward FLOPs per example of the dense model (2 x conv/linear MACs).")
-    flops_effective: Amount = Field(description="Forward FLOPs per example with pruned weights skipped.")
+    flops_effective: Amount = Field(
+        description="Forward FLOPs per example with pruned weights skipped; counted from the compacted model "
+        "when `counted` is compacted."
+    )
+    counted: Literal["masked", "compacted"] = Field(
+        "masked",
+        description="masked: each layer's MACs scaled by its kept fraction of weights; compacted: parameters and "
+        "MACs of the physically compacted module (a filter-granularity method's, see `compaction`).",
+    )
+    compaction: CompactionRecord | None = Field(None, description="A filter-granularity method's compacted model.")
 
 
 class MethodRecord(Record):
@@ -251,6 +248,9 @@ class ResultSummary(Record):
         default_factory=dict,
         description="Analyses of the whole job the protocol asked for (trainability accuracy, the analyses of "
         "the weights retraining starts from); see docs/analyses.md.",
+    )
+    efficiency: EfficiencyRecord | None = Field(
+        None, description="Measured speed and memory, when the protocol has an `efficiency:` section."
     )
     weights_sha256: str | None = Field(
         None,

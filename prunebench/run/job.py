@@ -74,6 +74,7 @@ class JobRun:
             self.run_method()
             self.check_recipe()
             self.measure()
+            self.measure_efficiency()
             self.audit()
             status: Status = "violation" if self.reasons else "ok"
         except JobFailed as exc:
@@ -236,9 +237,15 @@ class JobRun:
         assert self.final is not None
         base = self.base
         m: Measured = self.measurer.measure(
-            self.final, self.job.sparsity, mixed_precision=self.retrain_spec.mixed_precision
+            self.final,
+            self.job.sparsity,
+            mixed_precision=self.retrain_spec.mixed_precision,
+            granularity=self.info.taxonomy.granularity,
         )
         self.reasons.extend(m.problems)
+        self.compacted, self.not_compacted = m.compacted, "; ".join(m.warnings) or None
+        for line in m.warnings:
+            warnings.warn(f"{self.job.id}: {line}", stacklevel=2)
         self.measured["analyses"] = self.analyses.finish(self.curves, self.retrain_spec)
         self.measured["base"] = BaseModelRecord(
             checkpoint_sha256=base.sha256,
@@ -263,6 +270,24 @@ class JobRun:
             ),
             "weights_sha256": weights_sha256({k: self.final[k] for k in self.measurer.keys}),  # measured_weights
         }
+
+    def measure_efficiency(self) -> None:
+        """Latency, throughput and memory of the pruned model beside its dense base model (the protocol's
+        `efficiency:` section), once the accuracy is measured; what cannot be timed says why."""
+        timing = self.runner.efficiency()
+        if timing is None or "metrics" not in self.measured:
+            return
+        dense = self.measurer.dense_model(self.base.states["final"])
+        record = timing.record(
+            self.measurer.model,
+            dense,
+            granularity=self.info.taxonomy.granularity,
+            compacted=self.compacted,
+            why=self.not_compacted,
+        )
+        if record.not_measured:
+            warnings.warn(f"{self.job.id}: efficiency not measured: {record.not_measured}", stacklevel=2)
+        self.measured["efficiency"] = record
 
     def audit(self) -> None:
         """The fairness rules: sparsity on target within tolerance, the budget and comparison setup."""

@@ -9,16 +9,18 @@ number of a record comes from what a method's process says about itself.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from prunebench.data import DataBundle, Split
+from prunebench.efficiency import Compacted, CompactionError, compact
 from prunebench.engine import Evaluation, evaluate
 from prunebench.masks import effective_macs, measure_sparsity, weight_density
 from prunebench.protocol import Protocol
-from prunebench.results import CostRecord, LayerSparsity, SparsityRecord
+from prunebench.results import CompactionRecord, CostRecord, LayerSparsity, SparsityRecord
 from prunebench.run.setup import fresh_model, prunable_of
 
 MAX_NAMED = 5
@@ -29,6 +31,8 @@ class Measured:
     """What the runner measured of the final weights; `problems` are violations found loading them."""
 
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what could not be measured, the job's results kept
+    compacted: Compacted | None = None
     sparsity: SparsityRecord | None = None
     cost: CostRecord | None = None
     test: Evaluation | None = None
@@ -89,7 +93,11 @@ class Measurer:
             mixed_precision=mixed_precision,
         )
 
-    def measure(self, state: dict[str, Tensor], target: float, *, mixed_precision: bool) -> Measured:
+    def measure(
+        self, state: dict[str, Tensor], target: float, *, mixed_precision: bool, granularity: str = "unstructured"
+    ) -> Measured:
+        """Sparsity, cost and accuracy of `state`. A filter-granularity method's model is compacted physically
+        and its cost counted from the compacted module (its zeros must then lie in whole filters)."""
         out = Measured(problems=self.load(state))
         if not self.loaded:
             return out
@@ -110,9 +118,61 @@ class Measurer:
             flops_effective=2.0 * effective_macs(self.macs, weight_density(self.params)),
         )
         assert self.data.test is not None
+        if granularity == "filter":
+            self._compact(out)
         out.test = self.evaluate(self.data.test, mixed_precision=mixed_precision)
         out.val = self.evaluate(self.data.val, mixed_precision=mixed_precision)
         return out
+
+    def dense_model(self, state: dict[str, Tensor]) -> nn.Module:
+        """A model of the architecture holding `state` (the dense base model), beside the measured one."""
+        model = copy.deepcopy(self.model)
+        model.load_state_dict(state, strict=True)
+        return model
+
+    def check_batch(self) -> Tensor:
+        """Test inputs a compaction is checked on: the test split's first examples (64 at most)."""
+        assert self.data.test is not None
+        size = min(64, self.data.test.num_examples)
+        x, _ = next(iter(self.data.test.batches(size, shuffle=False, train=False, generator=None, device=self.device)))
+        return x
+
+    def _compact(self, out: Measured) -> None:
+        """Whole filters only, then the compacted model's own parameters and MACs as the cost."""
+        scattered = {
+            name: int((p == 0).sum()) - int(((p == 0).flatten(1).all(1)).sum()) * p[0].numel()
+            for name, p in self.params.items()
+            if p.dim() > 1
+        }
+        scattered = {name: n for name, n in scattered.items() if n}
+        if scattered:
+            total = sum(scattered.values())
+            out.problems.append(
+                f"the method claims filter granularity, but {total} zero weight(s) of its final model lie outside "
+                f"whole filters ({_named(sorted(scattered))})"
+            )
+            out.warnings.append("not compacted: the masks are not whole filters")
+            return
+        try:
+            compacted = compact(self.model, self.check_batch())
+        except CompactionError as exc:
+            out.warnings.append(f"not compacted: {exc}")
+            return
+        out.compacted = compacted
+        assert out.cost is not None
+        out.cost = out.cost.model_copy(
+            update={
+                "params_effective": compacted.params,
+                "flops_effective": 2.0 * compacted.macs,
+                "counted": "compacted",
+                "compaction": CompactionRecord(
+                    channels_removed=compacted.channels_removed,
+                    params=compacted.params,
+                    macs=float(compacted.macs),
+                    max_abs_diff=compacted.max_abs_diff,
+                ),
+            }
+        )
 
     def test_top1(self, state: dict[str, Tensor], mixed_precision: bool) -> float | None:
         """Test top-1 of a reported state (a test curve's point); None when it is not the architecture's."""

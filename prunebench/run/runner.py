@@ -45,6 +45,7 @@ from prunebench.run.cache import BaseCheckpoint, DenseCache, default_cache_dir
 from prunebench.run.claims import Claims
 from prunebench.run.dense import BaseBusy, pretrained_dense, train_dense
 from prunebench.run.describe import describe
+from prunebench.run.efficiency import EfficiencyMeasurement
 from prunebench.run.job import JobRun
 from prunebench.run.measure import Measurer
 from prunebench.run.plan import Job
@@ -133,6 +134,7 @@ class Runner:
         self._data: DataBundle | None = None
         self._payloads: dict[str, bytes] = {}  # what every job process gets, pickled once per run
         self._measurer: Measurer | None = None
+        self._efficiency: EfficiencyMeasurement | None = None
         self._bases: dict[int, BaseCheckpoint] = {}
         self._provenance: RunProvenance | None = None
         self.completed: list[ResultRecord] = []  # the records this run has written so far
@@ -398,6 +400,16 @@ class Runner:
         if self._measurer is None:
             self._measurer = Measurer(self.protocol, self.data, self.device)
         return self._measurer
+
+    def efficiency(self) -> EfficiencyMeasurement | None:
+        """How the runner times jobs (the protocol's `efficiency:` section); None: it does not. On several
+        ranks only rank 0 times, so that no rank's timing runs beside another's."""
+        spec = self.protocol.efficiency
+        if spec is None or self.rank != 0 or self.data.test is None:
+            return None
+        if self._efficiency is None:
+            self._efficiency = EfficiencyMeasurement(spec, test=self.data.test, device=self.device)
+        return self._efficiency
 
     def payload(self, task: JobTask) -> bytes:
         return pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)

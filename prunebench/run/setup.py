@@ -10,7 +10,7 @@ from prunebench.data import DataBundle
 from prunebench.engine import Engine, EngineObserver, derive_seed
 from prunebench.errors import FieldError
 from prunebench.masks import MaskSet, prunable_parameters
-from prunebench.models import build_model, layer_macs
+from prunebench.models import build_model, channel_parameters, layer_macs
 from prunebench.protocol import Protocol, TrainingSpec
 
 
@@ -49,15 +49,23 @@ def build_engine(
     saved: dict[str, dict[str, torch.Tensor]],
     retrain: TrainingSpec | None = None,
     observer: EngineObserver | None = None,
+    whole_filters: bool = False,
 ) -> Engine:
+    """The engine over `model`'s prunable weights. `whole_filters` (a filter-granularity method's job): a
+    filter pruned whole takes its channel's bias and BatchNorm entries with it (MaskSet)."""
     p = protocol
     params, macs = prunable_of(p, model, data)
     prunable_macs = {name: macs[name.removesuffix(".weight")] for name in params}
+    channels = {}
+    if whole_filters:
+        by_name = dict(model.named_parameters())
+        for layer, names in channel_parameters(model, data.input_shape).items():
+            channels[f"{layer}.weight"] = [by_name[n] for n in names]
     return Engine(
         model,
         data,
         device=device,
-        masks=MaskSet(params, prunable_macs),
+        masks=MaskSet(params, prunable_macs, channels),
         all_macs=macs,
         seed=seed,
         eval_batch_size=p.data.eval_batch_size,

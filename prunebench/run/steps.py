@@ -111,7 +111,14 @@ class MethodSteps:
         model = seeded_model(p, self.data, job.seed)
         model.load_state_dict(states["init" if self.method.taxonomy.when == "before_training" else "final"])
         engine = build_engine(
-            p, model, self.data, device=torch.device(task.device), seed=job.seed, saved=states, observer=self.reporter
+            p,
+            model,
+            self.data,
+            device=torch.device(task.device),
+            seed=job.seed,
+            saved=states,
+            observer=self.reporter,
+            whole_filters=self.method.taxonomy.granularity == "filter",
         )
         engine.method = self.method
         self.engine = engine

@@ -45,10 +45,12 @@ def test_every_other_field_is_hashed() -> None:
         assert parse_protocol(with_(MINIMAL, where, addition)).hash != base.hash, addition
 
 
-def test_the_setup_leaves_out_methods_analyses_and_variants() -> None:
-    assert outside_setup(Protocol) == ("methods", "analyses", "variants")
+def test_the_setup_leaves_out_methods_analyses_variants_and_efficiency() -> None:
+    assert outside_setup(Protocol) == ("methods", "analyses", "variants", "efficiency")
     base = parse_protocol(MINIMAL)
-    more = parse_protocol(MINIMAL + "  - name: random\nanalyses: {shedding: {enabled: true}}\n")
+    more = parse_protocol(
+        MINIMAL + "  - name: random\nanalyses: {shedding: {enabled: true}}\nefficiency: {batch_sizes: [8]}\n"
+    )
     assert more.hash != base.hash
     assert setup_hash(more.hashed_content()) == setup_hash(base.hashed_content())
     assert setup_content(base.hashed_content()).keys() == base.hashed_content().keys() - {"methods"}
