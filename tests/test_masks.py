@@ -143,3 +143,34 @@ def test_effective_macs_scale_with_density() -> None:
     half = masks_from_scores({k: torch.rand(p.shape) for k, p in params.items()}, 0.5, scope="layerwise")
     maskset.set(half)
     assert maskset.effective_macs(all_macs) == pytest.approx(100 + 500 + 12)
+
+
+def test_a_filter_pruned_whole_takes_its_channel_and_keeps_it_through_training() -> None:
+    torch.manual_seed(0)
+    conv, bn = nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3)
+    masks = MaskSet({"conv.weight": conv.weight}, {"conv.weight": 1}, {"conv.weight": [conv.bias, bn.weight, bn.bias]})
+    keep = torch.ones_like(conv.weight, dtype=torch.bool)
+    keep[0] = False  # filter 0 whole
+    keep[1, 0, 0, 0] = False  # filter 1 loses a single weight: its channel stays
+    optimizer = torch.optim.SGD([*conv.parameters(), *bn.parameters()], lr=0.1, momentum=0.9)
+    masks.set({"conv.weight": keep}, optimizer)
+    for _ in range(3):
+        optimizer.zero_grad()
+        bn(conv(torch.randn(4, 2, 5, 5))).square().mean().backward()
+        masks.apply_to_grads()
+        optimizer.step()
+        masks.apply_to_weights()
+    for p in (conv.bias, bn.weight, bn.bias):
+        assert p[0] == 0 and bool((p[1:] != 0).all())
+    assert conv.weight[1, 0, 0, 0] == 0 and bool((conv.weight[1].flatten()[1:] != 0).all())
+    assert float(optimizer.state[bn.bias]["momentum_buffer"][0]) == 0.0
+
+
+def test_without_channels_a_pruned_filter_leaves_its_batchnorm_alone() -> None:
+    conv, bn = nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3)
+    nn.init.constant_(bn.bias, 0.5)
+    masks = MaskSet({"conv.weight": conv.weight}, {"conv.weight": 1})
+    keep = torch.ones_like(conv.weight, dtype=torch.bool)
+    keep[0] = False
+    masks.set({"conv.weight": keep})
+    assert float(bn.bias.detach()[0]) == 0.5

@@ -111,12 +111,22 @@ def compact(model: nn.Module, batch: Tensor) -> Compacted:
     model = copy.deepcopy(model).eval()
     try:
         graph = torch_pruning().DependencyGraph().build_dependency(model, example_inputs=example)  # traces autograd
+        modules = dict(model.named_modules())
+        ran = layer_macs(model, tuple(batch.shape[1:]))  # type: ignore[arg-type]  # the layers that run
+        untraced = [n for n in ran if modules[n] not in graph.module2node]
+        if untraced:
+            raise CompactionError(
+                f"Torch-Pruning cannot trace the model (its graph misses {len(untraced)} layer(s), e.g. "
+                f"{untraced[0]}: a forward outside autograd, or a layer applied functionally)"
+            )
         keep = output_layers(model, example)
         removed = 0
         with torch.no_grad():
             for layer, handler, channels in removable_groups(graph, keep):
                 graph.get_pruning_group(layer, handler, idxs=channels).prune()
                 removed += len(channels)
+    except CompactionError:
+        raise
     except Exception as exc:  # Torch-Pruning's tracer fails in many ways on a model it cannot follow
         message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise CompactionError(f"Torch-Pruning cannot trace the model ({type(exc).__name__}: {message})") from None
