@@ -172,3 +172,25 @@ def plot_lr_sweep(
         sparsities=split(sparsities, float),
     )
     say(f"wrote {output}")
+
+
+@plot_app.command("efficiency")
+def plot_efficiency(
+    results: ResultPaths,
+    output: FigureFile,
+    batch_size: Annotated[
+        int | None, typer.Option(help="The batch size whose timings to draw (default: the largest timed).", min=1)
+    ] = None,
+    mix_protocols: MixProtocols = False,
+    protocol: ProtocolFilter = None,
+    methods: MethodsFilter = None,
+    sparsities: SparsitiesFilter = None,
+) -> None:
+    """Accuracy against measured latency with each method's Pareto front, and the FLOPs reduction counted
+    against the speedup measured (needs a protocol `efficiency:` section; docs/efficiency.md)."""
+    from prunebench.report import efficiency_plots
+
+    efficiency_plots.plot_efficiency(
+        own_recipe(comparison_of(results, protocol, methods, sparsities, mix_protocols)), output, batch_size
+    )
+    say(f"wrote {output}")

@@ -96,6 +96,7 @@ class Row:
     speedup_low: list[float] = field(default_factory=list)
     speedup_high: list[float] = field(default_factory=list)
     latency_s: list[float] = field(default_factory=list)  # the pruned model's seconds per batch
+    dense_latency_s: list[float] = field(default_factory=list)  # its dense base model's, timed beside it
     speedup_kernel: str | None = None
     speedup_devices: list[str] = field(default_factory=list)
     efficiency_not_measured: str | None = None

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from prunebench.results import EfficiencyRecord, ResultSummary
+from prunebench.results import EfficiencyRecord, ModelEfficiency, ResultSummary
 
 if TYPE_CHECKING:
     from prunebench.report.board import Row
@@ -42,8 +42,13 @@ def fill_efficiency(row: Row, records: Sequence[ResultSummary]) -> None:
         row.speedup_median.append(math.fsum(s.median for s in at) / len(at))
         row.speedup_low.append(min(s.low for s in at))
         row.speedup_high.append(max(s.high for s in at))
-        latencies = [t.median_s for e in timed if e.pruned for t in e.pruned.timings if t.batch_size == b]
-        row.latency_s.append(math.fsum(latencies) / len(latencies))
+        row.latency_s.append(_mean_latency([e.pruned for e in timed], b))
+        row.dense_latency_s.append(_mean_latency([e.dense for e in timed], b))
+
+
+def _mean_latency(models: Sequence[ModelEfficiency | None], batch_size: int) -> float:
+    values = [t.median_s for m in models if m is not None for t in m.timings if t.batch_size == batch_size]
+    return math.fsum(values) / len(values) if values else math.nan
 
 
 def speedup_cell(row: Row) -> str:

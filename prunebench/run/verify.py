@@ -38,7 +38,7 @@ def _record_files(paths: Sequence[Path]) -> list[Path]:
     return out
 
 
-def _run_directory(record_file: Path) -> tuple[Path, Protocol] | None:
+def run_directory_of(record_file: Path) -> tuple[Path, Protocol] | None:
     for candidate in RunDirectory.candidates(record_file):
         content = read_protocol_file(candidate)
         if content is not None and isinstance(content.get("protocol"), dict):
@@ -60,7 +60,7 @@ def verify(paths: Sequence[Path], device: str = "cpu") -> Verification:
         if record.weights_sha256 is None:
             out.problems.append(f"{file}: the record names no final weights (written before weights_sha256)")
             continue
-        found = _run_directory(file)
+        found = run_directory_of(file)
         if found is None:
             out.problems.append(f"{file}: no protocol.json of its run directory, nothing to measure it with")
             continue
@@ -94,7 +94,12 @@ def _check(
             raise PrunebenchError(f"--verify: the data of protocol {protocol.name}: {exc}") from None
     measurer = measurers[protocol.hash]
     # (bfloat16 evaluation on CUDA follows the retraining recipe; every variant keeps the protocol's setting)
-    measured = measurer.measure(state, record.target_sparsity, mixed_precision=protocol.retrain.mixed_precision)
+    measured = measurer.measure(
+        state,
+        record.target_sparsity,
+        mixed_precision=protocol.retrain.mixed_precision,
+        granularity=str(record.method.taxonomy.get("granularity", "unstructured")),
+    )
     if measured.test is None or measured.val is None or measured.sparsity is None:
         return "the saved weights are not the protocol's architecture: " + "; ".join(measured.problems)
     assert record.metrics is not None and record.sparsity is not None

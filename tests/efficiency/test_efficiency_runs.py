@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prunebench.protocol import load_protocol
+from prunebench.report.efficiency_plots import pareto_front
 from prunebench.results import load_records
 from prunebench.testing import TINY
 
@@ -78,6 +79,12 @@ def test_records_hold_measured_efficiency_and_boards_show_it(cli, tmp_path: Path
     terminal = cli("compare", results)
     assert " speedup " in terminal.out
 
+    figure = tmp_path / "efficiency.png"
+    drawn = cli("plot", "efficiency", results, "-o", figure, "--batch-size", "16")
+    assert drawn.code == 0 and figure.stat().st_size > 10_000
+    untimed = cli("plot", "efficiency", results, "-o", figure, "--batch-size", "8")
+    assert untimed.code == 2 and "--batch-size 8: the results were timed at batch size(s) [1, 16]" in untimed.err
+
 
 def test_a_protocol_without_the_section_times_nothing(cli, tmp_path: Path, shared_cache: Path) -> None:  # type: ignore[no-untyped-def]
     plain = EFFICIENT.split("efficiency:")[0]
@@ -89,6 +96,14 @@ def test_a_protocol_without_the_section_times_nothing(cli, tmp_path: Path, share
     l1 = next(r for r in records if r.method.label == "l1_filter")
     assert l1.cost is not None and l1.cost.counted == "compacted"  # counts come from the compacted model anyway
     assert " speedup " not in cli("compare", results).out
+    nothing = cli("plot", "efficiency", results, "-o", tmp_path / "e.png")
+    assert nothing.code == 2 and "no result has measured efficiency: add an `efficiency:` section" in nothing.err
+    assert not (tmp_path / "e.png").exists()
+
+
+def test_a_pareto_front_keeps_what_no_faster_point_beats() -> None:
+    points = [(3.0, 90.0), (1.0, 80.0), (2.0, 79.0), (2.5, 85.0), (4.0, 89.0), (1.0, 70.0)]
+    assert pareto_front(points) == [(1.0, 80.0), (2.5, 85.0), (3.0, 90.0)]
 
 
 def load_protocol_text(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
