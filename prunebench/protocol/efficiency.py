@@ -31,7 +31,7 @@ class EfficiencySpec(StrictModel):
         False, description="Time `torch.compile`d models (both the pruned and the dense one); off: eager."
     )
     min_run_time: float = Field(
-        0.2,
+        0.1,
         gt=0,
         le=60,
         description="Seconds of timed runs per model, batch size and round (torch.utils.benchmark's "

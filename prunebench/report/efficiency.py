@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from prunebench.report.board import Row
 
 
+# Said plainly in the cell: a speedup near 1.0 on dense kernels is the measurement, not a failure.
+KERNELS = {"dense": "dense kernels", "compacted": "compacted", "semi_structured": "2:4 sparse kernels"}
+
+
 def where(e: EfficiencyRecord) -> str:
     """The device a record was timed on, as the note names it."""
     compiled = ", compiled" if e.compiled else ""
@@ -62,8 +66,8 @@ def speedup_cell(row: Row) -> str:
             row.speedup_batch_sizes, row.speedup_median, row.speedup_low, row.speedup_high, strict=True
         )
     ]
-    mixed = " (mixed devices)" if len(row.speedup_devices) > 1 else ""
-    return ", ".join(cells) + mixed
+    mixed = ", mixed devices" if len(row.speedup_devices) > 1 else ""
+    return ", ".join(cells) + f" ({KERNELS.get(row.speedup_kernel or '', row.speedup_kernel)}{mixed})"
 
 
 def speedup_compact(row: Row) -> str:

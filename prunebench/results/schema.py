@@ -252,6 +252,13 @@ class ResultSummary(Record):
     efficiency: EfficiencyRecord | None = Field(
         None, description="Measured speed and memory, when the protocol has an `efficiency:` section."
     )
+    weights_file: str | None = Field(
+        None,
+        max_length=4096,
+        pattern=r"^models/[A-Za-z0-9_][A-Za-z0-9_.+/-]*\.pt$",
+        description="Where `run --save-models` kept those weights, relative to the run directory; their sha256 is "
+        "`weights_sha256`. Committed references leave them out of git.",
+    )
     weights_sha256: str | None = Field(
         None,
         pattern=r"^[0-9a-f]{64}$",

@@ -318,8 +318,9 @@ class Runner:
                     stacklevel=2,
                 )
                 return "elsewhere"
-            if self.save_models:
-                self._save_models(job, run)
+            if self.save_models and self._save_models(job, run):
+                model = self.directory.model_path(job.id).relative_to(self.run_dir).as_posix()
+                record = record.model_copy(update={"weights_file": model})
             path = job.path(self.run_dir)
             self.write(path, functools.partial(save_result, path, record))
             self._stage_written()
@@ -368,18 +369,20 @@ class Runner:
     def run_job(self, job: Job) -> ResultRecord:
         return JobRun(self, job, self.methods[job.method_index]).run()
 
-    def _save_models(self, job: Job, run: JobRun) -> None:
+    def _save_models(self, job: Job, run: JobRun) -> bool:
         """The weights the job was measured on (before its record: a record never names missing weights) and
-        the dense checkpoint it started from, as `--save-models` keeps them."""
+        the dense checkpoint it started from, as `--save-models` keeps them; whether there were weights to keep."""
         dense = self.directory.dense_dir / self.cache.locate(job.seed)[0].name
         if not dense.exists() and job.seed in self._bases:
             self.write(dense, functools.partial(self.cache.save, job.seed, self._bases[job.seed], dense))
         weights = run.measured_weights()
-        if weights is not None:
-            path = self.directory.model_path(job.id)
-            buffer = io.BytesIO()
-            torch.save(weights, buffer)
-            self.write(path, functools.partial(write_atomic, path, buffer.getvalue()))
+        if weights is None:
+            return False
+        path = self.directory.model_path(job.id)
+        buffer = io.BytesIO()
+        torch.save(weights, buffer)
+        self.write(path, functools.partial(write_atomic, path, buffer.getvalue()))
+        return True
 
     # ---- what a job process gets --------------------------------------------------------------
     def job_data(self) -> bytes:

@@ -15,7 +15,8 @@ HERE = Path(__file__).parent
 EFFICIENT = (
     TINY.replace("sparsities: [0.5, 0.9]", "sparsities: [0.5]").replace(
         "  - name: layerwise_magnitude\n  - name: random\n",
-        f"  - name: l1_filter\n  - name: {HERE / 'methods' / 'claims_filter.py'}:ClaimsFilter\n",
+        "  - name: l1_filter\n  - name: nm_magnitude\n"
+        f"  - name: {HERE / 'methods' / 'claims_filter.py'}:ClaimsFilter\n",
     )
     + "efficiency: {batch_sizes: [1, 16], rounds: 2, min_run_time: 0.05}\n"
 )
@@ -32,7 +33,7 @@ def test_records_hold_measured_efficiency_and_boards_show_it(cli, tmp_path: Path
     done, results = run(cli, tmp_path, EFFICIENT, shared_cache)
     assert done.code == 0, done.err
     records = {r.method.label: r for r in [x.record for x in load_records([results])]}
-    assert set(records) == {"global_magnitude", "l1_filter", "claims_filter"}
+    assert set(records) == {"global_magnitude", "l1_filter", "nm_magnitude", "claims_filter"}
 
     l1 = records["l1_filter"]
     assert l1.status == "ok", l1.reasons
@@ -60,6 +61,9 @@ def test_records_hold_measured_efficiency_and_boards_show_it(cli, tmp_path: Path
     gm = records["global_magnitude"].efficiency
     assert gm is not None and gm.sparse_kernel is not None and gm.sparse_kernel.startswith("none: unstructured")
     assert gm.pruned.weight_bytes == gm.dense.weight_bytes  # type: ignore[union-attr]  # zeros are stored
+    nm = records["nm_magnitude"].efficiency  # 2:4 has sparse kernels on recent GPUs only: said, then timed dense
+    assert nm is not None and nm.pruned is not None and nm.pruned.kernel == "dense"
+    assert nm.sparse_kernel == "no sparse kernel on cpu: semi-structured 2:4 kernels need a CUDA device"
     compacted = records["l1_filter"].efficiency
     assert compacted.pruned.weight_bytes < compacted.dense.weight_bytes  # type: ignore[union-attr]
 
@@ -75,7 +79,9 @@ def test_records_hold_measured_efficiency_and_boards_show_it(cli, tmp_path: Path
     assert board.code == 0
     assert "speedup (measured): dense over pruned seconds per batch" in board.out and "on cpu (" in board.out
     l1_row = next(line for line in board.out.splitlines() if line.startswith("| ") and "| l1_filter |" in line)
-    assert "b1 " in l1_row and "b16 " in l1_row and "x [" in l1_row
+    assert "b1 " in l1_row and "b16 " in l1_row and "x [" in l1_row and "(compacted)" in l1_row
+    gm_row = next(line for line in board.out.splitlines() if line.startswith("| ") and "| global_magnitude |" in line)
+    assert "(dense kernels)" in gm_row
     terminal = cli("compare", results)
     assert " speedup " in terminal.out
 

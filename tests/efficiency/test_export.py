@@ -55,6 +55,8 @@ def test_a_compacted_export_scores_the_records_accuracy(cli, saved: tuple[Path, 
     protocol, run_dir = saved
     record_file = run_dir / "l1_filter" / "sparsity-0.5_seed-0.json"
     record = load_result(record_file)
+    assert record.weights_file == "models/l1_filter/sparsity-0.5_seed-0.pt"
+    assert (run_dir / record.weights_file).is_file()
     out = tmp_path / "l1.pt"
     done = cli("export", record_file, "-o", out)
     assert done.code == 0, done.err
