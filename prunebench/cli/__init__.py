@@ -8,7 +8,20 @@ import importlib
 
 from prunebench.cli.app import app, main
 
-COMMAND_MODULES = ("run", "status", "launch", "registry", "compare", "check", "plot", "export", "lint", "ci")
+COMMAND_MODULES = (
+    "run",
+    "status",
+    "launch",
+    "registry",
+    "schema",
+    "compare",
+    "ls",
+    "check",
+    "plot",
+    "export",
+    "lint",
+    "ci",
+)
 for _name in COMMAND_MODULES:
     importlib.import_module(f"{__name__}.{_name}")
 

@@ -115,7 +115,10 @@ class PrunableSpec(StrictModel):
 
 class PruningSpec(StrictModel):
     sparsities: list[float] = Field(
-        max_length=MAX_ITEMS, description="Target sparsities: fraction of prunable weights that are zero after pruning."
+        max_length=MAX_ITEMS,
+        description="Target sparsities: fraction of prunable weights that are zero after pruning.",
+        # the validator below says what is wrong in words; the schema says it to editors
+        json_schema_extra={"items": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}, "minItems": 1},
     )
     tolerance: float = Field(
         0.005, ge=0, lt=1, description="Achieved sparsity may differ from the target by this much."

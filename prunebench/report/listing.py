@@ -1,0 +1,80 @@
+"""`prunebench ls`: the run directories under some folders, from their files: each one's protocol, hash, how
+many of its jobs are done, failed or shown apart, how many remain, and when its results were written."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prunebench.protocol import Protocol
+from prunebench.results import PROTOCOL_FILE, load_records
+from prunebench.results.store import read_protocol_file
+
+MAX_DEPTH = 3  # run directories lie at most this far below a folder given
+
+
+@dataclass
+class RunListing:
+    path: Path
+    protocol: str
+    hash: str
+    expected: int | None  # the jobs its protocol plans (its own recipe and every retraining variant)
+    status: Counter[str] = field(default_factory=Counter)  # ok, violation, failed
+    first: str | None = None  # when its earliest and latest results finished (UTC, ISO 8601)
+    last: str | None = None
+    smoke: int = 0  # results of `run --limit` runs (smoke runs), never results
+
+    @property
+    def written(self) -> int:
+        return sum(self.status.values())
+
+    @property
+    def pending(self) -> int | None:
+        return None if self.expected is None else max(0, self.expected - self.written)
+
+
+def run_directories(paths: Sequence[Path]) -> list[Path]:
+    """Folders holding a protocol.json, at most MAX_DEPTH below the paths given, each once, sorted."""
+    found: set[Path] = set()
+    for root in paths:
+        if (root / PROTOCOL_FILE).is_file():
+            found.add(root)
+        for depth in range(1, MAX_DEPTH + 1):
+            found.update(p.parent for p in root.glob("/".join(["*"] * depth) + f"/{PROTOCOL_FILE}") if p.is_file())
+    return sorted(found)
+
+
+def planned_jobs(protocol: Protocol) -> int:
+    cells = len(protocol.pruning.sparsities) * len(protocol.seeds)
+    # A variant's job that another variant (or the protocol's recipe) already runs is not run twice.
+    variant_jobs = sum(1 for v in protocol.variant_plan().variants for m in v.methods if v.runs_as[m] == v.name)
+    return cells * (len(protocol.methods) + variant_jobs)
+
+
+def list_runs(paths: Sequence[Path]) -> list[RunListing]:
+    out = []
+    for directory in run_directories(paths):
+        content = read_protocol_file(directory / PROTOCOL_FILE) or {}
+        dump = content.get("protocol") if isinstance(content.get("protocol"), dict) else {}
+        try:
+            protocol: Protocol | None = Protocol.model_validate(dump)
+        except (ValueError, TypeError):
+            protocol = None  # another version's protocol.json: listed, not planned
+        listing = RunListing(
+            path=directory,
+            protocol=str(dump.get("name", "?")),
+            hash=str(content.get("hash", "?")),
+            expected=planned_jobs(protocol) if protocol is not None else None,
+        )
+        finished = []
+        for loaded in load_records([directory]):
+            r = loaded.record
+            listing.status[r.status] += 1
+            listing.smoke += int(bool(getattr(r, "limit", None)))
+            finished.append(r.provenance.finished_at)
+        if finished:
+            listing.first, listing.last = min(finished), max(finished)
+        out.append(listing)
+    return out
