@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from prunebench.cli.app import app, out
-from prunebench.cli.options import MethodsFilter, SparsitiesFilter, VariantsFilter, split
+from prunebench.cli.options import MethodsFilter, Overrides, SparsitiesFilter, VariantsFilter, split
 from prunebench.errors import PrunebenchError
 from prunebench.protocol import load_protocol
 
@@ -19,6 +20,7 @@ app.add_typer(launch_app, name="launch")
 @launch_app.command()
 def slurm(
     protocol: Annotated[Path, typer.Argument(help="Protocol YAML file.")],
+    overrides: Overrides = None,
     results: Annotated[Path, typer.Option(help="Results directory, on a file system every node sees.")] = Path("runs"),
     cache: Annotated[Path | None, typer.Option(help="Checkpoint cache, on a file system every node sees.")] = None,
     partition: Annotated[str | None, typer.Option(help="SLURM partition (default: the cluster's).")] = None,
@@ -46,7 +48,7 @@ def slurm(
     from prunebench.results import ensure_writable, guard_references
     from prunebench.run import Runner, plan
 
-    runner = Runner(load_protocol(protocol), results_dir=results, cache_dir=cache, device="cpu")
+    runner = Runner(load_protocol(protocol, overrides or ()), results_dir=results, cache_dir=cache, device="cpu")
     runner.validate()
     filters = {
         "methods": split(methods),
@@ -69,6 +71,7 @@ def slurm(
     ensure_writable(runner.run_dir, "--results")
     launch = SlurmLaunch(
         protocol=protocol.resolve(),
+        overrides=list(overrides or []),
         results=results.resolve(),
         cache=cache.resolve() if cache is not None else None,
         partition=partition,
@@ -83,7 +86,8 @@ def slurm(
     job_id = launch_slurm(launch, runner.run_dir.resolve())
     out.print(
         f"submitted SLURM array {job_id}: {launch.workers} worker(s) for {len(jobs)} job(s); "
-        f"`prunebench status {protocol} --results {results}` shows where it stands",
+        f"`prunebench status {' '.join([str(protocol), *map(shlex.quote, overrides or [])])} --results {results}` "
+        "shows where it stands",
         markup=False,
         highlight=False,
         soft_wrap=True,

@@ -37,6 +37,15 @@ def _figure(path: Path) -> Path:
 FigureFile = Annotated[
     Path, typer.Option("--output", "-o", help="Figure file: .png, .pdf or .svg.", callback=_figure, metavar="FILE")
 ]
+Overrides = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="[FIELD=VALUE]...",
+        help="Override protocol fields, Hydra's dotted grammar: retrain.epochs=5 'pruning.sparsities=[0.5,0.9]' "
+        "methods.0.config.power=2. Part of the protocol and its hash.",
+        show_default=False,
+    ),
+]
 OutputFile = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Describe every entry in full.")]
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from prunebench.cli.app import app, out, say
-from prunebench.cli.options import MethodsFilter, SparsitiesFilter, VariantsFilter, shard, split
+from prunebench.cli.options import MethodsFilter, Overrides, SparsitiesFilter, VariantsFilter, shard, split
 from prunebench.cli.progress import RunProgress
 from prunebench.errors import Interrupted, PrunebenchError
 from prunebench.protocol import load_protocol, resolved_yaml
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 @app.command()
 def run(
     protocol: Annotated[Path, typer.Argument(help="Protocol YAML file.")],
+    overrides: Overrides = None,
     results: Annotated[
         Path, typer.Option(help="Results directory (results/ holds the committed references: not written).")
     ] = Path("runs"),
@@ -83,7 +84,8 @@ def run(
 ) -> None:
     """Run every method of a protocol: dense base models once per seed, then prune, retrain, evaluate."""
     # The same run, as each worker process or each rank runs it.
-    command = ["run", str(protocol), "--results", str(results), "--device", device, "--workers", "1"]
+    command = ["run", str(protocol), *(overrides or []), "--results", str(results), "--device", device]
+    command += ["--workers", "1"]
     for flag, value in [
         ("--cache", cache),
         ("--methods", methods),
@@ -111,7 +113,7 @@ def run(
     from prunebench.run import Runner, plan
 
     runner = Runner(
-        load_protocol(protocol),
+        load_protocol(protocol, overrides or ()),
         results_dir=results,
         cache_dir=cache,
         device=device,
@@ -230,6 +232,7 @@ def _run_workers(
 @app.command()
 def validate(
     protocol: Annotated[Path, typer.Argument(help="Protocol YAML file.")],
+    overrides: Overrides = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print only the hash.")] = False,
 ) -> None:
     """Check a protocol (schema, methods and their hyperparameters, data) and print it resolved."""
@@ -238,7 +241,7 @@ def validate(
     start()  # methods are loaded in a job process, never here
     from prunebench.run import Runner
 
-    runner = Runner(load_protocol(protocol), results_dir=Path("results"), device="cpu")
+    runner = Runner(load_protocol(protocol, overrides or ()), results_dir=Path("results"), device="cpu")
     runner.validate()
     proto = runner.protocol
     if quiet:
@@ -253,4 +256,6 @@ def validate(
             highlight=False,
             soft_wrap=True,
         )
+    for item in proto.overrides:
+        out.print(f"# overridden on the command line: {item}", markup=False, highlight=False, soft_wrap=True)
     out.print(f"# content hash: {proto.hash}", markup=False, highlight=False)

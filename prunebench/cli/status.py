@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from prunebench.cli.app import app, out
-from prunebench.cli.options import MethodsFilter, SparsitiesFilter, VariantsFilter, split
+from prunebench.cli.options import MethodsFilter, Overrides, SparsitiesFilter, VariantsFilter, split
 from prunebench.protocol import load_protocol
 
 ORDER = ("done", "violation", "failed", "corrupt", "claimed", "stale", "pending")
@@ -19,6 +19,7 @@ ORDER = ("done", "violation", "failed", "corrupt", "claimed", "stale", "pending"
 @app.command()
 def status(
     protocol: Annotated[Path, typer.Argument(help="Protocol YAML file.")],
+    overrides: Overrides = None,
     results: Annotated[Path, typer.Option(help="Results directory the workers write.")] = Path("runs"),
     cache: Annotated[
         Path | None, typer.Option(help="Checkpoint cache (default $PRUNEBENCH_CACHE or ~/.cache/prunebench).")
@@ -37,7 +38,7 @@ def status(
     from prunebench.run import Runner, plan
     from prunebench.run.status import dense_states, describe_holder, job_states
 
-    runner = Runner(load_protocol(protocol), results_dir=results, cache_dir=cache, device="cpu")
+    runner = Runner(load_protocol(protocol, overrides or ()), results_dir=results, cache_dir=cache, device="cpu")
     jobs = plan(
         runner.protocol,
         methods=split(methods),

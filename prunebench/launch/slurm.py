@@ -34,6 +34,7 @@ class SlurmLaunch:
 
     protocol: Path
     results: Path
+    overrides: list[str] = field(default_factory=list)  # the protocol's command-line overrides
     cache: Path | None = None
     partition: str | None = None
     time_limit: str = "24:00:00"
@@ -89,7 +90,10 @@ class Worker:
             # MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK for the runners' group (prunebench.run.ranks).
             TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         runner = Runner(
-            load_protocol(launch.protocol), results_dir=launch.results, cache_dir=launch.cache, device=launch.device
+            load_protocol(launch.protocol, launch.overrides),
+            results_dir=launch.results,
+            cache_dir=launch.cache,
+            device=launch.device,
         )
         runner.validate()
         f = launch.filters

@@ -7,6 +7,7 @@ import re
 import stat
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Union
 
@@ -15,6 +16,8 @@ from pydantic import BaseModel, ValidationError
 
 from prunebench.errors import ProtocolError
 from prunebench.protocol.base import Loc, dotted, nearest_mark
+from prunebench.protocol.overrides import SOURCE as OVERRIDES
+from prunebench.protocol.overrides import apply_overrides, override_at
 from prunebench.protocol.sections import MethodSpec
 from prunebench.protocol.spec import Protocol
 
@@ -151,8 +154,9 @@ def _read_yaml(text: str, source: str | Path | None) -> tuple[Any, yaml.Node | N
     return raw, node
 
 
-def parse_protocol(text: str, source: str | Path | None = None) -> Protocol:
-    """Parse and validate protocol YAML text; every error is a ProtocolError with a location."""
+def parse_protocol(text: str, source: str | Path | None = None, overrides: Sequence[str] = ()) -> Protocol:
+    """Parse and validate protocol YAML text, with command-line `overrides` (prunebench.protocol.overrides) set
+    into it first; every error is a ProtocolError with a location (an override's error names the override)."""
     if len(text) > MAX_BYTES:
         raise ProtocolError(f"{len(text):,} characters: a protocol is at most {MAX_BYTES:,}", file=source)
     raw, node = _read_yaml(text, source)
@@ -160,11 +164,18 @@ def parse_protocol(text: str, source: str | Path | None = None) -> Protocol:
         raise ProtocolError("a protocol is a YAML mapping (name:, data:, model:, ...)", file=source, line=1)
     marks: dict[Loc, tuple[int, int]] = {}
     _marks_of(node, (), marks)
-    return validated(raw, Path(source) if source is not None else None, marks)
+    where: dict[Loc, str] = {}
+    if overrides:
+        raw, where = apply_overrides(raw, overrides)
+    return validated(raw, Path(source) if source is not None else None, marks, where)
 
 
-def validated(raw: Any, source: Path | None, marks: dict[Loc, tuple[int, int]]) -> Protocol:
-    """A protocol from its raw content; a validation error becomes a ProtocolError at the field's line."""
+def validated(
+    raw: Any, source: Path | None, marks: dict[Loc, tuple[int, int]], overrides: dict[Loc, str] | None = None
+) -> Protocol:
+    """A protocol from its raw content; a validation error becomes a ProtocolError at the field's line, or at the
+    command-line override that set the field."""
+    overrides = overrides or {}
     try:
         protocol = Protocol.model_validate(raw)
     except ValidationError as exc:
@@ -172,24 +183,27 @@ def validated(raw: Any, source: Path | None, marks: dict[Loc, tuple[int, int]]) 
         errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         first = errors[0]
         loc: Loc = tuple(first["loc"])
-        line, col = nearest_mark(marks, loc)
         more = f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        item = override_at(overrides, loc)
+        if item is not None:
+            raise ProtocolError(_explain(first) + more, file=OVERRIDES, field=item) from None
+        line, col = nearest_mark(marks, loc)
         raise ProtocolError(
             _explain(first) + more, file=source, line=line, column=col, field=dotted(loc) or None
         ) from None
-    return protocol.located(source, marks)
+    return protocol.located(source, marks, overrides)
 
 
 def with_methods(protocol: Protocol, methods: list[MethodSpec]) -> Protocol:
     """The protocol with another method list, validated again (labels unique, variants that refer to them),
     its errors located in the same file."""
     raw = {**protocol.model_dump(mode="json"), "methods": [m.model_dump(mode="json") for m in methods]}
-    return validated(raw, protocol.source, protocol.marks)
+    return validated(raw, protocol.source, protocol.marks, protocol.override_locs)
 
 
-def load_protocol(path: str | Path) -> Protocol:
-    """Read and validate a protocol file: a regular file of at most MAX_BYTES (a FIFO, a device or a directory
-    is refused before anything is read from it)."""
+def load_protocol(path: str | Path, overrides: Sequence[str] = ()) -> Protocol:
+    """Read and validate a protocol file, with command-line `overrides`: a regular file of at most MAX_BYTES (a
+    FIFO, a device or a directory is refused before anything is read from it)."""
     path = Path(path)
     try:
         info = path.stat()
@@ -206,7 +220,7 @@ def load_protocol(path: str | Path) -> Protocol:
         raise ProtocolError(f"not UTF-8 text (byte {exc.start})", file=path) from None
     except OSError as exc:
         raise ProtocolError(f"cannot read the protocol: {exc.strerror or exc.__class__.__name__}", file=path) from None
-    return parse_protocol(text, path)
+    return parse_protocol(text, path, overrides)
 
 
 def resolved_yaml(protocol: Protocol) -> str:

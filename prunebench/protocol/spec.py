@@ -26,6 +26,8 @@ from prunebench.protocol.identity import (
     hashed_content,
     outside_setup,
 )
+from prunebench.protocol.overrides import SOURCE as OVERRIDES
+from prunebench.protocol.overrides import override_at
 from prunebench.protocol.recipes import BaseSpec, TrainingSpec, retraining_recipe
 from prunebench.protocol.sections import (
     AnalysesSpec,
@@ -102,6 +104,7 @@ class Protocol(StrictModel):
     # Where each field stands in the file, for error messages; not part of the protocol.
     _source: Path | None = None
     _marks: dict[Loc, tuple[int, int]] = {}
+    _overrides: dict[Loc, str] = {}  # command-line overrides by the field they set (prunebench.protocol.overrides)
 
     @model_validator(mode="after")
     def _unique(self) -> Protocol:
@@ -225,13 +228,29 @@ class Protocol(StrictModel):
         """(line, column) of each field in the protocol's file."""
         return self._marks
 
-    def located(self, source: Path | None, marks: dict[Loc, tuple[int, int]]) -> Protocol:
-        """This protocol, knowing the file and the line and column of each of its fields."""
-        self._source, self._marks = source, marks
+    @property
+    def overrides(self) -> list[str]:
+        """The command-line overrides this protocol was loaded with, in order (part of its content and hash)."""
+        return list(self._overrides.values())
+
+    @property
+    def override_locs(self) -> dict[Loc, str]:
+        return dict(self._overrides)
+
+    def located(
+        self, source: Path | None, marks: dict[Loc, tuple[int, int]], overrides: dict[Loc, str] | None = None
+    ) -> Protocol:
+        """This protocol, knowing the file and the line and column of each of its fields, and the command-line
+        overrides that set some of them."""
+        self._source, self._marks, self._overrides = source, marks, dict(overrides or {})
         return self
 
     def locate(self, error: FieldError) -> ProtocolError:
-        """Turn an error about a field into one that names the file and line of that field."""
+        """Turn an error about a field into one that names the file and line of that field (or the command-line
+        override that set it)."""
+        item = override_at(self._overrides, error.loc)
+        if item is not None:
+            return ProtocolError(error.message, file=OVERRIDES, field=item)
         line, col = nearest_mark(self._marks, error.loc)
         return ProtocolError(error.message, file=self._source, line=line, column=col, field=dotted(error.loc))
 

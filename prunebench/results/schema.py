@@ -210,6 +210,9 @@ class Provenance(Record):
     )
     code_revision: str | None
     command: str
+    overrides: list[str] = Field(
+        default_factory=list, description="Command-line overrides of the protocol's fields (FIELD=VALUE), in order."
+    )
     started_at: str
     finished_at: str
     duration_s: Amount

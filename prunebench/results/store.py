@@ -90,8 +90,13 @@ class RunDirectory:
     def protocol_file(self) -> Path:
         return self.path / PROTOCOL_FILE
 
-    def write_protocol(self, protocol_hash: str, resolved: dict[str, Any]) -> None:
-        write_atomic(self.protocol_file, json.dumps({"hash": protocol_hash, "protocol": resolved}, indent=1))
+    def write_protocol(self, protocol_hash: str, resolved: dict[str, Any], overrides: Sequence[str] = ()) -> None:
+        """{"hash", "protocol": the resolved protocol, "overrides": the command-line overrides it was loaded with,
+        when there were any}."""
+        content: dict[str, Any] = {"hash": protocol_hash, "protocol": resolved}
+        if overrides:
+            content["overrides"] = list(overrides)
+        write_atomic(self.protocol_file, json.dumps(content, indent=1))
 
     def remove_stale_temporaries(self) -> int:
         """Temporary files of runs killed mid-write (the result files themselves are never partial); those of a

@@ -72,15 +72,17 @@ class RunProvenance:
     command: str
     threads: int
     processes: int | None = None  # DDP ranks (torchrun), None for one
+    overrides: tuple[str, ...] = ()  # the protocol's command-line overrides
 
     @classmethod
-    def now(cls, device: torch.device) -> RunProvenance:
+    def now(cls, device: torch.device, overrides: tuple[str, ...] = ()) -> RunProvenance:
         return cls(
             device=device_name(device),
             code_revision=code_revision(),
             command=" ".join(sys.argv),
             threads=torch.get_num_threads(),
             processes=ddp.world() if ddp.active() else None,
+            overrides=overrides,
         )
 
     def of_job(self, started: datetime, finished: datetime, duration_s: float) -> Provenance:
@@ -95,6 +97,7 @@ class RunProvenance:
             processes=self.processes,
             code_revision=self.code_revision,
             command=self.command,
+            overrides=list(self.overrides),
             started_at=started.isoformat(timespec="seconds"),
             finished_at=finished.isoformat(timespec="seconds"),
             duration_s=round(duration_s, 3),

@@ -249,7 +249,7 @@ class Runner:
         if self.rank == 0:
             self.write(
                 self.directory.protocol_file,
-                functools.partial(self.directory.write_protocol, self.protocol.hash, resolved),
+                functools.partial(self.directory.write_protocol, self.protocol.hash, resolved, self.protocol.overrides),
             )
         # What was there when the run started: with --force those are re-run once, not again after another
         # worker wrote them.
@@ -421,7 +421,7 @@ class Runner:
     def provenance(self) -> RunProvenance:
         """What every record of this run shares (the code revision is looked up once per run)."""
         if self._provenance is None:
-            self._provenance = RunProvenance.now(self.device)
+            self._provenance = RunProvenance.now(self.device, tuple(self.protocol.overrides))
         return self._provenance
 
     # ---- what jobs are built from -------------------------------------------------------------
