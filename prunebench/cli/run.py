@@ -74,6 +74,14 @@ def run(
             "`torchrun --nproc-per-node N -m prunebench run ...` does."
         ),
     ] = 1,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="A smoke run, for testing only: every stage trains N batches and every evaluation runs N. Its "
+            "results go to a run directory of their own and are never ranked.",
+        ),
+    ] = None,
     workers: Annotated[
         str,
         typer.Option(
@@ -93,6 +101,7 @@ def run(
         ("--seeds", seeds),
         ("--shard", shard_of),
         ("--variants", variants),
+        ("--limit", limit),
     ]:
         command += [flag, str(value)] if value is not None else []
     for path in dense_from or []:
@@ -124,6 +133,7 @@ def run(
         threads=threads,
         update_references=update_references,
         keep_checkpoints=keep_checkpoints,
+        limit=limit,
     )
     runner.validate()
     proto = runner.protocol  # methods given by path carry their registered name as label from here on

@@ -38,10 +38,11 @@ def evaluate(
     device: torch.device,
     top_k: tuple[int, ...] = (1, 5),
     mixed_precision: bool = False,
+    limit: int | None = None,
 ) -> Evaluation:
     """Mean cross-entropy, top-1 and top-5 (None unless asked for and there are more than 5 classes) over the
     split, in evaluation mode; bfloat16 autocast on CUDA when `mixed_precision` (the stage that trained the
-    weights used it)."""
+    weights used it). `limit`: only the first that many batches (a smoke run, `run --limit`)."""
     was_training = model.training
     model.eval()
     amp = device.type == "cuda" and mixed_precision
@@ -50,7 +51,9 @@ def evaluate(
     correct5 = torch.zeros((), device=device, dtype=torch.long)
     n = 0
     k = min(5, num_classes)
-    for x, y in split.batches(batch_size, shuffle=False, train=False, generator=None, device=device):
+    for i, (x, y) in enumerate(split.batches(batch_size, shuffle=False, train=False, generator=None, device=device)):
+        if limit is not None and i >= limit:
+            break
         x, y = ddp.shard(x, y)  # on several ranks, each evaluates its share; the sums are added below
         with torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext():
             out = model(x)

@@ -67,8 +67,11 @@ class Engine:
         retrain_spec: TrainingSpec | None = None,
         base_spec: TrainingSpec | None = None,
         observer: EngineObserver | None = None,
+        limit: int | None = None,
     ) -> None:
         self.device = device
+        # A smoke run (`run --limit N`, for testing only): every stage trains N steps, every evaluation N batches.
+        self.limit = limit
         self.cuda = device.type == "cuda"
         self.model = model.to(device)
         self.data = data
@@ -302,6 +305,8 @@ class Engine:
             for x, y in data.train.batches(
                 spec.batch_size, shuffle=True, train=True, generator=generator, device=self.device
             ):
+                if self.limit is not None and step >= self.limit:
+                    break
                 n = len(y)  # the global batch's examples: what the ledger counts, on any number of ranks
                 if distributed:
                     x, y = ddp.shard(x, y)
@@ -378,6 +383,8 @@ class Engine:
             self.observer.epoch_ended(report, self.snapshot() if self.observer.wants_snapshots else None)
             if checkpoint is not None:
                 checkpoint(self._train_state(stage, done + 1, step, optimizer, scheduler, generator, method))
+            if self.limit is not None and step >= self.limit:
+                break
         if amp:
             model.to(memory_format=torch.contiguous_format)
         self._optimizer = None
@@ -446,6 +453,7 @@ class Engine:
             device=self.device,
             top_k=self.top_k,
             mixed_precision=self.eval_mixed_precision,
+            limit=self.limit,
         )
 
 

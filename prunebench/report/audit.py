@@ -101,6 +101,8 @@ def record_issues(e: Entry, protocol: str, setup: str) -> list[Issue]:
     if r.status == "failed":
         return [issue("failed", "; ".join(r.reasons) or "failed (no reason recorded)")]
     out: list[Issue] = []
+    if r.limit is not None:
+        out.append(issue("smoke_run", f"a smoke run (--limit {r.limit}: {r.limit} batches a stage), for testing only"))
     explained: set[str] = set()
     if r.budget is not None:
         for v in r.budget.violations:

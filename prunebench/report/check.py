@@ -54,6 +54,7 @@ FAILING_KINDS = frozenset(
         "duplicate",
         "incomplete_record",
         "protocol_hash",
+        "smoke_run",  # `run --limit`: a few batches a stage, never a result
     }
 )
 Verdict = Literal["pass", "new", "regression", "unfair"]

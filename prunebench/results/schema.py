@@ -252,6 +252,11 @@ class ResultSummary(Record):
         description="Analyses of the whole job the protocol asked for (trainability accuracy, the analyses of "
         "the weights retraining starts from); see docs/analyses.md.",
     )
+    limit: Count | None = Field(
+        None,
+        description="A smoke run (`run --limit N`, for testing only): every stage trained, and every evaluation "
+        "ran, on this many batches. Never ranked, never a result.",
+    )
     efficiency: EfficiencyRecord | None = Field(
         None, description="Measured speed and memory, when the protocol has an `efficiency:` section."
     )

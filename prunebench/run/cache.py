@@ -70,10 +70,11 @@ class DenseCache:
     """The base checkpoints of one protocol's dense configuration, in `<cache>/base/`; and, read only, in the
     `shipped` folders (a reference run's dense/, which `--dense-from` names), searched first."""
 
-    def __init__(self, root: Path, protocol: Protocol, shipped: Sequence[Path] = ()) -> None:
+    def __init__(self, root: Path, protocol: Protocol, shipped: Sequence[Path] = (), limit: int | None = None) -> None:
         self.root = Path(root)
         self.protocol = protocol
         self.shipped = [Path(p) for p in shipped]
+        self.limit = limit  # a smoke run's dense models are trained on a few batches: kept apart
 
     @property
     def folder(self) -> Path:
@@ -81,8 +82,9 @@ class DenseCache:
 
     def locate(self, seed: int) -> tuple[Path, str]:
         """(file, key) of a seed's checkpoint; the key hashes what determines it: the protocol's part
-        (Protocol.base_key) and the version of the code that trains it (TRAINER_VERSION)."""
-        key = content_hash({**self.protocol.base_key(seed), "trainer": TRAINER_VERSION})
+        (Protocol.base_key) and the version of the code that trains it (TRAINER_VERSION); a smoke run's limit."""
+        smoke = {"limit": self.limit} if self.limit is not None else {}
+        key = content_hash({**self.protocol.base_key(seed), "trainer": TRAINER_VERSION, **smoke})
         return self.folder / f"{self.protocol.model.name}-{key[:16]}.pt", key
 
     def has(self, seed: int) -> bool:

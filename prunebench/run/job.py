@@ -100,6 +100,7 @@ class JobRun:
             analyses=self.analyses,
             test_top1=self.measurer.test_top1 if p.evaluation.test_curves else None,
             on_epoch=runner.events.epoch,
+            limit=runner.limit,
         )
 
     def run_method(self) -> None:
@@ -115,6 +116,7 @@ class JobRun:
             snapshots=self.protocol.evaluation.test_curves or self.analyses.per_epoch,
             resume=self._resume(),
             group=job_group(runner.device),
+            limit=runner.limit,
         )
         limits = Limits(
             timeout=runner.protocol.runtime.job_timeout,
@@ -230,7 +232,8 @@ class JobRun:
         return {k: self.final[k] for k in self.measurer.keys}
 
     def _steps(self, spec: TrainingSpec) -> int:
-        return spec.epochs * -(-self.runner.data.train.num_examples // spec.batch_size)
+        steps = spec.epochs * -(-self.runner.data.train.num_examples // spec.batch_size)
+        return steps if self.runner.limit is None else min(steps, self.runner.limit)
 
     def measure(self) -> None:
         """Accuracy, sparsity (counted from the final weights) and cost, by the runner's own code."""
@@ -307,6 +310,9 @@ class JobRun:
             retrain_used=self.retrain_spec,
             recipe=self.recipe_name,
         )
+        if self.runner.limit is not None:
+            # A smoke run trains a few batches a stage, not the budget: what it spent says nothing of the method.
+            budget = budget.model_copy(update={"violations": []})
         self.reasons.extend(budget.violations)
         self.measured["budget"] = budget
 
@@ -340,6 +346,7 @@ class JobRun:
             ledger=self.ledger,
             curves=self.curves,
             provenance=self.runner.provenance.of_job(started, datetime.now(timezone.utc), duration),
+            limit=self.runner.limit,
             **self.measured,
         )
 

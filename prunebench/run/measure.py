@@ -42,8 +42,9 @@ class Measured:
 class Measurer:
     """A model of the protocol's architecture in the runner, to load reported weights into and measure."""
 
-    def __init__(self, protocol: Protocol, data: DataBundle, device: torch.device) -> None:
+    def __init__(self, protocol: Protocol, data: DataBundle, device: torch.device, *, limit: int | None = None) -> None:
         self.protocol, self.data, self.device = protocol, data, device
+        self.limit = limit  # a smoke run's: evaluations of this many batches
         with torch.random.fork_rng(devices=[]):  # the runner's random state is not the model's business
             model = fresh_model(protocol, data)
         self.params, self.macs = prunable_of(protocol, model, data)
@@ -91,6 +92,7 @@ class Measurer:
             device=self.device,
             top_k=tuple(p.evaluation.top_k),
             mixed_precision=mixed_precision,
+            limit=self.limit,
         )
 
     def measure(

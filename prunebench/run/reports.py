@@ -33,6 +33,7 @@ class JobReports:
         analyses: Analyses,
         test_top1: Callable[[dict[str, Any], bool], float | None] | None,
         on_epoch: Callable[[str, int, int, EpochRecord], None],
+        limit: int | None = None,
     ) -> None:
         self.train_examples = train_examples
         self.dense_flops = dense_flops
@@ -45,6 +46,8 @@ class JobReports:
         self.curves: list[EpochRecord] = []
         self.violations: list[str] = []
         self._spec: dict[str, TrainingSpec] = {}
+        self.limit = limit  # a smoke run's: each training run of a stage stops after this many steps
+        self._run_steps: dict[str, int] = {}
 
     def on_message(self, message: Message) -> None:
         handler = {"stage": self._stage, "scored": self._scored, "epoch": self._epoch}.get(message.kind)
@@ -67,6 +70,7 @@ class JobReports:
         spec = TrainingSpec.model_validate(message.header["spec"])
         ledger.runs += 1
         self._spec[stage] = spec
+        self._run_steps[stage] = 0
         (self.pruning_specs if stage == "pruning" else self.retrain_specs).append(spec)
         if stage == "retrain" and "weights" in message.tensors:
             self.analyses.start_retraining(message.tensors["weights"], message.tensors["masks"])
@@ -93,7 +97,11 @@ class JobReports:
             raise BadMessage("an epoch without its steps")
         steps = math.ceil(self.train_examples / spec.batch_size)
         seen = sum(map(_count, step_examples))
-        if len(step_examples) != steps or seen != self.train_examples:
+        whole = seen == self.train_examples
+        if self.limit is not None and self.limit - self._run_steps[stage] < steps:
+            steps, whole = self.limit - self._run_steps[stage], True  # a smoke run's last, partial epoch
+        self._run_steps[stage] += len(step_examples)
+        if len(step_examples) != steps or not whole:
             self._violate(
                 f"the engine reported a {stage} epoch of {len(step_examples)} steps over {seen} examples; its recipe "
                 f"has {steps} steps over the {self.train_examples} training examples"

@@ -105,6 +105,7 @@ class Runner:
         threads: int | None = None,
         update_references: bool = False,
         keep_checkpoints: bool = False,
+        limit: int | None = None,
     ) -> None:
         # Methods given by path get their registered name as label: their results never land in a path. Their
         # names come from a job process: this process never imports a method's code.
@@ -113,12 +114,17 @@ class Runner:
             self._methods = describe(protocol)
             protocol = label_methods(protocol, [info.name for info in self._methods])
         self.protocol = protocol
-        self.directory = RunDirectory.of(results_dir, protocol.run_name)
+        # A smoke run (`--limit N`) has a run directory and dense models of its own: it never mixes with a run.
+        self.limit = limit
+        self.directory = RunDirectory.of(results_dir, protocol.run_name + (f"-limit{limit}" if limit else ""))
         # The dense models the committed references ship (results/*/dense/): a run starts from them when they
         # are this protocol's, so that its methods prune the references' very weights (verified when loaded).
         shipped = shipped_dense() if dense_from is None else list(dense_from)
         self.cache = DenseCache(
-            Path(cache_dir) if cache_dir is not None else default_cache_dir(), protocol, shipped=shipped
+            Path(cache_dir) if cache_dir is not None else default_cache_dir(),
+            protocol,
+            shipped=shipped if limit is None else [],
+            limit=limit,
         )
         self.update_references = update_references
         self._dense_asked = dense_from is not None
@@ -401,7 +407,7 @@ class Runner:
     def measurer(self) -> Measurer:
         """The model of the protocol's architecture the runner measures every job's weights with."""
         if self._measurer is None:
-            self._measurer = Measurer(self.protocol, self.data, self.device)
+            self._measurer = Measurer(self.protocol, self.data, self.device, limit=self.limit)
         return self._measurer
 
     def efficiency(self) -> EfficiencyMeasurement | None:
@@ -458,6 +464,7 @@ class Runner:
             saved=saved,
             retrain=retrain,
             observer=_Progress(self.events),
+            limit=self.limit,
         )
 
     def base(self, seed: int) -> BaseCheckpoint:

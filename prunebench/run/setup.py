@@ -50,6 +50,7 @@ def build_engine(
     retrain: TrainingSpec | None = None,
     observer: EngineObserver | None = None,
     whole_filters: bool = False,
+    limit: int | None = None,
 ) -> Engine:
     """The engine over `model`'s prunable weights. `whole_filters` (a filter-granularity method's job): a
     filter pruned whole takes its channel's bias and BatchNorm entries with it (MaskSet)."""
@@ -76,4 +77,5 @@ def build_engine(
         retrain_spec=retrain or p.retrain,  # a retraining variant's recipe, for the jobs of that variant
         base_spec=p.base,
         observer=observer,
+        limit=limit,
     )

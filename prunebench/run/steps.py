@@ -119,6 +119,7 @@ class MethodSteps:
             saved=states,
             observer=self.reporter,
             whole_filters=self.method.taxonomy.granularity == "filter",
+            limit=task.limit,
         )
         engine.method = self.method
         self.engine = engine

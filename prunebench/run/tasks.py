@@ -98,3 +98,4 @@ class JobTask:
     resume: tuple[dict[str, Any], bytes] | None = None
     # On several ranks: the job's process group, which this rank's job process joins (prunebench.run.ranks).
     group: Group | None = None
+    limit: int | None = None  # a smoke run: batches of every stage and evaluation (`run --limit`)

@@ -1,0 +1,42 @@
+"""`run --limit N`, a smoke run (lm-evaluation-harness's convention, for testing only): every stage trains N
+batches and every evaluation runs N, in a run directory and with dense models of its own; its records say so,
+and neither `compare` nor `check` ranks them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prunebench.results import load_records
+from prunebench.testing import TINY
+
+
+def test_a_smoke_run_is_quick_marked_and_never_ranked(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    protocol = tmp_path / "tiny.yaml"
+    protocol.write_text(TINY)
+    cache, results = tmp_path / "cache", tmp_path / "r"
+    common = ["--results", results, "--cache", cache, "--device", "cpu", "--sparsities", "0.5"]
+    done = cli("run", protocol, *common, "--limit", "2")
+    assert done.code == 0, done.err
+    (run_dir,) = results.iterdir()
+    assert run_dir.name.endswith("-limit2")
+    records = [x.record for x in load_records([run_dir], curves=True)]
+    assert len(records) == 3
+    for r in records:
+        assert r.limit == 2 and r.status == "ok", r.reasons  # no budget violation for the batches it skipped
+        assert r.ledger.base.steps == 2 and r.ledger.retrain.steps == 2  # TINY's epochs have 12 steps each
+        assert [c.stage for c in r.curves] == ["retrain"] and r.curves[0].epoch == 1
+    assert len(list((cache / "base").glob("*.pt"))) == 1  # its own dense model, trained on 2 batches
+
+    board = cli("compare", results, "--format", "markdown")
+    assert board.code == 0
+    assert board.out.count("a smoke run (--limit 2: 2 batches a stage), for testing only") == 3
+    rows = [line.split(" | ") for line in board.out.splitlines() if line.startswith("| ") and "magnitude" in line]
+    rows += [line.split(" | ") for line in board.out.splitlines() if line.startswith("| ") and "| random |" in line]
+    method_rows = [cells for cells in rows if cells[2] == "0.5" and not cells[0].startswith("| smoke_run")]
+    assert len(method_rows) == 3 and all(cells[0] == "| -" for cells in method_rows)  # nothing ranked
+
+    real = cli("run", protocol, *common, "--methods", "global_magnitude")
+    assert real.code == 0, real.err
+    assert len(list(results.iterdir())) == 2 and len(list((cache / "base").glob("*.pt"))) == 2  # never mixed
+    gate = cli("check", run_dir, "--reference", results)
+    assert gate.code == 1 and "smoke run" in gate.out + gate.err
