@@ -82,6 +82,14 @@ def run(
             "results go to a run directory of their own and are never ranked.",
         ),
     ] = None,
+    log: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--log",
+            help="Log every job to an experiment tracker: tensorboard, mlflow or wandb (repeatable; each an "
+            "optional extra). Local stores go in the run directory.",
+        ),
+    ] = None,
     workers: Annotated[
         str,
         typer.Option(
@@ -106,6 +114,8 @@ def run(
         command += [flag, str(value)] if value is not None else []
     for path in dense_from or []:
         command += ["--dense-from", str(path)]
+    for name in log or []:
+        command += ["--log", name]
     for flag, on in [
         ("--force", force),
         ("--retry-failed", retry_failed),
@@ -137,6 +147,10 @@ def run(
     )
     runner.validate()
     proto = runner.protocol  # methods given by path carry their registered name as label from here on
+    if log:  # a tracker that is not installed is an error before any work
+        from prunebench.trackers import make_trackers
+
+        runner.trackers = make_trackers(log, runner.run_dir, proto.name, proto.hash)
     jobs = plan(
         proto,
         methods=split(methods),

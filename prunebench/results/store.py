@@ -163,10 +163,15 @@ def load_result(path: Path) -> ResultRecord:
         raise ValueError("nested too deeply to be a result record") from None
 
 
+TRACKER_FOLDERS = frozenset({"tensorboard", "mlruns", "wandb"})  # what `run --log` writes in a run directory
+
+
 def _walk(root: Path) -> list[Path]:
     """The result files under a directory, sorted (os.walk: several times faster than rglob)."""
     out = []
     for directory, subdirs, names in os.walk(root):
+        if PROTOCOL_FILE in names:  # a run directory: its trackers' folders hold their own JSON, never records
+            subdirs[:] = [d for d in subdirs if d not in TRACKER_FOLDERS]
         subdirs.sort()
         out.extend(Path(directory, n) for n in names if n.endswith(".json") and n != PROTOCOL_FILE)
     out.sort()

@@ -55,6 +55,7 @@ from prunebench.run.provenance import RunProvenance, resolve_device, resolve_thr
 from prunebench.run.ranks import join_runners
 from prunebench.run.setup import build_engine, fresh_model, seeded_model
 from prunebench.run.tasks import JobTask, MethodInfo
+from prunebench.trackers import Tracker
 
 EpochCallback = Callable[[str, int, int, EpochRecord], None]
 REFERENCES = Path("results")  # where the committed references live, from the repository's root
@@ -144,6 +145,7 @@ class Runner:
         self._bases: dict[int, BaseCheckpoint] = {}
         self._provenance: RunProvenance | None = None
         self.completed: list[ResultRecord] = []  # the records this run has written so far
+        self.trackers: list[Tracker] = []  # `--log`: each written record goes to them too (prunebench.trackers)
         # Leases (prunebench.run.claims): of jobs in the run's claims/, of dense models beside them in the cache.
         self.claims = Claims(self.run_dir / "claims")
         self.base_claims = Claims(self.cache.folder)
@@ -330,6 +332,7 @@ class Runner:
             path = job.path(self.run_dir)
             self.write(path, functools.partial(save_result, path, record))
             self._stage_written()
+            self._track(record)
             self.events.job_finished(job, record)
             self.completed.append(record)
             return "ran"
@@ -374,6 +377,20 @@ class Runner:
 
     def run_job(self, job: Job) -> ResultRecord:
         return JobRun(self, job, self.methods[job.method_index]).run()
+
+    def _track(self, record: ResultRecord) -> None:
+        """Log a written record to the trackers; a tracker that fails warns and is left out from then on (the
+        record itself is written and stays)."""
+        for tracker in list(self.trackers):
+            try:
+                tracker.log(record)
+            except Exception as exc:  # a tracker's failure (its store, its network) is never the run's
+                self.trackers.remove(tracker)
+                first = " ".join(str(exc).split())[:200] or type(exc).__name__
+                warnings.warn(
+                    f"--log {type(tracker).__name__}: could not log {record.job_id} ({first}); not logging more",
+                    stacklevel=2,
+                )
 
     def _save_models(self, job: Job, run: JobRun) -> bool:
         """The weights the job was measured on (before its record: a record never names missing weights) and
