@@ -28,7 +28,12 @@ if TYPE_CHECKING:
 
 
 def comparison_of(
-    results: list[Path], protocol: str | None, methods: str | None, sparsities: str | None, mix_protocols: bool
+    results: list[Path],
+    protocol: str | None,
+    methods: str | None,
+    sparsities: str | None,
+    mix_protocols: bool,
+    against: str | None = None,
 ) -> Comparison:
     """The leaderboards of the records under `results`, filtered; an error when nothing is left."""
     from prunebench.report import compare
@@ -40,6 +45,7 @@ def comparison_of(
         protocols=split(protocol),
         methods=split(methods),
         sparsities=split(sparsities, float),
+        against=against,
     )
     if not comparison.boards:
         raise ResultsError("no results match --protocol/--methods/--sparsities")
@@ -80,6 +86,14 @@ def compare(
     protocol: ProtocolFilter = None,
     methods: MethodsFilter = None,
     sparsities: SparsitiesFilter = None,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            metavar="VARIANT",
+            help="Compare every retraining variant's board with this variant's (paired by seed) instead of with "
+            "the protocol's own recipe.",
+        ),
+    ] = None,
 ) -> None:
     """Leaderboards per protocol and sparsity, with statistics over seeds and a fairness audit.
 
@@ -93,7 +107,7 @@ def compare(
     kind = format_for(fmt, output)  # a bad --output or --plot fails before anything is read or written
     if plot is not None:
         check_figure_path(plot)
-    comparison = comparison_of(results, protocol, methods, sparsities, mix_protocols)
+    comparison = comparison_of(results, protocol, methods, sparsities, mix_protocols, against)
     if output is not None:
         write_text(output, render(comparison, kind, table))
         say(f"wrote {output} ({kind})")

@@ -71,6 +71,7 @@ class Row:
     top1_ci_low: float | None = None
     top1_ci_high: float | None = None
     top1_ci_clipped: bool = False  # the t-interval left [0, 100] % and was cut there
+    top1_by_seed: dict[int, float] = field(default_factory=dict)  # the fair results' test top-1, by seed
     top5_mean: float | None = None
     dense_top1_mean: float | None = None
     delta_dense_mean: float | None = None
@@ -100,6 +101,14 @@ class Row:
     speedup_kernel: str | None = None
     speedup_devices: list[str] = field(default_factory=list)
     efficiency_not_measured: str | None = None
+    # Between retraining variants (prunebench.report.between): this row minus the same method and sparsity on
+    # another board of the protocol (its own recipe's, or `compare --against`'s), paired by seed.
+    vs_recipe: str | None = None  # the board compared against: "protocol" or a variant's name
+    vs_recipe_delta: float | None = None
+    vs_recipe_ci_low: float | None = None
+    vs_recipe_ci_high: float | None = None
+    vs_recipe_p: float | None = None
+    vs_recipe_n: int | None = None
     pruning_epochs: float | None = None
     pruning_epochs_limit: float | None = None
     retrain_epochs: float | None = None
@@ -142,6 +151,8 @@ class Leaderboard:
     machines: list[str] = field(default_factory=list)  # where its results were computed (report.audit.machine)
     variant: str | None = None  # a retraining variant's board (None: the protocol's own recipe)
     variant_title: str | None = None  # what the variant is, for the title
+    resolution: float | None = None  # one test example's share of the accuracy (prunebench.report.stats)
+    degenerate: float | None = None
 
     @property
     def dense(self) -> Row | None:
@@ -336,6 +347,7 @@ def build_board(
                 files=[str(e.path) for e in group],
             )
             acc = {e.record.seed: e.record.metrics.test_top1 for e in clean}  # type: ignore[union-attr]
+            row.top1_by_seed = dict(sorted(acc.items()))
             est = estimate([acc[s] for s in sorted(acc)])
             row.n_seeds, row.seeds = est.n, sorted(acc)
             row.top1_mean, row.top1_std = est.mean, est.std
@@ -423,6 +435,8 @@ def build_board(
         notes=notes,
         dense_checkpoints={s: sha for s, (sha, _) in sorted(agreed.items())},
         machines=sorted({machine(e.record) for e in entries}),
+        resolution=resolution,
+        degenerate=degenerate,
     )
 
 

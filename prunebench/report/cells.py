@@ -4,7 +4,7 @@ shows these, and the boards of retraining variants and the swap test format thei
 from __future__ import annotations
 
 from prunebench.report.audit import Issue
-from prunebench.report.board import Row
+from prunebench.report.board import Leaderboard, Row
 from prunebench.report.efficiency import speedup_cell, speedup_compact
 from prunebench.report.stats import ALPHA, MIN_SEEDS
 
@@ -81,6 +81,33 @@ def vs_leader_cell(r: Row) -> str:
     return f"{word}{signed_pp(r.vs_leader_delta)} ({p_value(r.vs_leader_p_holm)})"
 
 
+VS_RECIPE = "Δ vs recipe (pp)"
+
+
+def vs_recipe_cell(r: Row) -> str:
+    """This variant's row minus the same method under the recipe compared with (prunebench.report.between)."""
+    if r.vs_recipe is None:
+        return "-"
+    return (
+        f"{signed_pp(r.vs_recipe_delta)} {interval(r.vs_recipe_ci_low, r.vs_recipe_ci_high, True)} "
+        f"({p_value(r.vs_recipe_p)}, n={r.vs_recipe_n})"
+    )
+
+
+def shown(board: Leaderboard, headers: list[str]) -> list[bool]:
+    """Which of `headers` a board shows: the columns of between-variant differences and measured speedups only
+    where some row has one (most boards have neither)."""
+    speed = any(r.speedup_batch_sizes or r.efficiency_not_measured for r in board.rows)
+    between = any(r.vs_recipe is not None for r in board.rows)
+    hidden = {"speedup (measured)", "speedup"} if not speed else set()
+    hidden |= {VS_RECIPE, "vs recipe"} if not between else set()
+    return [h not in hidden for h in headers]
+
+
+def pick(cells: list[str], keep: list[bool]) -> list[str]:
+    return [c for c, k in zip(cells, keep, strict=True) if k]
+
+
 HUMAN_HEADERS = [
     "rank",
     "method",
@@ -90,6 +117,7 @@ HUMAN_HEADERS = [
     "n",
     "Δ dense (pp)",
     "vs leader (pp)",
+    VS_RECIPE,
     "achieved",
     "FLOPs",
     "speedup (measured)",
@@ -126,6 +154,7 @@ def human_cells(r: Row) -> list[str]:
         f"{r.n_seeds}/{len(r.expected_seeds)}",
         delta,
         vs_leader_cell(r),
+        vs_recipe_cell(r),
         "-" if r.achieved_sparsity_mean is None else f"{r.achieved_sparsity_mean:.4f}",
         "-" if r.kind == "dense" else times(r.flops_speedup),
         speedup_cell(r),
@@ -160,6 +189,7 @@ COMPACT_HEADERS = [
     "n",
     "Δ dense",
     "vs leader (pp)",
+    "vs recipe",
     "FLOPs",
     "speedup",
     "params",
@@ -177,6 +207,7 @@ def compact_cells(r: Row) -> list[str]:
         full["n"],
         "-" if r.kind == "dense" else signed_pp(r.delta_dense_mean),
         full["vs leader (pp)"],
+        "-" if r.vs_recipe is None else f"{signed_pp(r.vs_recipe_delta)} ({p_value(r.vs_recipe_p)})",
         full["FLOPs"],
         speedup_compact(r),
         full["params"],

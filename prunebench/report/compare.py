@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from prunebench.errors import ResultsError
 from prunebench.fairness import EPS
 from prunebench.report.audit import Entry, target_of
+from prunebench.report.between import add_between_variants
 from prunebench.report.board import Comparison, build_board
 from prunebench.report.load import ProtocolIndex, ProtocolInfo, describe_differences
 from prunebench.report.variants import variant_boards
@@ -26,15 +27,18 @@ def compare(
     methods: Sequence[str] | None = None,
     sparsities: Sequence[float] | None = None,
     index: ProtocolIndex | None = None,
+    against: str | None = None,
 ) -> Comparison:
     """Group the records by protocol and build one leaderboard per group.
 
     Results of one protocol name but another setup (another hash, beyond the method list) are
     never ranked together: each gets its own table and a notice says how the protocols differ.
-    With mix_protocols they are ranked together and the table is marked.
+    With mix_protocols they are ranked together and the table is marked. Every board of a protocol's
+    retraining variants is compared with its own recipe's board (or `against`, a variant's), paired by seed
+    (prunebench.report.between).
     """
     with no_gc():
-        return _compare(loaded, mix_protocols, protocols, methods, sparsities, index or ProtocolIndex())
+        return _compare(loaded, mix_protocols, protocols, methods, sparsities, index or ProtocolIndex(), against)
 
 
 def _compare(
@@ -44,6 +48,7 @@ def _compare(
     methods: Sequence[str] | None,
     sparsities: Sequence[float] | None,
     index: ProtocolIndex,
+    against: str | None = None,
 ) -> Comparison:
     check_filters(loaded, protocols, methods, sparsities)
     selected: list[Entry] = []
@@ -93,12 +98,15 @@ def _compare(
             setup, mixed = (setups.most_common(1)[0][0], False) if len(setups) == 1 else ("mixed", True)
         # Results of retraining variants get boards of their own; the protocol's board is built as ever.
         entries = [e for e in group if e.record.variant is None]
-        if entries:
-            boards.append(build_board(name, setup, entries, mixed, methods, sparsities))
+        group_boards = [build_board(name, setup, entries, mixed, methods, sparsities)] if entries else []
         if len(entries) < len(group) or any(e.info.content and "variants" in e.info.content for e in group):
             more_boards, more_notices = variant_boards(name, setup, group, mixed, methods, sparsities)
-            boards.extend(more_boards)
+            group_boards.extend(more_boards)
             notices.extend(more_notices)
+            add_between_variants(group_boards, against)
+        boards.extend(group_boards)
+    if against is not None and not any(r.vs_recipe for b in boards for r in b.rows):
+        raise ResultsError(f"--against {against}: no retraining variant of that name among the results")
     return Comparison(boards=boards, notices=notices, files=len(loaded))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prunebench.report.board import Comparison
-from prunebench.report.cells import AUDIT_HEADERS, CAPTION, HUMAN_HEADERS, audit_cells, human_cells
+from prunebench.report.cells import AUDIT_HEADERS, CAPTION, HUMAN_HEADERS, audit_cells, human_cells, pick, shown
 
 
 def md_escape(text: str) -> str:
@@ -19,10 +19,12 @@ def to_markdown(c: Comparison) -> str:
         lines += [f"### {md_escape(b.title)}", ""]
         for note in b.notes:
             lines += [f"> **{md_escape(note)}**", ""]
-        lines.append("| " + " | ".join(HUMAN_HEADERS) + " |")
-        lines.append("|" + "|".join("---" for _ in HUMAN_HEADERS) + "|")
+        keep = shown(b, HUMAN_HEADERS)
+        headers = pick(HUMAN_HEADERS, keep)
+        lines.append("| " + " | ".join(headers) + " |")
+        lines.append("|" + "|".join("---" for _ in headers) + "|")
         for r in b.rows:
-            lines.append("| " + " | ".join(md_escape(c_) for c_ in human_cells(r)) + " |")
+            lines.append("| " + " | ".join(md_escape(c_) for c_ in pick(human_cells(r), keep)) + " |")
         lines += ["", f"*{CAPTION}*", "", f"**Fairness audit ({len(b.issues)})**", ""]
         if b.issues:
             lines.append("| " + " | ".join(AUDIT_HEADERS) + " |")

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from prunebench.report.board import Comparison
-from prunebench.report.cells import AUDIT_HEADERS, CAPTION, COMPACT_HEADERS, audit_cells, compact_cells
+from prunebench.report.cells import AUDIT_HEADERS, CAPTION, COMPACT_HEADERS, audit_cells, compact_cells, pick, shown
 
 RIGHT = {"rank", "top-1 %", "n", "Δ dense", "FLOPs", "speedup", "params"}
 
@@ -30,21 +30,19 @@ def rich_tables(c: Comparison) -> list[Table]:
                 box=box.SIMPLE_HEAD,
                 padding=(0, 1),
             )
-            shown = dense + [r for r in b.rows if r.kind == "method" and r.sparsity_target == target]
-            # The measured speedup only where something was measured: most protocols time nothing.
-            timed = any(r.speedup_batch_sizes or r.efficiency_not_measured for r in shown)
-            keep = [h != "speedup" or timed for h in COMPACT_HEADERS]
+            rows = dense + [r for r in b.rows if r.kind == "method" and r.sparsity_target == target]
+            keep = shown(b, COMPACT_HEADERS)
             for h, kept in zip(COMPACT_HEADERS, keep, strict=True):
                 if kept:
                     t.add_column(h, justify="right" if h in RIGHT else "left", overflow="fold", no_wrap=h in RIGHT)
-            for r in shown:
+            for r in rows:
                 style = (
                     "dim"
                     if r.kind == "dense"
                     else ("red" if r.rank is None and r.n_seeds == 0 else ("yellow" if r.status != "ok" else None))
                 )
-                cells = [c for c, kept in zip(compact_cells(r), keep, strict=True) if kept]
-                t.add_row(*(escape(c) for c in cells), style=style)  # a `[variant]` suffix is no markup
+                # escaped: a `[variant]` suffix is no markup
+                t.add_row(*(escape(c) for c in pick(compact_cells(r), keep)), style=style)
             tables.append(t)
         audit = Table(
             title=f"Fairness audit of {b.protocol}: {len(b.issues)} result(s) shown apart",
