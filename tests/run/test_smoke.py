@@ -40,3 +40,15 @@ def test_a_smoke_run_is_quick_marked_and_never_ranked(cli, tmp_path: Path) -> No
     assert len(list(results.iterdir())) == 2 and len(list((cache / "base").glob("*.pt"))) == 2  # never mixed
     gate = cli("check", run_dir, "--reference", results)
     assert gate.code == 1 and "smoke run" in gate.out + gate.err
+
+
+def test_the_shipped_swap_protocol_runs_end_to_end_as_a_smoke_run(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    protocol = Path(__file__).resolve().parents[2] / "protocols" / "science_swap.yaml"
+    results = tmp_path / "r"
+    done = cli("run", protocol, "--results", results, "--cache", tmp_path / "c", "--device", "cpu", "--limit", "2")
+    assert done.code == 0, done.err
+    records = [x.record for x in load_records([results])]
+    assert len(records) == 12  # 3 seeds x (2 own + 2 under the other's recipe)
+    assert {r.variant.name if r.variant else None for r in records} == {None, "recipe-magnitude"}
+    swap = cli("swap", results)
+    assert swap.code == 0 and "magnitude vs snip" in swap.out
