@@ -17,8 +17,8 @@ from matplotlib.ticker import FuncFormatter
 
 from prunebench.errors import ResultsError
 from prunebench.report.board import Comparison, Row
-from prunebench.report.plots import board_title, save_figure, styles
-from prunebench.report.render import check_figure_path
+from prunebench.report.figures import check_figure_path, save_figure
+from prunebench.report.plots import board_title, styles
 
 PLAIN = FuncFormatter(lambda value, _: f"{value:.3g}")  # 0.4, 2, 3: not 4x10^-1
 Point = tuple[float, float, float, float, float]  # latency ms, top-1 %, FLOPs reduction x, speedup, sparsity
@@ -42,7 +42,14 @@ def _at(row: Row, batch_size: int) -> tuple[float, float] | None:
 
 
 def plot_efficiency(comparison: Comparison, path: Path, batch_size: int | None = None) -> Path:
+    """`efficiency_figure`, written to `path` (.png, .pdf or .svg)."""
     check_figure_path(path)
+    save_figure(efficiency_figure(comparison, batch_size), path)
+    return path
+
+
+def efficiency_figure(comparison: Comparison, batch_size: int | None = None) -> Figure:
+    """The two panels of the module's docstring, a row per protocol with measured speedups."""
     boards = [b for b in comparison.boards if any(r.speedup_batch_sizes for r in b.rows)]
     if not boards:
         raise ResultsError(
@@ -101,5 +108,4 @@ def plot_efficiency(comparison: Comparison, path: Path, batch_size: int | None =
         right.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
     devices = sorted({d for b in boards for r in b.rows for d in r.speedup_devices})
     fig.suptitle("measured on " + "; ".join(devices), fontsize=9)
-    save_figure(fig, path)
-    return path
+    return fig

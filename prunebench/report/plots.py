@@ -18,8 +18,8 @@ from prunebench.errors import ResultsError
 from prunebench.fairness import EPS
 from prunebench.report.audit import target_of
 from prunebench.report.board import Comparison, Leaderboard
-from prunebench.report.render import check_figure_path
-from prunebench.results import EpochRecord, Loaded, ResultRecord, describe_os_error
+from prunebench.report.figures import check_figure_path, save_figure
+from prunebench.results import EpochRecord, Loaded, ResultRecord
 
 CURVE_METRICS = ("val_top1", "train_loss", "train_top1", "val_loss", "test_top1", "lr", "sparsity")
 PERCENT_METRICS = {"val_top1", "train_top1", "test_top1", "sparsity"}
@@ -32,14 +32,6 @@ METRIC_LABELS = {
     "lr": "learning rate",
     "sparsity": "sparsity %",
 }
-
-
-def save_figure(fig: Figure, path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, bbox_inches="tight", dpi=150)
-    except OSError as exc:
-        raise ResultsError(f"cannot write {path} ({describe_os_error(exc)})") from None
 
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
@@ -69,10 +61,16 @@ def board_title(board: Leaderboard) -> str:
 
 
 def plot_accuracy(comparison: Comparison, path: Path) -> Path:
+    """`accuracy_figure`, written to `path` (.png, .pdf or .svg)."""
+    check_figure_path(path)
+    save_figure(accuracy_figure(comparison), path)
+    return path
+
+
+def accuracy_figure(comparison: Comparison) -> Figure:
     """Test top-1 against density (fraction of weights remaining, log axis, sparser to the right), one panel per
     protocol, a bar chart where a protocol has one sparsity; error bars are ± one standard deviation over seeds;
     the dense base model is a horizontal line with its ± std band. Only ranked (fair) results are drawn."""
-    check_figure_path(path)
     boards = [b for b in comparison.boards if any(r.kind == "method" and r.n_seeds for r in b.rows)]
     if not boards:
         raise ResultsError("no ranked results to plot (every result is missing or shown apart in the audit)")
@@ -116,8 +114,7 @@ def plot_accuracy(comparison: Comparison, path: Path) -> Path:
         ax.set_title(board_title(board), fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
-    save_figure(fig, path)
-    return path
+    return fig
 
 
 def _bars(ax, methods, by_method, looks, density) -> None:  # type: ignore[no-untyped-def]

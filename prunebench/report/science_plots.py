@@ -12,8 +12,7 @@ from matplotlib.figure import Figure
 from prunebench.errors import ResultsError
 from prunebench.fairness import EPS
 from prunebench.report.audit import target_of
-from prunebench.report.plots import save_figure
-from prunebench.report.render import check_figure_path
+from prunebench.report.figures import check_figure_path, save_figure
 from prunebench.results import EpochRecord, Loaded, ResultRecord, ResultSummary
 
 # ---- the science figures: shedding curves, weight-correlation bars, retraining-LR sweeps ----------

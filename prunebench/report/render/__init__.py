@@ -11,6 +11,7 @@ from rich.console import Console
 
 from prunebench.errors import ResultsError
 from prunebench.report.board import Comparison
+from prunebench.report.figures import FIGURE_SUFFIXES, check_figure_path
 from prunebench.report.render.html import to_html
 from prunebench.report.render.latex import to_latex
 from prunebench.report.render.markdown import to_markdown
@@ -81,17 +82,6 @@ def format_for(fmt: str | None, output: Path | None) -> str:
             )
         return kind
     return "rich"
-
-
-FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
-
-
-def check_figure_path(path: Path) -> None:
-    """A figure file must be .png, .pdf or .svg; checked before anything is computed or written."""
-    if path.suffix.lower() not in FIGURE_SUFFIXES:
-        raise ResultsError(
-            f"{path}: a figure is written as {', '.join(FIGURE_SUFFIXES)} (got {path.suffix or 'no suffix'})"
-        )
 
 
 __all__ = [
