@@ -72,7 +72,7 @@ def list_runs(paths: Sequence[Path]) -> list[RunListing]:
         for loaded in load_records([directory]):
             r = loaded.record
             listing.status[r.status] += 1
-            listing.smoke += int(bool(getattr(r, "limit", None)))
+            listing.smoke += int(r.limit is not None)
             finished.append(r.provenance.finished_at)
         if finished:
             listing.first, listing.last = min(finished), max(finished)
