@@ -39,6 +39,10 @@ def slurm(
     sparsities: SparsitiesFilter = None,
     seeds: Annotated[str | None, typer.Option(help="Only these seeds (comma-separated).")] = None,
     variants: VariantsFilter = None,
+    log: Annotated[
+        list[str] | None,
+        typer.Option("--log", help="Log every job to a tracker: tensorboard, mlflow or wandb (repeatable)."),
+    ] = None,
 ) -> None:
     """Submit the grid as a SLURM job array of workers that share the results directory; print the job id."""
     from prunebench.forkserver import start
@@ -67,6 +71,10 @@ def slurm(
         raise PrunebenchError("--processes-per-job must be at least 1, and one per GPU when the task has GPUs")
     if gpus_per_job < 0 or cpus_per_job < 1:
         raise PrunebenchError("--gpus-per-job must be at least 0 and --cpus-per-job at least 1")
+    if log:  # a tracker that is not installed fails here, not in every task
+        from prunebench.trackers import make_trackers
+
+        make_trackers(log, runner.run_dir, runner.protocol.name, runner.protocol.hash)
     guard_references(runner.directory.path.parent, update=False)
     ensure_writable(runner.run_dir, "--results")
     launch = SlurmLaunch(
@@ -82,6 +90,7 @@ def slurm(
         workers=workers or len(jobs),
         array_parallelism=array_parallelism,
         filters=filters,
+        log=list(log or []),
     )
     job_id = launch_slurm(launch, runner.run_dir.resolve())
     out.print(

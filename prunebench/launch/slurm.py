@@ -44,6 +44,7 @@ class SlurmLaunch:
     workers: int = 1  # array tasks
     array_parallelism: int | None = None
     filters: dict[str, Any] = field(default_factory=dict)  # methods, sparsities, seeds, variants
+    log: list[str] = field(default_factory=list)  # experiment trackers every task logs its jobs to (`--log`)
     signal_delay_s: int = 120
 
     @property
@@ -96,6 +97,10 @@ class Worker:
             device=launch.device,
         )
         runner.validate()
+        if launch.log and runner.rank == 0:
+            from prunebench.trackers import make_trackers
+
+            runner.trackers = make_trackers(launch.log, runner.run_dir, runner.protocol.name, runner.protocol.hash)
         f = launch.filters
         jobs = plan(
             runner.protocol,

@@ -246,4 +246,5 @@ def machine(record: ResultSummary) -> str:
     count orders the sums of a kernel otherwise, and the last bits of every number change)."""
     p = record.provenance
     threads = f", {p.threads} thread(s)" if p.threads is not None else ""
-    return f"{p.device.split(' x')[0]}{threads}"
+    # "cpu: x86_64 x2 threads": the last " x" starts the thread count (the first may be the architecture's)
+    return f"{p.device.rsplit(' x', 1)[0]}{threads}"

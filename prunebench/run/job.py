@@ -269,7 +269,7 @@ class JobRun:
                 test_loss=m.test.loss,
                 val_top1=m.val.top1,
                 val_loss=m.val.loss,
-                test_examples=self.runner.data.test.num_examples if self.runner.data.test is not None else None,
+                test_examples=self._test_examples(),
             ),
             "weights_sha256": weights_sha256({k: self.final[k] for k in self.measurer.keys}),  # measured_weights
         }
@@ -291,6 +291,15 @@ class JobRun:
         if record.not_measured:
             warnings.warn(f"{self.job.id}: efficiency not measured: {record.not_measured}", stacklevel=2)
         self.measured["efficiency"] = record
+
+    def _test_examples(self) -> int | None:
+        """Examples the test accuracy was measured on: the test split's, or a smoke run's batches of it."""
+        test = self.runner.data.test
+        if test is None:
+            return None
+        limit = self.runner.limit
+        evaluated = limit * self.protocol.data.eval_batch_size if limit is not None else test.num_examples
+        return min(test.num_examples, evaluated)
 
     def audit(self) -> None:
         """The fairness rules: sparsity on target within tolerance, the budget and comparison setup."""

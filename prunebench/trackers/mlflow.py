@@ -5,9 +5,13 @@ $MLFLOW_TRACKING_URI when set (a server, a database), else a local file store in
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from prunebench.results import ResultRecord
 from prunebench.trackers.base import Tracker, curve_points, final_metrics, params_of
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 MAX_PARAM = 500  # characters of a parameter's value MLflow keeps
 
@@ -26,8 +30,7 @@ class MlflowTracker(Tracker):
             # MLflow 3 keeps its file store for those who ask for it: a local folder, no server, no database.
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         client = MlflowClient(tracking_uri=uri)
-        experiment = client.get_experiment_by_name(self.group)
-        experiment_id = experiment.experiment_id if experiment is not None else client.create_experiment(self.group)
+        experiment_id = self._experiment(client)
         tags = {"protocol_hash": self.protocol_hash, "status": record.status, "mlflow.runName": record.job_id}
         run = client.create_run(experiment_id, run_name=record.job_id, tags=tags)
         run_id = run.info.run_id
@@ -36,6 +39,21 @@ class MlflowTracker(Tracker):
         metrics += [Metric(name, value, 0, 0) for name, value in final_metrics(record).items()]
         client.log_batch(run_id, metrics=metrics, params=params, tags=[RunTag(k, v) for k, v in tags.items()])
         client.set_terminated(run_id, status="FINISHED" if record.status != "failed" else "FAILED")
+
+    def _experiment(self, client: MlflowClient) -> str:
+        """The protocol's experiment, created by whichever worker logs first (`--workers N`, SLURM tasks)."""
+        from mlflow.exceptions import MlflowException
+
+        found = client.get_experiment_by_name(self.group)
+        if found is not None:
+            return str(found.experiment_id)
+        try:
+            return str(client.create_experiment(self.group))
+        except MlflowException:  # another worker created it between the two calls
+            again = client.get_experiment_by_name(self.group)
+            if again is None:
+                raise
+            return str(again.experiment_id)
 
 
 TRACKER = MlflowTracker

@@ -155,3 +155,29 @@ def test_time_limits_read_as_slurm_reads_them() -> None:
     for bad in ("abc", "0", "1:2:3:4"):
         with pytest.raises(PrunebenchError, match="--time"):
             minutes(bad)
+
+
+def test_tasks_load_the_overrides_and_log_to_the_trackers(slurm: dict[str, str], tmp_path: Path) -> None:
+    protocol, results, cache = tmp_path / "tiny.yaml", tmp_path / "r", tmp_path / "c"
+    protocol.write_text(TINY)
+    env = {**slurm, "OMP_NUM_THREADS": "1"}
+    overrides = ["pruning.sparsities=[0.5]", "retrain.epochs=2"]
+    args = ["--results", results, "--cache", cache, "--workers", "2", "--time", "20", "--log", "tensorboard"]
+    submitted = _prunebench(env, "launch", "slurm", protocol, *overrides, *args)
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    assert "retrain.epochs=2 --results" in submitted.stdout  # the status command it suggests names them too
+    job_id = submitted.stdout.split("submitted SLURM array ")[1].split(":")[0]
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        tasks = _tasks(env, job_id)
+        if tasks and all(state in ("COMPLETED", "FAILED", "CANCELLED") for state in tasks.values()):
+            break
+        time.sleep(0.5)
+    assert set(tasks.values()) == {"COMPLETED"}, tasks
+    (run_dir,) = results.iterdir()
+    records = [json.loads(p.read_text()) for p in run_dir.rglob("sparsity-*.json")]
+    assert len(records) == 3  # the overridden grid: one sparsity, three methods
+    assert all(r["provenance"]["overrides"] == overrides and r["retraining"]["epochs"] == 2 for r in records)
+    assert sorted(p.name for p in (run_dir / "tensorboard").iterdir()) == sorted(
+        r["job_id"].split("/")[0] for r in records
+    )

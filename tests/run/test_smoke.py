@@ -15,7 +15,7 @@ def test_a_smoke_run_is_quick_marked_and_never_ranked(cli, tmp_path: Path) -> No
     protocol.write_text(TINY)
     cache, results = tmp_path / "cache", tmp_path / "r"
     common = ["--results", results, "--cache", cache, "--device", "cpu", "--sparsities", "0.5"]
-    done = cli("run", protocol, *common, "--limit", "2")
+    done = cli("run", protocol, "data.eval_batch_size=100", *common, "--limit", "2")
     assert done.code == 0, done.err
     (run_dir,) = results.iterdir()
     assert run_dir.name.endswith("-limit2")
@@ -25,6 +25,7 @@ def test_a_smoke_run_is_quick_marked_and_never_ranked(cli, tmp_path: Path) -> No
         assert r.limit == 2 and r.status == "ok", r.reasons  # no budget violation for the batches it skipped
         assert r.ledger.base.steps == 2 and r.ledger.retrain.steps == 2  # TINY's epochs have 12 steps each
         assert [c.stage for c in r.curves] == ["retrain"] and r.curves[0].epoch == 1
+        assert r.metrics is not None and r.metrics.test_examples == 200  # 2 batches of 100 of the 360
     assert len(list((cache / "base").glob("*.pt"))) == 1  # its own dense model, trained on 2 batches
 
     board = cli("compare", results, "--format", "markdown")
