@@ -44,6 +44,18 @@ def _tasks(env: dict[str, str], job_id: str) -> dict[str, str]:
     return dict(line.split() for line in out.stdout.splitlines() if line.strip())
 
 
+def _finished(env: dict[str, str], job_id: str, tasks: int | None = None) -> dict[str, str]:
+    """The array's task states once every task (at least `tasks` of them) has ended, or after 10 minutes."""
+    deadline = time.time() + 600
+    states = _tasks(env, job_id)
+    while time.time() < deadline:
+        states = _tasks(env, job_id)
+        if len(states) >= (tasks or 1) and all(s in ("COMPLETED", "FAILED", "CANCELLED") for s in states.values()):
+            break
+        time.sleep(0.5)
+    return states
+
+
 def test_an_array_of_workers_finishes_the_grid_and_a_requeued_task_resumes(
     slurm: dict[str, str], tmp_path: Path
 ) -> None:
@@ -73,12 +85,7 @@ def test_an_array_of_workers_finishes_the_grid_and_a_requeued_task_resumes(
     requeued = subprocess.run(["scontrol", "requeue", holder], env=env, capture_output=True, text=True)
     assert requeued.returncode == 0, requeued.stderr
 
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        tasks = _tasks(env, job_id)
-        if len(tasks) == 2 and all(state in ("COMPLETED", "FAILED", "CANCELLED") for state in tasks.values()):
-            break
-        time.sleep(0.5)
+    tasks = _finished(env, job_id, tasks=2)
     assert set(tasks.values()) == {"COMPLETED"}, tasks
     records = [json.loads(p.read_text()) for p in results.rglob("sparsity-*.json")]
     assert len(records) == JOBS and all(r["status"] == "ok" for r in records)
@@ -138,12 +145,7 @@ def test_a_task_of_two_processes_trains_each_job_with_ddp(slurm: dict[str, str],
     )
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     job_id = submitted.stdout.split("submitted SLURM array ")[1].split(":")[0]
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        tasks = _tasks(env, job_id)
-        if tasks and all(state in ("COMPLETED", "FAILED", "CANCELLED") for state in tasks.values()):
-            break
-        time.sleep(0.5)
+    tasks = _finished(env, job_id)
     assert set(tasks.values()) == {"COMPLETED"}, tasks
     records = [json.loads(p.read_text()) for p in results.rglob("sparsity-*.json")]
     assert len(records) == 3 and all(r["status"] == "ok" and r["provenance"]["processes"] == 2 for r in records)
@@ -167,12 +169,7 @@ def test_tasks_load_the_overrides_and_log_to_the_trackers(slurm: dict[str, str],
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     assert "retrain.epochs=2 --results" in submitted.stdout  # the status command it suggests names them too
     job_id = submitted.stdout.split("submitted SLURM array ")[1].split(":")[0]
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        tasks = _tasks(env, job_id)
-        if tasks and all(state in ("COMPLETED", "FAILED", "CANCELLED") for state in tasks.values()):
-            break
-        time.sleep(0.5)
+    tasks = _finished(env, job_id)
     assert set(tasks.values()) == {"COMPLETED"}, tasks
     (run_dir,) = results.iterdir()
     records = [json.loads(p.read_text()) for p in run_dir.rglob("sparsity-*.json")]
