@@ -49,7 +49,9 @@ def test_records_hold_measured_efficiency_and_boards_show_it(cli, tmp_path: Path
         assert e is not None and e.not_measured is None, label
         assert (e.device, e.threads, e.rounds, e.compiled) == ("cpu", 1, 2, False) and e.device_name
         assert e.pruned is not None and e.dense is not None and e.pruned.kernel == kernel
-        assert e.pruned.params == records[label].cost.params_effective or kernel == "dense"  # type: ignore[union-attr]
+        cost = records[label].cost
+        assert cost is not None  # the compacted module's parameters; the masked model keeps all of them
+        assert e.pruned.params == (cost.params_effective if kernel == "compacted" else cost.params_dense)
         assert [s.batch_size for s in e.speedup] == [1, 16]
         for s in e.speedup:
             assert 0 < s.low <= s.median <= s.high

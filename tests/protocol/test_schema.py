@@ -54,9 +54,10 @@ def test_the_schema_carries_descriptions_defaults_and_choices() -> None:
     assert "description" in retrain["epochs"]
     efficiency = schema["$defs"]["EfficiencySpec"]["properties"]
     assert efficiency["batch_sizes"]["default"] == [1, 64]
-    assert set(schema["properties"]["comparison"].get("enum", [])) >= {"S1", "S3.2", "SX-B"} or "$ref" in str(
-        schema["properties"]["comparison"]
-    )
+    comparison = schema["properties"]["comparison"]
+    assert comparison["enum"] == ["S1", "S2", "S3.1", "S3.2", "S4.1", "S4.2", "SX-A", "SX-B"]
+    assert comparison["default"] == "S3.2"
+    assert schema["properties"]["seeds"]["default"] == [0, 1, 2]  # a factory's default, shown too
 
 
 def test_schema_check_catches_a_stale_copy(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
