@@ -17,7 +17,6 @@ from pydantic_core import core_schema
 from prunebench.protocol.spec import Protocol
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-SHIPPED = "protocols/protocol.schema.json"  # what the shipped protocols name on their first line
 
 
 class _WithFactoryDefaults(GenerateJsonSchema):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prunebench.fairness import EPS
+from prunebench.report.audit import same_target
 from prunebench.report.board import Leaderboard, Row
 from prunebench.report.stats import paired_difference
 
@@ -24,22 +24,21 @@ def name_of(board: Leaderboard) -> str:
 
 def add_between_variants(boards: Sequence[Leaderboard], against: str | None = None) -> None:
     """Fill the vs_recipe columns of every board of one protocol's setup against the board named `against`
-    (default: the protocol's own recipe). A name no board has is an error naming the boards there are."""
+    (default: the protocol's own recipe); boards of a setup without that board are left as they are."""
     names = [name_of(b) for b in boards]
     target = against or PROTOCOL
     if target not in names:
         return  # nothing to compare with here (`compare` says so when no board of any protocol had it)
     baseline = boards[names.index(target)]
-    rows = {(r.method, r.sparsity_target): r for r in baseline.rows if r.kind == "method"}
+    rows = [r for r in baseline.rows if r.kind == "method"]
     for board in boards:
         if board is baseline:
             continue
         for row in board.rows:
-            if row.kind != "method" or row.sparsity_target is None:
+            if row.kind != "method":
                 continue
             at = row.sparsity_target
-            same = [r for (m, t), r in rows.items() if m == row.method and t is not None and abs(t - at) < EPS]
-            other = same[0] if same else None
+            other = next((r for r in rows if r.method == row.method and same_target(r.sparsity_target, at)), None)
             if other is not None and row.top1_by_seed and other.top1_by_seed:
                 _fill(row, other, target, board)
         if any(r.vs_recipe is not None for r in board.rows):

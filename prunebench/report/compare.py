@@ -106,7 +106,11 @@ def _compare(
             add_between_variants(group_boards, against)
         boards.extend(group_boards)
     if against is not None and not any(r.vs_recipe for b in boards for r in b.rows):
-        raise ResultsError(f"--against {against}: no retraining variant of that name among the results")
+        variants = sorted({b.variant for b in boards if b.variant is not None})
+        raise ResultsError(
+            f"--against {against}: no retraining variant of that name among the results (variants: "
+            f"{', '.join(variants) or 'none'})"
+        )
     return Comparison(boards=boards, notices=notices, files=len(loaded))
 
 

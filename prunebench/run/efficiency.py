@@ -66,16 +66,17 @@ class EfficiencyMeasurement:
         self.spec, self.device = spec, device
         self.x = inputs(test, max(spec.batch_sizes), device)
         self.shape = tuple(self.x.shape[1:])
+        self._header = {  # the same for every job of the run: the device's name is read once
+            "device": str(device),
+            "device_name": device_name(device),
+            "threads": spec.threads,
+            "torch": torch.__version__,
+            "compiled": spec.compile,
+            "rounds": spec.rounds,
+        }
 
     def header(self) -> dict[str, object]:
-        return {
-            "device": str(self.device),
-            "device_name": device_name(self.device),
-            "threads": self.spec.threads,
-            "torch": torch.__version__,
-            "compiled": self.spec.compile,
-            "rounds": self.spec.rounds,
-        }
+        return dict(self._header)
 
     def not_measured(self, why: str, sparse_kernel: str | None = None) -> EfficiencyRecord:
         return EfficiencyRecord(**self.header(), sparse_kernel=sparse_kernel, not_measured=why)  # type: ignore[arg-type]
@@ -128,6 +129,8 @@ class EfficiencyMeasurement:
                     medians[which] = statistics.median(samples)
                 ratios[b].append(medians["dense"] / medians["pruned"])
         models = {}
+        # A sparse kernel's module is not traced: its MACs, zeros included, are the dense model's.
+        counted = {"dense": modules["dense"], "pruned": modules["dense" if kernel == "semi_structured" else "pruned"]}
         for which, module in modules.items():
             timings = [
                 Timing(
@@ -142,14 +145,7 @@ class EfficiencyMeasurement:
             models[which] = ModelEfficiency(
                 kernel=kernel if which == "pruned" else "dense",
                 params=sum(p.numel() for p in module.parameters()),
-                # a sparse kernel's module is not traced: its MACs, zeros included, are the dense model's
-                macs=float(
-                    sum(
-                        layer_macs(
-                            module if which == "dense" or kernel != "semi_structured" else modules["dense"], self.shape
-                        ).values()
-                    )
-                ),
+                macs=float(sum(layer_macs(counted[which], self.shape).values())),
                 weight_bytes=weight_bytes(module),
                 timings=timings,
             )

@@ -62,7 +62,7 @@ def export(record_file: Path, fmt: Format, output: Path) -> Exported:
     try:
         record = load_result(record_file)
     except (OSError, ValueError) as exc:
-        raise ExportError(f"{record_file}: not a result record ({str(exc).splitlines()[0][:200]})") from None
+        raise ExportError(f"{record_file}: {str(exc).splitlines()[0][:200]}") from None
     found = run_directory_of(record_file)
     if found is None:
         raise ExportError(f"{record_file}: no protocol.json of its run directory, so no architecture to export")

@@ -73,3 +73,4 @@ def test_a_variant_is_compared_with_the_protocols_recipe_paired_by_seed(cli, swe
 
     wrong = cli("compare", sweep_run, "--against", "lr-9")
     assert wrong.code == 2 and "--against lr-9: no retraining variant of that name" in wrong.err
+    assert "(variants: lr-0.2, selected)" in wrong.err  # what there is to compare against
