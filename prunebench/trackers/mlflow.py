@@ -24,6 +24,7 @@ class MlflowTracker(Tracker):
     def log(self, record: ResultRecord) -> None:
         from mlflow.entities import Metric, Param, RunTag
         from mlflow.tracking import MlflowClient
+        from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
         uri = self.tracking_uri
         if uri.startswith("file:"):
@@ -37,7 +38,13 @@ class MlflowTracker(Tracker):
         params = [Param(k, str(v)[:MAX_PARAM]) for k, v in params_of(record).items()]
         metrics = [Metric(name.replace("/", "."), value, 0, step) for name, step, value in curve_points(record)]
         metrics += [Metric(name, value, 0, 0) for name, value in final_metrics(record).items()]
-        client.log_batch(run_id, metrics=metrics, params=params, tags=[RunTag(k, v) for k, v in tags.items()])
+        # A server takes at most MAX_METRICS_PER_BATCH metrics and MAX_PARAMS_TAGS_PER_BATCH parameters and tags
+        # a request (a 160-epoch recipe has more than a thousand curve points): logged in batches that fit.
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        for i in range(0, len(params), MAX_PARAMS_TAGS_PER_BATCH):
+            client.log_batch(run_id, params=params[i : i + MAX_PARAMS_TAGS_PER_BATCH])
+        for i in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+            client.log_batch(run_id, metrics=metrics[i : i + MAX_METRICS_PER_BATCH])
         client.set_terminated(run_id, status="FINISHED" if record.status != "failed" else "FAILED")
 
     def _experiment(self, client: MlflowClient) -> str:

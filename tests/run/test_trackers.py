@@ -70,3 +70,24 @@ def test_a_tracker_that_is_not_installed_is_one_line(cli, tmp_path: Path, monkey
         "error: --log mlflow needs mlflow_not_installed_here, which is not installed: pip install 'prunebench[mlflow]'"
     )
     assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()  # checked before any work
+
+
+def test_a_long_curve_is_logged_whole_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from prunebench.results import EpochRecord
+    from prunebench.testing import make_protocol, make_record
+    from prunebench.trackers import make_trackers
+    from prunebench.trackers.base import params_of
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    epoch = {"lr": 0.1, "train_loss": 0.5, "train_top1": 0.8, "val_loss": 0.6, "val_top1": 0.7, "sparsity": 0.9}
+    curves = [EpochRecord(stage="retrain", epoch=e + 1, **epoch) for e in range(400)]  # 2,400 points: over 1,000
+    record = make_record(make_protocol(), "a", 0.9, 0, 0.9).model_copy(update={"curves": curves})
+    (tracker,) = make_trackers(["mlflow"], tmp_path, "tiny", record.protocol.hash)
+    tracker.log(record)
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient(tracking_uri=(tmp_path / "mlruns").resolve().as_uri())
+    experiment = client.get_experiment_by_name(tracker.group)
+    assert experiment is not None
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "retrain.val_top1")] == list(range(1, 401))
+    assert set(run.data.params) == set(params_of(record))
