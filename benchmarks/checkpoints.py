@@ -2,7 +2,7 @@
 run-to-run noise): retraining epochs of the quickstart's model on digits, and of CIFAR ResNet-20
 (protocols/cifar10_cpu.yaml, with CIFAR10_ROOT set), with and without a checkpoint after every epoch. A
 checkpoint here is what a job's is: the engine's TrainState serialized, wrapped with the reports, written by
-prunebench.run.progress (rotated, verified on load).
+prunebench.run.checkpoints (rotated, verified on load).
 
     [CIFAR10_ROOT=...] .venv/bin/python benchmarks/checkpoints.py [--epochs 6] [--repeats 3] [--threads 1]
 """
@@ -25,7 +25,7 @@ def epochs_time(protocol: str, epochs: int, checkpoints: bool, folder: Path) -> 
     from prunebench.data import load_data
     from prunebench.engine import TrainState
     from prunebench.protocol import load_protocol
-    from prunebench.run.progress import Progress
+    from prunebench.run.checkpoints import Progress
     from prunebench.run.setup import build_engine, seeded_model
 
     p = load_protocol(ROOT / "protocols" / protocol)

@@ -94,7 +94,7 @@ def overhead(repeats: int) -> None:
     from prunebench.efficiency import compact
     from prunebench.masks import masks_from_scores
     from prunebench.protocol import EfficiencySpec, load_protocol
-    from prunebench.run.efficiency import EfficiencyMeasurement
+    from prunebench.run.measurement.efficiency import EfficiencyMeasurement
     from prunebench.run.setup import prunable_of, seeded_model
 
     p = load_protocol(ROOT / "protocols" / "quickstart.yaml")

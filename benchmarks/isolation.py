@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_latency(n: int = 20) -> list[float]:
-    from prunebench.run.isolation import Limits, run_child, warm_up
-    from prunebench.run.tasks import DescribeTask, Environment
+    from prunebench.run.sandbox.process import Limits, run_child, warm_up
+    from prunebench.run.sandbox.tasks import DescribeTask, Environment
 
     warm_up()
     task = pickle.dumps(DescribeTask(Environment.here(), (), None))

@@ -10,7 +10,7 @@
 
 What a method's code may not do while it runs (change weights outside the engine, hook the model) is the
 engine's seal (prunebench.engine.guard); what its job returns is measured by the runner, in another process
-(prunebench.run.measure).
+(prunebench.run.measurement.measure).
 
 This module sits below the protocol models (which take their setup names from here), so it reads
 protocol objects without importing them.

@@ -1,4 +1,4 @@
-"""The fork server job processes start from (prunebench.run.isolation), startable before anything heavy is
+"""The fork server job processes start from (prunebench.run.sandbox.process), startable before anything heavy is
 imported: `start()` at the top of a command lets the server import torch while the command does."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
 
 # What the server imports once, so that a job process starts with it imported (never the runner's __main__).
-PRELOAD = ["prunebench.forkserver_init", "prunebench.run.child"]
+PRELOAD = ["prunebench.forkserver_init", "prunebench.run.sandbox.child"]
 
 _context: BaseContext | None = None
 

@@ -52,7 +52,7 @@ def check(
 
     report = run_check(results, reference, floor=floor / 100, sigmas=sigmas, require_reference=require_reference)
     if verify:
-        from prunebench.run.verify import verify as measure_again
+        from prunebench.run.measurement.verify import verify as measure_again
 
         checked = measure_again(results)
         report.problems += [f"--verify: {p}" for p in checked.problems]

@@ -23,8 +23,8 @@ def export(
     """Write the pruned model a record was measured on: compacted when its method prunes whole filters, else
     masked. The file is loaded back (ONNX through onnxruntime) and must predict the record's model's classes on
     the first test batches."""
-    from prunebench.run.export import FORMATS
-    from prunebench.run.export import export as write_export
+    from prunebench.run.measurement.export import FORMATS
+    from prunebench.run.measurement.export import export as write_export
 
     if format not in FORMATS:
         raise PrunebenchError(f"--format must be one of {', '.join(FORMATS)} (got {format!r})")

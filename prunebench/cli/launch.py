@@ -11,7 +11,6 @@ import typer
 from prunebench.cli.app import app, out
 from prunebench.cli.options import MethodsFilter, Overrides, SparsitiesFilter, VariantsFilter, split
 from prunebench.errors import PrunebenchError
-from prunebench.protocol import load_protocol
 
 launch_app = typer.Typer(help="Run a protocol's grid on a cluster.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(launch_app, name="launch")
@@ -50,19 +49,27 @@ def slurm(
     start()
     from prunebench.launch import SlurmLaunch, launch_slurm
     from prunebench.results import ensure_writable, guard_references
-    from prunebench.run import Runner, plan
+    from prunebench.run import RunRequest, prepare
 
-    runner = Runner(load_protocol(protocol, overrides or ()), results_dir=results, cache_dir=cache, device="cpu")
-    runner.validate()
     filters = {
         "methods": split(methods),
         "sparsities": split(sparsities, float),
         "seeds": split(seeds, int),
         "variants": split(variants),
     }
-    jobs = plan(runner.protocol, **filters)
-    if not jobs:
-        raise PrunebenchError("no job to run: the filters select nothing of the protocol's grid")
+    # The run each task will make, prepared here once (validated, its trackers made, its plan drawn) so that
+    # what would fail in every task fails now, in one line.
+    request = RunRequest(
+        protocol=protocol,
+        overrides=tuple(overrides or ()),
+        results=results,
+        cache=cache,
+        device="cpu",
+        log=tuple(log or ()),
+        **{k: tuple(v) if v is not None else None for k, v in filters.items()},
+    )
+    execution = prepare(request)
+    runner, jobs = execution.runner, execution.jobs
     for flag, value in [("--workers", workers), ("--array-parallelism", array_parallelism)]:
         if value is not None and value < 1:
             raise PrunebenchError(f"{flag} must be at least 1 (got {value})")
@@ -71,10 +78,6 @@ def slurm(
         raise PrunebenchError("--processes-per-job must be at least 1, and one per GPU when the task has GPUs")
     if gpus_per_job < 0 or cpus_per_job < 1:
         raise PrunebenchError("--gpus-per-job must be at least 0 and --cpus-per-job at least 1")
-    if log:  # a tracker that is not installed fails here, not in every task
-        from prunebench.trackers import make_trackers
-
-        make_trackers(log, runner.run_dir, runner.protocol.name, runner.protocol.hash)
     guard_references(runner.directory.path.parent, update=False)
     ensure_writable(runner.run_dir, "--results")
     launch = SlurmLaunch(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,10 +16,12 @@ from prunebench.cli.options import MethodsFilter, Overrides, SparsitiesFilter, V
 from prunebench.cli.progress import RunProgress
 from prunebench.errors import Interrupted, PrunebenchError
 from prunebench.protocol import load_protocol, resolved_yaml
-from prunebench.run.signals import terminations_interrupt
+from prunebench.run.scheduling.signals import terminations_interrupt
 
 if TYPE_CHECKING:
-    from prunebench.run import Job, Runner
+    from rich.table import Table
+
+    from prunebench.run import Execution, RunRequest
 
 
 @app.command()
@@ -97,111 +101,70 @@ def run(
             "one). On the CPU the cores are split between them."
         ),
     ] = "auto",
+    in_process: Annotated[
+        bool,
+        typer.Option(
+            "--in-process",
+            help="Debug a method: run its code in this process (breakpoints work), one job at a time. Its results "
+            "go to a run directory of their own, are marked, and are never ranked.",
+        ),
+    ] = False,
 ) -> None:
     """Run every method of a protocol: dense base models once per seed, then prune, retrain, evaluate."""
-    # The same run, as each worker process or each rank runs it.
-    command = ["run", str(protocol), *(overrides or []), "--results", str(results), "--device", device]
-    command += ["--workers", "1"]
-    for flag, value in [
-        ("--cache", cache),
-        ("--methods", methods),
-        ("--sparsities", sparsities),
-        ("--seeds", seeds),
-        ("--shard", shard_of),
-        ("--variants", variants),
-        ("--limit", limit),
-    ]:
-        command += [flag, str(value)] if value is not None else []
-    for path in dense_from or []:
-        command += ["--dense-from", str(path)]
-    for name in log or []:
-        command += ["--log", name]
-    for flag, on in [
-        ("--force", force),
-        ("--retry-failed", retry_failed),
-        ("--save-models", save_models),
-        ("--update-references", update_references),
-        ("--keep-checkpoints", keep_checkpoints),
-        ("--dry-run", dry_run),
-    ]:
-        command += [flag] if on else []
     from prunebench.forkserver import start
 
     start()  # the job processes' fork server imports torch while this process does
-    from prunebench.report.summary import plan_table, run_summary
-    from prunebench.run import Runner, plan
+    from prunebench.report.summary import run_summary
+    from prunebench.run import RunRequest, prepare
+    from prunebench.run.ranks import check_nproc, launched, leave_runners
+    from prunebench.run.scheduling.workers import resolve_workers
 
-    runner = Runner(
-        load_protocol(protocol, overrides or ()),
-        results_dir=results,
-        cache_dir=cache,
+    request = RunRequest(
+        protocol=protocol,
+        overrides=tuple(overrides or ()),
+        results=results,
+        cache=cache,
         device=device,
+        methods=_tuple(split(methods)),
+        sparsities=_tuple(split(sparsities, float)),
+        seeds=_tuple(split(seeds, int)),
+        shard=shard(shard_of),
+        variants=_tuple(split(variants)),
         force=force,
         retry_failed=retry_failed,
         save_models=save_models,
-        dense_from=dense_from,
+        dense_from=tuple(dense_from) if dense_from is not None else None,
         threads=threads,
         update_references=update_references,
         keep_checkpoints=keep_checkpoints,
         limit=limit,
+        in_process=in_process,
+        log=tuple(log or ()),
     )
-    runner.validate()
-    proto = runner.protocol  # methods given by path carry their registered name as label from here on
-    if log:  # a tracker that is not installed is an error before any work
-        from prunebench.trackers import make_trackers
-
-        runner.trackers = make_trackers(log, runner.run_dir, proto.name, proto.hash)
-    jobs = plan(
-        proto,
-        methods=split(methods),
-        sparsities=split(sparsities, float),
-        seeds=split(seeds, int),
-        shard=shard(shard_of),
-        variants=split(variants),
-    )
+    execution = prepare(request)
     if dry_run:
-        out.print(plan_table(runner, jobs))
+        out.print(_plan_table(execution))
         return
-    from prunebench.run.ranks import check_nproc, launched, leave_runners
-
     if nproc != 1 and not launched():  # checked here, its ranks started by torchrun, which runs this command again
         check_nproc(nproc, device)
         if workers not in ("auto", "1"):
             raise PrunebenchError("--nproc and --workers: each job on several processes, or several jobs at once")
-        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
-        extra = ["--threads", str(threads)] if threads is not None else []
-        code = subprocess.run([*torchrun, "-m", "prunebench", *command, *extra]).returncode
-        if code == 0 and any(runner.status_of(job) == "failed" for job in jobs):
-            code = 1  # the ranks leave failed jobs to the records (torchrun would take exit code 1 for a crash)
-        raise typer.Exit(code)
-
-    if not jobs:
-        raise PrunebenchError(
-            "no job to run: the filters select nothing of the protocol's grid"
-            + (f" (--shard {shard_of} takes every n-th of the jobs the other filters leave)" if shard_of else "")
-        )
-    from prunebench.run.workers import resolve_workers
-
+        _run_ranks(execution, request, nproc)
     count = resolve_workers(workers, device)
+    if in_process and count > 1:
+        raise PrunebenchError("--in-process runs the method's code in this process: one worker (--workers 1)")
     if count > 1:
-        _run_workers(runner, jobs, command, count, device, threads)
+        _run_workers(execution, request, count)
         return
+    runner = execution.runner
     if runner.rank != 0:  # one rank of several: rank 0 shows the progress and writes
-        runner.run(jobs)
+        execution.run()
         leave_runners()
         return
-    progress = RunProgress(out, len(jobs))
-    runner.events = progress.events()
-    try:
-        with progress.live(), terminations_interrupt():
-            ran = runner.run(jobs)
-    except (KeyboardInterrupt, Interrupted) as exc:
-        name, code = (exc.signal_name, exc.exit_code) if isinstance(exc, Interrupted) else ("SIGINT", 130)
-        say(
-            f"interrupted by {name}: the {len(runner.completed)} job(s) this run finished are kept in "
-            f"{runner.run_dir}; the job in flight was not written. Run the same command again to resume."
-        )
-        raise typer.Exit(code) from None
+    progress = RunProgress(out, len(execution.jobs))
+    kept = _interrupts_end_the_run(runner.run_dir, lambda: len(runner.completed), "the job in flight was not written")
+    with kept, progress.live():
+        ran = execution.run(progress.events())
     leave_runners()
     out.print(run_summary(runner.run_dir))
     out.print(progress.summary(ran, runner.run_dir), markup=False, highlight=False, soft_wrap=True)
@@ -209,18 +172,69 @@ def run(
         raise typer.Exit(1)
 
 
-def _run_workers(
-    runner: Runner, jobs: list[Job], command: list[str], count: int, device: str, threads: int | None
-) -> None:
+def _tuple(values: list[Any] | None) -> tuple[Any, ...] | None:
+    return tuple(values) if values is not None else None
+
+
+@contextmanager
+def _interrupts_end_the_run(run_dir: Path, finished: Callable[[], int], in_flight: str) -> Iterator[None]:
+    """Ctrl-C, SIGTERM or SIGUSR1: one line saying what is kept, and the signal's exit code."""
+    try:
+        with terminations_interrupt():
+            yield
+    except (KeyboardInterrupt, Interrupted) as exc:
+        name, code = (exc.signal_name, exc.exit_code) if isinstance(exc, Interrupted) else ("SIGINT", 130)
+        say(
+            f"interrupted by {name}: the {finished()} job(s) this run finished are kept in {run_dir}; {in_flight}. "
+            "Run the same command again to resume."
+        )
+        raise typer.Exit(code) from None
+
+
+def _plan_table(execution: Execution) -> Table:
+    """The plan of a `--dry-run`, from the run's files (nothing is trained or loaded)."""
+    from prunebench.report.summary import PlanRow, plan_table
+
+    runner = execution.runner
+    rows = []
+    for job in execution.jobs:
+        status = runner.status_of(job)
+        rows.append(
+            PlanRow(
+                method=job.method_key,
+                variant=job.variant,
+                sparsity=job.sparsity,
+                seed=job.seed,
+                status="re-run (--force)" if runner.force and status != "pending" else status,
+                path=job.path(runner.run_dir),
+            )
+        )
+    dense = {seed: runner.cache.has(seed) for seed in sorted({job.seed for job in execution.jobs})}
+    return plan_table(runner.protocol, rows, runner.run_dir, dense)
+
+
+def _run_ranks(execution: Execution, request: RunRequest, nproc: int) -> None:
+    """`--nproc N`: the same run on N ranks, started by torchrun (each rank runs this command again)."""
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+    code = subprocess.run([*torchrun, "-m", "prunebench", *request.argv()]).returncode
+    runner = execution.runner
+    if code == 0 and any(runner.status_of(job) == "failed" for job in execution.jobs):
+        code = 1  # the ranks leave failed jobs to the records (torchrun would take exit code 1 for a crash)
+    raise typer.Exit(code)
+
+
+def _run_workers(execution: Execution, request: RunRequest, count: int) -> None:
     """`--workers N`: N worker processes share the grid through their claims; this process shows how far they
     are and the summary once they are done."""
     from prunebench.report.summary import run_summary
     from prunebench.results import guard_references
-    from prunebench.run.workers import start_workers, wait
+    from prunebench.run.scheduling.workers import start_workers, wait
 
-    guard_references(runner.directory.path.parent, update=runner.update_references)
+    runner, jobs = execution.runner, execution.jobs
+    guard_references(runner.directory.path.parent, update=request.update_references)
     logs = runner.run_dir / "workers"
-    workers = start_workers(command, count, logs=logs, device=device, threads=threads)
+    command = request.argv(threads=False)  # each worker gets its share of the cores
+    workers = start_workers(command, count, logs=logs, device=request.device, threads=request.threads)
     say(f"{count} workers on {len(jobs)} job(s); their output is in {logs}/")
     seen = -1
 
@@ -263,11 +277,11 @@ def validate(
     from prunebench.forkserver import start
 
     start()  # methods are loaded in a job process, never here
-    from prunebench.run import Runner
+    from prunebench.run.sandbox import labelled
+    from prunebench.run.validation import validate as check
 
-    runner = Runner(load_protocol(protocol, overrides or ()), results_dir=Path("results"), device="cpu")
-    runner.validate()
-    proto = runner.protocol
+    proto = labelled(load_protocol(protocol, overrides or ()))
+    check(proto)
     if quiet:
         out.print(proto.hash)
         return

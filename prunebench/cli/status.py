@@ -35,27 +35,30 @@ def status(
     from prunebench.forkserver import start
 
     start()
-    from prunebench.run import Runner, plan
-    from prunebench.run.status import dense_states, describe_holder, job_states
+    from prunebench.run import default_cache_dir, plan
+    from prunebench.run.runner import run_name, shipped_dense
+    from prunebench.run.sandbox import labelled
+    from prunebench.run.scheduling.status import RunFiles, dense_states, describe_holder, job_states
 
-    runner = Runner(load_protocol(protocol, overrides or ()), results_dir=results, cache_dir=cache, device="cpu")
+    proto = labelled(load_protocol(protocol, overrides or ()))
+    run = RunFiles.of(proto, results, cache or default_cache_dir(), shipped_dense(), run_name(proto))
     jobs = plan(
-        runner.protocol,
+        proto,
         methods=split(methods),
         sparsities=split(sparsities, float),
         seeds=split(seeds, int),
         variants=split(variants),
     )
-    states = job_states(runner, jobs)
+    states = job_states(run, jobs)
     counts = Counter(s.state for s in states)
     out.print(
-        f"{runner.run_dir}: {len(states)} job(s): " + ", ".join(f"{counts[k]} {k}" for k in ORDER if counts[k]),
+        f"{run.run_dir}: {len(states)} job(s): " + ", ".join(f"{counts[k]} {k}" for k in ORDER if counts[k]),
         markup=False,
         highlight=False,
         soft_wrap=True,
     )
     dense = Table("seed", "dense model", "file", "by", title="dense base models", title_justify="left")
-    for d in dense_states(runner, sorted({job.seed for job in jobs})):
+    for d in dense_states(run, sorted({job.seed for job in jobs})):
         dense.add_row(str(d.seed), d.state, d.where, describe_holder(d.holder))
     out.print(dense)
     table = Table("job", "state", "by", title="jobs", title_justify="left")
@@ -66,7 +69,7 @@ def status(
         out.print(table)
     from prunebench.launch import launches, slurm_states
 
-    for launched in launches(runner.run_dir):
+    for launched in launches(run.run_dir):
         tasks = slurm_states(str(launched["job_id"]))
         summary = Counter(tasks.values())
         text = ", ".join(f"{n} {state}" for state, n in sorted(summary.items())) if tasks else "unknown to SLURM"

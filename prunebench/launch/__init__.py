@@ -1,5 +1,5 @@
 """Launchers: a protocol's grid on a cluster, as workers that share one results directory through their claims
-(prunebench.run.claims). `slurm`: a SLURM job array through submitit, requeued on preemption and timeout."""
+(prunebench.run.leases). `slurm`: a SLURM job array through submitit, requeued on preemption and timeout."""
 
 from prunebench.launch.slurm import SlurmLaunch, launch_slurm, launches, slurm_states
 

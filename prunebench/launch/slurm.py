@@ -22,10 +22,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunebench.errors import PrunebenchError
 from prunebench.results import write_atomic
+
+if TYPE_CHECKING:
+    from prunebench.run import RunRequest  # imported when a task runs: `status` reads launches without torch
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,24 @@ class SlurmLaunch:
     @property
     def device(self) -> str:
         return "cuda" if self.gpus_per_job > 0 else "cpu"
+
+    def request(self) -> RunRequest:
+        """The run every task of the array makes."""
+        from prunebench.run import RunRequest
+
+        f = self.filters
+        return RunRequest(
+            protocol=self.protocol,
+            overrides=tuple(self.overrides),
+            results=self.results,
+            cache=self.cache,
+            device=self.device,
+            methods=_tuple(f.get("methods")),
+            sparsities=_tuple(f.get("sparsities")),
+            seeds=_tuple(f.get("seeds")),
+            variants=_tuple(f.get("variants")),
+            log=tuple(self.log),
+        )
 
 
 def minutes(limit: str) -> int:
@@ -79,10 +100,9 @@ class Worker:
 
     def __call__(self) -> dict[str, int]:
         from prunebench.errors import Interrupted
-        from prunebench.protocol import load_protocol
-        from prunebench.run import Runner, RunnerEvents, plan
+        from prunebench.run import RunnerEvents, prepare
         from prunebench.run.ranks import leave_runners
-        from prunebench.run.signals import terminations_interrupt
+        from prunebench.run.scheduling.signals import terminations_interrupt
 
         launch = self.launch
         if launch.processes_per_job > 1:
@@ -90,29 +110,11 @@ class Worker:
 
             # MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK for the runners' group (prunebench.run.ranks).
             TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        runner = Runner(
-            load_protocol(launch.protocol, launch.overrides),
-            results_dir=launch.results,
-            cache_dir=launch.cache,
-            device=launch.device,
-        )
-        runner.validate()
-        if launch.log and runner.rank == 0:
-            from prunebench.trackers import make_trackers
-
-            runner.trackers = make_trackers(launch.log, runner.run_dir, runner.protocol.name, runner.protocol.hash)
-        f = launch.filters
-        jobs = plan(
-            runner.protocol,
-            methods=f.get("methods"),
-            sparsities=f.get("sparsities"),
-            seeds=f.get("seeds"),
-            variants=f.get("variants"),
-        )
-        quiet = runner.rank != 0
-        runner.events = (
+        execution = prepare(launch.request())
+        runner = execution.runner
+        events = (
             RunnerEvents()
-            if quiet
+            if runner.rank != 0
             else RunnerEvents(
                 job_started=lambda job, i, n: print(f"{job.id}: starting", flush=True),
                 job_resumed=lambda job, done: print(
@@ -129,7 +131,7 @@ class Worker:
             # SLURM sends SIGTERM to every process of a task it requeues or preempts (submitit would let it pass):
             # the job in flight ends now, without a record, its checkpoint kept for the task's next run.
             with terminations_interrupt((signal.SIGTERM,)):
-                ran = runner.run(jobs)
+                ran = execution.run(events)
                 leave_runners()
         except Interrupted as exc:
             print(f"interrupted by {exc.signal_name}: the next run of this task resumes", flush=True)
@@ -251,3 +253,7 @@ def slurm_states(job_id: str) -> dict[str, str]:
     except (OSError, subprocess.TimeoutExpired) as exc:
         states["error"] = f"cannot ask SLURM ({exc.__class__.__name__})"
     return states
+
+
+def _tuple(values: list[Any] | None) -> tuple[Any, ...] | None:
+    return tuple(values) if values is not None else None

@@ -1,7 +1,7 @@
 """`prunebench lint-method`: what the runtime checks cannot see in a method's code, a static check sees.
 
 A job's process seals the model's weights, the engine's hooks and prunebench's own code (prunebench.engine.guard,
-prunebench.run.patches), and the runner measures in another process; what is left is code that reaches
+prunebench.run.sandbox.patches), and the runner measures in another process; what is left is code that reaches
 around the public method API. Each rule reads the source (`ast`), never runs it:
 
 - `private-attribute`: `x._name` (or `getattr(x, "_name")`) on anything but `self`, `cls`, `super()` or a module

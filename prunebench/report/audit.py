@@ -103,6 +103,8 @@ def record_issues(e: Entry, protocol: str, setup: str) -> list[Issue]:
     out: list[Issue] = []
     if r.limit is not None:
         out.append(issue("smoke_run", f"a smoke run (--limit {r.limit}: {r.limit} batches a stage), for testing only"))
+    if r.provenance.in_process:
+        out.append(issue("in_process", "method code ran in the runner's process (run --in-process), for debugging"))
     explained: set[str] = set()
     if r.budget is not None:
         for v in r.budget.violations:

@@ -55,6 +55,7 @@ FAILING_KINDS = frozenset(
         "incomplete_record",
         "protocol_hash",
         "smoke_run",  # `run --limit`: a few batches a stage, never a result
+        "in_process",  # `run --in-process`: method code beside the runner's, for debugging only
     }
 )
 Verdict = Literal["pass", "new", "regression", "unfair"]

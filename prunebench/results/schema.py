@@ -216,6 +216,12 @@ class Provenance(Record):
     started_at: str
     finished_at: str
     duration_s: Amount
+    in_process: bool = Field(
+        False,
+        exclude_if=lambda on: not on,  # written only when true: every other record stays as it was
+        description="`run --in-process`: the method's code ran in the runner's own process (for a debugger); "
+        "never ranked.",
+    )
 
 
 class ResultSummary(Record):

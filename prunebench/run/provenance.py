@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -26,6 +27,14 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise PrunebenchError(f"--device must be auto, cpu or cuda (got {name!r})")
     return torch.device(name)
+
+
+def cpu_count() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def resolve_threads(requested: int | None, device: torch.device) -> int:
@@ -73,9 +82,10 @@ class RunProvenance:
     threads: int
     processes: int | None = None  # DDP ranks (torchrun), None for one
     overrides: tuple[str, ...] = ()  # the protocol's command-line overrides
+    in_process: bool = False  # `run --in-process`: method code ran in the runner's process
 
     @classmethod
-    def now(cls, device: torch.device, overrides: tuple[str, ...] = ()) -> RunProvenance:
+    def now(cls, device: torch.device, overrides: tuple[str, ...] = (), *, in_process: bool = False) -> RunProvenance:
         return cls(
             device=device_name(device),
             code_revision=code_revision(),
@@ -83,6 +93,7 @@ class RunProvenance:
             threads=torch.get_num_threads(),
             processes=ddp.world() if ddp.active() else None,
             overrides=overrides,
+            in_process=in_process,
         )
 
     def of_job(self, started: datetime, finished: datetime, duration_s: float) -> Provenance:
@@ -101,6 +112,7 @@ class RunProvenance:
             started_at=started.isoformat(timespec="seconds"),
             finished_at=finished.isoformat(timespec="seconds"),
             duration_s=round(duration_s, 3),
+            **({"in_process": True} if self.in_process else {}),
         )
 
 

@@ -65,7 +65,7 @@ def job_group(device: torch.device) -> Group | None:
 
 def check_nproc(nproc: int, device: str) -> None:
     """`--nproc`: at least 1, and no more than the GPUs (on CUDA) or the CPU cores (on the CPU)."""
-    from prunebench.run.workers import cpu_count
+    from prunebench.run.provenance import cpu_count
 
     if nproc < 1:
         raise PrunebenchError(f"--nproc must be at least 1 (got {nproc})")

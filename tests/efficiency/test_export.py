@@ -96,7 +96,7 @@ def test_bad_exports_are_one_line_and_write_nothing(
     bad = cli("export", record_file, "--format", "tflite", "-o", out)
     assert bad.code == 2 and bad.err.strip() == "error: --format must be one of pt, onnx (got 'tflite')"
 
-    import prunebench.run.export as export_module
+    import prunebench.run.measurement.export as export_module
 
     monkeypatch.setattr(export_module, "ONNX_PACKAGES", (*export_module.ONNX_PACKAGES, "onnx_runtime_not_here"))
     missing = cli("export", record_file, "--format", "onnx", "-o", out)

@@ -46,7 +46,7 @@ def test_dense_training_computes_what_its_version_says(tmp_path: Path) -> None:
 
 
 def test_the_trainer_version_is_part_of_the_dense_checkpoint_key(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import prunebench.run.cache as cache
+    import prunebench.run.dense.cache as cache
 
     runner = Runner(parse_protocol(TINY), results_dir=tmp_path / "r", cache_dir=tmp_path / "c", device="cpu")
     _, key = runner.cache.locate(0)

@@ -12,7 +12,7 @@ import torch
 
 from prunebench.protocol import load_protocol
 from prunebench.run import Runner, plan
-from prunebench.run.pretrained import file_sha256
+from prunebench.run.dense.pretrained import file_sha256
 from prunebench.testing import TINY
 
 

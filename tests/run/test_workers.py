@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from prunebench.results.files import HOST
-from prunebench.run.claims import Claims
+from prunebench.run.leases import Claims
 from prunebench.testing import TINY
 
 HERE = Path(__file__).parent

@@ -1,5 +1,5 @@
 """Several workers on one machine (`prunebench run P --workers N`): N `prunebench run` processes on the same
-results directory and cache, which share the grid through their claims (prunebench.run.claims), so no job runs
+results directory and cache, which share the grid through their claims (prunebench.run.leases), so no job runs
 twice and a seed's dense model is trained once.
 
 On the CPU the cores are split between them (`--threads`); on CUDA each gets a GPU of its own
@@ -20,13 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prunebench.errors import PrunebenchError
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+from prunebench.run.provenance import cpu_count
 
 
 def visible_gpus() -> int:

@@ -26,10 +26,10 @@ from prunebench.errors import FieldError, JobFailed
 from prunebench.masks import Masks
 from prunebench.methods import Method, PruningContext, load_method, validated_config
 from prunebench.protocol import TrainingSpec
-from prunebench.run.messages import send
-from prunebench.run.patches import CodeInventory
+from prunebench.run.sandbox.messages import send
+from prunebench.run.sandbox.patches import CodeInventory
+from prunebench.run.sandbox.tasks import JobTask
 from prunebench.run.setup import build_engine, fresh_model, seeded_model
-from prunebench.run.tasks import JobTask
 
 T = TypeVar("T")
 

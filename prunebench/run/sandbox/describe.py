@@ -15,9 +15,9 @@ from pydantic import ValidationError
 from prunebench.errors import FieldError, PrunebenchError, one_line
 from prunebench.methods import label_methods, needs_labels
 from prunebench.protocol import Protocol
-from prunebench.run.isolation import ChildFailed, Limits, run_child
-from prunebench.run.messages import rewarn
-from prunebench.run.tasks import DescribeTask, Environment, MethodInfo
+from prunebench.run.sandbox.messages import rewarn
+from prunebench.run.sandbox.process import ChildFailed, Limits, run_child
+from prunebench.run.sandbox.tasks import DescribeTask, Environment, MethodInfo
 
 DESCRIBE_TIMEOUT_S = 600.0
 

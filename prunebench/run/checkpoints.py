@@ -8,7 +8,7 @@ written (unless `--keep-checkpoints`).
 
 What is in one is the caller's: for dense base training (in the runner) the engine's state and the rewind
 point; for a job, the reports the runner received from its job process up to then (it replays them to count
-its ledger again) and what the job process needs to go on (prunebench.run.steps).
+its ledger again) and what the job process needs to go on (prunebench.run.sandbox.steps).
 """
 
 from __future__ import annotations
@@ -30,9 +30,25 @@ FORMAT = 1
 MAGIC = b"prunebench-progress\n"
 
 
-class Progress:
-    def __init__(self, root: Path) -> None:
-        self.folder = Path(root) / "progress"
+class StageCheckpoints:
+    """The checkpoints of stages in flight under a cache root, and which of them a finished stage leaves to be
+    removed once what it led to (a dense model, a record) is written."""
+
+    def __init__(self, root: Path, *, keep: bool = False) -> None:
+        self.folder = Path(root) / "progress"  # the folder's name predates the class's: caches keep working
+        self.keep = keep  # `--keep-checkpoints`
+        self._finished: list[str] = []
+
+    def finished(self, key: str) -> None:
+        """A stage's checkpoints, to be removed once what the stage led to is written."""
+        self._finished.append(key)
+
+    def written(self) -> None:
+        """What the finished stages led to is written: their checkpoints are removed (unless kept)."""
+        for key in self._finished:
+            if not self.keep:
+                self.remove(key)
+        self._finished.clear()
 
     def path(self, key: str) -> Path:
         return self.folder / f"{key}.pt"

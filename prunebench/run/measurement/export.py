@@ -24,9 +24,9 @@ from prunebench.data import load_data
 from prunebench.efficiency import CompactionError, compact
 from prunebench.errors import PrunebenchError
 from prunebench.results import RunDirectory, describe_os_error, load_result
-from prunebench.run.cache import weights_sha256
-from prunebench.run.measure import Measurer
-from prunebench.run.verify import run_directory_of
+from prunebench.run.dense.cache import weights_sha256
+from prunebench.run.measurement.measure import Measurer
+from prunebench.run.measurement.verify import run_directory_of
 
 Format = Literal["pt", "onnx"]
 FORMATS: tuple[Format, ...] = ("pt", "onnx")

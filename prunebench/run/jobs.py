@@ -1,5 +1,6 @@
-"""The plan of a run: the jobs of the grid (method x sparsity x seed, and each retraining variant's own jobs),
-each carrying what it runs under."""
+"""The jobs of a protocol's grid (method x sparsity x seed, and each retraining variant's own jobs), each carrying
+what it runs under. `grid` expands a protocol whose methods are labelled; `prunebench.run.scheduling.plan`
+labels them first."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def _pick(values: Sequence[Any], wanted: Sequence[Any] | None, what: str) -> lis
     return [v for v in values if v in wanted]
 
 
-def plan(
+def grid(
     protocol: Protocol,
     *,
     methods: Sequence[str] | None = None,
@@ -71,10 +72,7 @@ def plan(
 
     The protocol's own recipe comes first, then each retraining variant's own jobs (`variants` names them;
     `protocol` is the protocol's recipe). A variant whose job for a method is another's runs nothing more.
-    Methods given by path are labelled by their registered name first (prunebench.run.describe.labelled)."""
-    from prunebench.run.describe import labelled  # plans that need no label never start a job process
-
-    protocol = labelled(protocol)
+    The protocol's methods given by path must be labelled (prunebench.run.scheduling.plan does that)."""
     keys = [m.key for m in protocol.methods]
     chosen_methods = _pick(keys, methods, "methods")
     chosen_sparsities = _pick(protocol.pruning.sparsities, sparsities, "sparsities")

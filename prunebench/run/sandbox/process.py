@@ -3,7 +3,7 @@
 Every job, and the loading of a protocol's methods, runs in a child process forked from a fork server that
 imported torch and prunebench once (`warm_up` starts it while the dense model trains), so a job process starts
 in milliseconds, inherits no state from earlier jobs and leaks none into later ones. The runner reads what
-the child sends (prunebench.run.messages) and watches it: a child that exits before its result, is killed,
+the child sends (prunebench.run.sandbox.messages) and watches it: a child that exits before its result, is killed,
 outlives `runtime.job_timeout` or outgrows `runtime.job_memory` ends its job as failed, with the reason,
 and the grid goes on. A child runs in a process group of its own (Ctrl-C reaches only the runner, which
 kills the child) and dies with the fork server, which dies with the runner.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import time
@@ -27,7 +28,8 @@ from typing import TYPE_CHECKING
 from prunebench.forkserver import context, start
 
 if TYPE_CHECKING:
-    from prunebench.run.messages import Message
+    from prunebench.run.sandbox.messages import Message
+    from prunebench.run.sandbox.tasks import JobTask
 
 POLL_S = 0.2
 
@@ -48,12 +50,17 @@ def warm_up() -> None:
     start()
 
 
+def run_job(task: JobTask, on_message: Callable[[Message], None], limits: Limits) -> Message:
+    """Run one job's method in a job process of its own (see `run_child`)."""
+    return run_child("job", pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL), on_message, limits)
+
+
 def run_child(kind: str, payload: bytes, on_message: Callable[[Message], None], limits: Limits) -> Message:
-    """Run `prunebench.run.child.main(kind, payload)` in a job process; hand every report it sends to
+    """Run `prunebench.run.sandbox.child.main(kind, payload)` in a job process; hand every report it sends to
     `on_message`, and return its last message (kind `result` or `failed`). Raises ChildFailed when the process
     ends without one, and kills it (and its own children) whatever happens, Ctrl-C included."""
-    from prunebench.run.child import main
-    from prunebench.run.messages import BadMessage, receive
+    from prunebench.run.sandbox.child import main
+    from prunebench.run.sandbox.messages import BadMessage, receive
 
     ctx = context()
     reader, writer = ctx.Pipe(duplex=False)

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from prunebench.engine import Analyses
 from prunebench.protocol import TrainingSpec
 from prunebench.results import EpochRecord, Ledger, StageLedger
-from prunebench.run.messages import BadMessage, Message, number, rewarn
+from prunebench.run.sandbox.messages import BadMessage, Message, number, rewarn
 
 STAGES = ("pruning", "retrain")
 

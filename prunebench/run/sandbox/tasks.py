@@ -17,7 +17,7 @@ from prunebench.protocol import MethodSpec
 
 if TYPE_CHECKING:
     from prunebench.engine.distributed import Group
-    from prunebench.run.plan import Job
+    from prunebench.run.jobs import Job
 
 
 class MethodInfo(BaseModel):

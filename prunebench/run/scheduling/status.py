@@ -8,11 +8,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from prunebench.results import load_result
-from prunebench.run.claims import Holder
-from prunebench.run.plan import Job
-from prunebench.run.runner import Runner
+from prunebench.protocol import Protocol
+from prunebench.results import RunDirectory, load_result
+from prunebench.run.dense import DenseCache
+from prunebench.run.jobs import Job
+from prunebench.run.leases import Claims, Holder
+from prunebench.run.scheduling.state import job_status
 
 
 @dataclass(frozen=True)
@@ -30,27 +33,46 @@ class DenseState:
     holder: Holder | None = None
 
 
-def job_states(runner: Runner, jobs: Sequence[Job]) -> list[JobState]:
+@dataclass(frozen=True)
+class RunFiles:
+    """The files a run keeps, read only: its run directory with the jobs' records and leases, and the cache with
+    the dense models and theirs."""
+
+    directory: RunDirectory
+    cache: DenseCache
+
+    @classmethod
+    def of(cls, protocol: Protocol, results: Path, cache: Path, shipped: Sequence[Path], name: str) -> RunFiles:
+        return cls(RunDirectory.of(results, name), DenseCache(cache, protocol, shipped=shipped))
+
+    @property
+    def run_dir(self) -> Path:
+        return self.directory.path
+
+
+def job_states(run: RunFiles, jobs: Sequence[Job]) -> list[JobState]:
+    claims = Claims(run.run_dir / "claims")
     out = []
     for job in jobs:
-        state = runner.status_of(job)
+        state = job_status(job, run.run_dir)
         if state == "done":
-            state = "violation" if load_result(job.path(runner.run_dir)).status == "violation" else "done"
+            state = "violation" if load_result(job.path(run.run_dir)).status == "violation" else "done"
         holder = None
         if state == "pending":
-            holder = runner.claims.holder(job.id)
+            holder = claims.holder(job.id)
             if holder is not None:
                 state = "stale" if holder.stale else "claimed"
         out.append(JobState(job.id, state, holder))
     return out
 
 
-def dense_states(runner: Runner, seeds: Sequence[int]) -> list[DenseState]:
+def dense_states(run: RunFiles, seeds: Sequence[int]) -> list[DenseState]:
+    claims = Claims(run.cache.folder)
     out = []
     for seed in seeds:
-        path, _ = runner.cache.locate(seed)
-        shipped = [folder / path.name for folder in runner.cache.shipped if (folder / path.name).exists()]
-        holder = runner.base_claims.holder(path.stem)
+        path, _ = run.cache.locate(seed)
+        shipped = [folder / path.name for folder in run.cache.shipped if (folder / path.name).exists()]
+        holder = claims.holder(path.stem)
         if shipped:
             out.append(DenseState(seed, "shipped", str(shipped[0])))
         elif path.exists():

@@ -1,8 +1,8 @@
-"""A job's process: the only process that runs a method's code (prunebench.run.isolation starts it).
+"""A job's process: the only process that runs a method's code (prunebench.run.sandbox.process starts it).
 
 It gets its task pickled from the runner (its trusted parent), replays the runner's working directory,
 import path and threads, runs the task and sends its reports and result as messages
-(prunebench.run.messages). Whatever the method raises, `BaseException` included (SystemExit,
+(prunebench.run.sandbox.messages). Whatever the method raises, `BaseException` included (SystemExit,
 KeyboardInterrupt), becomes a `failed` message with the reason; a process that dies without one is failed by
 the runner. The fork server imports this module once, so importing it imports what every job needs.
 """
@@ -22,10 +22,10 @@ from typing import Any
 import torch
 
 from prunebench.errors import JobFailed
-from prunebench.run.messages import MAX_WARNINGS, send
-from prunebench.run.patches import CodeInventory
-from prunebench.run.steps import MethodSteps, describe
-from prunebench.run.tasks import describe_in_child
+from prunebench.run.sandbox.messages import MAX_WARNINGS, send
+from prunebench.run.sandbox.patches import CodeInventory
+from prunebench.run.sandbox.steps import MethodSteps, describe
+from prunebench.run.sandbox.tasks import describe_in_child
 
 PR_SET_PDEATHSIG = 1
 

@@ -1,6 +1,6 @@
 """One job, as named steps read top to bottom: set up, run the method in a job process, measure, audit, record.
 
-The method's code runs only in the job's process (prunebench.run.steps); this process, the runner's, counts
+The method's code runs only in the job's process (prunebench.run.sandbox.steps); this process, the runner's, counts
 the ledger from that process's reports, measures the final weights it returns with its own code, and
 applies the fairness rules. A job whose process fails, in any way, is recorded as failed with the reason,
 and the grid goes on.
@@ -12,7 +12,7 @@ import functools
 import time
 import warnings
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -29,28 +29,24 @@ from prunebench.results import (
     Metrics,
     ProtocolRef,
     ResultRecord,
-    RetrainingRecord,
     Status,
-    VariantRecord,
 )
-from prunebench.run.cache import BaseCheckpoint, weights_sha256
-from prunebench.run.isolation import ChildFailed, Limits, run_child
-from prunebench.run.measure import Measured
-from prunebench.run.messages import BadMessage, Message
-from prunebench.run.plan import Job
+from prunebench.run.dense import weights_sha256
+from prunebench.run.job.environment import JobEnvironment
+from prunebench.run.job.record import retraining_record, variant_record
+from prunebench.run.job.reports import JobReports
+from prunebench.run.jobs import Job
+from prunebench.run.measurement import Measured
 from prunebench.run.ranks import job_group
-from prunebench.run.reports import JobReports
-from prunebench.run.tasks import Environment, JobTask, MethodInfo
-
-if TYPE_CHECKING:
-    from prunebench.run.runner import Runner
+from prunebench.run.sandbox import BadMessage, ChildFailed, Environment, JobTask, Limits, Message, MethodInfo, run_job
+from prunebench.run.sandbox.inprocess import run_job_in_process
 
 
 class JobRun:
     """The state of one job while it runs; `run()` takes the steps in order and returns its record."""
 
-    def __init__(self, runner: Runner, job: Job, info: MethodInfo) -> None:
-        self.runner = runner
+    def __init__(self, env: JobEnvironment, job: Job, info: MethodInfo) -> None:
+        self.env = env
         self.job = job
         self.protocol = job.protocol  # for a retraining variant's job: the protocol with the variant's recipe
         self.info = info
@@ -83,48 +79,50 @@ class JobRun:
 
     # ---- the steps ------------------------------------------------------------------------------------
     def set_up(self) -> None:
-        """The seed's dense checkpoint (trained or loaded here, by the runner), the analyses of its states, and
+        """The seed's dense checkpoint (made or loaded by the run before the job), the analyses of its states, and
         the measuring model; and how the runner counts the job process's reports."""
-        runner = self.runner
-        self.base: BaseCheckpoint = runner.base(self.job.seed)
+        self.base = self.env.base
         self.ledger.base = self.base.ledger
-        self.measurer = runner.measurer()
+        self.measurer = self.env.measurer
         self.reports = self._new_reports()
 
     def _new_reports(self) -> JobReports:
-        runner, p = self.runner, self.protocol
+        env, p = self.env, self.protocol
         self.analyses = Analyses(p.analyses, self.base.states, when=self.info.taxonomy.when, regime=self.regime)
         return JobReports(
-            train_examples=runner.data.train.num_examples,
+            train_examples=env.data.train.num_examples,
             dense_flops=self.measurer.flops_dense,
             analyses=self.analyses,
             test_top1=self.measurer.test_top1 if p.evaluation.test_curves else None,
-            on_epoch=runner.events.epoch,
-            limit=runner.limit,
+            on_epoch=env.events.epoch,
+            limit=env.limit,
         )
 
     def run_method(self) -> None:
         """The method's part of the job, in a job process of its own."""
-        runner, job = self.runner, self.job
+        env, job = self.env, self.job
         task = JobTask(
             environment=Environment.here(),
             job=job,
-            base_dir=runner.protocol.source.parent if runner.protocol.source else None,
-            device=str(runner.device),
-            data=runner.job_data(),
-            states=runner.base_states(job.seed),
+            base_dir=env.protocol.source.parent if env.protocol.source else None,
+            device=str(env.device),
+            data=env.job_data,
+            states=env.base_states,
             snapshots=self.protocol.evaluation.test_curves or self.analyses.per_epoch,
             resume=self._resume(),
-            group=job_group(runner.device),
-            limit=runner.limit,
+            group=job_group(env.device),
+            limit=env.limit,
         )
         limits = Limits(
-            timeout=runner.protocol.runtime.job_timeout,
-            memory=runner.protocol.runtime.job_memory,
+            timeout=env.protocol.runtime.job_timeout,
+            memory=env.protocol.runtime.job_memory,
             max_message=64 * 2**20 + 4 * sum(t.numel() * t.element_size() for t in self.base.states["final"].values()),
         )
         try:
-            result = run_child("job", runner.payload(task), self._on_message, limits)
+            if env.in_process:  # for a debugger: the records say so and are never ranked
+                result = run_job_in_process(task, self._on_message, limits.max_message)
+            else:
+                result = run_job(task, self._on_message, limits)
         except ChildFailed as exc:
             raise JobFailed(str(exc)) from None
         self.curves = self.reports.curves
@@ -138,7 +136,7 @@ class JobRun:
     def progress_key(self) -> str:
         """What the job's checkpoints are kept under: the protocol, the job, its dense model, the method."""
         what = {
-            "protocol": self.runner.protocol.hash,
+            "protocol": self.env.protocol.hash,
             "job": self.job.id,
             "base": self.base.sha256,
             "method": self.info.model_dump(mode="json"),
@@ -150,8 +148,8 @@ class JobRun:
         """The checkpoint an interrupted run of this job left: its reports are counted again (quietly), and what
         the job process needs to go on is handed to it."""
         self.messages: list[dict[str, Any]] = []
-        saved = self.runner.progress.load(self.progress_key)
-        self.runner.track_checkpoint(self.progress_key)
+        saved = self.env.checkpoints.load(self.progress_key)
+        self.env.checkpoints.finished(self.progress_key)
         if saved is None:
             return None
         on_epoch, self.reports.on_epoch = self.reports.on_epoch, lambda *args: None
@@ -168,7 +166,7 @@ class JobRun:
             self.reports.on_epoch = on_epoch
         self.messages = list(saved["messages"])
         header = saved["child"]["header"]
-        self.runner.events.job_resumed(self.job, int(header.get("epochs_done", 0)))
+        self.env.events.job_resumed(self.job, int(header.get("epochs_done", 0)))
         return header, saved["child"]["state"].numpy().tobytes()
 
     def _on_message(self, message: Message) -> None:
@@ -177,10 +175,8 @@ class JobRun:
             if blob is None:
                 raise BadMessage("a checkpoint without its state")
             payload = {"messages": self.messages, "child": {"header": message.header, "state": blob}}
-            key = self.progress_key
-            self.runner.write(
-                self.runner.progress.path(key), functools.partial(self.runner.progress.save, key, payload)
-            )
+            key, checkpoints = self.progress_key, self.env.checkpoints
+            self.env.writer.write(checkpoints.path(key), functools.partial(checkpoints.save, key, payload))
             return
         self.reports.on_message(message)
         self.messages.append({"kind": message.kind, "header": message.header, "tensors": message.tensors})
@@ -232,8 +228,8 @@ class JobRun:
         return {k: self.final[k] for k in self.measurer.keys}
 
     def _steps(self, spec: TrainingSpec) -> int:
-        steps = spec.epochs * -(-self.runner.data.train.num_examples // spec.batch_size)
-        return steps if self.runner.limit is None else min(steps, self.runner.limit)
+        steps = spec.epochs * -(-self.env.data.train.num_examples // spec.batch_size)
+        return steps if self.env.limit is None else min(steps, self.env.limit)
 
     def measure(self) -> None:
         """Accuracy, sparsity (counted from the final weights) and cost, by the runner's own code."""
@@ -253,7 +249,7 @@ class JobRun:
         self.measured["base"] = BaseModelRecord(
             checkpoint_sha256=base.sha256,
             key=base.key,
-            pretrained_sha256=self.runner.protocol.base.sha256,
+            pretrained_sha256=self.env.protocol.base.sha256,
             test_top1=base.test["top1"],
             test_top5=base.test["top5"],
             val_top1=base.val_top1,
@@ -277,7 +273,7 @@ class JobRun:
     def measure_efficiency(self) -> None:
         """Latency, throughput and memory of the pruned model beside its dense base model (the protocol's
         `efficiency:` section), once the accuracy is measured; what cannot be timed says why."""
-        timing = self.runner.efficiency()
+        timing = self.env.efficiency
         if timing is None or "metrics" not in self.measured:
             return
         dense = self.measurer.dense_model(self.base.states["final"])
@@ -294,10 +290,10 @@ class JobRun:
 
     def _test_examples(self) -> int | None:
         """Examples the test accuracy was measured on: the test split's, or a smoke run's batches of it."""
-        test = self.runner.data.test
+        test = self.env.data.test
         if test is None:
             return None
-        limit = self.runner.limit
+        limit = self.env.limit
         evaluated = limit * self.protocol.data.eval_batch_size if limit is not None else test.num_examples
         return min(test.num_examples, evaluated)
 
@@ -315,11 +311,11 @@ class JobRun:
             self.ledger,
             self.reports.pruning_specs,
             self.measurer.flops_dense,
-            self.runner.data.train.num_examples,
+            self.env.data.train.num_examples,
             retrain_used=self.retrain_spec,
             recipe=self.recipe_name,
         )
-        if self.runner.limit is not None:
+        if self.env.limit is not None:
             # A smoke run trains a few batches a stage, not the budget: what it spent says nothing of the method.
             budget = budget.model_copy(update={"violations": []})
         self.reasons.extend(budget.violations)
@@ -327,12 +323,12 @@ class JobRun:
 
     def record(self, status: Status, started: datetime, duration: float) -> ResultRecord:
         job, p, info, spec = self.job, self.protocol, self.info, self.retrain_spec
-        source = self.runner.protocol.source
+        source = self.env.protocol.source
         return ResultRecord(
             job_id=job.id,
             protocol=ProtocolRef(
                 name=p.name,
-                hash=self.runner.protocol.hash,  # the protocol's own hash, also for a variant's job
+                hash=self.env.protocol.hash,  # the protocol's own hash, also for a variant's job
                 comparison=p.comparison,
                 source=str(source) if source else None,
             ),
@@ -354,33 +350,7 @@ class JobRun:
             retraining=retraining_record(self.regime, self.recipe_name, spec),
             ledger=self.ledger,
             curves=self.curves,
-            provenance=self.runner.provenance.of_job(started, datetime.now(timezone.utc), duration),
-            limit=self.runner.limit,
+            provenance=self.env.provenance.of_job(started, datetime.now(timezone.utc), duration),
+            limit=self.env.limit,
             **self.measured,
         )
-
-
-def variant_record(job: Job) -> VariantRecord | None:
-    v = job.retraining_variant
-    if v is None:
-        return None
-    return VariantRecord(
-        name=v.name,
-        kind=v.kind,
-        recipe=v.retrain.model_dump(mode="json"),
-        extra_epochs=v.extra_epochs,
-        lr=v.lr,
-        schedule=v.schedule,
-        recipe_of=v.recipe_of,
-    )
-
-
-def retraining_record(regime: str, recipe: str, spec: TrainingSpec) -> RetrainingRecord:
-    return RetrainingRecord(
-        regime=regime,
-        epochs=spec.epochs,
-        optimizer=spec.optimizer.model_dump(),
-        schedule=spec.schedule.model_dump(),
-        recipe=recipe,
-        batch_size=spec.batch_size,
-    )

@@ -1,7 +1,7 @@
 """`prunebench check --verify`: the weights a run saved (`run --save-models`) measured again, against the records.
 
 For every record that names its final weights (`weights_sha256`), the saved file must hold exactly those
-weights (its sha256), and the runner's own measurement of them (prunebench.run.measure, on the protocol's
+weights (its sha256), and the runner's own measurement of them (prunebench.run.measurement.measure, on the protocol's
 data) must give the record's sparsity and accuracy: the same zeros exactly, test and validation top-1 within
 one example (another machine may order a sum differently). A record whose weights are missing, altered or
 measure otherwise is a failure; a record with a number someone edited by hand cannot pass.
@@ -21,8 +21,8 @@ from prunebench.errors import FieldError, PrunebenchError
 from prunebench.protocol import Protocol
 from prunebench.results import ResultRecord, RunDirectory, load_result
 from prunebench.results.store import read_protocol_file
-from prunebench.run.cache import weights_sha256
-from prunebench.run.measure import Measurer
+from prunebench.run.dense.cache import weights_sha256
+from prunebench.run.measurement.measure import Measurer
 
 
 @dataclass

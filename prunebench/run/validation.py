@@ -1,0 +1,53 @@
+"""Checking a protocol before anything runs: the data, the model on the data's shape, the prunable weights it
+leaves, the user's dense checkpoint, and every method (loaded and configured in a job process) against the
+protocol's granularity and base model. Errors name the protocol's file, line and field."""
+
+from __future__ import annotations
+
+from prunebench.data import DATASETS, check_data
+from prunebench.errors import FieldError
+from prunebench.masks import prunable_parameters
+from prunebench.methods import GRANULARITY_ORDER
+from prunebench.models import build_model, layer_macs
+from prunebench.protocol import Protocol
+from prunebench.run.dense.pretrained import load_into, read_pretrained
+from prunebench.run.sandbox import MethodInfo, describe
+
+
+def validate(protocol: Protocol, methods: list[MethodInfo] | None = None) -> list[MethodInfo]:
+    """The protocol's methods as their job process described them (`methods`, when already described, are
+    checked rather than described again); raises ProtocolError naming the offending field."""
+    p = protocol
+    try:
+        check_data(p.data)
+        # Build the model once on the data set's nominal shape: an unknown name, bad arguments or
+        # an input it cannot take are reported now, not after hours of training.
+        info = DATASETS[p.data.name]
+        model = build_model(p.model, num_classes=info.num_classes or 1000, input_shape=info.input_shape)
+        # Which weights are prunable, as a job will see them: a rule that leaves none is an error now.
+        prunable_parameters(model, p.pruning.prunable, layer_macs(model, info.input_shape).keys())
+        if p.base.checkpoint is not None:
+            load_into(model, read_pretrained(p.base), p.model.name)
+        methods = methods if methods is not None else describe(p)
+        for i, method in enumerate(methods):
+            check_method(p, i, method)
+    except FieldError as exc:
+        raise p.locate(exc) from None
+    return methods
+
+
+def check_method(p: Protocol, i: int, method: MethodInfo) -> None:
+    """A method the protocol cannot run: one that rewinds to an iterate a user's checkpoint lacks, or prunes finer
+    than the protocol's granularity."""
+    if p.base.checkpoint is not None and method.taxonomy.retraining == "weight_rewinding":
+        raise FieldError(
+            ("methods", i, "name"),
+            f"{method.name} rewinds to an early iterate of base training (weight rewinding); the dense "
+            "model from base.checkpoint has none",
+        )
+    granularity = method.taxonomy.granularity
+    if GRANULARITY_ORDER[granularity] < GRANULARITY_ORDER[p.pruning.granularity]:
+        raise FieldError(
+            ("methods", i, "name"),
+            f"{method.name} prunes at {granularity} granularity, finer than this protocol's {p.pruning.granularity}",
+        )
