@@ -20,7 +20,7 @@ from prunebench.report.compare import compare
 from prunebench.report.load import ProtocolIndex, ProtocolInfo, describe_differences
 from prunebench.report.render import FORMATS, format_for, render, rich_tables
 from prunebench.report.stats import CONFIDENCE, Estimate, Paired, estimate, paired_difference, t_quantile
-from prunebench.report.swap import SwapReport, swap_render, swap_report
+from prunebench.report.swap import SWAP_FORMATS, SwapReport, swap_render, swap_report
 
 __all__ = [
     "AUDIT_HEADERS",
@@ -30,6 +30,7 @@ __all__ = [
     "CONFIDENCE",
     "FORMATS",
     "HUMAN_HEADERS",
+    "SWAP_FORMATS",
     "TIED_DEFINITION",
     "CheckReport",
     "Comparison",

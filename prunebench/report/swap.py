@@ -230,6 +230,7 @@ def _usable(records: Sequence[Any], what: str, excluded: list[str]) -> dict[int,
 
 
 # ---- rendering ---------------------------------------------------------------------------------------
+SWAP_FORMATS = ("rich", "markdown", "json")  # what swap_render writes
 SWAP_CAPTION = (
     "Swap test (Wang et al. 2023, §5). Differences A - B in test top-1 percentage points, paired by seed over the "
     "seeds where all four runs (A+FT_A, B+FT_A, A+FT_B, B+FT_B) exist and share one dense checkpoint, with their "
@@ -317,6 +318,7 @@ def swap_table(report: SwapReport) -> Table:
 
 
 def swap_render(report: SwapReport, fmt: str, width: int = 220) -> str:
+    """The swap report in one of SWAP_FORMATS (anything else: the terminal's table)."""
     if fmt == "json":
         return swap_json(report)
     if fmt == "markdown":
