@@ -4,9 +4,9 @@
 - `stats`: means, intervals and paired differences over seeds.
 - `audit`: the fairness audit of a group of records.
 - `board` and `cells`: the rows of a leaderboard and their human-readable cells.
-- `compare`: records grouped by protocol setup, one board per group; `variants` and `selection`: the boards
-  of retraining variants and the validation-selected recipe; `swap`: the swap test.
-- `render/`: one module per export format.
+- `compare`: records grouped by protocol setup, one board per group; `variants` and `recipe_selection`: the
+  boards of retraining variants and the choice of the validation-selected recipe; `swap`: the swap test.
+- `formats`: which format a command writes; `render/`: one module per export format.
 - `plots` and `science_plots`: figures (matplotlib is imported only by them).
 - `check`: the CI regression gate.
 - `summary`: the plan of a run and the table that closes it.
