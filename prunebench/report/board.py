@@ -23,7 +23,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
-from prunebench.fairness import EPS
 from prunebench.report.audit import (
     Entry,
     Issue,
@@ -34,6 +33,7 @@ from prunebench.report.audit import (
     record_issues,
 )
 from prunebench.report.efficiency import efficiency_note, fill_efficiency
+from prunebench.report.filters import among, among_sparsities
 from prunebench.report.stats import MIN_SEEDS, clipped, estimate, paired_difference, rank_against_leader
 from prunebench.results import ResultSummary
 
@@ -301,10 +301,8 @@ def build_board(
     targets = sorted(
         {s for i in infos.values() for s in i.sparsities} | {e.target for e in entries if e.target is not None}
     )
-    if methods:
-        labels = [m for m in labels if m in methods]
-    if sparsities:
-        targets = [t for t in targets if any(abs(t - s) < EPS for s in sparsities)]
+    labels = [m for m in labels if among(m, methods)]
+    targets = [t for t in targets if among_sparsities(t, sparsities)]
 
     cells: dict[tuple[str, float], list[Entry]] = defaultdict(list)
     loose: list[Issue] = []

@@ -19,9 +19,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from prunebench.fairness import EPS
 from prunebench.report.audit import Entry, same_target, target_of
 from prunebench.report.cells import interval, signed_pp
+from prunebench.report.filters import passes_filters
 from prunebench.report.load import ProtocolIndex
 from prunebench.report.render.markdown import md_escape
 from prunebench.report.stats import CONFIDENCE, Paired, paired_difference
@@ -167,12 +167,8 @@ def swap_report(
     entries = []
     for item in loaded:
         r = item.record
-        if protocols and r.protocol.name not in protocols:
-            continue
-        t = target_of(r)
-        if sparsities and not (t is not None and any(abs(t - s) < EPS for s in sparsities)):
-            continue
-        entries.append(Entry(item.path, r, index.info(r.protocol, item.path), t))
+        if passes_filters(r, protocols=protocols, sparsities=sparsities):
+            entries.append(Entry(item.path, r, index.info(r.protocol, item.path), target_of(r)))
     groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
     for e in entries:  # a second pass: every protocol.json has been seen by now
         e.info = index.resolve(e.info)
