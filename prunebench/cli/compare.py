@@ -21,7 +21,7 @@ from prunebench.cli.options import (
     split,
     write_text,
 )
-from prunebench.errors import PrunebenchError, ResultsError
+from prunebench.errors import ResultsError
 
 if TYPE_CHECKING:
     from prunebench.report import Comparison
@@ -144,9 +144,10 @@ def swap(
 
     Per recipe, which method wins (paired 95% t-interval of A - B over seeds), and whether the ranking flips.
     """
-    from prunebench.report import swap_render, swap_report
+    from prunebench.report import SWAP_FORMATS, format_for, swap_render, swap_report
     from prunebench.results import load_or_fail
 
+    kind = format_for(fmt, output, SWAP_FORMATS)  # a bad --output fails before anything is read or written
     report = swap_report(load_or_fail(results), protocols=split(protocol), sparsities=split(sparsities, float))
     if not report.results:
         raise ResultsError(
@@ -154,10 +155,6 @@ def swap(
             "directory's protocol.json must be among the inputs"
             + (f" ({'; '.join(report.notices)})" if report.notices else "")
         )
-    suffixes = {".md": "markdown", ".markdown": "markdown", ".json": "json"}
-    kind = fmt or (suffixes.get(output.suffix.lower(), "rich") if output is not None else "rich")
-    if kind not in ("rich", "markdown", "json"):
-        raise PrunebenchError(f"--format must be rich, markdown or json (got {kind!r})")
     text = swap_render(report, kind)
     if output is not None:
         write_text(output, text)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from prunebench.report.audit import same_target
-from prunebench.report.board import Leaderboard, Row
+from prunebench.report.board import Leaderboard
+from prunebench.report.row import Row
 from prunebench.report.stats import paired_difference
 
 PROTOCOL = "protocol"  # the name `--against` gives the protocol's own recipe

@@ -20,10 +20,8 @@ import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields
-from typing import Literal
+from dataclasses import dataclass, field
 
-from prunebench.fairness import EPS
 from prunebench.report.audit import (
     Entry,
     Issue,
@@ -34,107 +32,11 @@ from prunebench.report.audit import (
     record_issues,
 )
 from prunebench.report.efficiency import efficiency_note, fill_efficiency
+from prunebench.report.filters import among, among_sparsities
+from prunebench.report.load import ProtocolInfo
+from prunebench.report.row import Row
 from prunebench.report.stats import MIN_SEEDS, clipped, estimate, paired_difference, rank_against_leader
 from prunebench.results import ResultSummary
-
-
-@dataclass
-class Row:
-    """One row of a leaderboard: every column, for JSON, CSV and pandas."""
-
-    protocol: str
-    setup_hash: str
-    protocol_hashes: list[str]
-    mixed_protocols: bool
-    kind: Literal["dense", "method"]
-    method: str
-    method_name: str | None = None
-    method_version: str | None = None
-    sparsity_target: float | None = None
-    rank: int | None = None
-    rank_shared: bool = False  # in the leader's group with another method
-    unranked_why: str | None = None
-    vs_leader_method: str | None = None
-    vs_leader_verdict: Literal["leader", "tied", "lower", "n/a"] | None = None
-    vs_leader_delta: float | None = None
-    vs_leader_ci_low: float | None = None
-    vs_leader_ci_high: float | None = None
-    vs_leader_p: float | None = None
-    vs_leader_p_holm: float | None = None
-    vs_leader_n: int | None = None
-    n_seeds: int = 0
-    seeds: list[int] = field(default_factory=list)
-    expected_seeds: list[int] = field(default_factory=list)
-    missing_seeds: list[int] = field(default_factory=list)
-    top1_mean: float | None = None
-    top1_std: float | None = None
-    top1_ci_low: float | None = None
-    top1_ci_high: float | None = None
-    top1_ci_clipped: bool = False  # the t-interval left [0, 100] % and was cut there
-    top1_by_seed: dict[int, float] = field(default_factory=dict)  # the fair results' test top-1, by seed
-    top5_mean: float | None = None
-    dense_top1_mean: float | None = None
-    delta_dense_mean: float | None = None
-    delta_dense_std: float | None = None
-    delta_dense_ci_low: float | None = None
-    delta_dense_ci_high: float | None = None
-    delta_dense_p: float | None = None
-    achieved_sparsity_mean: float | None = None
-    achieved_sparsity_min: float | None = None
-    achieved_sparsity_max: float | None = None
-    sparsity_tolerance: float | None = None
-    params_dense: float | None = None
-    params_effective: float | None = None
-    params_reduction: float | None = None
-    compression: float | None = None
-    flops_dense: float | None = None
-    flops_effective: float | None = None
-    flops_reduction: float | None = None
-    flops_speedup: float | None = None
-    # Measured (prunebench.report.efficiency): per batch size, the speedup over the dense model and its spread.
-    speedup_batch_sizes: list[int] = field(default_factory=list)
-    speedup_median: list[float] = field(default_factory=list)
-    speedup_low: list[float] = field(default_factory=list)
-    speedup_high: list[float] = field(default_factory=list)
-    latency_s: list[float] = field(default_factory=list)  # the pruned model's seconds per batch
-    dense_latency_s: list[float] = field(default_factory=list)  # its dense base model's, timed beside it
-    speedup_kernel: str | None = None
-    speedup_devices: list[str] = field(default_factory=list)
-    efficiency_not_measured: str | None = None
-    # Between retraining variants (prunebench.report.between): this row minus the same method and sparsity on
-    # another board of the protocol (its own recipe's, or `compare --against`'s), paired by seed.
-    vs_recipe: str | None = None  # the board compared against: "protocol" or a variant's name
-    vs_recipe_delta: float | None = None
-    vs_recipe_ci_low: float | None = None
-    vs_recipe_ci_high: float | None = None
-    vs_recipe_p: float | None = None
-    vs_recipe_n: int | None = None
-    pruning_epochs: float | None = None
-    pruning_epochs_limit: float | None = None
-    retrain_epochs: float | None = None
-    retrain_epochs_limit: float | None = None
-    total_epochs: float | None = None
-    total_epochs_limit: float | None = None
-    train_flops: float | None = None
-    train_flops_limit: float | None = None
-    budget_used: float | None = None
-    budget_stated_by: str | None = None
-    retraining_regime: str | None = None
-    optimizer: str | None = None
-    lr: float | None = None
-    lr_schedule: str | None = None
-    comparison: str | None = None
-    status: str = "ok"
-    n_issues: int = 0
-    issues: list[str] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-    # Retraining variants (docs/analyses.md): the board's variant, `selected` on a validation-selected board.
-    retrain_variant: str | None = None
-    selected_variant: str | None = None  # the candidate chosen for this row, on validation top-1 only
-    selection: list[str] = field(default_factory=list)  # each candidate's mean validation top-1 %, as chosen on
-
-
-COLUMNS = [f.name for f in fields(Row)]
 
 
 @dataclass
@@ -287,13 +189,70 @@ def build_board(
 ) -> Leaderboard:
     """One leaderboard of the entries; `declared`: the method labels expected (default: the protocol's)."""
     infos = {e.info.hash: e.info for e in entries}
-    hashes = sorted(infos)
+    agreed = audit_entries(entries, name, setup)
+    layout = board_layout(entries, infos, declared, methods, sparsities)
+    resolution, degenerate = test_resolution(entries)
+    frame = BoardFrame(name, setup, sorted(infos), mixed, layout.expected_seeds, resolution, degenerate)
+    rows, issues = method_rows(frame, layout, entries)
+    return Leaderboard(
+        protocol=name,
+        setup_hash=setup,
+        protocol_hashes=frame.hashes,
+        mixed=mixed,
+        expected_seeds=frame.expected_seeds,
+        rows=[dense_row(frame, agreed), *rows],
+        issues=issues,
+        notes=board_notes(rows, frame.hashes, mixed),
+        dense_checkpoints={s: sha for s, (sha, _) in sorted(agreed.items())},
+        machines=sorted({machine(e.record) for e in entries}),
+        resolution=resolution,
+        degenerate=degenerate,
+    )
+
+
+@dataclass(frozen=True)
+class BoardFrame:
+    """What every row of one board shares: its protocol, setup and hashes, the seeds it expects, and the
+    resolution of its test accuracies (test_resolution)."""
+
+    protocol: str
+    setup: str
+    hashes: list[str]
+    mixed: bool
+    expected_seeds: list[int]
+    resolution: float | None
+    degenerate: float | None
+
+
+@dataclass(frozen=True)
+class BoardLayout:
+    """The rows a board has: its methods (`labels`) at each sparsity (`targets`), filtered; `expected`: the
+    methods declared for it, which get a row even without a result."""
+
+    expected_seeds: list[int]
+    expected: list[str]
+    labels: list[str]
+    targets: list[float]
+
+
+def audit_entries(entries: list[Entry], name: str, setup: str) -> dict[int, tuple[str, float]]:
+    """Audit the entries in place (each one's issues); returns each seed's agreed dense checkpoint and its test
+    top-1 (audit_bases)."""
     for e in entries:
         e.issues = record_issues(e, name, setup)
     audit_duplicates(entries, name, setup)
     audit_configs(entries, name, setup)
-    agreed = audit_bases(entries, name, setup)
+    return audit_bases(entries, name, setup)
 
+
+def board_layout(
+    entries: list[Entry],
+    infos: dict[str, ProtocolInfo],
+    declared: Sequence[str] | None,
+    methods: Sequence[str] | None,
+    sparsities: Sequence[float] | None,
+) -> BoardLayout:
+    """The seeds, methods and sparsities the protocols declare, with those the results have."""
     declared_seeds = sorted({s for i in infos.values() for s in i.seeds})
     expected_seeds = declared_seeds or sorted({e.record.seed for e in entries})
     expected = list(declared) if declared is not None else [m for i in infos.values() for m in i.methods]
@@ -301,107 +260,147 @@ def build_board(
     targets = sorted(
         {s for i in infos.values() for s in i.sparsities} | {e.target for e in entries if e.target is not None}
     )
-    if methods:
-        labels = [m for m in labels if m in methods]
-    if sparsities:
-        targets = [t for t in targets if any(abs(t - s) < EPS for s in sparsities)]
+    return BoardLayout(
+        expected_seeds,
+        expected,
+        [m for m in labels if among(m, methods)],
+        [t for t in targets if among_sparsities(t, sparsities)],
+    )
 
+
+def method_rows(frame: BoardFrame, layout: BoardLayout, entries: list[Entry]) -> tuple[list[Row], list[Issue]]:
+    """The method rows of a board, ranked per sparsity and sorted, and every issue of its entries."""
     cells: dict[tuple[str, float], list[Entry]] = defaultdict(list)
-    loose: list[Issue] = []
+    issues: list[Issue] = []
     for e in entries:
         if e.target is None:
-            loose.extend(e.issues)  # a result we cannot place in a row is still shown in the audit
+            issues.extend(e.issues)  # a result we cannot place in a row is still shown in the audit
         else:
             cells[(e.label, e.target)].append(e)
-
     rows: list[Row] = []
-    issues: list[Issue] = list(loose)
-    resolution, degenerate = test_resolution(entries)
-    accuracy_by_target: dict[float, dict[str, dict[int, float]]] = defaultdict(dict)
-    for target in targets:
-        for label in labels:
+    for target in layout.targets:
+        table: list[Row] = []
+        for label in layout.labels:
             group = cells.get((label, target), [])
-            if not group and label not in expected:
+            if not group and label not in layout.expected:
                 continue  # a method that neither ran at this sparsity nor was declared for it
-            row_issues = [i for e in group for i in e.issues]
-            present = {e.record.seed for e in group}
-            missing = [s for s in expected_seeds if s not in present]
-            if group:
-                for s in missing:
-                    row_issues.append(Issue(name, setup, label, target, s, "missing_seed", "no result file", None))
-            elif missing:  # a declared method without any result here: one line, not one per seed
-                seeds = ", ".join(map(str, missing))
-                why = f"no result file for any seed ({seeds})"
-                row_issues.append(Issue(name, setup, label, target, None, "missing_seed", why, None))
-            clean = sorted((e for e in group if e.clean), key=lambda e: e.record.seed)
-            row = Row(
-                protocol=name,
-                setup_hash=setup,
-                protocol_hashes=sorted({e.info.hash for e in group}) or hashes,
-                mixed_protocols=mixed,
-                kind="method",
-                method=label,
-                sparsity_target=target,
-                expected_seeds=expected_seeds,
-                missing_seeds=missing,
-                files=[str(e.path) for e in group],
-            )
-            acc = {e.record.seed: e.record.metrics.test_top1 for e in clean}  # type: ignore[union-attr]
-            row.top1_by_seed = dict(sorted(acc.items()))
-            est = estimate([acc[s] for s in sorted(acc)])
-            row.n_seeds, row.seeds = est.n, sorted(acc)
-            row.top1_mean, row.top1_std = est.mean, est.std
-            row.top1_ci_low, row.top1_ci_high, row.top1_ci_clipped = clipped(est.low, est.high, 0.0, 1.0)
-            if clean:
-                top5 = [e.record.metrics.test_top5 for e in clean if e.record.metrics.test_top5 is not None]  # type: ignore[union-attr]
-                row.top5_mean = mean_of(t for t in top5 if t is not None)
-                dense = {e.record.seed: e.record.base.test_top1 for e in clean}  # type: ignore[union-attr]
-                row.dense_top1_mean = mean_of(dense[s] for s in sorted(dense))
-                d = paired_difference(acc, dense, resolution=resolution, degenerate=degenerate)
-                row.delta_dense_mean, row.delta_dense_std = d.mean, d.std
-                row.delta_dense_ci_low, row.delta_dense_ci_high, row.delta_dense_p = d.low, d.high, d.p
-                fill_measurements(row, clean)
-                accuracy_by_target[target][label] = acc
-            elif group:
-                row.method_name, row.method_version = group[0].record.method.name, group[0].record.method.version
-            row.issues = [i.short() for i in row_issues]
-            row.n_issues = len(row_issues)
-            if not group:
-                row.status = "missing (no results)"
-            elif not clean:
-                row.status = "excluded (see audit)"
-            elif set(acc) != set(expected_seeds):
-                row.status = f"incomplete ({len(acc)}/{len(expected_seeds)} seeds)"
-            elif row_issues:
-                row.status = "ok (see audit)"
+            row, row_issues = method_row(frame, label, target, group)
             issues.extend(row_issues)
-            rows.append(row)
-        table = [r for r in rows if r.sparsity_target == target]
-        rank_rows(table, accuracy_by_target[target], resolution, degenerate)
+            table.append(row)
+        accuracy = {r.method: r.top1_by_seed for r in table if r.top1_by_seed}  # the rows with fair results
+        rank_rows(table, accuracy, frame.resolution, frame.degenerate)
+        rows.extend(table)
+    rows.sort(key=lambda r: (r.sparsity_target, r.rank is None, r.rank or 0, -(r.top1_mean or 0.0), r.method))
+    return rows, issues
 
+
+def method_row(frame: BoardFrame, label: str, target: float, group: list[Entry]) -> tuple[Row, list[Issue]]:
+    """The row of one method at one sparsity from its entries (unranked), and its issues."""
+    present = {e.record.seed for e in group}
+    missing = [s for s in frame.expected_seeds if s not in present]
+    row_issues = [i for e in group for i in e.issues] + missing_seed_issues(frame, label, target, missing, group)
+    clean = sorted((e for e in group if e.clean), key=lambda e: e.record.seed)
+    row = Row(
+        protocol=frame.protocol,
+        setup_hash=frame.setup,
+        protocol_hashes=sorted({e.info.hash for e in group}) or frame.hashes,
+        mixed_protocols=frame.mixed,
+        kind="method",
+        method=label,
+        sparsity_target=target,
+        expected_seeds=frame.expected_seeds,
+        missing_seeds=missing,
+        files=[str(e.path) for e in group],
+    )
+    fill_accuracy(row, clean, frame)
+    if clean:
+        fill_measurements(row, clean)
+    elif group:
+        row.method_name, row.method_version = group[0].record.method.name, group[0].record.method.version
+    row.issues = [i.short() for i in row_issues]
+    row.n_issues = len(row_issues)
+    row.status = row_status(row, group, clean, row_issues)
+    return row, row_issues
+
+
+def missing_seed_issues(
+    frame: BoardFrame, label: str, target: float, missing: list[int], group: list[Entry]
+) -> list[Issue]:
+    """One issue per missing seed of a row with results; one line for a declared method without any."""
+    if group:
+        return [
+            Issue(frame.protocol, frame.setup, label, target, s, "missing_seed", "no result file", None)
+            for s in missing
+        ]
+    if not missing:
+        return []
+    why = f"no result file for any seed ({', '.join(map(str, missing))})"
+    return [Issue(frame.protocol, frame.setup, label, target, None, "missing_seed", why, None)]
+
+
+def fill_accuracy(row: Row, clean: list[Entry], frame: BoardFrame) -> None:
+    """The row's test accuracies over its fair results: mean, spread and interval, and the paired difference to
+    the dense base model."""
+    acc = {e.record.seed: e.record.metrics.test_top1 for e in clean}  # type: ignore[union-attr]
+    row.top1_by_seed = dict(sorted(acc.items()))
+    est = estimate([acc[s] for s in sorted(acc)])
+    row.n_seeds, row.seeds = est.n, sorted(acc)
+    row.top1_mean, row.top1_std = est.mean, est.std
+    row.top1_ci_low, row.top1_ci_high, row.top1_ci_clipped = clipped(est.low, est.high, 0.0, 1.0)
+    if not clean:
+        return
+    top5 = [e.record.metrics.test_top5 for e in clean if e.record.metrics.test_top5 is not None]  # type: ignore[union-attr]
+    row.top5_mean = mean_of(t for t in top5 if t is not None)
+    dense = {e.record.seed: e.record.base.test_top1 for e in clean}  # type: ignore[union-attr]
+    row.dense_top1_mean = mean_of(dense[s] for s in sorted(dense))
+    d = paired_difference(acc, dense, resolution=frame.resolution, degenerate=frame.degenerate)
+    row.delta_dense_mean, row.delta_dense_std = d.mean, d.std
+    row.delta_dense_ci_low, row.delta_dense_ci_high, row.delta_dense_p = d.low, d.high, d.p
+
+
+def row_status(row: Row, group: list[Entry], clean: list[Entry], row_issues: list[Issue]) -> str:
+    """Whether a row is ok, and if not, why."""
+    if not group:
+        return "missing (no results)"
+    if not clean:
+        return "excluded (see audit)"
+    if set(row.top1_by_seed) != set(row.expected_seeds):
+        return f"incomplete ({len(row.top1_by_seed)}/{len(row.expected_seeds)} seeds)"
+    if row_issues:
+        return "ok (see audit)"
+    return "ok"
+
+
+def dense_row(frame: BoardFrame, agreed: dict[int, tuple[str, float]]) -> Row:
+    """The row of the dense base models: each seed's agreed checkpoint's test top-1."""
     dense_acc = {s: acc for s, (_, acc) in sorted(agreed.items())}
     dense_est = estimate(list(dense_acc.values()))
-    dense_row = Row(
-        protocol=name,
-        setup_hash=setup,
-        protocol_hashes=hashes,
-        mixed_protocols=mixed,
+    low, high, cut = clipped(dense_est.low, dense_est.high, 0.0, 1.0)
+    return Row(
+        protocol=frame.protocol,
+        setup_hash=frame.setup,
+        protocol_hashes=frame.hashes,
+        mixed_protocols=frame.mixed,
         kind="dense",
         method="dense base model",
         n_seeds=dense_est.n,
         seeds=sorted(dense_acc),
-        expected_seeds=expected_seeds,
-        missing_seeds=[s for s in expected_seeds if s not in dense_acc],
+        expected_seeds=frame.expected_seeds,
+        missing_seeds=[s for s in frame.expected_seeds if s not in dense_acc],
         top1_mean=dense_est.mean,
         top1_std=dense_est.std,
-        top1_ci_low=clipped(dense_est.low, dense_est.high, 0.0, 1.0)[0],
-        top1_ci_high=clipped(dense_est.low, dense_est.high, 0.0, 1.0)[1],
-        top1_ci_clipped=clipped(dense_est.low, dense_est.high, 0.0, 1.0)[2],
+        top1_ci_low=low,
+        top1_ci_high=high,
+        top1_ci_clipped=cut,
         dense_top1_mean=dense_est.mean,
         achieved_sparsity_mean=0.0,
         status="ok" if dense_acc else "missing (no results)",
     )
-    rows.sort(key=lambda r: (r.sparsity_target, r.rank is None, r.rank or 0, -(r.top1_mean or 0.0), r.method))
+
+
+def board_notes(rows: list[Row], hashes: list[str], mixed: bool) -> list[str]:
+    """The notes under a board, from its method rows: what is not ranked, cut intervals, where speedups were
+    measured, mixed protocols."""
     notes = []
     few = sorted({r.n_seeds for r in rows if r.kind == "method" and r.unranked_why and 0 < r.n_seeds < MIN_SEEDS})
     if few:
@@ -424,20 +423,7 @@ def build_board(
             f"protocol hashes {', '.join(h[:10] for h in hashes)} differ only in their method lists; their "
             "results share one setup and are ranked together"
         )
-    return Leaderboard(
-        protocol=name,
-        setup_hash=setup,
-        protocol_hashes=hashes,
-        mixed=mixed,
-        expected_seeds=expected_seeds,
-        rows=[dense_row, *rows],
-        issues=issues,
-        notes=notes,
-        dense_checkpoints={s: sha for s, (sha, _) in sorted(agreed.items())},
-        machines=sorted({machine(e.record) for e in entries}),
-        resolution=resolution,
-        degenerate=degenerate,
-    )
+    return notes
 
 
 def test_resolution(entries: Iterable[Entry]) -> tuple[float | None, float | None]:

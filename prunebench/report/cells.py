@@ -4,8 +4,9 @@ shows these, and the boards of retraining variants and the swap test format thei
 from __future__ import annotations
 
 from prunebench.report.audit import Issue
-from prunebench.report.board import Leaderboard, Row
+from prunebench.report.board import Leaderboard
 from prunebench.report.efficiency import speedup_cell, speedup_compact
+from prunebench.report.row import Row
 from prunebench.report.stats import ALPHA, MIN_SEEDS
 
 TIED_DEFINITION = (

@@ -34,9 +34,10 @@ from rich.table import Table
 
 from prunebench.errors import ResultsError
 from prunebench.report.audit import Issue
-from prunebench.report.board import Comparison, Leaderboard, Row
+from prunebench.report.board import Comparison, Leaderboard
 from prunebench.report.compare import compare
 from prunebench.report.load import ProtocolIndex, ProtocolInfo, describe_differences
+from prunebench.report.row import Row
 from prunebench.report.stats import MIN_SEEDS
 from prunebench.results import load_records
 

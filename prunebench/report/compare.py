@@ -9,10 +9,10 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from prunebench.errors import ResultsError
-from prunebench.fairness import EPS
-from prunebench.report.audit import Entry, target_of
+from prunebench.report.audit import Entry, same_target, target_of
 from prunebench.report.between import add_between_variants
 from prunebench.report.board import Comparison, build_board
+from prunebench.report.filters import passes_filters
 from prunebench.report.load import ProtocolIndex, ProtocolInfo, describe_differences
 from prunebench.report.variants import variant_boards
 from prunebench.results import Loaded
@@ -51,17 +51,7 @@ def _compare(
     against: str | None = None,
 ) -> Comparison:
     check_filters(loaded, protocols, methods, sparsities)
-    selected: list[Entry] = []
-    for item in loaded:
-        r = item.record
-        if protocols and r.protocol.name not in protocols:
-            continue
-        if methods and r.method.label not in methods:
-            continue
-        entry = Entry(item.path, r, index.info(r.protocol, item.path), target_of(r))
-        if sparsities and not (entry.target is not None and any(abs(entry.target - s) < EPS for s in sparsities)):
-            continue
-        selected.append(entry)
+    selected = _filtered_entries(loaded, protocols, methods, sparsities, index)
     groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
     infos_by_name: dict[str, dict[str, ProtocolInfo]] = defaultdict(dict)
     for entry in selected:  # a second pass: every protocol.json has been seen by now
@@ -114,6 +104,26 @@ def _compare(
     return Comparison(boards=boards, notices=notices, files=len(loaded))
 
 
+def _filtered_entries(
+    loaded: Sequence[Loaded],
+    protocols: Sequence[str] | None,
+    methods: Sequence[str] | None,
+    sparsities: Sequence[float] | None,
+    index: ProtocolIndex,
+) -> list[Entry]:
+    """The entries of the records the filters keep."""
+    selected: list[Entry] = []
+    for item in loaded:
+        r = item.record
+        if not passes_filters(r, protocols=protocols, methods=methods):
+            continue
+        # The index sees the protocol.json of a record --sparsities leaves out too: it may place a copied record.
+        info = index.info(r.protocol, item.path)
+        if passes_filters(r, sparsities=sparsities):
+            selected.append(Entry(item.path, r, info, target_of(r)))
+    return selected
+
+
 def check_filters(
     loaded: Sequence[Loaded],
     protocols: Sequence[str] | None,
@@ -136,7 +146,7 @@ def check_filters(
                 )
     targets = sorted({t for t in (target_of(x.record) for x in loaded) if t is not None})
     for value in sparsities or ():
-        if not any(abs(value - t) < EPS for t in targets):
+        if not any(same_target(value, t) for t in targets):
             raise ResultsError(
                 f"--sparsities {value:g}: no result has it (the results have: {', '.join(f'{t:g}' for t in targets)})"
             )

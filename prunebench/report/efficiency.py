@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+from prunebench.report.row import Row
 from prunebench.results import EfficiencyRecord, ModelEfficiency, ResultSummary
-
-if TYPE_CHECKING:
-    from prunebench.report.board import Row
-
 
 # Said plainly in the cell: a speedup near 1.0 on dense kernels is the measurement, not a failure.
 KERNELS = {"dense": "dense kernels", "compacted": "compacted", "semi_structured": "2:4 sparse kernels"}

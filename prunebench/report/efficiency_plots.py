@@ -16,9 +16,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from prunebench.errors import ResultsError
-from prunebench.report.board import Comparison, Row
+from prunebench.report.board import Comparison
 from prunebench.report.figures import check_figure_path, save_figure
 from prunebench.report.plots import board_title, styles
+from prunebench.report.row import Row
 
 PLAIN = FuncFormatter(lambda value, _: f"{value:.3g}")  # 0.4, 2, 3: not 4x10^-1
 Point = tuple[float, float, float, float, float]  # latency ms, top-1 %, FLOPs reduction x, speedup, sparsity

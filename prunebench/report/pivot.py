@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from rich.markup import escape
 from rich.table import Table
 
-from prunebench.report.board import Leaderboard, Row
+from prunebench.report.board import Leaderboard
 from prunebench.report.cells import latex_escape
+from prunebench.report.row import Row
 from prunebench.report.stats import ALPHA, MIN_SEEDS
 
 

@@ -15,10 +15,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from prunebench.errors import ResultsError
-from prunebench.fairness import EPS
 from prunebench.report.audit import target_of
 from prunebench.report.board import Comparison, Leaderboard
 from prunebench.report.figures import check_figure_path, save_figure
+from prunebench.report.filters import passes_filters
 from prunebench.results import EpochRecord, Loaded, ResultRecord
 
 CURVE_METRICS = ("val_top1", "train_loss", "train_top1", "val_loss", "test_top1", "lr", "sparsity")
@@ -163,13 +163,9 @@ def plot_curves(
         r = item.record
         if not isinstance(r, ResultRecord) or not r.curves:
             continue
-        if protocols and r.protocol.name not in protocols:
-            continue
-        if methods and r.method.label not in methods:
+        if not passes_filters(r, protocols=protocols, methods=methods, sparsities=sparsities):
             continue
         target = target_of(r)
-        if sparsities and not (target is not None and any(abs(target - s) < EPS for s in sparsities)):
-            continue
         names.add(r.protocol.name)
         key = f"{r.method.label} @ {target:g}" if target is not None else r.method.label
         curves: list[EpochRecord] = [c for c in r.curves if c.stage in stages]

@@ -10,9 +10,9 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from prunebench.errors import ResultsError
-from prunebench.fairness import EPS
 from prunebench.report.audit import target_of
 from prunebench.report.figures import check_figure_path, save_figure
+from prunebench.report.filters import passes_filters
 from prunebench.results import EpochRecord, Loaded, ResultRecord, ResultSummary
 
 # ---- the science figures: shedding curves, weight-correlation bars, retraining-LR sweeps ----------
@@ -29,10 +29,6 @@ SWEEP_LABELS = {
 }
 
 
-def _variant_name(r: ResultSummary) -> str:
-    return r.variant.name if r.variant is not None else "protocol"
-
-
 def _selected(
     loaded: Sequence[Loaded],
     protocols: Sequence[str] | None,
@@ -46,16 +42,8 @@ def _selected(
         r = item.record
         if not isinstance(r, ResultSummary) or r.status == "failed" or r.metrics is None:
             continue
-        if protocols and r.protocol.name not in protocols:
-            continue
-        if methods and r.method.label not in methods:
-            continue
-        target = target_of(r)
-        if sparsities and not (target is not None and any(abs(target - s) < EPS for s in sparsities)):
-            continue
-        if variants and _variant_name(r) not in variants:
-            continue
-        out.append(r)
+        if passes_filters(r, protocols=protocols, methods=methods, sparsities=sparsities, variants=variants):
+            out.append(r)
     return out
 
 

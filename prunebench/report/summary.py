@@ -3,45 +3,55 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.console import Group
 from rich.table import Table
 
+from prunebench.protocol import Protocol
 from prunebench.results import ResultFileWarning, load_records
 
-if TYPE_CHECKING:
-    from prunebench.run import Job, Runner
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One job of a run's plan as the plan table shows it: what it runs, and what the run will do with it
+    (`status`: pending, done, failed, corrupt, or "re-run (--force)"), and its result file."""
+
+    method: str  # the method's label
+    variant: str | None  # its retraining variant (None: the protocol's own recipe)
+    sparsity: float
+    seed: int
+    status: str
+    path: Path
 
 
-def plan_table(runner: Runner, jobs: list[Job]) -> Table:
-    p = runner.protocol
-    seeds = sorted({j.seed for j in jobs})
-    cached = {s: runner.cache.has(s) for s in seeds}
+def plan_table(protocol: Protocol, rows: Sequence[PlanRow], run_dir: Path, dense_cached: Mapping[int, bool]) -> Table:
+    """The plan of a run into `run_dir`: one line per job, and a caption with each seed's dense base model (cached,
+    per `dense_cached`, or to train) and the protocol's training budget."""
+    seeds = sorted({r.seed for r in rows})
+    dense = ", ".join(f"seed {s} " + ("cached" if dense_cached[s] else "to train") for s in seeds)
     table = Table(
-        title=f"Plan of {p.name} (hash {p.hash[:10]}, setup {p.comparison}) -> {runner.run_dir}",
-        caption=(
-            f"dense base models: {', '.join(f'seed {s} ' + ('cached' if cached[s] else 'to train') for s in seeds)}; "
-            f"base {p.base.epochs} epochs, pruning budget {p.budget.pruning_epochs:g} epochs, "
-            f"retraining {p.retrain.epochs} epochs ({p.retrain.optimizer.name} lr {p.retrain.optimizer.lr:g}, "
-            f"{p.retrain.schedule.name})"
-            + (f"; retraining variants: {', '.join(p.variant_plan().names)}" if p.variant_plan() else "")
-        ),
+        title=f"Plan of {protocol.name} (hash {protocol.hash[:10]}, setup {protocol.comparison}) -> {run_dir}",
+        caption=f"dense base models: {dense}; {_budget(protocol)}",
     )
     for col in ("job", "method", "sparsity", "seed", "status", "result file"):
         table.add_column(col)
-    for i, job in enumerate(jobs):
-        status = "re-run (--force)" if runner.force and runner.status_of(job) != "pending" else runner.status_of(job)
-        table.add_row(
-            str(i + 1),
-            job.method_key if job.variant is None else f"{job.method_key} @ {job.variant}",
-            f"{job.sparsity:g}",
-            str(job.seed),
-            status,
-            str(job.path(runner.run_dir)),
-        )
+    for i, row in enumerate(rows):
+        method = row.method if row.variant is None else f"{row.method} @ {row.variant}"
+        table.add_row(str(i + 1), method, f"{row.sparsity:g}", str(row.seed), row.status, str(row.path))
     return table
+
+
+def _budget(p: Protocol) -> str:
+    """The training a protocol grants, for the plan's caption."""
+    return (
+        f"base {p.base.epochs} epochs, pruning budget {p.budget.pruning_epochs:g} epochs, "
+        f"retraining {p.retrain.epochs} epochs ({p.retrain.optimizer.name} lr {p.retrain.optimizer.lr:g}, "
+        f"{p.retrain.schedule.name})"
+        + (f"; retraining variants: {', '.join(p.variant_plan().names)}" if p.variant_plan() else "")
+    )
 
 
 def run_summary(run_dir: Path) -> Group:

@@ -19,9 +19,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from prunebench.fairness import EPS
 from prunebench.report.audit import Entry, same_target, target_of
 from prunebench.report.cells import interval, signed_pp
+from prunebench.report.filters import passes_filters
 from prunebench.report.load import ProtocolIndex
 from prunebench.report.render.markdown import md_escape
 from prunebench.report.stats import CONFIDENCE, Paired, paired_difference
@@ -167,12 +167,8 @@ def swap_report(
     entries = []
     for item in loaded:
         r = item.record
-        if protocols and r.protocol.name not in protocols:
-            continue
-        t = target_of(r)
-        if sparsities and not (t is not None and any(abs(t - s) < EPS for s in sparsities)):
-            continue
-        entries.append(Entry(item.path, r, index.info(r.protocol, item.path), t))
+        if passes_filters(r, protocols=protocols, sparsities=sparsities):
+            entries.append(Entry(item.path, r, index.info(r.protocol, item.path), target_of(r)))
     groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
     for e in entries:  # a second pass: every protocol.json has been seen by now
         e.info = index.resolve(e.info)
@@ -230,6 +226,7 @@ def _usable(records: Sequence[Any], what: str, excluded: list[str]) -> dict[int,
 
 
 # ---- rendering ---------------------------------------------------------------------------------------
+SWAP_FORMATS = ("rich", "markdown", "json")  # what swap_render writes
 SWAP_CAPTION = (
     "Swap test (Wang et al. 2023, §5). Differences A - B in test top-1 percentage points, paired by seed over the "
     "seeds where all four runs (A+FT_A, B+FT_A, A+FT_B, B+FT_B) exist and share one dense checkpoint, with their "
@@ -317,6 +314,7 @@ def swap_table(report: SwapReport) -> Table:
 
 
 def swap_render(report: SwapReport, fmt: str, width: int = 220) -> str:
+    """The swap report in one of SWAP_FORMATS (anything else: the terminal's table)."""
     if fmt == "json":
         return swap_json(report)
     if fmt == "markdown":

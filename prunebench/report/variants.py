@@ -17,7 +17,7 @@ from typing import Any
 from prunebench.protocol import VariantPlan, content_hash, plan_from_content
 from prunebench.report.audit import Entry, same_target
 from prunebench.report.board import Leaderboard, build_board
-from prunebench.report.selection import SELECTION_RULE, Selection, select, validation_accuracies
+from prunebench.report.recipe_selection import SELECTION_RULE, Selection, select, validation_accuracies
 
 
 def group_plan(group: Sequence[Entry]) -> VariantPlan | None:

@@ -14,7 +14,7 @@ import pytest
 from prunebench.fairness import audit_budget
 from prunebench.protocol import PROTOCOL, parse_protocol, stretch_budget
 from prunebench.report import Comparison, Leaderboard, compare
-from prunebench.report.selection import select, validation_accuracies
+from prunebench.report.recipe_selection import select, validation_accuracies
 from prunebench.results import Ledger, Metrics, ResultRecord, StageLedger, load_records, load_result
 from prunebench.run import Runner, plan
 from prunebench.testing import MINIMAL

@@ -100,6 +100,19 @@ def test_the_swap_report_of_a_real_run(swap_run: Path, cli: Callable[..., object
     assert cli("swap", swap_run.parent.parent / "nothing-here").code == 2  # type: ignore[attr-defined]
 
 
+def test_swap_writes_no_file_in_a_format_it_does_not_have(
+    swap_run: Path, tmp_path: Path, cli: Callable[..., object]
+) -> None:
+    """`swap -o board.csv` is one error line naming --output, as `compare -o board.xlsx` is; nothing is written."""
+    for name in ("board.csv", "board.html", "board.xlsx"):
+        refused = cli("swap", swap_run, "-o", tmp_path / name)
+        err = refused.err  # type: ignore[attr-defined]
+        assert refused.code == 2 and err.startswith(f"error: --output {tmp_path / name}: "), err  # type: ignore[attr-defined]
+        assert len(err.splitlines()) == 1 and not (tmp_path / name).exists()
+    written = cli("swap", swap_run, "-o", tmp_path / "board.md")
+    assert written.code == 0 and (tmp_path / "board.md").read_text().startswith("| protocol |")  # type: ignore[attr-defined]
+
+
 # ---- the verdicts, by hand --------------------------------------------------------------------------
 def runs(a_fa: list[float], b_fa: list[float], a_fb: list[float], b_fb: list[float], sha: str = "c") -> dict:
     return {

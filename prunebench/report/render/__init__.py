@@ -4,35 +4,18 @@ latex, html."""
 from __future__ import annotations
 
 import io
-from pathlib import Path
-from typing import Literal
 
 from rich.console import Console
 
 from prunebench.errors import ResultsError
 from prunebench.report.board import Comparison
 from prunebench.report.figures import FIGURE_SUFFIXES, check_figure_path
+from prunebench.report.formats import FORMATS, SUFFIX_FORMATS, Format, format_for
 from prunebench.report.render.html import to_html
 from prunebench.report.render.latex import to_latex
 from prunebench.report.render.markdown import to_markdown
 from prunebench.report.render.tabular import to_csv, to_json
 from prunebench.report.render.terminal import rich_tables, to_rich_text
-
-FORMATS = ("rich", "markdown", "csv", "json", "latex", "html")
-Format = Literal["rich", "markdown", "csv", "json", "latex", "html"]
-SUFFIX_FORMATS = {
-    ".md": "markdown",
-    ".markdown": "markdown",
-    ".csv": "csv",
-    ".json": "json",
-    ".tex": "latex",
-    ".html": "html",
-    ".htm": "html",
-    ".txt": "rich",
-}
-
-# Audit kinds. Every one keeps its result out of the ranking; a missing seed is a result that is
-
 
 TABLES = ("board", "pivot")
 
@@ -64,24 +47,6 @@ def render(c: Comparison, fmt: str, table: str = "board") -> str:
     if fmt == "rich":
         return to_rich_text(c)
     raise ResultsError(f"--format must be one of {', '.join(FORMATS)} (got {fmt!r})")
-
-
-def format_for(fmt: str | None, output: Path | None) -> str:
-    """The format asked for, else the one the output file's suffix names, else the terminal table. A suffix that
-    names no format is an error (rather than a terminal table in a file called board.xlsx)."""
-    if fmt is not None:
-        if fmt not in FORMATS:
-            raise ResultsError(f"--format must be one of {', '.join(FORMATS)} (got {fmt!r})")
-        return fmt
-    if output is not None and output.suffix:
-        kind = SUFFIX_FORMATS.get(output.suffix.lower())
-        if kind is None:
-            raise ResultsError(
-                f"--output {output}: {output.suffix} names no format prunebench writes ({', '.join(SUFFIX_FORMATS)}); "
-                "pass --format to choose one"
-            )
-        return kind
-    return "rich"
 
 
 __all__ = [

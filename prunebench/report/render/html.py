@@ -15,8 +15,9 @@ from dataclasses import replace
 
 import prunebench
 from prunebench.errors import ResultsError
-from prunebench.report.board import Comparison, Leaderboard, Row
+from prunebench.report.board import Comparison, Leaderboard
 from prunebench.report.cells import AUDIT_HEADERS, CAPTION, HUMAN_HEADERS, audit_cells, human_cells, pick, shown
+from prunebench.report.row import Row
 
 NUMBER = re.compile(r"^[=~]?\s*([+-]?\d+(?:\.\d+)?)")
 

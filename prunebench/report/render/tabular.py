@@ -10,8 +10,9 @@ from dataclasses import asdict
 from typing import Any
 
 from prunebench.report.audit import AUDIT_KINDS
-from prunebench.report.board import COLUMNS, Comparison, Row
+from prunebench.report.board import Comparison
 from prunebench.report.cells import CAPTION, TIED_DEFINITION
+from prunebench.report.row import COLUMNS, Row
 from prunebench.report.stats import CONFIDENCE
 
 

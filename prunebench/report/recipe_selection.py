@@ -1,6 +1,7 @@
 """Selection of a retraining recipe on the validation split: the rule of the validation-selected boards.
 
-Only validation accuracies reach `select`: the test split cannot influence the choice.
+Only validation accuracies reach `select`: the test split cannot influence the choice. (The selection of data,
+class-balanced subsets and the validation split, is prunebench.data.selection.)
 """
 
 from __future__ import annotations
