@@ -8,7 +8,6 @@ and the grid goes on.
 
 from __future__ import annotations
 
-import functools
 import time
 import warnings
 from datetime import datetime, timezone
@@ -16,11 +15,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from prunebench.engine import TRAINER_VERSION, Analyses
+from prunebench.engine import Analyses
 from prunebench.errors import JobFailed, one_line
 from prunebench.fairness import audit_budget, off_target
 from prunebench.methods import Taxonomy
-from prunebench.protocol import TrainingSpec, content_hash
+from prunebench.protocol import TrainingSpec
 from prunebench.results import (
     BaseModelRecord,
     EpochRecord,
@@ -35,10 +34,11 @@ from prunebench.run.dense import weights_sha256
 from prunebench.run.job.environment import JobEnvironment
 from prunebench.run.job.record import retraining_record, variant_record
 from prunebench.run.job.reports import JobReports
+from prunebench.run.job.resume import ReportLog, checkpoint_key
 from prunebench.run.jobs import Job
 from prunebench.run.measurement import Measured
 from prunebench.run.ranks import job_group
-from prunebench.run.sandbox import BadMessage, ChildFailed, Environment, JobTask, Limits, Message, MethodInfo, run_job
+from prunebench.run.sandbox import ChildFailed, Environment, JobTask, Limits, Message, MethodInfo, run_job
 from prunebench.run.sandbox.inprocess import run_job_in_process
 
 
@@ -84,7 +84,12 @@ class JobRun:
         self.base = self.env.base
         self.ledger.base = self.base.ledger
         self.measurer = self.env.measurer
-        self.reports = self._new_reports()
+        self.log = ReportLog(checkpoint_key(self.env, self.job, self.info), self.env, self.job, self._new_reports)
+
+    @property
+    def reports(self) -> JobReports:
+        """How the runner counted the job process's reports (prunebench.run.job.reports)."""
+        return self.log.reports
 
     def _new_reports(self) -> JobReports:
         env, p = self.env, self.protocol
@@ -109,7 +114,7 @@ class JobRun:
             data=env.job_data,
             states=env.base_states,
             snapshots=self.protocol.evaluation.test_curves or self.analyses.per_epoch,
-            resume=self._resume(),
+            resume=self.log.resume(),
             group=job_group(env.device),
             limit=env.limit,
         )
@@ -120,9 +125,9 @@ class JobRun:
         )
         try:
             if env.in_process:  # for a debugger: the records say so and are never ranked
-                result = run_job_in_process(task, self._on_message, limits.max_message)
+                result = run_job_in_process(task, self.log.on_message, limits.max_message)
             else:
-                result = run_job(task, self._on_message, limits)
+                result = run_job(task, self.log.on_message, limits)
         except ChildFailed as exc:
             raise JobFailed(str(exc)) from None
         self.curves = self.reports.curves
@@ -130,56 +135,6 @@ class JobRun:
         if result.kind == "failed":
             raise JobFailed(str(result.header.get("reason", "the job failed"))[:5000])
         self._take_result(result)
-
-    # ---- checkpoints: a job killed while it retrains goes on from its last epoch ---------------------------
-    @property
-    def progress_key(self) -> str:
-        """What the job's checkpoints are kept under: the protocol, the job, its dense model, the method."""
-        what = {
-            "protocol": self.env.protocol.hash,
-            "job": self.job.id,
-            "base": self.base.sha256,
-            "method": self.info.model_dump(mode="json"),
-            "trainer": TRAINER_VERSION,
-        }
-        return f"job-{content_hash(what)[:32]}"
-
-    def _resume(self) -> tuple[dict[str, Any], bytes] | None:
-        """The checkpoint an interrupted run of this job left: its reports are counted again (quietly), and what
-        the job process needs to go on is handed to it."""
-        self.messages: list[dict[str, Any]] = []
-        saved = self.env.checkpoints.load(self.progress_key)
-        self.env.checkpoints.finished(self.progress_key)
-        if saved is None:
-            return None
-        on_epoch, self.reports.on_epoch = self.reports.on_epoch, lambda *args: None
-        try:
-            for m in saved["messages"]:
-                self.reports.on_message(Message(m["kind"], m["header"], m["tensors"]))
-        except (BadMessage, KeyError, TypeError):
-            warnings.warn(
-                f"{self.job.id}: its checkpoint's reports cannot be read; starting the job over", stacklevel=2
-            )
-            self.reports = self._new_reports()
-            return None
-        finally:
-            self.reports.on_epoch = on_epoch
-        self.messages = list(saved["messages"])
-        header = saved["child"]["header"]
-        self.env.events.job_resumed(self.job, int(header.get("epochs_done", 0)))
-        return header, saved["child"]["state"].numpy().tobytes()
-
-    def _on_message(self, message: Message) -> None:
-        if message.kind == "checkpoint":
-            blob = message.tensors.get("state", {}).get("blob")
-            if blob is None:
-                raise BadMessage("a checkpoint without its state")
-            payload = {"messages": self.messages, "child": {"header": message.header, "state": blob}}
-            key, checkpoints = self.progress_key, self.env.checkpoints
-            self.env.writer.write(checkpoints.path(key), functools.partial(checkpoints.save, key, payload))
-            return
-        self.reports.on_message(message)
-        self.messages.append({"kind": message.kind, "header": message.header, "tensors": message.tensors})
 
     def _take_result(self, result: Message) -> None:
         header = result.header
