@@ -162,8 +162,14 @@ def run(
         leave_runners()
         return
     progress = RunProgress(out, len(execution.jobs))
-    kept = _interrupts_end_the_run(runner.run_dir, lambda: len(runner.completed), "the job in flight was not written")
-    with kept, progress.live():
+
+    def kept() -> str:
+        finished = len(runner.completed)
+        return (
+            f"the {finished} job(s) this run finished are kept in {runner.run_dir}; the job in flight was not written"
+        )
+
+    with _interrupts_end_the_run(kept), progress.live():
         ran = execution.run(progress.events())
     leave_runners()
     out.print(run_summary(runner.run_dir))
@@ -177,17 +183,15 @@ def _tuple(values: list[Any] | None) -> tuple[Any, ...] | None:
 
 
 @contextmanager
-def _interrupts_end_the_run(run_dir: Path, finished: Callable[[], int], in_flight: str) -> Iterator[None]:
-    """Ctrl-C, SIGTERM or SIGUSR1: one line saying what is kept, and the signal's exit code."""
+def _interrupts_end_the_run(kept: str | Callable[[], str]) -> Iterator[None]:
+    """Ctrl-C, SIGTERM or SIGUSR1: one line saying what is kept (`kept`, or what it returns then), and the
+    signal's exit code."""
     try:
         with terminations_interrupt():
             yield
     except (KeyboardInterrupt, Interrupted) as exc:
         name, code = (exc.signal_name, exc.exit_code) if isinstance(exc, Interrupted) else ("SIGINT", 130)
-        say(
-            f"interrupted by {name}: the {finished()} job(s) this run finished are kept in {run_dir}; {in_flight}. "
-            "Run the same command again to resume."
-        )
+        say(f"interrupted by {name}: {kept() if callable(kept) else kept}. Run the same command again to resume.")
         raise typer.Exit(code) from None
 
 
@@ -228,42 +232,19 @@ def _run_workers(execution: Execution, request: RunRequest, count: int) -> None:
     are and the summary once they are done."""
     from prunebench.report.summary import run_summary
     from prunebench.results import guard_references
-    from prunebench.run.scheduling.workers import start_workers, wait
+    from prunebench.run.scheduling.workers import run_workers
 
-    runner, jobs = execution.runner, execution.jobs
-    guard_references(runner.directory.path.parent, update=request.update_references)
-    logs = runner.run_dir / "workers"
+    run_dir = execution.runner.run_dir
+    guard_references(run_dir.parent, update=request.update_references)
     command = request.argv(threads=False)  # each worker gets its share of the cores
-    workers = start_workers(command, count, logs=logs, device=request.device, threads=request.threads)
-    say(f"{count} workers on {len(jobs)} job(s); their output is in {logs}/")
-    seen = -1
-
-    def show() -> None:  # every few seconds
-        nonlocal seen
-        done = sum(job.path(runner.run_dir).exists() for job in jobs)  # not read: the workers need the cores
-        if done != seen:
-            seen = done
-            say(f"{done}/{len(jobs)} job(s) done")
-
-    try:
-        with terminations_interrupt():
-            codes = wait(workers, show, poll_s=2.0)
-    except (KeyboardInterrupt, Interrupted) as exc:
-        name, code = (exc.signal_name, exc.exit_code) if isinstance(exc, Interrupted) else ("SIGINT", 130)
-        say(
-            f"interrupted by {name}: the workers stopped, every job they finished is kept in {runner.run_dir}. "
-            "Run the same command again to resume."
+    with _interrupts_end_the_run(f"the workers stopped, every job they finished is kept in {run_dir}"):
+        outcome = run_workers(
+            command, execution.jobs, run_dir, count, device=request.device, threads=request.threads, say=say
         )
-        raise typer.Exit(code) from None
-    out.print(run_summary(runner.run_dir))
-    failed = [job.id for job in jobs if runner.status_of(job) == "failed"]
-    pending = [job.id for job in jobs if runner.status_of(job) == "pending"]
-    bad = [f"worker {w.index} exited with code {c} (see {w.log})" for w, c in zip(workers, codes, strict=True) if c]
-    for line in bad + [f"{len(failed)} job(s) failed: {', '.join(failed[:5])}"] * bool(failed):
+    out.print(run_summary(run_dir))
+    for line in outcome.problems():
         say(line)
-    if pending:
-        say(f"{len(pending)} job(s) not run: {', '.join(pending[:5])}; run the same command again to resume")
-    if failed or pending or bad:
+    if outcome.problems():
         raise typer.Exit(1)
 
 

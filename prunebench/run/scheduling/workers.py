@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prunebench.errors import PrunebenchError
+from prunebench.run.jobs import Job
 from prunebench.run.provenance import cpu_count
+from prunebench.run.scheduling.state import job_status
 
 
 def visible_gpus() -> int:
@@ -101,3 +103,60 @@ def stop(workers: Sequence[Worker], grace_s: float = 60.0) -> None:
             with contextlib.suppress(OSError):
                 os.killpg(w.process.pid, signal.SIGKILL)
             w.process.wait()
+
+
+@dataclass(frozen=True)
+class WorkersOutcome:
+    """What N local workers left: each one's exit code, and the jobs that failed or were not run."""
+
+    workers: list[Worker]
+    codes: list[int]
+    failed: list[str]
+    pending: list[str]
+
+    def problems(self) -> list[str]:
+        """One line for each thing that went wrong, in the order a user reads them."""
+        codes = zip(self.workers, self.codes, strict=True)
+        lines = [f"worker {w.index} exited with code {c} (see {w.log})" for w, c in codes if c]
+        if self.failed:
+            lines.append(f"{len(self.failed)} job(s) failed: {', '.join(self.failed[:5])}")
+        if self.pending:
+            lines.append(
+                f"{len(self.pending)} job(s) not run: {', '.join(self.pending[:5])}; run the same command again to "
+                "resume"
+            )
+        return lines
+
+
+def run_workers(
+    command: Sequence[str],
+    jobs: Sequence[Job],
+    run_dir: Path,
+    count: int,
+    *,
+    device: str,
+    threads: int | None,
+    say: Callable[[str], None],
+) -> WorkersOutcome:
+    """Start `count` workers on the jobs (`command`: the run's own command line, RunRequest.argv), say how many
+    jobs are done as it changes, and wait for them (interrupts: see `wait`)."""
+    logs = run_dir / "workers"
+    workers = start_workers(command, count, logs=logs, device=device, threads=threads)
+    say(f"{count} workers on {len(jobs)} job(s); their output is in {logs}/")
+    seen = -1
+
+    def show() -> None:  # every few seconds
+        nonlocal seen
+        done = sum(job.path(run_dir).exists() for job in jobs)  # not read: the workers need the cores
+        if done != seen:
+            seen = done
+            say(f"{done}/{len(jobs)} job(s) done")
+
+    codes = wait(workers, show, poll_s=2.0)
+    states = {job.id: job_status(job, run_dir) for job in jobs}
+    return WorkersOutcome(
+        workers,
+        codes,
+        failed=[job_id for job_id, state in states.items() if state == "failed"],
+        pending=[job_id for job_id, state in states.items() if state == "pending"],
+    )
