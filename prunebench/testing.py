@@ -37,6 +37,7 @@ from prunebench.results import (
     RunDirectory,
     SparsityRecord,
     StageLedger,
+    Taxonomy,
     save_result,
 )
 
@@ -141,7 +142,13 @@ def make_record(
             version="1.0",
             source="entry point",
             config=config or {},
-            taxonomy={"when": "after_training", "retraining": "fine_tune"},
+            taxonomy=Taxonomy(
+                when="after_training",
+                granularity="unstructured",
+                scope="global",
+                schedule="one_shot",
+                retraining="fine_tune",
+            ),
             citation="-",
         ),
         seed=seed,

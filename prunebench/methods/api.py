@@ -23,33 +23,18 @@ counts the budget and measures sparsity from the weights.
 from __future__ import annotations
 
 import typing
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
 from prunebench.masks import Masks
+from prunebench.methods.context import PruningContext, StepContext
+from prunebench.results.taxonomy import Taxonomy
 
-if TYPE_CHECKING:
-    from prunebench.methods.context import PruningContext, StepContext
-
-When = Literal["before_training", "during_training", "after_training"]
-Granularity = Literal["unstructured", "filter", "n:m"]
-Regime = Literal["fine_tune", "weight_rewinding", "lr_rewinding", "scratch"]
+# The taxonomy (`Taxonomy` and its vocabulary) is declared once, in prunebench.results.taxonomy: the result
+# record keeps it too. A method imports it from prunebench.methods.
 HookStage = Literal["pruning", "retrain"]
-GRANULARITY_ORDER = {"unstructured": 0, "n:m": 1, "filter": 2}  # finer to coarser
-
-
-class Taxonomy(BaseModel):
-    """Where a method stands among pruning methods (Blalock et al. 2020; Wang et al. 2023). `retraining` is
-    the method's retraining regime: the one place it is stated."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    when: When
-    granularity: Granularity
-    scope: Literal["global", "layerwise"]
-    schedule: Literal["one_shot", "iterative", "gradual"]
-    retraining: Regime
 
 
 class MethodConfig(BaseModel):

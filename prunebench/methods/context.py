@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from prunebench.masks import Masks, masks_from_scores
 from prunebench.protocol import BudgetSpec, PruningSpec
+from prunebench.results.taxonomy import Regime, Scope
 
 if TYPE_CHECKING:
-    from prunebench.methods.api import Regime
     from prunebench.protocol import TrainingSpec
 
 
@@ -117,9 +117,7 @@ class PruningContext:
         Pass backward=True when the method backpropagates through them (it costs 3x the FLOPs)."""
         return self._engine.scoring_batches(num_examples, backward=backward)
 
-    def masks_from_scores(
-        self, scores: dict[str, Tensor], *, scope: Literal["global", "layerwise"], sparsity: float | None = None
-    ) -> Masks:
+    def masks_from_scores(self, scores: dict[str, Tensor], *, scope: Scope, sparsity: float | None = None) -> Masks:
         """Keep the highest scores so that exactly the target sparsity is reached; weights already
         pruned stay pruned."""
         return masks_from_scores(

@@ -3,12 +3,16 @@ recipe each retraining regime runs under a protocol."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, model_validator
 
 from prunebench.protocol.base import MAX_BATCH, MAX_EPOCHS, MAX_ITEMS, StrictModel
 from prunebench.protocol.identity import HASHED_WHEN_SET, NOT_HASHED
+from prunebench.results.taxonomy import Regime
+
+# The recipes a retraining regime can run: the protocol's `retrain`, or base training's tail (see below).
+RecipeName = Literal["retrain", "base_tail"]
 
 
 class OptimizerSpec(StrictModel):
@@ -150,12 +154,14 @@ class BaseSpec(TrainingSpec):
 
 # The training recipe each retraining regime runs. It is derived from the protocol, so the protocol
 # (not the method) controls it; the result records the recipe's name and the budget audit judges it.
-RETRAINING_RECIPES: dict[str, str] = {
+RETRAINING_RECIPES: dict[Regime, RecipeName] = {
     "fine_tune": "retrain",  # the protocol's retraining recipe, from the pruned weights
     "weight_rewinding": "retrain",  # the same recipe, from the weights saved at pruning.rewind_epoch
     "scratch": "retrain",  # the same recipe, from a fresh initialization
     "lr_rewinding": "base_tail",  # base training's recipe over its last epochs (Renda et al. 2020)
 }
+if set(RETRAINING_RECIPES) != set(get_args(Regime)):  # a regime added to the taxonomy needs its recipe here
+    raise ImportError(f"RETRAINING_RECIPES covers {sorted(RETRAINING_RECIPES)}, not every Regime {get_args(Regime)}")
 
 
 def retraining_recipe(
