@@ -2,6 +2,8 @@
 
 - `api`: `Method` (generic in its `MethodConfig`) and the hooks the engine calls.
 - `context`: `PruningContext` (what `prune` gets) and `StepContext` (what training hooks get).
+- `access`: `PruningAccess` and `StepAccess`, what those contexts may ask of the engine (typing.Protocols that
+  the engine's adapters, prunebench.engine.access, implement).
 - `registry`: finding a method by registered name, `package.module:Class` or `path/to/file.py:Class`.
 
 `Masks` and `masks_from_scores` (prunebench.masks), and `Taxonomy` with its vocabulary (prunebench.results.taxonomy,
@@ -10,6 +12,7 @@ needs from here.
 """
 
 from prunebench.masks import Masks, masks_from_scores
+from prunebench.methods.access import PruningAccess, SavedState, StepAccess
 from prunebench.methods.api import HookStage, Method, MethodConfig
 from prunebench.methods.context import PruningContext, StepContext
 from prunebench.methods.registry import (
@@ -36,10 +39,13 @@ __all__ = [
     "Method",
     "MethodConfig",
     "PluginWarning",
+    "PruningAccess",
     "PruningContext",
     "Regime",
+    "SavedState",
     "Schedule",
     "Scope",
+    "StepAccess",
     "StepContext",
     "Taxonomy",
     "When",
