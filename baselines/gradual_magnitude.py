@@ -83,11 +83,11 @@ class GradualMagnitude(Method[GradualMagnitudeConfig]):
         schedule="gradual",
         retraining="fine_tune",
     )
+    taxonomy_from_config = {"scope": "scope"}
     hook_stages = ("pruning",)  # it prunes while it trains in its own pruning stage; retraining keeps the mask
 
     def __init__(self, config: GradualMagnitudeConfig | None = None) -> None:
         super().__init__(config)
-        self.taxonomy = self.taxonomy.model_copy(update={"scope": self.config.scope})
         # Per job: set by prune() for the hooks of its pruning stage, cleared when it ends.
         self._active = False
         self._target = 0.0

@@ -86,10 +86,7 @@ class LotteryTicket(Method[IterativeConfig]):
         schedule="iterative",
         retraining="weight_rewinding",
     )
-
-    def __init__(self, config: IterativeConfig | None = None) -> None:
-        super().__init__(config)
-        self.taxonomy = self.taxonomy.model_copy(update={"scope": self.config.scope})
+    taxonomy_from_config = {"scope": "scope"}  # so do lr_rewinding and imp_fine_tune, which inherit it
 
     def prune(self, ctx: PruningContext) -> Masks:
         cfg = self.config

@@ -179,10 +179,7 @@ class L1FilterPruning(Method[L1FilterPruningConfig]):
         schedule="one_shot",
         retraining="fine_tune",
     )
-
-    def __init__(self, config: L1FilterPruningConfig | None = None) -> None:
-        super().__init__(config)
-        self.taxonomy = self.taxonomy.model_copy(update={"scope": self.config.scope})
+    taxonomy_from_config = {"scope": "scope"}
 
     def prune(self, ctx: PruningContext) -> Masks:
         weights = ctx.weights()

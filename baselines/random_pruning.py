@@ -36,10 +36,7 @@ class RandomPruning(Method[RandomPruningConfig]):
         schedule="one_shot",
         retraining="fine_tune",
     )
-
-    def __init__(self, config: RandomPruningConfig | None = None) -> None:
-        super().__init__(config)
-        self.taxonomy = self.taxonomy.model_copy(update={"scope": self.config.scope})
+    taxonomy_from_config = {"scope": "scope"}
 
     def prune(self, ctx: PruningContext) -> Masks:
         scores = {k: torch.rand(w.shape, generator=ctx.generator).to(w.device) for k, w in ctx.weights().items()}

@@ -37,10 +37,7 @@ class ScratchE(Method[ScratchConfig]):
         schedule="one_shot",
         retraining="scratch",
     )
-
-    def __init__(self, config: ScratchConfig | None = None) -> None:
-        super().__init__(config)
-        self.taxonomy = self.taxonomy.model_copy(update={"scope": self.config.scope})
+    taxonomy_from_config = {"scope": "scope"}
 
     def prune(self, ctx: PruningContext) -> Masks:
         scope = self.config.scope

@@ -13,18 +13,66 @@ engine's seal (prunebench.engine.guard); what its job returns is measured by the
 (prunebench.run.measurement.measure).
 
 This module sits below the protocol models (which take their setup names from here), so it reads
-protocol objects without importing them.
+protocol objects without importing them, not even for their types: `AuditedProtocol`, `AuditedBudget` and
+`AuditedRecipe` name, as typing.Protocols, exactly the fields the rules read, and prunebench.protocol's
+`Protocol`, `BudgetSpec` and `TrainingSpec` have them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from prunebench.results import BudgetRecord, Ledger
 
-if TYPE_CHECKING:
-    from prunebench.protocol import BudgetSpec, TrainingSpec
+
+# ---- what the rules read of a protocol (prunebench.protocol's models, by their shape) -------------------------
+class _Schedule(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class AuditedRecipe(Protocol):
+    """A training recipe as the rules read it (prunebench.protocol.TrainingSpec)."""
+
+    @property
+    def epochs(self) -> int: ...
+    @property
+    def optimizer(self) -> object: ...  # compared as a whole
+    @property
+    def schedule(self) -> _Schedule: ...
+    def model_dump(self, *, exclude: set[str]) -> dict[str, Any]: ...
+
+
+class AuditedBudget(Protocol):
+    """A budget as the audit reads it (prunebench.protocol.BudgetSpec)."""
+
+    @property
+    def pruning_epochs(self) -> float: ...
+    @property
+    def total_epochs(self) -> float | None: ...
+    @property
+    def total_train_flops(self) -> float | None: ...
+
+
+class _Pruning(Protocol):
+    @property
+    def scoring_examples(self) -> int: ...
+
+
+class AuditedProtocol(Protocol):
+    """A protocol as the audit reads it (prunebench.protocol.Protocol; for a retraining variant's job, the
+    protocol with the variant's recipe)."""
+
+    @property
+    def comparison(self) -> str: ...
+    @property
+    def budget(self) -> AuditedBudget: ...
+    @property
+    def retrain(self) -> AuditedRecipe: ...
+    @property
+    def pruning(self) -> _Pruning: ...
+
 
 EPS = 1e-6  # slack of every comparison of measured fractions and epochs
 SETUP_LADDER = ("S1", "S2", "S3.1", "S3.2", "S4.1", "S4.2")
@@ -54,12 +102,12 @@ def off_target(achieved: float, target: float, tolerance: float) -> bool:
     return abs(achieved - target) > tolerance + EPS
 
 
-def recipe_differences(used: TrainingSpec, fixed: TrainingSpec) -> list[str]:
+def recipe_differences(used: AuditedRecipe, fixed: AuditedRecipe) -> list[str]:
     """How a retraining recipe differs from the protocol's apart from its length (optimizer, batch size,
     loss, LR schedule), as `field used (protocol: fixed)`. Schedule fields measured in epochs are compared
     only when the lengths agree: a stretched schedule is the same schedule, its length judged as epochs."""
 
-    def flat(spec: TrainingSpec) -> dict[str, Any]:
+    def flat(spec: AuditedRecipe) -> dict[str, Any]:
         raw = spec.model_dump(exclude={"epochs"})
         out = {f"{group}.{k}": v for group in ("optimizer", "schedule") for k, v in raw.pop(group).items()}
         out.update(raw)
@@ -73,14 +121,14 @@ def recipe_differences(used: TrainingSpec, fixed: TrainingSpec) -> list[str]:
 
 
 def audit_budget(
-    protocol: Any,
-    stated: BudgetSpec | None,
+    protocol: AuditedProtocol,
+    stated: AuditedBudget | None,
     ledger: Ledger,
-    pruning_specs: Sequence[TrainingSpec],
+    pruning_specs: Sequence[AuditedRecipe],
     dense_flops: float,
     train_size: int,
     *,
-    retrain_used: TrainingSpec | None = None,
+    retrain_used: AuditedRecipe | None = None,
     recipe: str = "retrain",
 ) -> BudgetRecord:
     """Check what a job spent (the ledger) against the budget and the comparison setup of `protocol`

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from prunebench.errors import FieldError
 from prunebench.protocol import PrunableSpec
+from prunebench.results.taxonomy import Scope
 
 Masks = dict[str, Tensor]  # parameter name -> bool tensor of the weight's shape, True = kept
 
@@ -61,7 +61,7 @@ def masks_from_scores(
     scores: dict[str, Tensor],
     sparsity: float,
     *,
-    scope: Literal["global", "layerwise"],
+    scope: Scope,
     current: Masks | None = None,
 ) -> Masks:
     """Prune the lowest scores so that exactly round(sparsity * n) weights are pruned (globally, or

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from prunebench.data import DataBundle, load_data
-from prunebench.engine import Engine
+from prunebench.engine import Engine, EnginePruningAccess
 from prunebench.masks import MaskSet, prunable_parameters
 from prunebench.methods import PruningContext
 from prunebench.models import build_model, layer_macs
@@ -37,6 +37,7 @@ from prunebench.results import (
     RunDirectory,
     SparsityRecord,
     StageLedger,
+    Taxonomy,
     save_result,
 )
 
@@ -141,7 +142,13 @@ def make_record(
             version="1.0",
             source="entry point",
             config=config or {},
-            taxonomy={"when": "after_training", "retraining": "fine_tune"},
+            taxonomy=Taxonomy(
+                when="after_training",
+                granularity="unstructured",
+                scope="global",
+                schedule="one_shot",
+                retraining="fine_tune",
+            ),
             citation="-",
         ),
         seed=seed,
@@ -275,7 +282,7 @@ def engine_for(
 def pruning_context(engine: Engine, sparsity: float, *, seed: int = 0, scoring_examples: int = 256) -> PruningContext:
     """The context a method's `prune` gets, on `engine`, at a target sparsity."""
     return PruningContext(
-        engine,
+        EnginePruningAccess(engine),
         target_sparsity=sparsity,
         generator=torch.Generator().manual_seed(seed),
         scoring_examples=scoring_examples,

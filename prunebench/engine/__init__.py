@@ -1,7 +1,9 @@
 """The engine: the one training loop (`loop`), evaluation (`evaluate`), what it reports as it works (`events`),
 the seal on weights while method code runs (`guard`), optimizers and LR schedules (`optim`), seeds (`seeds`), and
-the per-epoch analyses of a job (`analyses`)."""
+the per-epoch analyses of a job (`analyses`), and the adapters through which a method's contexts reach the engine
+(`access`)."""
 
+from prunebench.engine.access import EnginePruningAccess, EngineStepAccess
 from prunebench.engine.analyses import Analyses
 from prunebench.engine.evaluate import Evaluation, evaluate, state_copy
 from prunebench.engine.events import EngineObserver, EpochReport, Snapshot
@@ -16,6 +18,8 @@ __all__ = [
     "Analyses",
     "Engine",
     "EngineObserver",
+    "EnginePruningAccess",
+    "EngineStepAccess",
     "EpochReport",
     "Evaluation",
     "Seal",

@@ -1,24 +1,19 @@
 """The public method API, the one a user's method and every built-in baseline are written against.
 
-- `api`: `Method` (generic in its `MethodConfig`), `Taxonomy`, and the hooks the engine calls.
+- `api`: `Method` (generic in its `MethodConfig`) and the hooks the engine calls.
 - `context`: `PruningContext` (what `prune` gets) and `StepContext` (what training hooks get).
+- `access`: `PruningAccess` and `StepAccess`, what those contexts may ask of the engine (typing.Protocols that
+  the engine's adapters, prunebench.engine.access, implement).
 - `registry`: finding a method by registered name, `package.module:Class` or `path/to/file.py:Class`.
 
-`Masks` and `masks_from_scores` (prunebench.masks) are part of this API: a method imports everything it needs
-from here.
+`Masks` and `masks_from_scores` (prunebench.masks), and `Taxonomy` with its vocabulary (prunebench.results.taxonomy,
+where it is declared because the result record keeps it), are part of this API: a method imports everything it
+needs from here.
 """
 
 from prunebench.masks import Masks, masks_from_scores
-from prunebench.methods.api import (
-    GRANULARITY_ORDER,
-    Granularity,
-    HookStage,
-    Method,
-    MethodConfig,
-    Regime,
-    Taxonomy,
-    When,
-)
+from prunebench.methods.access import PruningAccess, SavedState, StepAccess
+from prunebench.methods.api import HookStage, Method, MethodConfig
 from prunebench.methods.context import PruningContext, StepContext
 from prunebench.methods.registry import (
     ENTRY_POINT_GROUP,
@@ -32,6 +27,7 @@ from prunebench.methods.registry import (
     registered_methods,
     validated_config,
 )
+from prunebench.results.taxonomy import GRANULARITY_ORDER, Granularity, Regime, Schedule, Scope, Taxonomy, When
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -43,8 +39,13 @@ __all__ = [
     "Method",
     "MethodConfig",
     "PluginWarning",
+    "PruningAccess",
     "PruningContext",
     "Regime",
+    "SavedState",
+    "Schedule",
+    "Scope",
+    "StepAccess",
     "StepContext",
     "Taxonomy",
     "When",

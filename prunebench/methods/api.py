@@ -23,33 +23,19 @@ counts the budget and measures sparsity from the weights.
 from __future__ import annotations
 
 import typing
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
 from prunebench.masks import Masks
+from prunebench.methods.context import PruningContext, StepContext
+from prunebench.results.taxonomy import Taxonomy
 
-if TYPE_CHECKING:
-    from prunebench.methods.context import PruningContext, StepContext
-
-When = Literal["before_training", "during_training", "after_training"]
-Granularity = Literal["unstructured", "filter", "n:m"]
-Regime = Literal["fine_tune", "weight_rewinding", "lr_rewinding", "scratch"]
+# The taxonomy (`Taxonomy` and its vocabulary) is declared once, in prunebench.results.taxonomy: the result
+# record keeps it too. A method imports it from prunebench.methods.
 HookStage = Literal["pruning", "retrain"]
-GRANULARITY_ORDER = {"unstructured": 0, "n:m": 1, "filter": 2}  # finer to coarser
-
-
-class Taxonomy(BaseModel):
-    """Where a method stands among pruning methods (Blalock et al. 2020; Wang et al. 2023). `retraining` is
-    the method's retraining regime: the one place it is stated."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    when: When
-    granularity: Granularity
-    scope: Literal["global", "layerwise"]
-    schedule: Literal["one_shot", "iterative", "gradual"]
-    retraining: Regime
 
 
 class MethodConfig(BaseModel):
@@ -64,15 +50,18 @@ C = TypeVar("C", bound=MethodConfig)
 class Method(Generic[C]):
     """Base class of a pruning method. Subclasses set the class attributes and implement `prune`.
 
-    The class's taxonomy is its default; a method whose taxonomy follows its config (a scope
-    hyperparameter, another method it builds on) assigns `self.taxonomy` in `__init__`: the runner
-    and the result record read the instance's. The runner makes a fresh instance for every job, so state
-    kept on `self` never outlives the job."""
+    The class's taxonomy is its default. A method whose taxonomy follows a hyperparameter says so in
+    `taxonomy_from_config` (e.g. `{"scope": "scope"}`), and every instance's taxonomy takes those fields from its
+    config; one whose taxonomy follows something else (another method it builds on) assigns `self.taxonomy` in
+    `__init__`. The runner and the result record read the instance's. The runner makes a fresh instance for every
+    job, so state kept on `self` never outlives the job."""
 
     name: ClassVar[str]
     version: ClassVar[str] = "1.0"
     citation: ClassVar[str] = ""
     taxonomy: Taxonomy  # set on the class; an instance may refine it (see above)
+    # Taxonomy fields that follow a hyperparameter: {taxonomy field: config field}.
+    taxonomy_from_config: ClassVar[Mapping[str, str]] = {}
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     # The training stages whose steps call loss_term, on_step_end and on_epoch_end, and whose optimizer leaves
     # own_parameters out: a method that hooks only its own pruning stage says ("pruning",).
@@ -81,17 +70,27 @@ class Method(Generic[C]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "Config" in cls.__dict__:
-            return
-        for base in getattr(cls, "__orig_bases__", ()):
-            origin = typing.get_origin(base)
-            if isinstance(origin, type) and issubclass(origin, Method):
-                (arg,) = typing.get_args(base)
-                if isinstance(arg, type) and issubclass(arg, MethodConfig):
-                    cls.Config = arg
+        if "Config" not in cls.__dict__:
+            for base in getattr(cls, "__orig_bases__", ()):
+                origin = typing.get_origin(base)
+                if isinstance(origin, type) and issubclass(origin, Method):
+                    (arg,) = typing.get_args(base)
+                    if isinstance(arg, type) and issubclass(arg, MethodConfig):
+                        cls.Config = arg
+        # A misspelled field fails here, where the class is defined, not in its first job.
+        for field, hyperparameter in cls.taxonomy_from_config.items():
+            if field not in Taxonomy.model_fields or hyperparameter not in cls.Config.model_fields:
+                raise TypeError(
+                    f"{cls.__name__}.taxonomy_from_config maps {field!r} to {hyperparameter!r}: the keys are taxonomy "
+                    f"fields ({', '.join(Taxonomy.model_fields)}), the values fields of {cls.Config.__name__}"
+                )
 
     def __init__(self, config: C | None = None) -> None:
         self.config = config if config is not None else self.Config()  # type: ignore[assignment]
+        if self.taxonomy_from_config:
+            follows = {field: getattr(self.config, name) for field, name in self.taxonomy_from_config.items()}
+            # Validated: a hyperparameter's value must be a word of the taxonomy's vocabulary.
+            self.taxonomy = Taxonomy.model_validate({**type(self).taxonomy.model_dump(), **follows})
 
     def prune(self, ctx: PruningContext) -> Masks:
         """Return keep-masks (bool, True = kept) for every prunable weight at ctx.target_sparsity."""

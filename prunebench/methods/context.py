@@ -1,21 +1,26 @@
 """What the engine hands a method: the pruning context (weights, masks, scoring batches, saved states, and
 training through the engine) and the context of a training step. Everything that trains or touches data goes
-through here, so the engine can count it."""
+through here, so the engine can count it.
+
+A context holds no engine: it holds an access object (prunebench.methods.access), whose operations are all the
+contract's way into the engine.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import InitVar, dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import torch
 from torch import Tensor, nn
 
-from prunebench.masks import Masks, masks_from_scores
+from prunebench.masks import Masks, MaskSet, masks_from_scores
+from prunebench.methods.access import PruningAccess, StepAccess
 from prunebench.protocol import BudgetSpec, PruningSpec
+from prunebench.results.taxonomy import Regime, Scope
 
 if TYPE_CHECKING:
-    from prunebench.methods.api import Regime
     from prunebench.protocol import TrainingSpec
 
 
@@ -25,14 +30,15 @@ class PruningContext:
 
     def __init__(
         self,
-        engine: Any,
+        access: PruningAccess,
         *,
         target_sparsity: float,
         generator: torch.Generator,
         scoring_examples: int | None = None,
         budget: BudgetSpec | None = None,
     ) -> None:
-        self._engine = engine
+        """`access`: the engine's side of the contract (prunebench.engine.access.EnginePruningAccess)."""
+        self._access = access
         self.target_sparsity = target_sparsity
         self.generator = generator  # seeded per job: use it for every random choice
         # The protocol's pruning.scoring_examples; its default where a context is built by hand.
@@ -41,20 +47,20 @@ class PruningContext:
 
     @property
     def model(self) -> nn.Module:
-        return self._engine.model
+        return self._access.model
 
     @property
     def device(self) -> torch.device:
-        return self._engine.device
+        return self._access.device
 
     @property
     def num_classes(self) -> int:
-        return self._engine.data.num_classes
+        return self._access.num_classes
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """(channels, height, width) of one example, e.g. for a data-free criterion's synthetic input."""
-        return tuple(self._engine.data.input_shape)  # type: ignore[return-value]
+        return self._access.input_shape
 
     @property
     def scoring_examples(self) -> int:
@@ -75,51 +81,49 @@ class PruningContext:
     @property
     def retrain_epochs(self) -> int:
         """Epochs of the protocol's retraining stage."""
-        return int(self._engine.retrain_spec.epochs) if self._engine.retrain_spec is not None else 0
+        return self._access.retrain_epochs()
 
     def forward_flops(self, *, dense: bool = False) -> float:
         """Forward FLOPs per example of the model under the current masks (or of the dense model)."""
-        return 2.0 * sum(self._engine.all_macs.values()) if dense else float(self._engine.forward_flops)
+        return self._access.forward_flops(dense=dense)
 
     def recipe(self, regime: Regime, epochs: int) -> TrainingSpec:
         """The protocol's training recipe of a retraining regime over `epochs` epochs, e.g. for the rounds
         of an iterative method (fine_tune / weight_rewinding / scratch: the retraining recipe stretched to
         `epochs`; lr_rewinding: the last `epochs` epochs of base training's recipe)."""
-        return self._engine.recipe(regime, epochs)[1]
+        return self._access.recipe(regime, epochs)
 
     def note(self, key: str, value: Any) -> None:
         """Record something about this job in the result (`method.notes`), e.g. how the final mask was
         chosen. Informational: nothing is measured from it."""
-        self._engine.notes[key] = value
+        self._access.note(key, value)
 
     def weights(self) -> dict[str, Tensor]:
         """The prunable weight tensors (parameters, in execution order), by parameter name."""
-        return dict(self._engine.masks.params)
+        return self._access.weights()
 
     def masks(self) -> Masks:
         """A copy of the current keep-masks (True = kept)."""
-        return {k: m.clone() for k, m in self._engine.masks.masks.items()}
+        return self._access.masks()
 
     def layer_macs(self) -> dict[str, int]:
         """Forward multiply-accumulates per example of each prunable weight's layer."""
-        return dict(self._engine.masks.macs)
+        return self._access.layer_macs()
 
     def initial_weights(self) -> dict[str, Tensor]:
         """The model's state at initialization (the base model's seed), for rewinding."""
-        return self._engine.saved_state("init")
+        return self._access.saved_state("init")
 
     def rewind_weights(self) -> dict[str, Tensor]:
         """The model's state at the protocol's rewind epoch of base training."""
-        return self._engine.saved_state("rewind")
+        return self._access.saved_state("rewind")
 
     def batches(self, num_examples: int, *, backward: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
         """Training batches for data-dependent criteria, at most the protocol's scoring budget.
         Pass backward=True when the method backpropagates through them (it costs 3x the FLOPs)."""
-        return self._engine.scoring_batches(num_examples, backward=backward)
+        return self._access.scoring_batches(num_examples, backward=backward)
 
-    def masks_from_scores(
-        self, scores: dict[str, Tensor], *, scope: Literal["global", "layerwise"], sparsity: float | None = None
-    ) -> Masks:
+    def masks_from_scores(self, scores: dict[str, Tensor], *, scope: Scope, sparsity: float | None = None) -> Masks:
         """Keep the highest scores so that exactly the target sparsity is reached; weights already
         pruned stay pruned."""
         return masks_from_scores(
@@ -128,40 +132,80 @@ class PruningContext:
 
     def set_masks(self, masks: Masks) -> None:
         """Apply intermediate masks (iterative methods); the engine validates and enforces them."""
-        self._engine.set_masks(masks)
+        self._access.set_masks(masks)
 
     def load_weights(self, state: dict[str, Tensor]) -> None:
         """Load a saved state (`initial_weights()`, `rewind_weights()`), or the current weights
         changed only at pruned positions; the current masks are applied on top. Any other weights would have
         been trained off the books: the engine refuses them and the job is a violation."""
-        self._engine.load_weights_for_method(state)
+        self._access.load_weights(state)
 
     def train(self, epochs: int, *, spec: TrainingSpec | None = None) -> None:
         """Train the masked model with the engine's loop; defaults to the protocol's retraining
         recipe cut to `epochs`. Counted in the pruning stage of the ledger."""
-        self._engine.train_while_pruning(epochs, spec)
+        self._access.train(epochs, spec)
 
 
 @dataclass
 class StepContext:
-    """What training hooks see."""
+    """What training hooks see. `access` is the engine's side of the contract (prunebench.engine.access.
+    EngineStepAccess); the context keeps it private."""
 
     stage: str
     epoch: int  # 1-based, within the stage
     step: int  # optimizer steps so far within the stage
     steps_per_epoch: int
     model: nn.Module
-    _engine: Any = field(repr=False)
+    access: InitVar[StepAccess | _MaskOwner]
     # The engine optimizer's learning rate at this step (at on_epoch_end: at the epoch's first step), so
     # a method stepping its own optimizer can follow the protocol's schedule.
     lr: float = 0.0
+    _access: StepAccess = field(init=False, repr=False)
+
+    def __post_init__(self, access: StepAccess | _MaskOwner) -> None:
+        if isinstance(getattr(access, "masks", None), MaskSet):  # the engine itself (see _MaskOwner below)
+            self._access = _MaskOwnerAccess(cast("_MaskOwner", access))
+        else:
+            self._access = cast("StepAccess", access)
 
     def set_masks(self, masks: Masks) -> None:
         """Prune while training (gradual methods); the engine validates and enforces the masks."""
-        self._engine.set_masks(masks)
+        self._access.set_masks(masks)
+
+    def masks(self) -> Masks:
+        return self._access.masks()
+
+    def weights(self) -> dict[str, Tensor]:
+        return self._access.weights()
+
+
+# ---- until the engine hands StepContext its access ---------------------------------------------------------------
+# prunebench/engine/loop.py (Engine.train, being rewritten elsewhere) still builds StepContext with the engine itself
+# in place of `access`. The engine is wrapped at once in an adapter of its mask operations (what StepContext read of
+# it before), so that the context never holds it. Delete `_MaskOwner`, `_MaskOwnerAccess` and the check in
+# `__post_init__` once Engine.train passes `EngineStepAccess(self)`.
+class _MaskOwner(Protocol):
+    """What the engine passes as `access` today: its MaskSet and its `set_masks`."""
+
+    @property
+    def masks(self) -> MaskSet: ...
+
+    def set_masks(self, masks: Masks) -> None: ...
+
+
+class _MaskOwnerAccess:
+    """`StepAccess` over a `_MaskOwner`, as prunebench.engine.access.EngineStepAccess is over an engine."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: _MaskOwner) -> None:
+        self._engine = engine
 
     def masks(self) -> Masks:
         return {k: m.clone() for k, m in self._engine.masks.masks.items()}
 
     def weights(self) -> dict[str, Tensor]:
         return dict(self._engine.masks.params)
+
+    def set_masks(self, masks: Masks) -> None:
+        self._engine.set_masks(masks)

@@ -28,7 +28,13 @@ from pydantic import ValidationError
 
 from prunebench.protocol.recipes import TrainingSpec
 from prunebench.protocol.sections import BudgetSpec
-from prunebench.protocol.variants import RecipeChange, VariantsSpec
+from prunebench.protocol.variants import (
+    RecipeChange,
+    RetrainExtensionSpec,
+    RetrainSweepSpec,
+    SwapSpec,
+    VariantsSpec,
+)
 
 PROTOCOL = "protocol"  # the name of the protocol's own recipe among sweep candidates and in reports
 RESERVED = (PROTOCOL, "selected")
@@ -145,100 +151,138 @@ def _lr_name(lr: float) -> str:
     return f"lr-{lr:g}"
 
 
+# A variant before its jobs are resolved: name, kind, retrain (its recipe), methods, loc, and the fields of its kind
+# (lr, schedule, extra_epochs, recipe_of), as RetrainVariant names them.
+Draft = dict[str, Any]
+
+
 def expand_variants(
     spec: VariantsSpec, *, retrain: TrainingSpec, labels: Sequence[str], trainability_epochs: int | None = None
 ) -> VariantPlan:
     """The variants of a protocol's `variants:` section, in order: sweep candidates, extensions, swap recipes.
-    Raises VariantError (with the offending field) for a recipe that is not valid or an unknown method."""
+    Raises VariantError (with the offending field) for a recipe that is not valid or an unknown method.
+
+    The steps, in this order (each raises on what it finds wrong): the sweep's candidates (`_sweep_drafts`);
+    the extensions of the protocol's recipe and of each candidate (`_extension_drafts`); the swap test's own
+    recipes (`_swap_drafts`); the checks every variant passes (`_check_drafts`); and which job each variant's
+    job is for each method (`_resolve_jobs`)."""
     labels = list(labels)
-    everyone = tuple(labels)
-    # (name, kind, recipe, methods, extra fields) before the runs_as pass
-    drafts: list[dict[str, Any]] = []
-
-    candidates: list[dict[str, Any]] = []  # sweep candidates, the protocol's own recipe left out
-    sweep = spec.retrain_sweep
-    if sweep is not None:
-        lrs: list[float | None] = list(sweep.lr) or [None]
-        schedules: list[str | None] = list(sweep.schedules) or [None]
-        for lr, sched in itertools.product(lrs, schedules):
-            raw = retrain.model_dump()
-            loc: tuple[str | int, ...] = ("retrain_sweep",)
-            if lr is not None:
-                raw["optimizer"]["lr"] = lr
-                loc = ("retrain_sweep", "lr", sweep.lr.index(lr))
-            if sched is not None:
-                raw["schedule"] = sweep.schedules[sched].model_dump()
-                loc = ("retrain_sweep", "schedules", sched)
-            recipe = _spec(raw, loc)
-            if recipe == retrain or any(c["retrain"] == recipe for c in candidates):
-                continue  # the protocol's recipe (always a candidate) or a repeat: one candidate, one job
-            name = "_".join(x for x in (None if lr is None else _lr_name(lr), sched) if x)
-            candidates.append(
-                {"name": name, "kind": "sweep", "retrain": recipe, "lr": lr, "schedule": sched, "loc": loc}
-            )
-    if sweep is not None and not candidates:
-        raise VariantError(("retrain_sweep",), "every candidate is the protocol's own recipe: nothing to choose from")
-    drafts.extend(candidates)
-    sweep_levels: dict[int, tuple[str, ...]] = {}
-    if sweep is not None:
-        sweep_levels[0] = (PROTOCOL, *(c["name"] for c in candidates))
-
-    extension = spec.retrain_extension
-    if extension is not None:
-        for i, extra in enumerate(extension.epochs):
-            loc = ("retrain_extension", "epochs", i)
-            n = retrain.epochs + extra
-            level = [f"ext-{extra}"]
-            drafts.append(
-                {
-                    "name": f"ext-{extra}",
-                    "kind": "extension",
-                    "retrain": _stretch(retrain, n, loc),
-                    "extra_epochs": extra,
-                    "loc": loc,
-                }
-            )
-            for c in candidates:
-                name = f"{c['name']}_ext-{extra}"
-                level.append(name)
-                drafts.append({**c, "name": name, "retrain": _stretch(c["retrain"], n, loc), "extra_epochs": extra})
-            if sweep is not None:
-                sweep_levels[extra] = tuple(level)
+    candidates = _sweep_drafts(spec.retrain_sweep, retrain)
+    extensions, extension_levels = _extension_drafts(spec.retrain_extension, retrain, candidates)
+    drafts = [*candidates, *extensions]
     for d in drafts:
-        d["methods"] = everyone
-
-    swap = spec.swap
+        d["methods"] = tuple(labels)  # sweep and extension variants run for every method
+    # Sweep candidates per extension level (0: the protocol's epochs), the protocol's own recipe first.
+    sweep_levels: dict[int, tuple[str, ...]] = {}
+    if spec.retrain_sweep is not None:
+        sweep_levels = {0: (PROTOCOL, *(c["name"] for c in candidates)), **extension_levels}
     pairs: list[tuple[str, str]] = []
     own: dict[str, str] = {}
-    if swap is not None:
-        pairs = _swap_pairs(swap.recipes, swap.pairs, labels)
-        for label, change in swap.recipes.items():
-            loc = ("swap", "recipes", label)
-            try:
-                recipe = apply_change(retrain, change)
-            except ValueError as exc:
-                raise VariantError(loc, str(exc)) from None
-            partners = {x for pair in pairs if label in pair for x in pair}
-            own[label] = f"recipe-{label}"
-            drafts.append(
-                {
-                    "name": own[label],
-                    "kind": "swap",
-                    "retrain": recipe,
-                    "methods": tuple(m for m in labels if m in partners),
-                    "recipe_of": label,
-                    "loc": loc,
-                }
-            )
-        for i, (a, b) in enumerate(pairs):
-            ra = next(d["retrain"] for d in drafts if d["name"] == own[a])
-            rb = next(d["retrain"] for d in drafts if d["name"] == own[b])
-            if ra == rb:
-                raise VariantError(
-                    ("swap", "pairs", i) if swap.pairs else ("swap", "recipes", b),
-                    f"{a} and {b} have the same retraining recipe: swapping them tests nothing",
-                )
+    if spec.swap is not None:
+        swaps, pairs, own = _swap_drafts(spec.swap, retrain, labels, earlier=drafts)
+        drafts.extend(swaps)
+    _check_drafts(drafts, trainability_epochs)
+    return VariantPlan(_resolve_jobs(drafts, retrain), sweep_levels, tuple(pairs), own)
 
+
+def _sweep_drafts(sweep: RetrainSweepSpec | None, retrain: TrainingSpec) -> list[Draft]:
+    """The sweep's candidates `lr-0.01`, `cosine`, `lr-0.01_cosine`, ... (every LR with every schedule), the
+    protocol's own recipe and repeats left out: one candidate, one job."""
+    candidates: list[Draft] = []
+    if sweep is None:
+        return candidates
+    lrs: list[float | None] = list(sweep.lr) or [None]
+    schedules: list[str | None] = list(sweep.schedules) or [None]
+    for lr, sched in itertools.product(lrs, schedules):
+        raw = retrain.model_dump()
+        loc: tuple[str | int, ...] = ("retrain_sweep",)
+        if lr is not None:
+            raw["optimizer"]["lr"] = lr
+            loc = ("retrain_sweep", "lr", sweep.lr.index(lr))
+        if sched is not None:
+            raw["schedule"] = sweep.schedules[sched].model_dump()
+            loc = ("retrain_sweep", "schedules", sched)
+        recipe = _spec(raw, loc)
+        if recipe == retrain or any(c["retrain"] == recipe for c in candidates):
+            continue  # the protocol's recipe (always a candidate) or a repeat: one candidate, one job
+        name = "_".join(x for x in (None if lr is None else _lr_name(lr), sched) if x)
+        candidates.append({"name": name, "kind": "sweep", "retrain": recipe, "lr": lr, "schedule": sched, "loc": loc})
+    if not candidates:
+        raise VariantError(("retrain_sweep",), "every candidate is the protocol's own recipe: nothing to choose from")
+    return candidates
+
+
+def _extension_drafts(
+    extension: RetrainExtensionSpec | None, retrain: TrainingSpec, candidates: Sequence[Draft]
+) -> tuple[list[Draft], dict[int, tuple[str, ...]]]:
+    """`ext-10` (the protocol's recipe over retrain.epochs + 10 epochs, its schedule stretched) and each sweep
+    candidate extended likewise (`lr-0.01_ext-10`); with the names of each extension level, by epochs added."""
+    drafts: list[Draft] = []
+    levels: dict[int, tuple[str, ...]] = {}
+    if extension is None:
+        return drafts, levels
+    for i, extra in enumerate(extension.epochs):
+        loc = ("retrain_extension", "epochs", i)
+        n = retrain.epochs + extra
+        level = [f"ext-{extra}"]
+        drafts.append(
+            {
+                "name": f"ext-{extra}",
+                "kind": "extension",
+                "retrain": _stretch(retrain, n, loc),
+                "extra_epochs": extra,
+                "loc": loc,
+            }
+        )
+        for c in candidates:
+            name = f"{c['name']}_ext-{extra}"
+            level.append(name)
+            drafts.append({**c, "name": name, "retrain": _stretch(c["retrain"], n, loc), "extra_epochs": extra})
+        levels[extra] = tuple(level)
+    return drafts, levels
+
+
+def _swap_drafts(
+    swap: SwapSpec, retrain: TrainingSpec, labels: Sequence[str], *, earlier: Sequence[Draft]
+) -> tuple[list[Draft], list[tuple[str, str]], dict[str, str]]:
+    """The swap test: `recipe-A`, method A's own recipe, run for A and every method it is paired with; with the
+    pairs and each method's recipe variant. Two paired methods with the same recipe are an error."""
+    pairs = _swap_pairs(swap.recipes, swap.pairs, labels)
+    drafts: list[Draft] = []
+    own: dict[str, str] = {}
+    for label, change in swap.recipes.items():
+        loc = ("swap", "recipes", label)
+        try:
+            recipe = apply_change(retrain, change)
+        except ValueError as exc:
+            raise VariantError(loc, str(exc)) from None
+        partners = {x for pair in pairs if label in pair for x in pair}
+        own[label] = f"recipe-{label}"
+        drafts.append(
+            {
+                "name": own[label],
+                "kind": "swap",
+                "retrain": recipe,
+                "methods": tuple(m for m in labels if m in partners),
+                "recipe_of": label,
+                "loc": loc,
+            }
+        )
+    every = [*earlier, *drafts]  # a recipe is looked up by name among every variant so far, as it is named
+    for i, (a, b) in enumerate(pairs):
+        ra = next(d["retrain"] for d in every if d["name"] == own[a])
+        rb = next(d["retrain"] for d in every if d["name"] == own[b])
+        if ra == rb:
+            raise VariantError(
+                ("swap", "pairs", i) if swap.pairs else ("swap", "recipes", b),
+                f"{a} and {b} have the same retraining recipe: swapping them tests nothing",
+            )
+    return drafts, pairs, own
+
+
+def _check_drafts(drafts: Sequence[Draft], trainability_epochs: int | None) -> None:
+    """Every variant's name is its own and not reserved, and it retrains at least as long as the trainability
+    analysis looks."""
     names = [d["name"] for d in drafts]
     for d in drafts:
         if d["name"] in RESERVED or names.count(d["name"]) > 1:
@@ -250,6 +294,10 @@ def expand_variants(
                 f"epochs of variant {d['name']}",
             )
 
+
+def _resolve_jobs(drafts: Sequence[Draft], retrain: TrainingSpec) -> tuple[RetrainVariant, ...]:
+    """The variants, each with the job it runs as for each method (`runs_as`): None where its recipe is the
+    protocol's, the first earlier variant with the same recipe that runs its own job, else itself."""
     variants: list[RetrainVariant] = []
     for d in drafts:
         runs_as: dict[str, str | None] = {}
@@ -275,7 +323,7 @@ def expand_variants(
                 loc=d["loc"],
             )
         )
-    return VariantPlan(tuple(variants), sweep_levels, tuple(pairs), own)
+    return tuple(variants)
 
 
 def _stretch(spec: TrainingSpec, epochs: int, loc: tuple[str | int, ...]) -> TrainingSpec:

@@ -1,14 +1,18 @@
 """Training recipes: optimizer, learning-rate schedule and the recipe of one training stage, and the
-recipe each retraining regime runs under a protocol."""
+recipe each retraining regime runs under a protocol (`retraining_recipe`, which raises `RecipeError`)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple, get_args
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from prunebench.protocol.base import MAX_BATCH, MAX_EPOCHS, MAX_ITEMS, StrictModel
 from prunebench.protocol.identity import HASHED_WHEN_SET, NOT_HASHED
+from prunebench.results.taxonomy import Regime
+
+# The recipes a retraining regime can run: the protocol's `retrain`, or base training's tail (see below).
+RecipeName = Literal["retrain", "base_tail"]
 
 
 class OptimizerSpec(StrictModel):
@@ -150,32 +154,60 @@ class BaseSpec(TrainingSpec):
 
 # The training recipe each retraining regime runs. It is derived from the protocol, so the protocol
 # (not the method) controls it; the result records the recipe's name and the budget audit judges it.
-RETRAINING_RECIPES: dict[str, str] = {
+RETRAINING_RECIPES: dict[Regime, RecipeName] = {
     "fine_tune": "retrain",  # the protocol's retraining recipe, from the pruned weights
     "weight_rewinding": "retrain",  # the same recipe, from the weights saved at pruning.rewind_epoch
     "scratch": "retrain",  # the same recipe, from a fresh initialization
     "lr_rewinding": "base_tail",  # base training's recipe over its last epochs (Renda et al. 2020)
 }
+if set(RETRAINING_RECIPES) != set(get_args(Regime)):  # a regime added to the taxonomy needs its recipe here
+    raise ImportError(f"RETRAINING_RECIPES covers {sorted(RETRAINING_RECIPES)}, not every Regime {get_args(Regime)}")
+
+
+class RecipeError(ValueError):
+    """A retraining regime has no recipe under a protocol: the regime is unknown, or the recipe derived for it is
+    not a valid TrainingSpec (e.g. more epochs than a stage may have, or learning-rate rewinding into a base
+    training of 0 epochs). A ValueError, as the failures it replaces were."""
+
+
+class RetrainingRecipe(NamedTuple):
+    """What a retraining regime runs: the recipe's name (`retrain` or `base_tail`) and the recipe. A tuple, so
+    `name, spec = retraining_recipe(...)` reads it."""
+
+    name: RecipeName
+    spec: TrainingSpec
 
 
 def retraining_recipe(
-    regime: str, *, base: TrainingSpec, retrain: TrainingSpec, epochs: int | None = None
-) -> tuple[str, TrainingSpec]:
-    """(recipe name, recipe) of a retraining regime over `epochs` epochs (default retrain.epochs).
+    regime: Regime | str, *, base: TrainingSpec, retrain: TrainingSpec, epochs: int | None = None
+) -> RetrainingRecipe:
+    """The recipe a retraining regime runs over `epochs` epochs (default retrain.epochs): the one derivation of
+    it, for the runner (`Protocol.retraining_recipe`), a job and a method's context alike.
 
     `retrain`: the protocol's retraining recipe, stretched in proportion when a method asks for other
     epochs. `base_tail`: base training's optimizer, batch size and LR schedule, entered so that the
-    stage runs the schedule's last `epochs` epochs (learning-rate rewinding)."""
+    stage runs the schedule's last `epochs` epochs (learning-rate rewinding).
+
+    Raises RecipeError, and only that, when the regime has no recipe (see RecipeError)."""
     n = retrain.epochs if epochs is None else epochs
-    name = RETRAINING_RECIPES.get(regime)
+    # A regime read from a record or a header is any string until it is looked up here.
+    name = next((recipe for known, recipe in RETRAINING_RECIPES.items() if known == regime), None)
     if name is None:
-        raise ValueError(f"unknown retraining regime {regime!r} (known: {', '.join(RETRAINING_RECIPES)})")
-    if name == "retrain":
-        return name, retrain.with_epochs(n)
-    raw = base.recipe().model_dump()
-    schedule = raw["schedule"]
-    end = schedule["start_epoch"] + base.epochs
-    schedule["span_epochs"] = schedule["span_epochs"] or base.epochs
-    schedule["start_epoch"] = max(0.0, end - n)
-    raw["epochs"] = n
-    return name, TrainingSpec.model_validate(raw)
+        raise RecipeError(f"unknown retraining regime {regime!r} (known: {', '.join(RETRAINING_RECIPES)})")
+    try:
+        if name == "retrain":
+            return RetrainingRecipe(name, retrain.with_epochs(n))
+        raw = base.recipe().model_dump()
+        schedule = raw["schedule"]
+        end = schedule["start_epoch"] + base.epochs
+        schedule["span_epochs"] = schedule["span_epochs"] or base.epochs
+        schedule["start_epoch"] = max(0.0, end - n)
+        raw["epochs"] = n
+        return RetrainingRecipe(name, TrainingSpec.model_validate(raw))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(map(str, error["loc"]))
+        what = error["msg"].removeprefix("Value error, ")
+        raise RecipeError(
+            f"{regime} over {n} epochs: its {name} recipe would not be valid ({where + ': ' if where else ''}{what})"
+        ) from None

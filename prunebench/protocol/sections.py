@@ -21,6 +21,7 @@ from prunebench.protocol.base import (
     StrictModel,
 )
 from prunebench.protocol.identity import HASHED_WHEN_ENABLED, HASHED_WHEN_SET, NOT_HASHED
+from prunebench.results.taxonomy import Granularity
 
 # A label names a results folder: no path separators, no `.` or `..`, no control characters.
 LABEL_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
@@ -123,7 +124,7 @@ class PruningSpec(StrictModel):
     tolerance: float = Field(
         0.005, ge=0, lt=1, description="Achieved sparsity may differ from the target by this much."
     )
-    granularity: Literal["unstructured", "filter", "n:m"] = Field(
+    granularity: Granularity = Field(
         "unstructured",
         description="The finest structure a method may remove. Sparsity is always counted in weights; a "
         "method whose granularity is finer than this is refused (no unstructured method in a filter protocol).",

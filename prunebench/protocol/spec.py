@@ -28,7 +28,7 @@ from prunebench.protocol.identity import (
 )
 from prunebench.protocol.overrides import SOURCE as OVERRIDES
 from prunebench.protocol.overrides import override_at
-from prunebench.protocol.recipes import BaseSpec, TrainingSpec, retraining_recipe
+from prunebench.protocol.recipes import BaseSpec, RetrainingRecipe, TrainingSpec, retraining_recipe
 from prunebench.protocol.sections import (
     AnalysesSpec,
     BudgetSpec,
@@ -40,6 +40,7 @@ from prunebench.protocol.sections import (
     RuntimeSpec,
 )
 from prunebench.protocol.variants import VariantsSpec
+from prunebench.results.taxonomy import Regime
 
 
 def located_error(loc: Loc, message: str, value: Any) -> ValidationError:
@@ -187,8 +188,9 @@ class Protocol(StrictModel):
         }
 
     # ---- recipes and variants ---------------------------------------------------------------
-    def retraining_recipe(self, regime: str, epochs: int | None = None) -> tuple[str, TrainingSpec]:
-        """(recipe name, recipe) that a retraining regime runs under this protocol; see `retraining_recipe`."""
+    def retraining_recipe(self, regime: Regime | str, epochs: int | None = None) -> RetrainingRecipe:
+        """(recipe name, recipe) that a retraining regime runs under this protocol over `epochs` epochs (default:
+        retrain.epochs); see `retraining_recipe`. Raises RecipeError, and only that, when there is none."""
         return retraining_recipe(regime, base=self.base, retrain=self.retrain, epochs=epochs)
 
     def variant_plan(self) -> VariantPlan:

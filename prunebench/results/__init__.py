@@ -1,5 +1,6 @@
 """Result records: the versioned schema (`schema`), and the files on disk (`store`): the atomic writer,
-the layout of a run directory, the loader."""
+the layout of a run directory, the loader; and the taxonomy's vocabulary (`taxonomy`), declared here, at the
+bottom of the layers, because a record keeps a method's taxonomy."""
 
 from prunebench.results.efficiency import (
     CompactionRecord,
@@ -46,8 +47,18 @@ from prunebench.results.store import (
     save_result,
     write_atomic,
 )
+from prunebench.results.taxonomy import (
+    GRANULARITY_ORDER,
+    Granularity,
+    Regime,
+    Schedule,
+    Scope,
+    Taxonomy,
+    When,
+)
 
 __all__ = [
+    "GRANULARITY_ORDER",
     "PROTOCOL_FILE",
     "REFERENCES_FILE",
     "SCHEMA_VERSION",
@@ -57,6 +68,7 @@ __all__ = [
     "CostRecord",
     "EfficiencyRecord",
     "EpochRecord",
+    "Granularity",
     "Kernel",
     "LayerSparsity",
     "Ledger",
@@ -67,18 +79,23 @@ __all__ = [
     "ProtocolRef",
     "Provenance",
     "Record",
+    "Regime",
     "ResultFileWarning",
     "ResultRecord",
     "ResultSummary",
     "RetrainingRecord",
     "RunDirectory",
+    "Schedule",
+    "Scope",
     "SparsityRecord",
     "Speedup",
     "Stage",
     "StageLedger",
     "Status",
+    "Taxonomy",
     "Timing",
     "VariantRecord",
+    "When",
     "describe_os_error",
     "ensure_writable",
     "guard_references",

@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from prunebench.results.base import Amount, Count, Fraction, Loss, Rate, Record
 from prunebench.results.efficiency import CompactionRecord, EfficiencyRecord
+from prunebench.results.taxonomy import Regime, Taxonomy
 
 SCHEMA_VERSION = 1
 Status = Literal["ok", "violation", "failed"]
@@ -141,7 +142,7 @@ class MethodRecord(Record):
     version: str
     source: str = Field(description="Where the method was loaded from (entry point, module or file).")
     config: dict[str, Any]
-    taxonomy: dict[str, str]
+    taxonomy: Taxonomy = Field(description="Where the method stands among pruning methods (as this job's instance).")
     citation: str
     notes: dict[str, Any] = Field(
         default_factory=dict,
@@ -151,7 +152,7 @@ class MethodRecord(Record):
 
 
 class RetrainingRecord(Record):
-    regime: str = Field(description="fine_tune, weight_rewinding, lr_rewinding or scratch.")
+    regime: Regime = Field(description="The method's retraining regime (taxonomy.retraining).")
     epochs: Count = Field(description="Retraining epochs actually run (a method may ask for others; the audit judges).")
     optimizer: dict[str, Any]
     schedule: dict[str, Any]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Literal
 
+import pytest
 from pydantic import Field
 
 from prunebench.methods import Method, MethodConfig, Taxonomy
@@ -28,6 +30,28 @@ class Power(Method[PowerConfig]):
 def test_the_generic_parameter_is_the_config() -> None:
     assert Power.Config is PowerConfig
     assert Power().config.power == 2.0 and Power(PowerConfig(power=3)).config.power == 3
+
+
+class ScopedConfig(MethodConfig):
+    scope: Literal["global", "layerwise"] = "layerwise"
+
+
+class Scoped(Method[ScopedConfig]):
+    name = "scoped"
+    taxonomy = Taxonomy(
+        when="after_training", granularity="unstructured", scope="global", schedule="one_shot", retraining="fine_tune"
+    )
+    taxonomy_from_config = {"scope": "scope"}
+
+
+def test_a_taxonomy_declared_to_follow_the_config_does() -> None:
+    assert Scoped().taxonomy.scope == "layerwise" and Scoped(ScopedConfig(scope="global")).taxonomy.scope == "global"
+    assert Scoped.taxonomy.scope == "global"  # the class keeps its default
+    assert Scoped().taxonomy.model_dump() == {**Scoped.taxonomy.model_dump(), "scope": "layerwise"}
+    with pytest.raises(TypeError, match="taxonomy_from_config maps 'scope' to 'range'"):
+
+        class Misspelled(Scoped):
+            taxonomy_from_config = {"scope": "range"}
 
 
 HOOKED = textwrap.dedent(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from prunebench.engine import lr_factor
-from prunebench.protocol import ScheduleSpec, TrainingSpec, parse_protocol
+from prunebench.protocol import RecipeError, RetrainingRecipe, ScheduleSpec, TrainingSpec, parse_protocol
 from prunebench.testing import TINY
 
 # ---- schedule windows and recipes -------------------------------------------------------------------
@@ -62,6 +62,20 @@ def test_each_regime_runs_a_recipe_derived_from_the_protocol() -> None:
     assert p.retraining_recipe("scratch", 3)[1].epochs == 3
     with pytest.raises(ValueError, match="unknown retraining regime"):
         p.retraining_recipe("distillation")
+
+
+def test_a_regime_without_a_recipe_is_one_error_saying_why() -> None:
+    """An unknown regime, or a recipe that would not be valid, is a RecipeError (a ValueError) naming the field."""
+    p = parse_protocol(TINY.replace("base: {epochs: 2", "base: {epochs: 0"))
+    with pytest.raises(RecipeError, match=r"lr_rewinding over 1 epochs: its base_tail recipe would not be valid "):
+        p.retraining_recipe("lr_rewinding")
+    with pytest.raises(RecipeError, match=r"fine_tune over 10000000 epochs: .*\(epochs: "):
+        p.retraining_recipe("fine_tune", 10_000_000)
+    with pytest.raises(RecipeError, match="unknown retraining regime 'distillation'"):
+        p.retraining_recipe("distillation")
+    assert issubclass(RecipeError, ValueError)
+    recipe = p.retraining_recipe("scratch", 3)
+    assert (recipe.name, recipe.spec.epochs) == ("retrain", 3) and recipe == RetrainingRecipe("retrain", recipe.spec)
 
 
 def test_new_schedule_fields_leave_existing_protocol_hashes_alone() -> None:

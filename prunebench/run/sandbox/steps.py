@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from prunebench.data import DataBundle
-from prunebench.engine import EngineObserver, EpochReport, Snapshot, TrainState, derive_seed
+from prunebench.engine import EngineObserver, EnginePruningAccess, EpochReport, Snapshot, TrainState, derive_seed
 from prunebench.errors import FieldError, JobFailed
 from prunebench.masks import Masks
 from prunebench.methods import Method, PruningContext, load_method, validated_config
@@ -124,7 +124,7 @@ class MethodSteps:
         engine.method = self.method
         self.engine = engine
         self.ctx = PruningContext(
-            engine,
+            EnginePruningAccess(engine),
             target_sparsity=job.sparsity,
             generator=torch.Generator().manual_seed(derive_seed(job.seed, job.method_key, job.sparsity)),
             scoring_examples=p.pruning.scoring_examples,

@@ -11,5 +11,5 @@ class Cheat(GlobalMagnitude):
     name = "edit_ledger_in_hook"
 
     def on_epoch_end(self, ctx):
-        engine = getattr(ctx, "_engine", None) or ctx.engine  # (StepContext.engine before 0.2)
+        engine = ctx._access._engine  # (ctx._engine before contexts held an access object; ctx.engine before 0.2)
         engine.ledger.retrain = StageLedger()

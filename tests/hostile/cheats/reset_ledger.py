@@ -12,5 +12,5 @@ class Cheat(GlobalMagnitude):
 
     def prune(self, ctx):
         ctx.train(4)
-        ctx._engine.ledger.pruning = StageLedger()
+        ctx._access._engine.ledger.pruning = StageLedger()  # (ctx._engine before contexts held an access)
         return super().prune(ctx)
