@@ -9,7 +9,7 @@ from prunebench.errors import FieldError
 from prunebench.masks import prunable_parameters
 from prunebench.methods import GRANULARITY_ORDER
 from prunebench.models import build_model, layer_macs
-from prunebench.protocol import Protocol
+from prunebench.protocol import Protocol, RecipeError
 from prunebench.run.dense.pretrained import load_into, read_pretrained
 from prunebench.run.sandbox import MethodInfo, describe
 
@@ -37,14 +37,18 @@ def validate(protocol: Protocol, methods: list[MethodInfo] | None = None) -> lis
 
 
 def check_method(p: Protocol, i: int, method: MethodInfo) -> None:
-    """A method the protocol cannot run: one that rewinds to an iterate a user's checkpoint lacks, or prunes finer
-    than the protocol's granularity."""
+    """A method the protocol cannot run: one that rewinds to an iterate a user's checkpoint lacks, whose regime has
+    no retraining recipe under the protocol, or that prunes finer than the protocol's granularity."""
     if p.base.checkpoint is not None and method.taxonomy.retraining == "weight_rewinding":
         raise FieldError(
             ("methods", i, "name"),
             f"{method.name} rewinds to an early iterate of base training (weight rewinding); the dense "
             "model from base.checkpoint has none",
         )
+    try:
+        p.retraining_recipe(method.taxonomy.retraining)
+    except RecipeError as exc:
+        raise FieldError(("methods", i, "name"), f"{method.name} has no retraining recipe here: {exc}") from None
     granularity = method.taxonomy.granularity
     if GRANULARITY_ORDER[granularity] < GRANULARITY_ORDER[p.pruning.granularity]:
         raise FieldError(

@@ -13,7 +13,7 @@ from prunebench.protocol import load_protocol
 from prunebench.results import load_records
 from prunebench.run import JobEnvironment, RunRequest, execute, plan, prepare
 from prunebench.run.runner import run_name
-from prunebench.testing import run_cli
+from prunebench.testing import TINY, run_cli
 
 
 def test_a_request_gives_back_its_own_command_line(tmp_path: Path) -> None:
@@ -127,3 +127,17 @@ def test_status_reads_files_without_a_runner(
     assert code == 0, out + err
     jobs = plan(load_protocol(tiny_protocol))
     assert f"{len(jobs)} job(s): 1 done, {len(jobs) - 1} pending" in out
+
+
+def test_a_regime_without_a_recipe_is_refused_before_anything_runs(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Learning-rate rewinding into a base training of 0 epochs has no recipe: one line naming the method's field
+    at validation, not a job that silently retrains under another recipe."""
+    protocol = tmp_path / "p.yaml"
+    protocol.write_text(
+        TINY.replace("base: {epochs: 2", "base: {epochs: 0").replace("- name: random", "- name: lr_rewinding")
+    )
+    done = cli("run", protocol, "--results", tmp_path / "r", "--cache", tmp_path / "c", "--device", "cpu")
+    assert done.code == 2
+    (line,) = done.err.strip().splitlines()
+    assert "p.yaml:" in line and "methods[2].name" in line and "lr_rewinding has no retraining recipe here" in line
+    assert not (tmp_path / "r").exists()

@@ -19,7 +19,7 @@ from prunebench.engine import Analyses
 from prunebench.errors import JobFailed, one_line
 from prunebench.fairness import audit_budget, off_target
 from prunebench.methods import Taxonomy
-from prunebench.protocol import TrainingSpec
+from prunebench.protocol import RecipeError, TrainingSpec
 from prunebench.results import (
     BaseModelRecord,
     EpochRecord,
@@ -57,15 +57,21 @@ class JobRun:
         self.measured: dict[str, Any] = {}
         self.notes: dict[str, Any] = {}
         self.final: dict[str, Any] | None = None
-        # The regime's recipe at the protocol's epochs; replaced when the method asks for other epochs.
+        # The regime's recipe at the protocol's epochs; replaced when the method asks for other epochs. A regime
+        # without one (validation refuses it for the protocol's own recipe) fails the job with the reason; the
+        # protocol's recipe stands in only to describe that failed job.
+        self.no_recipe: str | None = None
         try:
             self.recipe_name, self.retrain_spec = self.protocol.retraining_recipe(self.regime)
-        except ValueError:
+        except RecipeError as exc:
+            self.no_recipe = f"no retraining recipe for {info.name}: {exc}"
             self.recipe_name, self.retrain_spec = "retrain", self.protocol.retrain
 
     def run(self) -> ResultRecord:
         started, t0 = datetime.now(timezone.utc), time.perf_counter()
         try:
+            if self.no_recipe is not None:
+                raise JobFailed(self.no_recipe)
             self.set_up()
             self.run_method()
             self.check_recipe()
@@ -152,7 +158,7 @@ class JobRun:
             raise JobFailed("the job's process returned an invalid number of retraining epochs")
         try:
             self.recipe_name, self.retrain_spec = self.protocol.retraining_recipe(self.regime, asked)
-        except ValueError as exc:
+        except RecipeError as exc:
             raise JobFailed(f"no retraining recipe for {self.info.name}: {exc}") from None
         notes = header.get("notes")
         self.notes = notes if isinstance(notes, dict) else {}

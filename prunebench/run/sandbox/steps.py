@@ -25,7 +25,7 @@ from prunebench.engine import EngineObserver, EnginePruningAccess, EpochReport, 
 from prunebench.errors import FieldError, JobFailed
 from prunebench.masks import Masks
 from prunebench.methods import Method, PruningContext, load_method, validated_config
-from prunebench.protocol import TrainingSpec
+from prunebench.protocol import RecipeError, TrainingSpec
 from prunebench.run.sandbox.messages import send
 from prunebench.run.sandbox.patches import CodeInventory
 from prunebench.run.sandbox.tasks import JobTask
@@ -165,7 +165,7 @@ class MethodSteps:
         self.asked = asked
         try:
             self.recipe_name, self.retrain_spec = self.protocol.retraining_recipe(self.regime, asked)
-        except ValueError as exc:
+        except RecipeError as exc:
             raise JobFailed(f"no retraining recipe for {self.method.name}: {exc}") from None
         # From here the model is the protocol's architecture: a parametrization left on it is a violation.
         engine.seal.wrappers_allowed = False
