@@ -128,11 +128,7 @@ def make_record(
     """A record as the runner writes it, with chosen numbers (`layers` prunable layers of 1,000 weights)."""
     base_top1 = 0.95 + 0.01 * seed if base_top1 is None else base_top1
     achieved = target if achieved is None else achieved
-    retrain = StageLedger(epochs=2.0, steps=20, examples=2000, train_flops=6e8)
     ok = status != "failed" and measured
-    per_layer = {f"layer{i}.weight": LayerSparsity(numel=1000, zeros=round(1000 * achieved)) for i in range(layers)}
-    if layers == 1:
-        per_layer = {"conv.weight": per_layer["layer0.weight"]}
     return ResultRecord(
         job_id=RunDirectory.job_id(label, None, target, seed),
         protocol=ProtocolRef(name=proto.name, hash=proto.hash, comparison=proto.comparison, source="tiny.yaml"),
@@ -155,37 +151,55 @@ def make_record(
         target_sparsity=target,
         status=status,  # type: ignore[arg-type]
         reasons=list(reasons),
-        sparsity=SparsityRecord(
-            target=target, achieved=achieved, tolerance=proto.pruning.tolerance, per_layer=per_layer
-        )
-        if ok
-        else None,
-        metrics=Metrics(test_top1=top1, test_top5=0.99, test_loss=0.3, val_top1=top1, val_loss=0.3) if ok else None,
-        base=BaseModelRecord(
-            checkpoint_sha256=base_sha or f"base-of-seed-{seed}",
-            key=f"key-{seed}",
-            test_top1=base_top1,
-            test_top5=0.999,
-            val_top1=base_top1,
-        )
-        if ok
-        else None,
-        cost=CostRecord(
-            params_dense=10_000,
-            params_effective=round(10_000 * (1 - target)),
-            flops_dense=2e6,
-            flops_effective=2e6 * (1 - target),
-        )
-        if ok
-        else None,
         retraining=RetrainingRecord(
             regime="fine_tune",
             epochs=2,
             optimizer=proto.retrain.optimizer.model_dump(),
             schedule=proto.retrain.schedule.model_dump(),
         ),
-        ledger=Ledger(base=StageLedger(epochs=3.0), retrain=retrain),
-        budget=BudgetRecord(
+        ledger=Ledger(
+            base=StageLedger(epochs=3.0), retrain=StageLedger(epochs=2.0, steps=20, examples=2000, train_flops=6e8)
+        ),
+        curves=_curves(top1, achieved, curves),
+        provenance=_provenance(),
+        **(_measured(proto, target, seed, top1, achieved, base_top1, base_sha, violations, layers) if ok else {}),
+    )
+
+
+def _measured(
+    proto: Protocol,
+    target: float,
+    seed: int,
+    top1: float,
+    achieved: float,
+    base_top1: float,
+    base_sha: str | None,
+    violations: tuple[str, ...],
+    layers: int,
+) -> dict[str, Any]:
+    """The fields of a record that the runner measures: none of them on a failed or unmeasured job."""
+    per_layer = {f"layer{i}.weight": LayerSparsity(numel=1000, zeros=round(1000 * achieved)) for i in range(layers)}
+    if layers == 1:
+        per_layer = {"conv.weight": per_layer["layer0.weight"]}
+    return {
+        "sparsity": SparsityRecord(
+            target=target, achieved=achieved, tolerance=proto.pruning.tolerance, per_layer=per_layer
+        ),
+        "metrics": Metrics(test_top1=top1, test_top5=0.99, test_loss=0.3, val_top1=top1, val_loss=0.3),
+        "base": BaseModelRecord(
+            checkpoint_sha256=base_sha or f"base-of-seed-{seed}",
+            key=f"key-{seed}",
+            test_top1=base_top1,
+            test_top5=0.999,
+            val_top1=base_top1,
+        ),
+        "cost": CostRecord(
+            params_dense=10_000,
+            params_effective=round(10_000 * (1 - target)),
+            flops_dense=2e6,
+            flops_effective=2e6 * (1 - target),
+        ),
+        "budget": BudgetRecord(
             comparison=proto.comparison,
             stated_by="protocol",
             limits={
@@ -196,35 +210,39 @@ def make_record(
                 "total_train_flops": 1.2e9,
             },
             violations=list(violations),
-        )
-        if ok
-        else None,
-        curves=[
-            EpochRecord(
-                stage="retrain",
-                epoch=e + 1,
-                lr=0.1 / (e + 1),
-                train_loss=1.0 / (e + 1),
-                train_top1=top1 - 0.01 * (curves - e),
-                val_loss=1.0 / (e + 1),
-                val_top1=top1 - 0.01 * (curves - e),
-                sparsity=achieved,
-            )
-            for e in range(curves)
-        ],
-        provenance=Provenance(
-            prunebench_version="0.1.0",
-            python="3.11",
-            torch="2",
-            torchvision="0",
-            platform="test",
-            device="cpu",
-            code_revision=None,
-            command="pytest",
-            started_at="2026-01-01T00:00:00+00:00",
-            finished_at="2026-01-01T00:00:01+00:00",
-            duration_s=1.0,
         ),
+    }
+
+
+def _curves(top1: float, achieved: float, epochs: int) -> list[EpochRecord]:
+    return [
+        EpochRecord(
+            stage="retrain",
+            epoch=e + 1,
+            lr=0.1 / (e + 1),
+            train_loss=1.0 / (e + 1),
+            train_top1=top1 - 0.01 * (epochs - e),
+            val_loss=1.0 / (e + 1),
+            val_top1=top1 - 0.01 * (epochs - e),
+            sparsity=achieved,
+        )
+        for e in range(epochs)
+    ]
+
+
+def _provenance() -> Provenance:
+    return Provenance(
+        prunebench_version="0.1.0",
+        python="3.11",
+        torch="2",
+        torchvision="0",
+        platform="test",
+        device="cpu",
+        code_revision=None,
+        command="pytest",
+        started_at="2026-01-01T00:00:00+00:00",
+        finished_at="2026-01-01T00:00:01+00:00",
+        duration_s=1.0,
     )
 
 
