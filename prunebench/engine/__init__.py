@@ -1,8 +1,8 @@
 """The engine: the one training loop (`loop`), evaluation (`evaluate`), what it reports as it works (`events`),
-the seal on weights while method code runs (`guard`), optimizers and LR schedules (`optim`), seeds (`seeds`), and
-the per-epoch analyses of a job (`analyses`)."""
+the seal on weights while method code runs (`guard`), optimizers and LR schedules (`optim`), seeds (`seeds`), a
+stage's resumable state (`resume`) and what DDP needs (`distributed`). The analyses of a job's weights are not
+the engine's: the runner measures them from its reports (prunebench.analyses)."""
 
-from prunebench.engine.analyses import Analyses
 from prunebench.engine.evaluate import Evaluation, evaluate, state_copy
 from prunebench.engine.events import EngineObserver, EpochReport, Snapshot
 from prunebench.engine.guard import Seal
@@ -13,7 +13,6 @@ from prunebench.engine.seeds import derive_seed
 
 __all__ = [
     "TRAINER_VERSION",
-    "Analyses",
     "Engine",
     "EngineObserver",
     "EpochReport",

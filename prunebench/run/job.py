@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from prunebench.engine import TRAINER_VERSION, Analyses
+from prunebench.analyses import Analyses
+from prunebench.engine import TRAINER_VERSION
 from prunebench.errors import JobFailed, one_line
 from prunebench.fairness import audit_budget, off_target
 from prunebench.methods import Taxonomy
