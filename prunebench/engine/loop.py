@@ -53,10 +53,10 @@ class _StageRun:
     """One call of `Engine.train` as it trains: the stage, its recipe, the method's hooks that run in it, the
     optimizer, LR schedule and data-order generator, and the steps taken so far."""
 
-    name: str  # the stage: base, pruning or retrain
+    stage: str  # base, pruning or retrain
     spec: TrainingSpec
     method: Method[Any] | None  # None in a stage the method's hooks do not run in
-    loss_term: Callable[[nn.Module], Tensor | None] | None  # the method's hooks it overrides; None otherwise
+    loss_term: Callable[[nn.Module], Tensor | None] | None  # the hooks the method overrides; None: not called
     on_step_end: Callable[[StepContext], None] | None
     on_epoch_end: Callable[[StepContext], None] | None
     params: list[nn.Parameter]  # what the optimizer steps and the gradient clipping clips
@@ -70,7 +70,7 @@ class _StageRun:
     distributed: bool
     net: nn.Module  # the model as it trains: wrapped for DDP when distributed
     step: int  # optimizer steps of this run of the stage, over all its epochs
-    epochs_done: int  # the epochs of this run of the stage done before `train` was called (resuming)
+    first_epoch: int  # 0-based: the epochs a resumed stage had done, else 0
 
 
 @dataclass
@@ -78,7 +78,7 @@ class _EpochTotals:
     """What one epoch adds up as it trains, on the device (read once, when it ends)."""
 
     loss_sum: Tensor  # the cross-entropy, summed over examples
-    objective_sum: Tensor  # what was minimized, when it is not the cross-entropy (a method's loss term)
+    objective_sum: Tensor  # what was minimized, where it is not the cross-entropy itself (a method's loss term)
     correct: Tensor
     seen: int = 0
     step_examples: list[int] = field(default_factory=list)
@@ -86,6 +86,7 @@ class _EpochTotals:
 
     @classmethod
     def zeros(cls, device: torch.device) -> _EpochTotals:
+        """The totals of an epoch before its first step."""
         return cls(
             loss_sum=torch.zeros((), device=device),
             objective_sum=torch.zeros((), device=device),
@@ -310,13 +311,13 @@ class Engine:
         stage's state goes to `checkpoint`; a stage given the state of its epoch k (`resume`) runs epochs k+1..
         exactly as the uninterrupted stage would have (prunebench.engine.resume)."""
         run = self._begin_stage(spec, stage, resume)
-        for epochs_done in range(run.epochs_done, spec.epochs):
+        for epochs_done in range(run.first_epoch, spec.epochs):
             epoch = self._next_epoch(stage)
             lr = run.optimizer.param_groups[0]["lr"]  # the LR the epoch starts with: what its record shows
             totals = self._train_one_epoch(run, epoch, on_step)
             train_loss = self._close_epoch(run, epoch, totals)
             self._method_epoch_end(run, epoch, lr)
-            record = self._evaluate_epoch(stage, epoch, lr, train_loss, totals)
+            record = self._evaluate_epoch(run, epoch, lr, train_loss, totals)
             self._report_epoch(run, record, totals)
             if checkpoint is not None:
                 checkpoint(self._train_state(run, epochs_done + 1))
@@ -350,7 +351,7 @@ class Engine:
         else:
             self._restore(resume, optimizer, scheduler, generator, method)
         return _StageRun(
-            name=stage,
+            stage=stage,
             spec=spec,
             method=method,
             loss_term=method.loss_term if overrides(method, "loss_term") else None,
@@ -365,9 +366,9 @@ class Engine:
             autocast=autocast,
             ledger=self._stage_ledger(stage),  # only now: resuming replaces the engine's ledger
             distributed=ddp.active(),  # one stage on several processes (prunebench.engine.distributed)
-            net=ddp.wrap(self.model, self.device),  # after resuming, so that every rank starts from its weights
+            net=ddp.wrap(self.model, self.device),  # after resuming: DDP hands every rank rank 0's weights as of now
             step=resume.step if resume is not None else 0,
-            epochs_done=resume.epochs_done if resume is not None else 0,
+            first_epoch=resume.epochs_done if resume is not None else 0,
         )
 
     def _optimized_parameters(self, method: Method[Any] | None) -> list[nn.Parameter]:
@@ -418,7 +419,7 @@ class Engine:
         totals.step_examples.append(n)
         totals.step_flops.append(flops)
         if run.on_step_end is not None:
-            context = StepContext(run.name, epoch, run.step, run.steps_per_epoch, self.model, self, lr=step_lr)
+            context = StepContext(run.stage, epoch, run.step, run.steps_per_epoch, self.model, self, lr=step_lr)
             self.call_method("on_step_end", functools.partial(run.on_step_end, context))
 
     def _forward(self, run: _StageRun, x: Tensor, y: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -464,30 +465,30 @@ class Engine:
             totals.loss_sum, totals.correct = ddp.all_sum(totals.loss_sum), ddp.all_sum(totals.correct)
             ddp.sync_buffers(self.model)
             if not ddp.same_everywhere(self.model):
-                raise self._fail(f"the ranks' weights differ after {run.name} epoch {epoch}")
+                raise self._fail(f"the ranks' weights differ after {run.stage} epoch {epoch}")
         train_loss = float(totals.loss_sum) / max(1, totals.seen)
         if not math.isfinite(train_loss):
-            raise self._fail(f"the training loss diverged ({train_loss}) in {run.name} epoch {epoch}")
+            raise self._fail(f"the training loss diverged ({train_loss}) in {run.stage} epoch {epoch}")
         objective = float(totals.objective_sum)
         if not math.isfinite(objective):
-            raise self._fail(f"the method's loss term diverged ({objective}) in {run.name} epoch {epoch}")
+            raise self._fail(f"the method's loss term diverged ({objective}) in {run.stage} epoch {epoch}")
         return train_loss
 
     def _method_epoch_end(self, run: _StageRun, epoch: int, lr: float) -> None:
         """The method's on_epoch_end, before the epoch is evaluated (what it does there shows in the record)."""
         if run.on_epoch_end is not None:
-            context = StepContext(run.name, epoch, run.step, run.steps_per_epoch, self.model, self, lr=lr)
+            context = StepContext(run.stage, epoch, run.step, run.steps_per_epoch, self.model, self, lr=lr)
             self.call_method("on_epoch_end", functools.partial(run.on_epoch_end, context))
 
     def _evaluate_epoch(
-        self, stage: str, epoch: int, lr: float, train_loss: float, totals: _EpochTotals
+        self, run: _StageRun, epoch: int, lr: float, train_loss: float, totals: _EpochTotals
     ) -> EpochRecord:
         """The epoch's record: its training figures, the validation (and, for test curves, test) evaluation and
         the sparsity measured from the weights."""
         val = self.evaluate(self.data.val)
         test = self.evaluate(self.data.test).top1 if self.test_curves and self.data.test is not None else None
         return EpochRecord(
-            stage=stage,  # type: ignore[arg-type]
+            stage=run.stage,  # type: ignore[arg-type]
             epoch=epoch,
             lr=lr,
             train_loss=train_loss,
@@ -501,7 +502,7 @@ class Engine:
     def _report_epoch(self, run: _StageRun, record: EpochRecord, totals: _EpochTotals) -> None:
         """Add the epoch to the curves and report it to the observer, with every step's examples and FLOPs."""
         self.curves.append(record)
-        report = EpochReport(run.name, run.spec.epochs, record, totals.step_examples, totals.step_flops)
+        report = EpochReport(run.stage, run.spec.epochs, record, totals.step_examples, totals.step_flops)
         self.observer.epoch_ended(report, self._snapshot_if_wanted())
 
     def _end_stage(self, run: _StageRun) -> None:
@@ -525,7 +526,7 @@ class Engine:
         method = run.method
         own = self.call_method("state_dict", method.state_dict, remask=False) if method is not None else {}
         return TrainState(
-            stage=run.name,
+            stage=run.stage,
             epochs_done=epochs_done,
             step=run.step,
             model={k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
