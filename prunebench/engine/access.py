@@ -10,7 +10,7 @@ does through an adapter is what it did before through the engine.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from torch import Tensor
 
@@ -18,11 +18,39 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from prunebench.engine.loop import Engine
-    from prunebench.masks import Masks
+    from prunebench.data import DataBundle
+    from prunebench.masks import Masks, MaskSet
     from prunebench.methods.access import PruningAccess, SavedState, StepAccess
     from prunebench.protocol import TrainingSpec
     from prunebench.results.taxonomy import Regime
+
+
+class EngineSide(Protocol):
+    """What the adapters read of an engine (prunebench.engine.loop.Engine, which builds them: it is not imported
+    here, so that the loop can import the adapters)."""
+
+    model: nn.Module
+    device: torch.device
+    data: DataBundle
+    masks: MaskSet
+    all_macs: dict[str, int]
+    notes: dict[str, Any]
+    retrain_spec: TrainingSpec | None
+
+    @property
+    def forward_flops(self) -> float: ...
+
+    def set_masks(self, masks: Masks) -> None: ...
+
+    def recipe(self, regime: Regime, epochs: int) -> tuple[str, TrainingSpec]: ...
+
+    def scoring_batches(self, num_examples: int, *, backward: bool) -> Iterator[tuple[Tensor, Tensor]]: ...
+
+    def saved_state(self, which: SavedState) -> dict[str, Tensor]: ...
+
+    def load_weights_for_method(self, state: dict[str, Tensor]) -> None: ...
+
+    def train_while_pruning(self, epochs: int, spec: TrainingSpec | None) -> None: ...
 
 
 class EngineStepAccess:
@@ -30,7 +58,7 @@ class EngineStepAccess:
 
     __slots__ = ("_engine",)  # nothing else can be put on it
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineSide) -> None:
         self._engine = engine
 
     def masks(self) -> Masks:

@@ -1,9 +1,9 @@
 """What the engine reports as it works, to whoever runs it.
 
 The runner does not take a job's ledger from the process the method ran in: it counts again from these
-reports (`prunebench.run.job.run`), each made from the engine's own local counts at the moment they happen, so a
-method that resets or edits the engine's ledger changes nothing the runner records. Dense base training uses
-the reports only for progress.
+reports (`prunebench.run.job.reports`), each made from the engine's own local counts at the moment they happen,
+so a method that resets or edits the engine's ledger changes nothing the runner records. Dense base training's
+reports only drive the display of how far a run has got.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prunebench.engine import distributed as ddp
+from prunebench.engine.access import EngineStepAccess
 from prunebench.engine.evaluate import Evaluation, evaluate
 from prunebench.engine.events import EngineObserver, EpochReport, Snapshot
 from prunebench.engine.guard import Seal
@@ -45,6 +47,60 @@ T = TypeVar("T")
 def overrides(method: Method[Any] | None, hook: str) -> bool:
     """Whether a method implements an optional hook (the base class's does nothing, and is not called)."""
     return method is not None and getattr(type(method), hook) is not getattr(Method, hook)
+
+
+@dataclass
+class _StageRun:
+    """One call of `Engine.train` as it trains: the stage, its recipe, the method's hooks that run in it, the
+    optimizer, LR schedule and data-order generator, and the steps taken so far."""
+
+    stage: str  # base, pruning or retrain
+    spec: TrainingSpec
+    method: Method[Any] | None  # None in a stage the method's hooks do not run in
+    loss_term: Callable[[nn.Module], Tensor | None] | None  # the hooks the method overrides; None: not called
+    on_step_end: Callable[[StepContext], None] | None
+    on_epoch_end: Callable[[StepContext], None] | None
+    params: list[nn.Parameter]  # what the optimizer steps and the gradient clipping clips
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    generator: torch.Generator  # the order of the training data
+    steps_per_epoch: int
+    amp: bool  # bfloat16 autocast and channels-last on CUDA
+    autocast: AbstractContextManager[Any]
+    ledger: StageLedger  # the engine's own count of the stage (the runner counts again from the reports)
+    distributed: bool
+    net: nn.Module  # the model as it trains: wrapped for DDP when distributed
+    step: int  # optimizer steps of this run of the stage, over all its epochs
+    first_epoch: int  # 0-based: the epochs a resumed stage had done, else 0
+
+
+@dataclass
+class _EpochTotals:
+    """What one epoch adds up as it trains, on the device (read once, when it ends)."""
+
+    loss_sum: Tensor  # the cross-entropy, summed over examples
+    objective_sum: Tensor  # what was minimized, where it is not the cross-entropy itself (a method's loss term)
+    correct: Tensor
+    seen: int = 0
+    step_examples: list[int] = field(default_factory=list)
+    step_flops: list[float] = field(default_factory=list)
+
+    @classmethod
+    def zeros(cls, device: torch.device) -> _EpochTotals:
+        """The totals of an epoch before its first step."""
+        return cls(
+            loss_sum=torch.zeros((), device=device),
+            objective_sum=torch.zeros((), device=device),
+            correct=torch.zeros((), device=device, dtype=torch.long),
+        )
+
+    def count(self, n: int, out: Tensor, y: Tensor, loss: Tensor, objective: Tensor) -> None:
+        """Add a batch of `n` examples (global; `out` and `y` this rank's share)."""
+        self.seen += n
+        self.loss_sum += loss.detach().float() * n
+        if objective is not loss:
+            self.objective_sum += objective.detach().float() * n
+        self.correct += (out.argmax(1) == y).sum()
 
 
 class Engine:
@@ -255,162 +311,233 @@ class Engine:
         """Train for spec.epochs under the current masks, recording curves and the ledger. After every epoch the
         stage's state goes to `checkpoint`; a stage given the state of its epoch k (`resume`) runs epochs k+1..
         exactly as the uninterrupted stage would have (prunebench.engine.resume)."""
-        model, data = self.model, self.data
+        run = self._begin_stage(spec, stage, resume)
+        for epochs_done in range(run.first_epoch, spec.epochs):
+            epoch = self._next_epoch(stage)
+            lr = run.optimizer.param_groups[0]["lr"]  # the LR the epoch starts with: what its record shows
+            totals = self._train_one_epoch(run, epoch, on_step)
+            train_loss = self._close_epoch(run, epoch, totals)
+            self._method_epoch_end(run, epoch, lr)
+            record = self._evaluate_epoch(run, epoch, lr, train_loss, totals)
+            self._report_epoch(run, record, totals)
+            if checkpoint is not None:
+                checkpoint(self._train_state(run, epochs_done + 1))
+            if self._past_limit(run.step):
+                break
+        self._end_stage(run)
+
+    # ---- the steps of a stage, in the order `train` takes them ----------------------------------
+    def _begin_stage(self, spec: TrainingSpec, stage: str, resume: TrainState | None) -> _StageRun:
+        """Set a stage up: its data-order generator, the method's hooks that run in it, the optimizer and LR
+        schedule; then either announce the stage (to the ledger and the observer) or, resuming, put back the
+        state of the epoch it resumes after."""
         self._runs = resume.runs if resume is not None else self._runs + 1
         generator = torch.Generator().manual_seed(derive_seed(self.seed, stage, self._runs))
         # A method's hooks run in the stages it asks for (never in dense base training).
         method = self.method if self.method is not None and stage in self.method.hook_stages else None
-        # Parameters a method added and steps itself (e.g. mask scores) stay out of the engine's
-        # optimizer, weight decay and gradient clipping.
-        own = {id(p) for p in self.call_method("own_parameters", method.own_parameters)} if method else set()
-        if own & self._architecture_params:
-            # Only parameters a method added (mask scores) may escape the protocol's optimizer; the
-            # model's own weights always train with the recipe every method shares.
-            raise self._fail("own_parameters() names weights of the model itself; only parameters the method added")
-        loss_term = method.loss_term if overrides(method, "loss_term") else None
-        on_step_end = method.on_step_end if overrides(method, "on_step_end") else None
-        on_epoch_end = method.on_epoch_end if overrides(method, "on_epoch_end") else None
-        params = [p for p in model.parameters() if id(p) not in own]
+        params = self._optimized_parameters(method)
         optimizer = build_optimizer(params, spec.optimizer)
         self._optimizer = optimizer
-        steps_per_epoch = max(1, math.ceil(data.train.num_examples / spec.batch_size))
+        steps_per_epoch = max(1, math.ceil(self.data.train.num_examples / spec.batch_size))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lr_factor(spec.schedule, spec.epochs, steps_per_epoch, spec.optimizer.lr)
         )
         amp = self.cuda and spec.mixed_precision
         if amp:
-            model.to(memory_format=torch.channels_last)
+            self.model.to(memory_format=torch.channels_last)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext()
-        step, first = 0, 0
         if resume is None:
             self._stage_ledger(stage).runs += 1
-            self.observer.stage_started(stage, spec, self.snapshot() if self.observer.wants_snapshots else None)
+            self.observer.stage_started(stage, spec, self._snapshot_if_wanted())
         else:
             self._restore(resume, optimizer, scheduler, generator, method)
-            step, first = resume.step, resume.epochs_done
-        ledger = self._stage_ledger(stage)
-        distributed = ddp.active()  # one stage on several processes (prunebench.engine.distributed)
-        net = ddp.wrap(model, self.device)
-        for done in range(first, spec.epochs):
-            epoch = self._stage_epochs.get(stage, 0) + 1
-            self._stage_epochs[stage] = epoch
-            lr = optimizer.param_groups[0]["lr"]
-            model.train()
-            loss_sum = torch.zeros((), device=self.device)
-            objective_sum = torch.zeros((), device=self.device)  # with a method's loss term
-            correct = torch.zeros((), device=self.device, dtype=torch.long)
-            seen = 0
-            step_examples: list[int] = []
-            step_flops: list[float] = []
-            for x, y in data.train.batches(
-                spec.batch_size, shuffle=True, train=True, generator=generator, device=self.device
-            ):
-                if self.limit is not None and step >= self.limit:
-                    break
-                n = len(y)  # the global batch's examples: what the ledger counts, on any number of ranks
-                if distributed:
-                    x, y = ddp.shard(x, y)
-                if amp and x.dim() == 4:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with autocast:
-                    out = net(x)
-                    if distributed:
-                        # This rank's share of the global batch's mean loss; DDP averages the gradients over ranks.
-                        loss = F.cross_entropy(out, y, label_smoothing=spec.label_smoothing, reduction="sum") / n
-                        total = loss * ddp.world()
-                    else:
-                        loss = F.cross_entropy(out, y, label_smoothing=spec.label_smoothing)
-                        total = loss
-                    if loss_term is not None:
-                        extra = self.call_method("loss_term", lambda: loss_term(model), remask=False)
-                        if extra is not None:
-                            total = loss + extra
-                optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                if self.masks_active:
-                    self.masks.apply_to_grads()
-                if spec.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(params, spec.grad_clip)
-                step_lr = optimizer.param_groups[0]["lr"]
-                optimizer.step()
-                scheduler.step()
-                if self.masks_active:
-                    self.masks.apply_to_weights()
-                step += 1
-                seen += n
-                loss_sum += loss.detach().float() * n
-                if total is not loss:
-                    objective_sum += total.detach().float() * n
-                correct += (out.argmax(1) == y).sum()
-                flops = 3.0 * self._forward_flops * n
-                ledger.count_step(n, flops)
-                step_examples.append(n)
-                step_flops.append(flops)
-                if on_step_end is not None:
-                    step_context = StepContext(stage, epoch, step, steps_per_epoch, model, self, lr=step_lr)
-                    self.call_method("on_step_end", functools.partial(on_step_end, step_context))
-                if on_step is not None:
-                    on_step(step, steps_per_epoch)
-            ledger.close_epoch(data.train.num_examples)
-            if distributed:
-                loss_sum, correct = ddp.all_sum(loss_sum), ddp.all_sum(correct)
-                ddp.sync_buffers(model)
-                if not ddp.same_everywhere(model):
-                    raise self._fail(f"the ranks' weights differ after {stage} epoch {epoch}")
-            train_loss = float(loss_sum) / max(1, seen)
-            if not math.isfinite(train_loss):
-                raise self._fail(f"the training loss diverged ({train_loss}) in {stage} epoch {epoch}")
-            if not math.isfinite(float(objective_sum)):
-                raise self._fail(f"the method's loss term diverged ({float(objective_sum)}) in {stage} epoch {epoch}")
-            if on_epoch_end is not None:
-                epoch_context = StepContext(stage, epoch, step, steps_per_epoch, model, self, lr=lr)
-                self.call_method("on_epoch_end", functools.partial(on_epoch_end, epoch_context))
-            val = self.evaluate(data.val)
-            test = self.evaluate(data.test).top1 if self.test_curves and data.test is not None else None
-            record = EpochRecord(
-                stage=stage,  # type: ignore[arg-type]
-                epoch=epoch,
-                lr=lr,
-                train_loss=train_loss,
-                train_top1=float(correct) / max(1, seen),
-                val_loss=val.loss,
-                val_top1=val.top1,
-                test_top1=test,
-                sparsity=self.sparsity(),
-            )
-            self.curves.append(record)
-            report = EpochReport(stage, spec.epochs, record, step_examples, step_flops)
-            self.observer.epoch_ended(report, self.snapshot() if self.observer.wants_snapshots else None)
-            if checkpoint is not None:
-                checkpoint(self._train_state(stage, done + 1, step, optimizer, scheduler, generator, method))
-            if self.limit is not None and step >= self.limit:
+        return _StageRun(
+            stage=stage,
+            spec=spec,
+            method=method,
+            loss_term=method.loss_term if overrides(method, "loss_term") else None,
+            on_step_end=method.on_step_end if overrides(method, "on_step_end") else None,
+            on_epoch_end=method.on_epoch_end if overrides(method, "on_epoch_end") else None,
+            params=params,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            generator=generator,
+            steps_per_epoch=steps_per_epoch,
+            amp=amp,
+            autocast=autocast,
+            ledger=self._stage_ledger(stage),  # only now: resuming replaces the engine's ledger
+            distributed=ddp.active(),  # one stage on several processes (prunebench.engine.distributed)
+            net=ddp.wrap(self.model, self.device),  # after resuming: DDP hands every rank rank 0's weights as of now
+            step=resume.step if resume is not None else 0,
+            first_epoch=resume.epochs_done if resume is not None else 0,
+        )
+
+    def _optimized_parameters(self, method: Method[Any] | None) -> list[nn.Parameter]:
+        """The parameters the engine's optimizer steps: the model's, less those the method added and steps
+        itself (e.g. mask scores), which stay out of the engine's optimizer, weight decay and gradient clipping."""
+        own = {id(p) for p in self.call_method("own_parameters", method.own_parameters)} if method else set()
+        if own & self._architecture_params:
+            # Only parameters a method added (mask scores) may escape the protocol's optimizer; the
+            # model's own weights always train with the recipe every method shares.
+            raise self._fail("own_parameters() names weights of the model itself; only parameters the method added")
+        return [p for p in self.model.parameters() if id(p) not in own]
+
+    def _next_epoch(self, stage: str) -> int:
+        """Count an epoch of `stage`: its number among all the stage's epochs, over every run of the stage."""
+        epoch = self._stage_epochs.get(stage, 0) + 1
+        self._stage_epochs[stage] = epoch
+        return epoch
+
+    def _train_one_epoch(self, run: _StageRun, epoch: int, on_step: Callable[[int, int], None] | None) -> _EpochTotals:
+        """One pass over the training split in the stage's data order (or up to the smoke run's limit)."""
+        self.model.train()
+        totals = _EpochTotals.zeros(self.device)
+        for x, y in self.data.train.batches(
+            run.spec.batch_size, shuffle=True, train=True, generator=run.generator, device=self.device
+        ):
+            if self._past_limit(run.step):
                 break
-        if amp:
-            model.to(memory_format=torch.contiguous_format)
+            self._train_step(run, epoch, x, y, totals)
+            if on_step is not None:
+                on_step(run.step, run.steps_per_epoch)
+        run.ledger.close_epoch(self.data.train.num_examples)
+        return totals
+
+    def _train_step(self, run: _StageRun, epoch: int, x: Tensor, y: Tensor, totals: _EpochTotals) -> None:
+        """One batch: forward, backward and an optimizer step under the masks, counted in the ledger and the
+        epoch's totals; then the method's on_step_end."""
+        n = len(y)  # the global batch's examples: what the ledger counts, on any number of ranks
+        if run.distributed:
+            x, y = ddp.shard(x, y)
+        if run.amp and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out, loss, total = self._forward(run, x, y, n)
+        step_lr = self._optimizer_step(run, total)
+        run.step += 1
+        flops = 3.0 * self._forward_flops * n
+        totals.count(n, out, y, loss, total)
+        run.ledger.count_step(n, flops)
+        totals.step_examples.append(n)
+        totals.step_flops.append(flops)
+        if run.on_step_end is not None:
+            context = StepContext(
+                run.stage, epoch, run.step, run.steps_per_epoch, self.model, EngineStepAccess(self), lr=step_lr
+            )
+            self.call_method("on_step_end", functools.partial(run.on_step_end, context))
+
+    def _forward(self, run: _StageRun, x: Tensor, y: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
+        """(outputs, loss, objective) of a batch of `n` examples (global): the loss is the batch's mean
+        cross-entropy, the objective what is minimized (this rank's share, the method's loss term added)."""
+        spec, loss_term = run.spec, run.loss_term
+        with run.autocast:
+            out = run.net(x)
+            if run.distributed:
+                # This rank's share of the global batch's mean loss; DDP averages the gradients over ranks.
+                loss = F.cross_entropy(out, y, label_smoothing=spec.label_smoothing, reduction="sum") / n
+                total = loss * ddp.world()
+            else:
+                loss = F.cross_entropy(out, y, label_smoothing=spec.label_smoothing)
+                total = loss
+            if loss_term is not None:
+                extra = self.call_method("loss_term", lambda: loss_term(self.model), remask=False)
+                if extra is not None:
+                    total = loss + extra
+        return out, loss, total
+
+    def _optimizer_step(self, run: _StageRun, objective: Tensor) -> float:
+        """Backpropagate the objective and take one optimizer and LR-schedule step, the masks holding on the
+        gradients and on the weights; the LR the step took."""
+        optimizer = run.optimizer
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        if self.masks_active:
+            self.masks.apply_to_grads()
+        if run.spec.grad_clip is not None:
+            nn.utils.clip_grad_norm_(run.params, run.spec.grad_clip)
+        step_lr: float = optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        run.scheduler.step()
+        if self.masks_active:
+            self.masks.apply_to_weights()
+        return step_lr
+
+    def _close_epoch(self, run: _StageRun, epoch: int, totals: _EpochTotals) -> float:
+        """The epoch's mean training loss, its totals summed over the ranks (which must hold the same weights);
+        a loss or loss term that diverged fails the job."""
+        if run.distributed:
+            totals.loss_sum, totals.correct = ddp.all_sum(totals.loss_sum), ddp.all_sum(totals.correct)
+            ddp.sync_buffers(self.model)
+            if not ddp.same_everywhere(self.model):
+                raise self._fail(f"the ranks' weights differ after {run.stage} epoch {epoch}")
+        train_loss = float(totals.loss_sum) / max(1, totals.seen)
+        if not math.isfinite(train_loss):
+            raise self._fail(f"the training loss diverged ({train_loss}) in {run.stage} epoch {epoch}")
+        objective = float(totals.objective_sum)
+        if not math.isfinite(objective):
+            raise self._fail(f"the method's loss term diverged ({objective}) in {run.stage} epoch {epoch}")
+        return train_loss
+
+    def _method_epoch_end(self, run: _StageRun, epoch: int, lr: float) -> None:
+        """The method's on_epoch_end, before the epoch is evaluated (what it does there shows in the record)."""
+        if run.on_epoch_end is not None:
+            context = StepContext(
+                run.stage, epoch, run.step, run.steps_per_epoch, self.model, EngineStepAccess(self), lr=lr
+            )
+            self.call_method("on_epoch_end", functools.partial(run.on_epoch_end, context))
+
+    def _evaluate_epoch(
+        self, run: _StageRun, epoch: int, lr: float, train_loss: float, totals: _EpochTotals
+    ) -> EpochRecord:
+        """The epoch's record: its training figures, the validation (and, for test curves, test) evaluation and
+        the sparsity measured from the weights."""
+        val = self.evaluate(self.data.val)
+        test = self.evaluate(self.data.test).top1 if self.test_curves and self.data.test is not None else None
+        return EpochRecord(
+            stage=run.stage,  # type: ignore[arg-type]
+            epoch=epoch,
+            lr=lr,
+            train_loss=train_loss,
+            train_top1=float(totals.correct) / max(1, totals.seen),
+            val_loss=val.loss,
+            val_top1=val.top1,
+            test_top1=test,
+            sparsity=self.sparsity(),
+        )
+
+    def _report_epoch(self, run: _StageRun, record: EpochRecord, totals: _EpochTotals) -> None:
+        """Add the epoch to the curves and report it to the observer, with every step's examples and FLOPs."""
+        self.curves.append(record)
+        report = EpochReport(run.stage, run.spec.epochs, record, totals.step_examples, totals.step_flops)
+        self.observer.epoch_ended(report, self._snapshot_if_wanted())
+
+    def _end_stage(self, run: _StageRun) -> None:
+        """Leave the model as evaluation and method code expect it between stages."""
+        if run.amp:
+            self.model.to(memory_format=torch.contiguous_format)
         self._optimizer = None
-        self.eval_mixed_precision = spec.mixed_precision  # evaluation follows the stage that trained the weights
+        self.eval_mixed_precision = run.spec.mixed_precision  # evaluation follows the stage that trained the weights
         self._resealed()
 
+    def _past_limit(self, step: int) -> bool:
+        """Whether a smoke run (`limit`) has taken all the steps it trains a stage."""
+        return self.limit is not None and step >= self.limit
+
+    def _snapshot_if_wanted(self) -> Snapshot | None:
+        return self.snapshot() if self.observer.wants_snapshots else None
+
     # ---- resuming a stage -----------------------------------------------------------------------
-    def _train_state(
-        self,
-        stage: str,
-        epochs_done: int,
-        step: int,
-        optimizer: torch.optim.Optimizer,
-        scheduler: torch.optim.lr_scheduler.LRScheduler,
-        generator: torch.Generator,
-        method: Method[Any] | None,
-    ) -> TrainState:
+    def _train_state(self, run: _StageRun, epochs_done: int) -> TrainState:
+        """What resumes the stage after its first `epochs_done` epochs (prunebench.engine.resume)."""
+        method = run.method
         own = self.call_method("state_dict", method.state_dict, remask=False) if method is not None else {}
         return TrainState(
-            stage=stage,
+            stage=run.stage,
             epochs_done=epochs_done,
-            step=step,
+            step=run.step,
             model={k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
-            optimizer=optimizer.state_dict(),
-            scheduler=scheduler.state_dict(),
-            generator=generator.get_state(),
+            optimizer=run.optimizer.state_dict(),
+            scheduler=run.scheduler.state_dict(),
+            generator=run.generator.get_state(),
             rng=rng_state(),
             masks={k: m.cpu().clone() for k, m in self.masks.masks.items()} if self.masks_active else None,
             ledger=self.ledger.model_dump(),

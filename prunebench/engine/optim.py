@@ -44,8 +44,8 @@ def lr_factor(schedule: ScheduleSpec, epochs: int, steps_per_epoch: int, peak_lr
         if schedule.name == "multistep":
             return schedule.gamma ** sum(1 for m in schedule.milestones if m <= epoch)
         if schedule.name == "cosine":
-            progress = min(1.0, (step - warm) / max(1.0, total - warm))
-            return 1.0 + (schedule.min_lr / peak_lr - 1.0) * 0.5 * (1 - math.cos(math.pi * progress))
+            decayed = min(1.0, (step - warm) / max(1.0, total - warm))  # the fraction of the decay done
+            return 1.0 + (schedule.min_lr / peak_lr - 1.0) * 0.5 * (1 - math.cos(math.pi * decayed))
         return 1.0
 
     return factor

@@ -3,8 +3,8 @@ the stage's data-order generator and every global RNG (torch's CPU and CUDA gene
 NumPy's), the masks, the ledger and curves, and the method's own state (`Method.state_dict`).
 
 `Engine.train` hands one to its `checkpoint` callback after every epoch and takes one back as `resume`; the
-caller decides where it is kept (prunebench.run.checkpoints). A stage resumed from the state of its epoch k runs
-epochs k+1.. exactly as the uninterrupted stage would have.
+caller decides where it is kept (the runner: its stage checkpoints, prunebench.run.checkpoints). A stage resumed
+from the state of its epoch k runs epochs k+1.. exactly as the uninterrupted stage would have.
 """
 
 from __future__ import annotations

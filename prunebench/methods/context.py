@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import InitVar, dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
-from prunebench.masks import Masks, MaskSet, masks_from_scores
+from prunebench.masks import Masks, masks_from_scores
 from prunebench.methods.access import PruningAccess, StepAccess
 from prunebench.protocol import BudgetSpec, PruningSpec
 from prunebench.results.taxonomy import Regime, Scope
@@ -156,17 +156,14 @@ class StepContext:
     step: int  # optimizer steps so far within the stage
     steps_per_epoch: int
     model: nn.Module
-    access: InitVar[StepAccess | _MaskOwner]
+    access: InitVar[StepAccess]
     # The engine optimizer's learning rate at this step (at on_epoch_end: at the epoch's first step), so
     # a method stepping its own optimizer can follow the protocol's schedule.
     lr: float = 0.0
     _access: StepAccess = field(init=False, repr=False)
 
-    def __post_init__(self, access: StepAccess | _MaskOwner) -> None:
-        if isinstance(getattr(access, "masks", None), MaskSet):  # the engine itself (see _MaskOwner below)
-            self._access = _MaskOwnerAccess(cast("_MaskOwner", access))
-        else:
-            self._access = cast("StepAccess", access)
+    def __post_init__(self, access: StepAccess) -> None:
+        self._access = access
 
     def set_masks(self, masks: Masks) -> None:
         """Prune while training (gradual methods); the engine validates and enforces the masks."""
@@ -177,35 +174,3 @@ class StepContext:
 
     def weights(self) -> dict[str, Tensor]:
         return self._access.weights()
-
-
-# ---- until the engine hands StepContext its access ---------------------------------------------------------------
-# prunebench/engine/loop.py (Engine.train, being rewritten elsewhere) still builds StepContext with the engine itself
-# in place of `access`. The engine is wrapped at once in an adapter of its mask operations (what StepContext read of
-# it before), so that the context never holds it. Delete `_MaskOwner`, `_MaskOwnerAccess` and the check in
-# `__post_init__` once Engine.train passes `EngineStepAccess(self)`.
-class _MaskOwner(Protocol):
-    """What the engine passes as `access` today: its MaskSet and its `set_masks`."""
-
-    @property
-    def masks(self) -> MaskSet: ...
-
-    def set_masks(self, masks: Masks) -> None: ...
-
-
-class _MaskOwnerAccess:
-    """`StepAccess` over a `_MaskOwner`, as prunebench.engine.access.EngineStepAccess is over an engine."""
-
-    __slots__ = ("_engine",)
-
-    def __init__(self, engine: _MaskOwner) -> None:
-        self._engine = engine
-
-    def masks(self) -> Masks:
-        return {k: m.clone() for k, m in self._engine.masks.masks.items()}
-
-    def weights(self) -> dict[str, Tensor]:
-        return dict(self._engine.masks.params)
-
-    def set_masks(self, masks: Masks) -> None:
-        self._engine.set_masks(masks)

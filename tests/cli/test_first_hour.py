@@ -19,7 +19,7 @@ from prunebench.results import load_result
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "protocols" / "quickstart.yaml"
-WEAKENED = Path(__file__).parent / "methods" / "weakened_magnitude.py"
+WEAKENED = Path(__file__).parents[1] / "methods" / "fixtures" / "weakened_magnitude.py"
 
 
 def prunebench(cwd: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -10,13 +10,12 @@ from prunebench.report.efficiency_plots import pareto_front
 from prunebench.results import load_records
 from prunebench.testing import TINY
 
-HERE = Path(__file__).parent
+METHODS = Path(__file__).parents[1] / "methods" / "fixtures"  # the test methods, loaded by path as a user's are
 
 EFFICIENT = (
     TINY.replace("sparsities: [0.5, 0.9]", "sparsities: [0.5]").replace(
         "  - name: layerwise_magnitude\n  - name: random\n",
-        "  - name: l1_filter\n  - name: nm_magnitude\n"
-        f"  - name: {HERE / 'methods' / 'claims_filter.py'}:ClaimsFilter\n",
+        f"  - name: l1_filter\n  - name: nm_magnitude\n  - name: {METHODS / 'claims_filter.py'}:ClaimsFilter\n",
     )
     + "efficiency: {batch_sizes: [1, 16], rounds: 2, min_run_time: 0.05}\n"
 )

@@ -1,4 +1,4 @@
-"""Deliberately unfair methods, each in a file of its own (tests/hostile/cheats/) loaded exactly as a user's
+"""Deliberately unfair methods, each in a file of its own (tests/methods/fixtures/cheats/) loaded exactly as a user's
 method is, run through the CLI in one grid next to an honest method: every cheat is caught (a violation or a
 failure, with the reason) or has no effect on what is measured, the grid goes on, and the honest method gets
 the very weights it gets alone (by their sha256).
@@ -20,7 +20,7 @@ import pytest
 
 from prunebench.results import ResultRecord, load_result
 
-CHEATS = Path(__file__).parent / "cheats"
+CHEATS = Path(__file__).parents[1] / "methods" / "fixtures" / "cheats"
 PROTOCOL = textwrap.dedent(
     """\
     name: cheats

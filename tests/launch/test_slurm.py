@@ -18,14 +18,14 @@ from prunebench.errors import PrunebenchError
 from prunebench.launch.slurm import minutes
 from prunebench.testing import TINY
 
-HERE = Path(__file__).parent
+METHODS = Path(__file__).parents[1] / "methods" / "fixtures"  # the test methods, loaded by path as a user's are
 GRID = (
     TINY.replace("sparsities: [0.5, 0.9]", "sparsities: [0.5, 0.7, 0.9]")
     .replace("seeds: [0]", "seeds: [0, 1]")
     .replace("retrain: {epochs: 1,", "retrain: {epochs: 60,")
     .replace(
         "  - name: global_magnitude\n  - name: layerwise_magnitude\n  - name: random\n",
-        f"  - name: {HERE.parent / 'run' / 'methods' / 'counted.py'}:Counted\n",
+        f"  - name: {METHODS / 'counted.py'}:Counted\n",
     )
 )
 JOBS = 6

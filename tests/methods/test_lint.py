@@ -72,7 +72,7 @@ def test_every_built_in_baseline_passes() -> None:
 
 
 def test_the_cheats_that_reach_around_the_api_are_flagged() -> None:
-    found = {(Path(f.path).name, f.rule) for f in lint_path(ROOT / "tests" / "hostile" / "cheats")}
+    found = {(Path(f.path).name, f.rule) for f in lint_path(ROOT / "tests" / "methods" / "fixtures" / "cheats")}
     assert ("patch_audit.py", "monkeypatch") in found and ("patch_audit.py", "prunebench-import") in found
     assert ("patch_torch.py", "monkeypatch") in found and ("patch_evaluate.py", "monkeypatch") in found
     assert ("reset_ledger.py", "private-attribute") in found and ("read_test_split.py", "private-attribute") in found

@@ -14,7 +14,7 @@ import pytest
 
 from prunebench.testing import TINY
 
-HERE = Path(__file__).parent
+METHODS = Path(__file__).parents[1] / "methods" / "fixtures"  # the test methods, loaded by path as a user's are
 # BatchNorm's statistics are each rank's own share's under DDP (SyncBatchNorm needs CUDA), so two processes
 # train slightly different models: the tolerance on test accuracy, in points, with enough training to be stable.
 TOLERANCE = 0.04
@@ -91,8 +91,8 @@ def test_a_rank_that_fails_takes_the_job_down_with_its_reason(runs, tmp_path: Pa
     protocol.write_text(
         TINY.replace("sparsities: [0.5, 0.9]", "sparsities: [0.8]").replace(
             "  - name: layerwise_magnitude\n  - name: random\n",
-            f"  - name: {HERE / 'methods' / 'fails_on_rank.py'}:FailsOnRank\n"
-            f"  - name: {HERE / 'methods' / 'cheats_on_rank.py'}:CheatsOnRank\n",
+            f"  - name: {METHODS / 'fails_on_rank.py'}:FailsOnRank\n"
+            f"  - name: {METHODS / 'cheats_on_rank.py'}:CheatsOnRank\n",
         )
     )
     done = _run(protocol, tmp_path / "r", root / "c2", "--nproc", "2")

@@ -17,13 +17,13 @@ from prunebench.results.files import HOST
 from prunebench.run.leases import Claims
 from prunebench.testing import TINY
 
-HERE = Path(__file__).parent
+METHODS = Path(__file__).parents[1] / "methods" / "fixtures"  # the test methods, loaded by path as a user's are
 COUNTED = (
     TINY.replace("sparsities: [0.5, 0.9]", "sparsities: [0.5, 0.7, 0.9]")
     .replace("seeds: [0]", "seeds: [0, 1]")
     .replace(
         "  - name: global_magnitude\n  - name: layerwise_magnitude\n  - name: random\n",
-        f"  - name: {HERE / 'methods' / 'counted.py'}:Counted\n",
+        f"  - name: {METHODS / 'counted.py'}:Counted\n",
     )
 )
 JOBS = 6

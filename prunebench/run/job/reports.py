@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from prunebench.engine import Analyses
+from prunebench.analyses import Analyses
 from prunebench.protocol import TrainingSpec
 from prunebench.results import EpochRecord, Ledger, StageLedger
 from prunebench.run.sandbox.messages import BadMessage, Message, number, rewarn

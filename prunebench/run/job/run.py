@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from prunebench.engine import Analyses
+from prunebench.analyses import Analyses
 from prunebench.errors import JobFailed, one_line
 from prunebench.fairness import audit_budget, off_target
 from prunebench.methods import Taxonomy

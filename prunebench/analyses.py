@@ -1,12 +1,14 @@
-"""Per-epoch analyses of a job: cascade weight shedding, weight correlation, trainability accuracy.
+"""The analyses of a job that the protocol asks for: cascade weight shedding, weight correlation and
+trainability accuracy, measured from the weights the job trained (docs/analyses.md: the exact definitions and
+the papers).
 
 The functions here are pure: they read weights, masks and reference states and return numbers.
-`Analyses` is the driver the runner hands the engine: the engine calls it at the end of every
-pruning-stage and retraining epoch and stores what it returns in `EpochRecord.analyses`; the
-trainability accuracy is computed once from the curve when retraining ends and stored in
-`ResultRecord.analyses`. Nothing here changes weights, draws random numbers or reads data, so
-turning analyses on cannot change what is trained or selected. docs/analyses.md gives the exact
-definitions and the papers.
+`Analyses` is the driver, held by the runner (prunebench.run), never by the engine: the engine only sends
+the weights and masks with its reports (a Snapshot, when its observer wants them), and the runner analyses
+the weights of the end of every pruning-stage and retraining epoch (stored in `EpochRecord.analyses`), the
+weights retraining starts from, and, once retraining ends, the trainability accuracy of the curve (both in
+`ResultRecord.analyses`). Nothing here changes weights, draws random numbers or reads data, and it runs in
+the runner's process, not the job's, so turning analyses on cannot change what is trained or selected.
 """
 
 from __future__ import annotations
@@ -237,8 +239,8 @@ def shedding_reference(when: str, regime: str) -> str:
 
 
 class Analyses:
-    """What the engine calls at the end of each epoch (pruning stage and retraining), and the
-    runner before retraining starts and once it ends. It holds the reference states and caches
+    """What the runner calls on the weights of the end of each epoch (pruning stage and retraining),
+    of the start of retraining, and once retraining ends. It holds the reference states and caches
     what depends only on them (their Top-p cuts, the shedding thresholds of a set of masks)."""
 
     def __init__(

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from prunebench.engine.analyses import (
+from prunebench.analyses import (
     Analyses,
     first_lr_stage_epochs,
     shedding_counts,
@@ -99,7 +99,7 @@ def test_tied_magnitudes_count_by_expected_membership() -> None:
 
 
 def test_the_driver_computes_the_hand_computed_correlations() -> None:
-    """The numbers above, through what the engine calls each epoch (Analyses.correlation), per layer too."""
+    """The numbers above, through what the runner calls each epoch (Analyses.correlation), per layer too."""
     a = {"x": t(4, 3, 2, 1), "y": t(0.6, 0.5, 0.4, 0.3, 0.2, 0.1)}
     c = {"x": t(-1, 3, -4, 2), "y": t(0.6, -0.5, 0.4, 0.3, 0.2, 0.1)}
     spec = AnalysesSpec.model_validate({"correlation": {"enabled": True, "p": [0.25, 0.5], "against": ["init"]}})
