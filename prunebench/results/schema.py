@@ -149,6 +149,12 @@ class MethodRecord(Record):
         description="What the method reported about this job (e.g. how its final mask was chosen); "
         "informational, never used as a measurement.",
     )
+    notes_cut: str | None = Field(
+        None,
+        exclude_if=lambda cut: cut is None,  # written only when notes were cut: every other record stays as it was
+        description="What the runner cut of the method's notes to keep them within its bound (a cut note's value "
+        "is a marker saying how large it was); absent when nothing was cut.",
+    )
 
 
 class RetrainingRecord(Record):
