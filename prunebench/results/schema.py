@@ -287,6 +287,14 @@ class ResultSummary(Record):
         "that `prunebench check --verify` can evaluate saved weights again; None in records written before it was "
         "recorded.",
     )
+    digest: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        exclude_if=lambda digest: digest is None,  # records written before digests stay as they were
+        description="sha256 of the record's content without this field (prunebench.results.record_digest), written "
+        "by the runner: a record edited afterwards no longer matches it and is re-run. Absent in records written "
+        "before it was recorded.",
+    )
 
 
 class ResultRecord(ResultSummary):
