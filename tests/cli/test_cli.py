@@ -82,6 +82,8 @@ BAD = [
     ("{name: digits}", "{name: cifar10, root: /nonexistent/cifar}", "cifar-10-batches-py"),
     ("  - name: random\n", "  - name: random\n    config: {scop: layerwise}\n", "unknown hyperparameter of random"),
     ("  - name: random\n", "  - name: random\n    config: {scope: sideways}\n", "methods[2].config.scope"),
+    ("seeds: [0]\n", "seeds: [0]\nruntime: {job_memory: 1}\n", ":8:11: runtime.job_memory: 1 byte would kill every"),
+    ("seeds: [0]\n", "seeds: [0]\nruntime: {job_timeout: 0.001}\n", ":8:11: runtime.job_timeout: 0.001 s would kill"),
 ]
 
 
