@@ -17,7 +17,7 @@ from prunebench.results import ResultFileWarning, load_records
 @dataclass(frozen=True)
 class PlanRow:
     """One job of a run's plan as the plan table shows it: what it runs, and what the run will do with it
-    (`status`: pending, done, failed, corrupt, or "re-run (--force)"), and its result file."""
+    (`status`: pending, done, failed, corrupt, altered, or "re-run (--force)"), and its result file."""
 
     method: str  # the method's label
     variant: str | None  # its retraining variant (None: the protocol's own recipe)

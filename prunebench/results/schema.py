@@ -149,6 +149,12 @@ class MethodRecord(Record):
         description="What the method reported about this job (e.g. how its final mask was chosen); "
         "informational, never used as a measurement.",
     )
+    notes_cut: str | None = Field(
+        None,
+        exclude_if=lambda cut: cut is None,  # written only when notes were cut: every other record stays as it was
+        description="What the runner cut of the method's notes to keep them within its bound (a cut note's value "
+        "is a marker saying how large it was); absent when nothing was cut.",
+    )
 
 
 class RetrainingRecord(Record):
@@ -280,6 +286,14 @@ class ResultSummary(Record):
         description="sha256 of the final weights the metrics were measured on (prunebench.run.weights_sha256), so "
         "that `prunebench check --verify` can evaluate saved weights again; None in records written before it was "
         "recorded.",
+    )
+    digest: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        exclude_if=lambda digest: digest is None,  # records written before digests stay as they were
+        description="sha256 of the record's content without this field (prunebench.results.record_digest), written "
+        "by the runner: a record edited afterwards no longer matches it and is re-run. Absent in records written "
+        "before it was recorded.",
     )
 
 

@@ -10,6 +10,7 @@ warning naming it) whatever is not a valid record.
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import os
 import re
@@ -37,7 +38,18 @@ RUN_DEPTH = 3  # a record lies at most this many folders below its run directory
 
 
 def save_result(path: Path, record: ResultRecord) -> None:
-    write_atomic(path, record.model_dump_json(indent=1))
+    """Write a record with its digest over what is written (any digest it carried is replaced)."""
+    digest = record_digest(json.loads(record.model_dump_json(exclude={"digest"})))
+    write_atomic(path, record.model_copy(update={"digest": digest}).model_dump_json(indent=1))
+
+
+def record_digest(content: dict[str, Any]) -> str:
+    """sha256 of a record's content as JSON (keys sorted, compact) without its `digest`: over the values, not the
+    file's bytes, so that the digest holds across the schema's later optional fields and the file's layout."""
+    canonical = json.dumps(
+        {k: v for k, v in content.items() if k != "digest"}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class RunDirectory:
@@ -142,6 +154,12 @@ def read_protocol_file(path: Path) -> dict[str, Any] | None:
 def load_result(path: Path) -> ResultRecord:
     """Load one record; raises ValueError naming the problem for a corrupt, foreign or hostile file (not a regular
     file, too large, nested too deeply, numbers out of range)."""
+    return load_checked(path)[0]
+
+
+def load_checked(path: Path) -> tuple[ResultRecord, bool | None]:
+    """Load one record (as `load_result`) and check its digest: True when it matches the content, False when the
+    record was changed after it was written, None when it has none (written before digests were)."""
     data = read_regular(Path(path), MAX_RECORD_BYTES)
     try:
         raw = json.loads(data)
@@ -154,13 +172,14 @@ def load_result(path: Path) -> ResultRecord:
     if raw["schema_version"] != SCHEMA_VERSION:
         raise ValueError(f"schema version {raw['schema_version']!r}; this prunebench reads {SCHEMA_VERSION}")
     try:
-        return ResultRecord.model_validate(raw)
+        record = ResultRecord.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(map(str, first["loc"]))
         raise ValueError(f"invalid result record: {where}: {first['msg']}") from None
     except RecursionError:
         raise ValueError("nested too deeply to be a result record") from None
+    return record, None if record.digest is None else record.digest == record_digest(raw)
 
 
 TRACKER_FOLDERS = frozenset({"tensorboard", "mlruns", "wandb"})  # what `run --log` writes in a run directory

@@ -152,7 +152,7 @@ class Runner:
         return self._methods
 
     def status_of(self, job: Job) -> str:
-        """done, failed, corrupt or pending."""
+        """done, failed, corrupt, altered or pending (prunebench.run.scheduling.state)."""
         return job_status(job, self.run_dir)
 
     def base(self, seed: int) -> BaseCheckpoint:

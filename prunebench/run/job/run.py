@@ -32,6 +32,7 @@ from prunebench.results import (
 )
 from prunebench.run.dense import weights_sha256
 from prunebench.run.job.environment import JobEnvironment
+from prunebench.run.job.notes import cap_notes
 from prunebench.run.job.record import retraining_record, variant_record
 from prunebench.run.job.reports import JobReports
 from prunebench.run.job.resume import ReportLog, checkpoint_key
@@ -56,6 +57,7 @@ class JobRun:
         self.reasons: list[str] = []
         self.measured: dict[str, Any] = {}
         self.notes: dict[str, Any] = {}
+        self.notes_cut: str | None = None  # what cap_notes cut of the method's notes
         self.final: dict[str, Any] | None = None
         # The regime's recipe at the protocol's epochs; replaced when the method asks for other epochs. A regime
         # without one (validation refuses it for the protocol's own recipe) fails the job with the reason; the
@@ -161,7 +163,7 @@ class JobRun:
         except RecipeError as exc:
             raise JobFailed(f"no retraining recipe for {self.info.name}: {exc}") from None
         notes = header.get("notes")
-        self.notes = notes if isinstance(notes, dict) else {}
+        self.notes, self.notes_cut = cap_notes(notes if isinstance(notes, dict) else {})
         violations = header.get("violations")
         if isinstance(violations, list):
             self.reasons.extend(one_line(str(v)) for v in violations[:50])
@@ -303,6 +305,7 @@ class JobRun:
                 taxonomy=info.taxonomy.model_dump(),
                 citation=info.citation,
                 notes=self.notes,
+                notes_cut=self.notes_cut,
             ),
             seed=job.seed,
             target_sparsity=job.sparsity,

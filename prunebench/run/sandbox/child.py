@@ -50,25 +50,49 @@ _warm_up()
 INVENTORY = CodeInventory()
 
 
-def main(conn: Connection, kind: str, payload: bytes) -> None:
+def main(conn: Connection, kind: str, payload: bytes, stdout: Connection, stderr: Connection) -> None:
+    """Run one task; `stdout` and `stderr` are the write ends of the pipes the runner reads this process's
+    output from (within a bound)."""
     _detach()
+    _redirect_output(stdout, stderr)
     _forward_warnings(conn)
+    # Output is flushed before the last message: the runner kills this process once it has it.
     try:
         task = pickle.loads(payload)  # from the runner, which this process trusts (never the other way round)
         task.environment.enter()
         if kind == "describe":
-            send(conn, "result", describe_in_child(task))
+            described = describe_in_child(task)
+            _flush_output()
+            send(conn, "result", described)
         elif kind == "job":
             header, tensors = MethodSteps(task, conn, INVENTORY).run()
+            _flush_output()
             send(conn, "result", header, tensors)
         else:
             raise ValueError(f"unknown task {kind!r}")
     except JobFailed as exc:
+        _flush_output()
         send(conn, "failed", {"reason": str(exc)})
     except BaseException as exc:  # SystemExit, KeyboardInterrupt from a method fail its job
+        _flush_output()
         send(conn, "failed", {"reason": f"the job raised {describe(exc)}"})
     finally:
         conn.close()
+
+
+def _redirect_output(stdout: Connection, stderr: Connection) -> None:
+    """fd 1 and 2 onto the runner's pipes: Python's prints, C-level writes and subprocesses all go there."""
+    _flush_output()  # anything the fork server's streams held stays out of this job's output
+    os.dup2(stdout.fileno(), 1)
+    os.dup2(stderr.fileno(), 2)
+    stdout.close()
+    stderr.close()
+
+
+def _flush_output() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a stream a method closed or replaced
+            stream.flush()
 
 
 def _detach() -> None:

@@ -6,7 +6,8 @@ in milliseconds, inherits no state from earlier jobs and leaks none into later o
 the child sends (prunebench.run.sandbox.messages) and watches it: a child that exits before its result, is killed,
 outlives `runtime.job_timeout` or outgrows `runtime.job_memory` ends its job as failed, with the reason,
 and the grid goes on. A child runs in a process group of its own (Ctrl-C reaches only the runner, which
-kills the child) and dies with the fork server, which dies with the runner.
+kills the child) and dies with the fork server, which dies with the runner. What it writes to its stdout and
+stderr reaches the runner's within a bound (prunebench.run.sandbox.output).
 """
 
 from __future__ import annotations
@@ -22,16 +23,19 @@ import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prunebench.forkserver import context, start
+from prunebench.run.sandbox.output import JobOutput
 
 if TYPE_CHECKING:
     from prunebench.run.sandbox.messages import Message
     from prunebench.run.sandbox.tasks import JobTask
 
 POLL_S = 0.2
+OUTPUT_GRACE_S = 0.5  # how long the job's output is read after its process is killed
 
 
 class ChildFailed(Exception):
@@ -64,14 +68,26 @@ def run_child(kind: str, payload: bytes, on_message: Callable[[Message], None], 
 
     ctx = context()
     reader, writer = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=main, args=(writer, kind, payload), name=f"prunebench-{kind}")  # type: ignore[attr-defined]
-    started = time.monotonic()
+    # The job's stdout and stderr: pipes whose write ends the job's process puts on its fd 1 and 2 (a Connection is
+    # how multiprocessing hands a file descriptor to a process its fork server starts).
+    out_reader, out_writer = ctx.Pipe(duplex=False)
+    err_reader, err_writer = ctx.Pipe(duplex=False)
+    process = ctx.Process(  # type: ignore[attr-defined]
+        target=main, args=(writer, kind, payload, out_writer, err_writer), name=f"prunebench-{kind}"
+    )
+    started = checked = time.monotonic()
     with _main_hidden():
         process.start()
-    writer.close()  # the child holds the only writer: its end closing is end of file here
+    for end in (writer, out_writer, err_writer):
+        end.close()  # the child holds the only writers: their ends closing is end of file here
+    output = JobOutput(os.dup(out_reader.fileno()), os.dup(err_reader.fileno()))  # raw fds, read as bytes
+    out_reader.close()
+    err_reader.close()
     try:
         while True:
-            if reader.poll(POLL_S):
+            ready = wait([reader, *output.fds], POLL_S)
+            output.pump(ready)
+            if reader in ready:
                 try:
                     message = receive(reader, limits.max_message)
                 except EOFError:
@@ -82,10 +98,12 @@ def run_child(kind: str, payload: bytes, on_message: Callable[[Message], None], 
                 if message.kind in ("result", "failed"):
                     return message
                 on_message(message)
-                continue
-            if process.exitcode is not None and not reader.poll():
+            elif process.exitcode is not None and not reader.poll():
                 raise ChildFailed(_ended(process.exitcode))
-            if limits.timeout is not None and time.monotonic() - started > limits.timeout:
+            if time.monotonic() - checked < POLL_S:
+                continue  # the limits are checked a few times a second, whatever the job sends
+            checked = time.monotonic()
+            if limits.timeout is not None and checked - started > limits.timeout:
                 raise ChildFailed(f"the job ran past runtime.job_timeout ({limits.timeout:g} s) and was killed")
             if limits.memory is not None:
                 rss = tree_rss(process.pid)
@@ -97,6 +115,7 @@ def run_child(kind: str, payload: bytes, on_message: Callable[[Message], None], 
     finally:
         _kill(process)
         reader.close()
+        output.finish(wait, OUTPUT_GRACE_S)
 
 
 @contextmanager

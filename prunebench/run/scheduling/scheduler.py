@@ -70,6 +70,12 @@ class Scheduler:
                 continue
             if status == "corrupt":
                 warnings.warn(f"{job.path(self.directory.path)} is not a valid result; it will be re-run", stacklevel=2)
+            elif status == "altered":
+                warnings.warn(
+                    f"{job.path(self.directory.path)} was changed after the run wrote it (its digest does not match "
+                    "its content); it will be re-run",
+                    stacklevel=2,
+                )
             out.append(job)
         return out
 

@@ -21,7 +21,7 @@ from prunebench.run.scheduling.state import job_status
 @dataclass(frozen=True)
 class JobState:
     job_id: str
-    state: str  # done, violation, failed, corrupt, claimed, stale, pending
+    state: str  # done, violation, failed, corrupt, altered, claimed, stale, pending
     holder: Holder | None = None
 
 

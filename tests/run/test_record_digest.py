@@ -1,0 +1,60 @@
+"""A record edited by hand after the runner wrote it no longer matches its digest: `status` calls it altered, and
+the next run re-runs it with one line naming the file; untouched records are not re-run, and records without a
+digest (the committed references, every record written before digests) still count as done."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from prunebench.results import load_checked, load_result, record_digest
+
+REFERENCES = Path(__file__).parents[2] / "results"
+
+
+def test_a_record_edited_by_hand_is_re_run(
+    tiny_protocol: Path, tmp_path: Path, shared_cache: Path, cli: Callable
+) -> None:
+    results = tmp_path / "r"
+    args = (tiny_protocol, "--results", results, "--cache", shared_cache, "--device", "cpu")
+    assert cli("run", *args).code == 0
+    files = sorted(results.rglob("sparsity-*.json"))
+    assert len(files) == 6 and all(load_checked(f)[1] is True for f in files)
+    edited, legacy, untouched = files[0], files[1], files[2:]
+    truth = load_result(edited).metrics.test_top1  # type: ignore[union-attr]
+    content = json.loads(edited.read_text())
+    content["metrics"]["test_top1"] = 0.999
+    edited.write_text(json.dumps(content, indent=1))
+    old = json.loads(legacy.read_text())
+    del old["digest"]  # as a record written before digests
+    legacy.write_text(json.dumps(old, indent=1))
+    before = {f: f.read_bytes() for f in [legacy, *untouched]}
+
+    status = cli("status", *args[:5], "--all")
+    assert status.code == 0
+    assert "1 altered" in status.out.replace("\n", " "), status.out
+
+    again = cli("run", *args)
+    assert again.code == 0, again.err
+    said = [line for line in again.err.splitlines() if "digest does not match" in line]
+    assert len(said) == 1 and edited.name in said[0], again.err
+    assert "1 job(s) run, 5 already done" in again.out.replace("\n", " "), again.out
+    assert load_result(edited).metrics.test_top1 == truth  # type: ignore[union-attr]
+    assert load_checked(edited)[1] is True
+    assert {f: f.read_bytes() for f in [legacy, *untouched]} == before  # not re-run, not rewritten
+
+
+def test_the_committed_references_load_without_a_digest() -> None:
+    files = sorted(REFERENCES.rglob("sparsity-*.json"))
+    assert files
+    for path in files:
+        record, intact = load_checked(path)
+        assert intact is None and "digest" not in json.loads(path.read_text())
+        assert "digest" not in json.loads(record.model_dump_json())  # nor does one appear when it is dumped
+
+
+def test_the_digest_is_over_the_content_not_the_layout() -> None:
+    content = {"b": [1.5, {"x": "é"}], "a": 1}
+    assert record_digest(content) == record_digest({"a": 1, "b": [1.5, {"x": "é"}], "digest": "0" * 64})
+    assert record_digest(content) != record_digest({**content, "a": 2})
