@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
@@ -73,6 +74,24 @@ class Interrupted(BaseException):
 
 
 MAX_MESSAGE = 2000
+
+
+# What a file's string may not send to a terminal: C0 controls but tab and newline (ESC starts the sequences
+# that clear the screen, move the cursor, retitle the window; BEL rings), a carriage return that does not end a
+# line (it would overwrite what was printed), DEL, the C1 controls (0x9b is a one-byte CSI), and the
+# bidirectional overrides and isolates (they reverse what a reader sees). Printable Unicode stays.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]|\r(?!\n)")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """`text` safe to print on a terminal: each control character (see _UNPRINTABLE) written as its escape, e.g.
+    ESC as `\\x1b`, rather than dropped or replaced by `?`: the reader sees that the string holds one, and which."""
+    return _UNPRINTABLE.sub(_escaped, text) if _UNPRINTABLE.search(text) else text
 
 
 def one_line(message: str) -> str:

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from prunebench.errors import PrunebenchError, one_line
+from prunebench.report.console import SafeConsole
 
 app = typer.Typer(
     add_completion=False,
@@ -20,13 +21,14 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 # Piped output (CI logs, files) gets a wide console rather than rich's 80-column default.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+# SafeConsole: what the files say (method names, reasons, notes, file names) never reaches the terminal raw.
+out = SafeConsole(width=None if sys.stdout.isatty() else 160)
+err = SafeConsole(stderr=True)
 
 
 def wide() -> Console:
     """The console for wide tables: the terminal's, or one of 200 columns for a log that has no width."""
-    return out if out.is_terminal else Console(width=max(out.width, 200))
+    return out if out.is_terminal else SafeConsole(width=max(out.width, 200))
 
 
 def _version(value: bool) -> None:

@@ -21,7 +21,7 @@ from prunebench.cli.options import (
     split,
     write_text,
 )
-from prunebench.errors import ResultsError
+from prunebench.errors import ResultsError, printable
 
 if TYPE_CHECKING:
     from prunebench.report import Comparison
@@ -121,8 +121,8 @@ def compare(
         else:
             for t in rich_tables(comparison):
                 console.print(t)
-    else:
-        sys.stdout.write(render(comparison, kind, table))
+    else:  # markdown, LaTeX, HTML or CSV on the terminal: the files' strings made printable there too
+        sys.stdout.write(printable(render(comparison, kind, table)))
     if plot is not None:
         from prunebench.report import plots  # matplotlib takes a while to import: only when asked for
 
@@ -160,4 +160,4 @@ def swap(
         write_text(output, text)
         say(f"wrote {output} ({kind})")
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(printable(text))

@@ -334,6 +334,27 @@ _BYTES: dict[str | None, int] = {None: 1, "B": 1, **_BINARY, **{f"{k}iB": v for 
 _BYTES |= {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
 MAX_JOB_SECONDS = 366 * 86400
 MAX_JOB_BYTES = 2**50
+# Floors: limits that would kill every job are refused. A job's process, forked from the fork server with torch
+# and prunebench imported, was measured at 380-515 MiB resident (tree_rss) for the smallest job there is (the
+# tests' tiny protocol: small_cnn at width 0.25 on digits, on the CPU; a fresh `import torch` alone: 660 MiB), so
+# no job fits in 256 MiB, and every real one needs more.
+MIN_JOB_BYTES = 256 * 2**20
+# The same job's process lived 0.1-0.2 s on an idle CPU, but its clock starts with the fork: on a busy node, or
+# with CUDA to initialise (seconds of its own), a limit under 5 s kills jobs for the machine, not the method.
+MIN_JOB_SECONDS = 5.0
+
+
+def _number(v: Any) -> bool:
+    """An int or float (a bool is neither here): what the floors are checked on; the rest is pydantic's to refuse."""
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _size_text(n: float) -> str:
+    """A size as a reader wants it in a message: 1 byte, 12 KiB, 100 MiB."""
+    for unit, factor in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= factor:
+            return f"{n / factor:.3g} {unit}"
+    return f"{n:g} byte" + ("" if n == 1 else "s")
 
 
 class RuntimeSpec(StrictModel):
@@ -350,18 +371,19 @@ class RuntimeSpec(StrictModel):
     )
     job_timeout: float | None = Field(
         None,
-        gt=0,
+        ge=MIN_JOB_SECONDS,
         le=MAX_JOB_SECONDS,
         description="Wall-clock limit of one job's process (pruning, retraining, measuring aside): seconds, or "
-        "a number with a unit: 90s, 30m, 12h, 2d. A job that exceeds it is killed and recorded as failed; the grid "
-        "goes on. None: no limit.",
+        "a number with a unit: 90s, 30m, 12h, 2d; at least 5 s. A job that exceeds it is killed and recorded as "
+        "failed; the grid goes on. None: no limit.",
     )
     job_memory: int | None = Field(
         None,
-        gt=0,
+        ge=MIN_JOB_BYTES,
         le=MAX_JOB_BYTES,
         description="Resident memory limit of one job's process: bytes, or a number with a unit (512MiB, 16GiB, "
-        "8GB). A job whose process exceeds it is killed and recorded as failed. None: no limit.",
+        "8GB); at least 256 MiB (a job's process with torch imported needs more). A job whose process exceeds it is "
+        "killed and recorded as failed. None: no limit.",
     )
 
     @field_validator("job_timeout", mode="before")
@@ -371,7 +393,12 @@ class RuntimeSpec(StrictModel):
             match = _DURATION.match(v)
             if match is None:
                 raise ValueError(f"{v!r} is not a duration: seconds, or a number with s, m, h or d (e.g. 12h)")
-            return float(match[1]) * _SECONDS[match[2]]
+            v = float(match[1]) * _SECONDS[match[2]]
+        if _number(v) and v < MIN_JOB_SECONDS:
+            raise ValueError(
+                f"{v:g} s would kill every job: starting a job's process (the fork, CUDA on a GPU) can take "
+                f"seconds alone; at least {MIN_JOB_SECONDS:g} s, or leave it out for no limit"
+            )
         return v
 
     @field_validator("job_memory", mode="before")
@@ -381,5 +408,10 @@ class RuntimeSpec(StrictModel):
             match = _SIZE.match(v)
             if match is None:
                 raise ValueError(f"{v!r} is not a size: bytes, or a number with a unit such as MiB or GiB (16GiB)")
-            return int(float(match[1]) * _BYTES[match[2]])
+            v = int(float(match[1]) * _BYTES[match[2]])
+        if _number(v) and v < MIN_JOB_BYTES:
+            raise ValueError(
+                f"{_size_text(v)} would kill every job: a job's process with torch imported is larger "
+                f"(400-500 MiB resident); at least {MIN_JOB_BYTES // 2**20} MiB, or leave it out for no limit"
+            )
         return v

@@ -3,6 +3,7 @@ many of its jobs are done, failed or shown apart, how many remain, and when its 
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,10 +40,15 @@ def run_directories(paths: Sequence[Path]) -> list[Path]:
     """Folders holding a protocol.json, at most MAX_DEPTH below the paths given, each once, sorted."""
     found: set[Path] = set()
     for root in paths:
-        if (root / PROTOCOL_FILE).is_file():
-            found.add(root)
-        for depth in range(1, MAX_DEPTH + 1):
-            found.update(p.parent for p in root.glob("/".join(["*"] * depth) + f"/{PROTOCOL_FILE}") if p.is_file())
+        # os.walk, not Path.glob: a folder that a running worker removes meanwhile (its empty claims/) is skipped,
+        # where glob (Python < 3.13) raises FileNotFoundError. Symbolic links are followed, as glob's `*` does;
+        # the depth bounds the walk.
+        for directory, subdirs, names in os.walk(root, followlinks=True):
+            folder = Path(directory)
+            if PROTOCOL_FILE in names and (folder / PROTOCOL_FILE).is_file():
+                found.add(folder)
+            if len(folder.relative_to(root).parts) >= MAX_DEPTH:
+                subdirs.clear()
     return sorted(found)
 
 

@@ -8,7 +8,6 @@ must share one dense checkpoint, or the seed is left out.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from collections import defaultdict
@@ -16,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from prunebench.report.audit import Entry, same_target, target_of
 from prunebench.report.cells import interval, signed_pp
+from prunebench.report.console import text_console
 from prunebench.report.filters import passes_filters
 from prunebench.report.load import ProtocolIndex
 from prunebench.report.render.markdown import md_escape
@@ -319,7 +318,7 @@ def swap_render(report: SwapReport, fmt: str, width: int = 220) -> str:
         return swap_json(report)
     if fmt == "markdown":
         return swap_markdown(report)
-    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+    console = text_console(width)
     for notice in report.notices:
         console.print(f"note: {notice}", markup=False, highlight=False)
     console.print(swap_table(report))

@@ -5,7 +5,8 @@ the modes the user's umask asks for, writability checked before any work, and re
   run) sees the old file or the new one, never half of one. The temporary file is named
   `.<name>.<host>.<pid>.<random>.tmp`, so that cleaning up (`remove_stale_temporaries`) removes only the files
   of writers that are gone, never those of a run still writing.
-- `ensure_writable`: a folder can be created and written in, or one clear error says why not.
+- `ensure_writable`: a folder can be created and written in, or one clear error says why not; `make_folder`
+  creates one that another worker may remove at the same moment (an empty claims/).
 - `read_regular`: the bytes of a regular file of bounded size; a FIFO, a device or a directory is refused
   without reading from it.
 """
@@ -13,6 +14,7 @@ the modes the user's umask asks for, writability checked before any work, and re
 from __future__ import annotations
 
 import errno
+import fnmatch
 import os
 import socket
 import stat
@@ -23,6 +25,8 @@ from pathlib import Path
 from prunebench.errors import ResultsError
 
 TEMPORARY_SUFFIX = ".tmp"
+_TEMPORARY_PATTERN = f".*{TEMPORARY_SUFFIX}"  # what write_atomic and ensure_writable name their temporary files
+_VANISHING_TRIES = 10  # a folder removed by another worker as often in a row is not a race but a fault
 FOREIGN_TEMPORARY_AGE_S = 24 * 3600  # another host's temporary file is stale after a day
 HOST = socket.gethostname().replace(".", "-") or "host"  # as temporary files name their writer
 _UMASK = os.umask(0)
@@ -68,32 +72,56 @@ def _owner_is_gone(name: str, age_s: float) -> bool:
 
 
 def remove_stale_temporaries(folder: Path) -> int:
-    """Remove the temporary files under `folder` whose writers are gone (killed mid-write); returns how many."""
+    """Remove the temporary files under `folder` whose writers are gone (killed mid-write); returns how many.
+    Best effort, and safe while other workers share the folder: a subfolder removed meanwhile (a worker's empty
+    claims/), a file gone or one that cannot be removed is skipped, never an error."""
     removed = 0
-    if not folder.is_dir():
-        return 0
     now = time.time()
-    for tmp in folder.rglob(f".*{TEMPORARY_SUFFIX}"):
-        try:
-            age = now - tmp.stat().st_mtime
-        except OSError:
-            continue
-        if _owner_is_gone(tmp.name, age):
-            tmp.unlink(missing_ok=True)
-            removed += 1
+    # os.walk, not Path.rglob: os.walk skips a folder that vanishes between its listing and its own (errors of
+    # os.scandir are ignored), where rglob (Python < 3.13) raises FileNotFoundError from it.
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            if not fnmatch.fnmatchcase(name, _TEMPORARY_PATTERN):
+                continue
+            tmp = Path(directory, name)
+            try:
+                if _owner_is_gone(name, now - tmp.stat().st_mtime):
+                    tmp.unlink()
+                    removed += 1
+            except OSError:  # removed meanwhile (by its writer, or with its folder), or not ours to remove
+                continue
     return removed
+
+
+def make_folder(folder: Path) -> None:
+    """`folder.mkdir(parents=True, exist_ok=True)` where another worker may remove the folder at the same moment:
+    Path.mkdir raises FileExistsError when the folder it found existing is gone by the time it checks that it is
+    a directory; it is tried again (a file in the way fails every time, and its error is raised)."""
+    for _ in range(_VANISHING_TRIES - 1):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            return
+        except FileExistsError:
+            continue
+    folder.mkdir(parents=True, exist_ok=True)
 
 
 def ensure_writable(folder: Path, what: str) -> None:
     """Create `folder` if needed and write a file in it; a ResultsError naming `what` (e.g. "--results") and the
     reason otherwise. Called before any work, so that no training is lost to a folder that cannot take it."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".write-check.{HOST}.{os.getpid()}.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ResultsError(f"{what} {folder}: cannot write there ({describe_os_error(exc)})") from None
+    for attempt in range(_VANISHING_TRIES):
+        try:
+            make_folder(folder)
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=f".write-check.{HOST}.{os.getpid()}.", suffix=".tmp")
+            os.close(fd)
+            os.unlink(probe)
+            return
+        except FileNotFoundError as exc:
+            # Another worker removed the folder (its empty claims/) between the mkdir and the write: again.
+            if attempt == _VANISHING_TRIES - 1:
+                raise ResultsError(f"{what} {folder}: cannot write there ({describe_os_error(exc)})") from None
+        except OSError as exc:
+            raise ResultsError(f"{what} {folder}: cannot write there ({describe_os_error(exc)})") from None
 
 
 def describe_os_error(exc: OSError) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prunebench.results.files import HOST
+from prunebench.results.files import HOST, make_folder
 
 LEASE_SUFFIX = ".lease"
 DEFAULT_TTL_S = 120.0
@@ -147,8 +147,8 @@ class Claims:
     # ---- the file operations ------------------------------------------------------------------------
     def _create(self, path: Path) -> Lease | None:
         token = secrets.token_hex(8)
-        for _ in range(3):  # the folder may be removed, empty, by a worker that finished, between the two calls
-            path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(10):  # the folder may be removed, empty, by a worker that finished, between the two calls
+            make_folder(path.parent)
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
                 break

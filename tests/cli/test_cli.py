@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import CliResult
 
-from prunebench.protocol import load_protocol
-from prunebench.testing import TINY
+from prunebench.errors import printable
+from prunebench.protocol import load_protocol, parse_protocol
+from prunebench.testing import MINIMAL, TINY, make_record, write_run
 
 Cli = Callable[..., CliResult]
 
@@ -82,6 +83,8 @@ BAD = [
     ("{name: digits}", "{name: cifar10, root: /nonexistent/cifar}", "cifar-10-batches-py"),
     ("  - name: random\n", "  - name: random\n    config: {scop: layerwise}\n", "unknown hyperparameter of random"),
     ("  - name: random\n", "  - name: random\n    config: {scope: sideways}\n", "methods[2].config.scope"),
+    ("seeds: [0]\n", "seeds: [0]\nruntime: {job_memory: 1}\n", ":8:11: runtime.job_memory: 1 byte would kill every"),
+    ("seeds: [0]\n", "seeds: [0]\nruntime: {job_timeout: 0.001}\n", ":8:11: runtime.job_timeout: 0.001 s would kill"),
 ]
 
 
@@ -119,3 +122,36 @@ def test_bad_options(cli: Cli, tiny_protocol: Path, tmp_path: Path) -> None:
     assert res.code == 2 and "--shard" in res.err
     res = cli("run", tmp_path / "missing.yaml")
     assert res.code == 2 and "no such protocol file" in res.err
+
+
+HOSTILE = "\x1b[2J\x1b[31mX\x07"  # clear the screen, turn red, ring the bell
+
+
+@pytest.mark.parametrize("fmt", ["rich", "markdown", "csv"])
+def test_what_the_files_say_reaches_the_terminal_printable(cli: Cli, tmp_path: Path, fmt: str) -> None:
+    """A record's method name and reasons, its protocol's name and the results folder's name carry escapes and a
+    bell (a method label cannot: it names a folder); `compare` (and `ls`) print them escaped, never raw."""
+    proto = parse_protocol(MINIMAL, "p.yaml")
+    evil_ref = {"name": "tiny" + HOSTILE}
+    records = [
+        make_record(proto, label, 0.9, s, 0.8 + 0.01 * s, name="magnitude" + HOSTILE).model_copy(
+            update={"protocol": make_record(proto, label, 0.9, s, 0.8).protocol.model_copy(update=evil_ref)}
+        )
+        for label in ("a", "b")
+        for s in range(3)
+    ]
+    records[3] = make_record(proto, "b", 0.9, 0, 0.8, status="violation", reasons=("cheated" + HOSTILE,))
+    results = tmp_path / ("results" + HOSTILE)
+    write_run(results, proto, records)
+    res = cli("compare", results, "--format", fmt)
+    assert res.code == 0, res.err
+    assert "cheated" in res.out and "\\x1b[2J\\x1b[31mX\\x07" in res.out  # shown, escaped
+    listing = cli("ls", results)
+    assert listing.code == 0, listing.err
+    for text in (res.out, res.err, listing.out, listing.err):
+        assert "\x1b" not in text and "\x07" not in text, repr(text)
+
+
+def test_printable_escapes_controls_and_keeps_unicode() -> None:
+    assert printable("a\x1b[2J\x07b") == "a\\x1b[2J\\x07b"
+    assert printable("line\r\nover\rwrite\x9b\u202eé 漢 🙂\tz") == "line\r\nover\\x0dwrite\\x9b\\u202eé 漢 🙂\tz"

@@ -3,12 +3,14 @@ left behind, none of another run's deleted, files readable by the team (the umas
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +19,14 @@ from typing import Any
 import pytest
 import torch
 
+import prunebench.results.files as files
 from prunebench.protocol import load_protocol
+from prunebench.report.listing import run_directories
 from prunebench.results import load_result, write_atomic
-from prunebench.results.files import remove_stale_temporaries
+from prunebench.results.files import ensure_writable, remove_stale_temporaries
 from prunebench.run import Runner, plan
+from prunebench.run.leases import Claims
+from prunebench.run.measurement.verify import _record_files
 from prunebench.testing import TINY
 
 SLOW = TINY.replace("retrain: {epochs: 1,", "retrain: {epochs: 8,")  # long enough to be interrupted mid-grid
@@ -278,3 +284,142 @@ def test_no_process_outlives_the_run(how: str, tmp_path: Path, shared_cache: Pat
     while time.time() < deadline and _session(proc.pid):
         time.sleep(0.1)
     assert _session(proc.pid) == []
+
+
+def _claim_and_release(claims: Path, stop: threading.Event, errors: list[BaseException]) -> None:
+    """Another worker on the same results directory: claims a job, releases it and removes its empty claims/."""
+    worker = Claims(claims, ttl=3600)
+    try:
+        while not stop.is_set():
+            if worker.claim("m/sparsity-0.5_seed-0") is not None:
+                worker.release("m/sparsity-0.5_seed-0")
+            worker.remove_folder_if_empty()
+    except BaseException as exc:  # reported by the test: an exception cannot fail it from a thread
+        errors.append(exc)
+
+
+def test_start_up_survives_another_worker_removing_its_claims_folder(tmp_path: Path) -> None:
+    """The start-up's checks and cleanup (Runner.run) while another worker creates and removes claims/: a real
+    race, bounded in count and time. The old code lost it within a few dozen tries: "cannot write there" from the
+    check, FileNotFoundError from the cleanup's rglob, FileExistsError from the claim's mkdir."""
+    run_dir = tmp_path / "r" / "tiny"
+    (run_dir / "m").mkdir(parents=True)
+    stop, errors = threading.Event(), []
+    other = threading.Thread(target=_claim_and_release, args=(run_dir / "claims", stop, errors), daemon=True)
+    other.start()
+    try:
+        deadline = time.monotonic() + 10
+        for _ in range(2000):
+            ensure_writable(run_dir / "claims", "--results (its claims/ folder)")
+            assert remove_stale_temporaries(run_dir) == 0
+            if time.monotonic() > deadline or errors:
+                break
+    finally:
+        stop.set()
+        other.join(10)
+    assert not other.is_alive() and errors == []
+
+
+class _Listed:
+    """A folder's entries, read at once, as os.scandir's iterator gives them."""
+
+    def __init__(self, entries: list[os.DirEntry[str]]) -> None:
+        self.entries = iter(entries)
+
+    def __iter__(self) -> _Listed:
+        return self
+
+    def __next__(self) -> os.DirEntry[str]:
+        return next(self.entries)
+
+    def __enter__(self) -> _Listed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _removed_once_listed(monkeypatch: pytest.MonkeyPatch, parent: Path, removed: Path) -> None:
+    """Another worker claims and releases a job each time `parent` is listed: `removed` (its claims/) is in the
+    listing, and gone right after it."""
+    scandir = os.scandir
+
+    def listed_then_removed(path: Any = ".") -> _Listed:
+        if Path(path) == parent:
+            removed.mkdir(exist_ok=True)
+        with scandir(path) as entries:
+            listed = _Listed(list(entries))
+        if Path(path) == parent:
+            removed.rmdir()
+        return listed
+
+    monkeypatch.setattr(os, "scandir", listed_then_removed)
+
+
+def test_cleanup_skips_a_folder_removed_while_it_walks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race at the function level, every time: claims/ is removed between the listing of the run directory
+    and the listing of claims/ itself; the temporary file of a killed writer elsewhere is still removed."""
+    (tmp_path / "claims").mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed = tmp_path / "m" / f".x.json.{files.HOST}.{int(dead.stdout)}.abc123.tmp"
+    killed.parent.mkdir()
+    killed.write_text("half a record")
+    _removed_once_listed(monkeypatch, tmp_path, tmp_path / "claims")
+    assert remove_stale_temporaries(tmp_path) == 1 and not killed.exists()
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_listing_runs_skips_a_folder_removed_while_it_looks(
+    depth: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ls`, `status`, `verify` look through run directories while workers run in them: claims/ may go. (A run
+    directory deeper than MAX_DEPTH is still not listed.)"""
+    root = tmp_path / "results"
+    run_dir = root.joinpath(*["tiny"] * depth)
+    (root / "a" / "b" / "c" / "too-deep").mkdir(parents=True)
+    (root / "a" / "b" / "c" / "too-deep" / "protocol.json").write_text("{}")
+    (run_dir / "claims").mkdir(parents=True)
+    (run_dir / "protocol.json").write_text("{}")
+    (run_dir / "m" / "sparsity-0.5_seed-0.json").parent.mkdir()
+    (run_dir / "m" / "sparsity-0.5_seed-0.json").write_text("{}")
+    _removed_once_listed(monkeypatch, run_dir, run_dir / "claims")
+    assert run_directories([root]) == [run_dir]
+    assert _record_files([root]) == [run_dir / "m" / "sparsity-0.5_seed-0.json"]
+
+
+def test_a_folder_removed_while_it_is_made_is_made_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another worker removes the folder between Path.mkdir's finding it there and checking it is a directory
+    (FileExistsError), and between its creation and the write that checks it (FileNotFoundError): the check and
+    the claim make it again."""
+    folder = tmp_path / "claims"
+    mkdir, mkstemp = os.mkdir, files.tempfile.mkstemp
+    races = {"mkdir": 0, "mkstemp": 0}
+
+    def found_then_removed(path: Any, mode: int = 0o777) -> None:
+        if Path(path) == folder and races["mkdir"]:
+            races["mkdir"] -= 1
+            mkdir(path, mode)  # it was there ...
+            os.rmdir(path)  # ... and is gone before mkdir looks again
+            raise FileExistsError(errno.EEXIST, "File exists", str(path))
+        mkdir(path, mode)
+
+    def removed_then_written(**kwargs: Any) -> tuple[int, str]:
+        if races["mkstemp"]:
+            races["mkstemp"] -= 1
+            folder.rmdir()
+        return mkstemp(**kwargs)
+
+    monkeypatch.setattr(os, "mkdir", found_then_removed)
+    monkeypatch.setattr(files.tempfile, "mkstemp", removed_then_written)
+    races.update(mkdir=1, mkstemp=1)
+    ensure_writable(folder, "--results (its claims/ folder)")
+    assert folder.is_dir() and races == {"mkdir": 0, "mkstemp": 0}
+    folder.rmdir()
+    races.update(mkdir=1)
+    lease = Claims(folder).claim("m/sparsity-0.5_seed-0")
+    assert lease is not None and lease.path.exists() and races["mkdir"] == 0
+    Claims(folder).release_all()
+    lease.release()

@@ -89,6 +89,28 @@ def test_impossible_values(change: tuple[str, str], field: str, phrase: str) -> 
         assert e.field == field
 
 
+@pytest.mark.parametrize(
+    ("runtime", "refused"),
+    [
+        ("{job_memory: 1}", "1 byte would kill every job"),
+        ("{job_memory: 255MiB}", "255 MiB would kill every job"),
+        ("{job_memory: 0}", "0 bytes would kill every job"),
+        ("{job_timeout: 0.001}", "0.001 s would kill every job"),
+        ("{job_timeout: 4.9s}", "4.9 s would kill every job"),
+        ("{job_memory: 256MiB, job_timeout: 5s}", None),  # the floors themselves
+        ("{job_memory: 1.5GiB, job_timeout: 10}", None),  # what the hostile tests run under
+    ],
+)
+def test_runtime_limits_that_would_kill_every_job_are_refused(runtime: str, refused: str | None) -> None:
+    text = MINIMAL.replace("name: tiny", f"name: tiny\nruntime: {runtime}")
+    if refused is None:
+        limits = parse_protocol(text, "p.yaml").runtime
+        assert limits.job_memory is not None and limits.job_memory >= 256 * 2**20 and limits.job_timeout is not None
+        return
+    e = error_of(text)
+    assert e.field.startswith("runtime.job_") and e.line == 2 and refused in str(e) and "at least" in str(e)
+
+
 def test_missing_required_section() -> None:
     e = error_of(MINIMAL.replace("model:\n  name: small_cnn\n", ""))
     assert e.field == "model" and "required" in str(e)

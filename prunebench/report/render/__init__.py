@@ -3,12 +3,9 @@ latex, html."""
 
 from __future__ import annotations
 
-import io
-
-from rich.console import Console
-
 from prunebench.errors import ResultsError
 from prunebench.report.board import Comparison
+from prunebench.report.console import text_console
 from prunebench.report.figures import FIGURE_SUFFIXES, check_figure_path
 from prunebench.report.formats import FORMATS, SUFFIX_FORMATS, Format, format_for
 from prunebench.report.render.html import to_html
@@ -30,7 +27,7 @@ def render(c: Comparison, fmt: str, table: str = "board") -> str:
 
         if fmt == "markdown":
             return "\n".join(pivot_markdown(pivot(b)) for b in c.boards)
-        console = Console(file=io.StringIO(), width=120, color_system=None, force_terminal=False)
+        console = text_console(120)
         for b in c.boards:
             console.print(pivot_table(pivot(b)))
         return console.file.getvalue()  # type: ignore[attr-defined]

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import io
-
 from rich import box
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from prunebench.report.board import Comparison
 from prunebench.report.cells import AUDIT_HEADERS, CAPTION, COMPACT_HEADERS, audit_cells, compact_cells, pick, shown
+from prunebench.report.console import text_console
 
 RIGHT = {"rank", "top-1 %", "n", "Δ dense", "FLOPs", "speedup", "params"}
 
@@ -59,7 +57,7 @@ def rich_tables(c: Comparison) -> list[Table]:
 
 
 def to_rich_text(c: Comparison, width: int = 120) -> str:
-    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+    console = text_console(width)
     for notice in c.notices:
         console.print(f"note: {notice}", markup=False, highlight=False)
     for t in rich_tables(c):

@@ -9,7 +9,9 @@ measure otherwise is a failure; a record with a number someone edited by hand ca
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +34,16 @@ class Verification:
 
 
 def _record_files(paths: Sequence[Path]) -> list[Path]:
+    """The record files given, and those under the folders given, each folder's sorted."""
     out: list[Path] = []
     for path in paths:
-        out += sorted(path.rglob("sparsity-*.json")) if path.is_dir() else [path]
+        if not path.is_dir():
+            out.append(path)
+            continue
+        # os.walk, not Path.rglob: a folder that a running worker removes meanwhile (its empty claims/) is skipped,
+        # where rglob (Python < 3.13) raises FileNotFoundError.
+        walked = os.walk(path)
+        out += sorted(Path(d, n) for d, _, names in walked for n in names if fnmatch.fnmatchcase(n, "sparsity-*.json"))
     return out
 
 
