@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from prunebench.console import SafeConsole
 from prunebench.errors import PrunebenchError, one_line
-from prunebench.report.console import SafeConsole
 
 app = typer.Typer(
     add_completion=False,

@@ -17,9 +17,9 @@ from typing import Any
 
 from rich.table import Table
 
+from prunebench.console import text_console
 from prunebench.report.audit import Entry, same_target, target_of
 from prunebench.report.cells import interval, signed_pp
-from prunebench.report.console import text_console
 from prunebench.report.filters import passes_filters
 from prunebench.report.load import ProtocolIndex
 from prunebench.report.render.markdown import md_escape

@@ -3,9 +3,9 @@ latex, html."""
 
 from __future__ import annotations
 
+from prunebench.console import text_console
 from prunebench.errors import ResultsError
 from prunebench.report.board import Comparison
-from prunebench.report.console import text_console
 from prunebench.report.figures import FIGURE_SUFFIXES, check_figure_path
 from prunebench.report.formats import FORMATS, SUFFIX_FORMATS, Format, format_for
 from prunebench.report.render.html import to_html

@@ -6,9 +6,9 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from prunebench.console import text_console
 from prunebench.report.board import Comparison
 from prunebench.report.cells import AUDIT_HEADERS, CAPTION, COMPACT_HEADERS, audit_cells, compact_cells, pick, shown
-from prunebench.report.console import text_console
 
 RIGHT = {"rank", "top-1 %", "n", "Δ dense", "FLOPs", "speedup", "params"}
 

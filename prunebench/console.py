@@ -1,6 +1,7 @@
 """The console every terminal output of prunebench goes through: rich's, with the strings it renders made
 printable (prunebench.errors.printable), so that a record's method name, reason or note, a protocol's name or a
-file name never sends an escape sequence or a bell to the reader's terminal."""
+file name never sends an escape sequence or a bell to the reader's terminal. A module of the bottom layer: the
+command line imports it at start-up, before anything heavy."""
 
 from __future__ import annotations
 
