@@ -239,7 +239,14 @@ def _run_workers(execution: Execution, request: RunRequest, count: int) -> None:
     command = request.argv(threads=False)  # each worker gets its share of the cores
     with _interrupts_end_the_run(f"the workers stopped, every job they finished is kept in {run_dir}"):
         outcome = run_workers(
-            command, execution.jobs, run_dir, count, device=request.device, threads=request.threads, say=say
+            command,
+            execution.jobs,
+            run_dir,
+            count,
+            device=request.device,
+            threads=request.threads,
+            say=say,
+            key=execution.runner.key,
         )
     out.print(run_summary(run_dir))
     for line in outcome.problems():

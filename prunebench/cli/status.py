@@ -13,7 +13,7 @@ from prunebench.cli.app import app, out
 from prunebench.cli.options import MethodsFilter, Overrides, SparsitiesFilter, VariantsFilter, split
 from prunebench.protocol import load_protocol
 
-ORDER = ("done", "violation", "failed", "corrupt", "altered", "claimed", "stale", "pending")
+ORDER = ("done", "violation", "failed", "corrupt", "altered", "unverified", "claimed", "stale", "pending")
 
 
 @app.command()

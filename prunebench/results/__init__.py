@@ -11,6 +11,7 @@ from prunebench.results.efficiency import (
     Timing,
 )
 from prunebench.results.files import describe_os_error, ensure_writable
+from prunebench.results.integrity import IntegrityKey, ephemeral_key
 from prunebench.results.schema import (
     SCHEMA_VERSION,
     BaseModelRecord,
@@ -45,6 +46,8 @@ from prunebench.results.store import (
     load_records,
     load_result,
     record_digest,
+    record_domain,
+    record_sealed,
     result_files,
     save_result,
     write_atomic,
@@ -71,6 +74,7 @@ __all__ = [
     "EfficiencyRecord",
     "EpochRecord",
     "Granularity",
+    "IntegrityKey",
     "Kernel",
     "LayerSparsity",
     "Ledger",
@@ -100,12 +104,15 @@ __all__ = [
     "When",
     "describe_os_error",
     "ensure_writable",
+    "ephemeral_key",
     "guard_references",
     "load_checked",
     "load_or_fail",
     "load_records",
     "load_result",
     "record_digest",
+    "record_domain",
+    "record_sealed",
     "result_files",
     "save_result",
     "write_atomic",

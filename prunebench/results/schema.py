@@ -295,6 +295,15 @@ class ResultSummary(Record):
         "by the runner: a record edited afterwards no longer matches it and is re-run. Absent in records written "
         "before it was recorded.",
     )
+    mac: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        exclude_if=lambda mac: mac is None,  # records written before MACs stay as they were
+        description="HMAC-SHA256 of `digest` (with the job's run and name), keyed with the cache's integrity key "
+        "(prunebench.results.integrity), written by the runner: a record whose MAC does not verify with the run's "
+        "key (written by a job's code, forged, or written before MACs) is re-run. Absent in records written before "
+        "it was recorded.",
+    )
 
 
 class ResultRecord(ResultSummary):

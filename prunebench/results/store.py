@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from prunebench.errors import ResultsError
 from prunebench.results.files import read_regular, remove_stale_temporaries, write_atomic
+from prunebench.results.integrity import IntegrityKey
 from prunebench.results.schema import SCHEMA_VERSION, ResultRecord, ResultSummary
 
 PROTOCOL_FILE = "protocol.json"
@@ -37,17 +38,34 @@ FOLDER_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}"  # a method label or a retrain
 RUN_DEPTH = 3  # a record lies at most this many folders below its run directory (label / variant / file)
 
 
-def save_result(path: Path, record: ResultRecord) -> None:
-    """Write a record with its digest over what is written (any digest it carried is replaced)."""
-    digest = record_digest(json.loads(record.model_dump_json(exclude={"digest"})))
-    write_atomic(path, record.model_copy(update={"digest": digest}).model_dump_json(indent=1))
+def save_result(path: Path, record: ResultRecord, seal: tuple[IntegrityKey, str] | None = None) -> None:
+    """Write a record with its digest over what is written (any digest and MAC it carried are replaced), and, with
+    `seal` (the key, the record's domain: `record_domain`), the key's MAC of that digest."""
+    digest = record_digest(json.loads(record.model_dump_json(exclude={"digest", "mac"})))
+    mac = seal[0].mac(seal[1], digest.encode()) if seal is not None else None
+    write_atomic(path, record.model_copy(update={"digest": digest, "mac": mac}).model_dump_json(indent=1))
+
+
+def record_domain(run_name: str, job_id: str) -> str:
+    """What a record's MAC is bound to: its run directory's name and its job, so that a record the runner wrote for
+    one job never stands for another."""
+    return f"prunebench-record/1/{run_name}/{job_id}"
+
+
+def record_sealed(record: ResultSummary, key: IntegrityKey | None, domain: str) -> bool:
+    """Whether a record (whose digest matches its content: `load_checked`) carries `key`'s MAC in `domain`."""
+    return key is not None and record.digest is not None and key.verify(domain, record.digest.encode(), record.mac)
 
 
 def record_digest(content: dict[str, Any]) -> str:
-    """sha256 of a record's content as JSON (keys sorted, compact) without its `digest`: over the values, not the
-    file's bytes, so that the digest holds across the schema's later optional fields and the file's layout."""
+    """sha256 of a record's content as JSON (keys sorted, compact) without its `digest` and `mac`: over the values,
+    not the file's bytes, so that the digest holds across the schema's later optional fields and the file's
+    layout."""
     canonical = json.dumps(
-        {k: v for k, v in content.items() if k != "digest"}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        {k: v for k, v in content.items() if k not in ("digest", "mac")},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
     )
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 

@@ -1,9 +1,12 @@
 """Checkpoints of stages in flight, so that a killed or preempted job resumes from its last completed epoch:
 `<cache>/progress/<key>.pt`, and the one before it as `<key>.prev.pt`.
 
-A checkpoint carries a sha256 over its contents and is read with `weights_only` (tensors and plain values,
-never code). One that does not verify (truncated by a kill, foreign, edited) is never trusted: the one before
-it is used, else the stage starts over, with a warning. A job's checkpoints are removed when its record is
+A checkpoint carries a keyed MAC of its contents (HMAC-SHA256 with the cache's integrity key,
+prunebench.results.integrity, which a job's code does not hold: a plain sha256 anyone can recompute, and a job
+could launder weights it trained privately through a checkpoint and a resume) and is read with `weights_only`
+(tensors and plain values, never code). One that does not verify (truncated by a kill, foreign, edited, written
+by anything but a runner of this cache, or before checkpoints were sealed) is never trusted: the one before it is
+used, else the stage starts over, with a warning. A job's checkpoints are removed when its record is
 written (unless `--keep-checkpoints`).
 
 What is in one is the caller's: for dense base training (in the runner) the engine's state and the rewind
@@ -13,7 +16,6 @@ its ledger again) and what the job process needs to go on (prunebench.run.sandbo
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -25,8 +27,9 @@ import torch
 
 from prunebench.results import write_atomic
 from prunebench.results.files import remove_stale_temporaries
+from prunebench.results.integrity import IntegrityKey, ephemeral_key
 
-FORMAT = 1
+FORMAT = 2  # 1: a plain sha256
 MAGIC = b"prunebench-progress\n"
 
 
@@ -34,8 +37,9 @@ class StageCheckpoints:
     """The checkpoints of stages in flight under a cache root, and which of them a finished stage leaves to be
     removed once what it led to (a dense model, a record) is written."""
 
-    def __init__(self, root: Path, *, keep: bool = False) -> None:
+    def __init__(self, root: Path, *, keep: bool = False, key: IntegrityKey | None = None) -> None:
         self.folder = Path(root) / "progress"  # the folder's name predates the class's: caches keep working
+        self.key = key or ephemeral_key()  # the cache's integrity key: a checkpoint is trusted when it is sealed
         self.keep = keep  # `--keep-checkpoints`
         self._finished: list[str] = []
 
@@ -65,7 +69,8 @@ class StageCheckpoints:
         inner = io.BytesIO()
         torch.save(payload, inner)
         data = inner.getvalue()
-        head = json.dumps({"format": FORMAT, "key": key, "digest": _digest(key, data), "bytes": len(data)}).encode()
+        mac = self.key.mac(_domain(key), data)
+        head = json.dumps({"format": FORMAT, "key": key, "mac": mac, "bytes": len(data)}).encode()
         # Written whole first (a kill mid-write leaves the last checkpoint as it was), then rotated in.
         current, following = self.path(key), self.following(key)
         write_atomic(following, MAGIC + head + b"\n" + data, durable=False)
@@ -87,7 +92,7 @@ class StageCheckpoints:
                     and info.get("format") == FORMAT
                     and info.get("key") == key
                     and info.get("bytes") == len(data)
-                    and info.get("digest") == _digest(key, data)
+                    and self.key.verify(_domain(key), data, info.get("mac"))
                 ):
                     payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
                     if isinstance(payload, dict):
@@ -105,5 +110,5 @@ class StageCheckpoints:
         return remove_stale_temporaries(self.folder)
 
 
-def _digest(key: str, data: bytes) -> str:
-    return hashlib.sha256(f"prunebench-progress/{FORMAT}/{key}/".encode() + data).hexdigest()
+def _domain(key: str) -> str:
+    return f"prunebench-progress/{FORMAT}/{key}"

@@ -7,7 +7,9 @@ modification time a heartbeat thread renews every `ttl / 4` seconds. A lease not
 stale (its holder was killed, or its node lost) and is taken over: renamed aside (atomic; of two workers that
 try at once one wins), checked to be the stale one it was (else put back), and claimed anew. A lease is stale at
 once when its holder is known to be gone: a process of this host that no longer runs, or an earlier run of the
-same SLURM array task (requeued). A holder whose
+same SLURM array task (requeued), and when it is not sealed: a lease carries a MAC made with the cache's integrity
+key (prunebench.results.integrity), which a job's code does not hold, so a lease a job wrote (squatting a later
+job, or rewriting its own) is no claim and is taken over at once. A holder whose
 lease was taken over learns it at its next heartbeat and does not write the job's record: the worker that took
 over does. Records are written atomically in any case, so a reader never sees half of one.
 """
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from prunebench.results.files import HOST, make_folder
+from prunebench.results.integrity import IntegrityKey, ephemeral_key
 
 LEASE_SUFFIX = ".lease"
 DEFAULT_TTL_S = 120.0
@@ -52,12 +55,32 @@ def worker_name() -> str:
     return f"{me['host']}:{me['pid']}" + (f" (slurm {me['slurm']})" if me["slurm"] else "")
 
 
+def lease_domain(path: Path) -> str:
+    """What a lease's MAC is bound to: its file's name (the job or dense model it claims)."""
+    return f"prunebench-lease/1/{path.name}"
+
+
+def _content(info: dict[str, Any]) -> bytes:
+    return json.dumps({k: v for k, v in info.items() if k != "mac"}, sort_keys=True, separators=(",", ":")).encode()
+
+
+def seal(path: Path, info: dict[str, Any], key: IntegrityKey) -> dict[str, Any]:
+    """A lease's content with `key`'s MAC for its file."""
+    return {**info, "mac": key.mac(lease_domain(path), _content(info))}
+
+
+def sealed(path: Path, info: object, key: IntegrityKey) -> bool:
+    """Whether a lease's content carries `key`'s MAC for its file: written by a worker of this cache."""
+    return isinstance(info, dict) and key.verify(lease_domain(path), _content(info), info.get("mac"))
+
+
 @dataclass
 class Lease:
-    """A lease this process holds; `lost` once another worker took it over."""
+    """A lease this process holds; `lost` once another worker took it over (or it was rewritten by anyone)."""
 
     path: Path
     token: str
+    key: IntegrityKey
     lost: bool = False
 
     def renew(self) -> bool:
@@ -65,8 +88,8 @@ class Lease:
         if self.lost:
             return False
         try:
-            held = json.loads(self.path.read_text()).get("token")
-            if held == self.token:
+            info = json.loads(self.path.read_text())
+            if info.get("token") == self.token and sealed(self.path, info, self.key):
                 os.utime(self.path)
                 return True
         except (OSError, ValueError, AttributeError):
@@ -96,6 +119,8 @@ class Claims:
 
     folder: Path
     ttl: float = field(default_factory=default_ttl)
+    # The cache's integrity key (every worker sharing the folder holds the same); a lease without its MAC is none.
+    key: IntegrityKey = field(default_factory=ephemeral_key)
     held: dict[str, Lease] = field(default_factory=dict)
     _beat: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -139,10 +164,14 @@ class Claims:
             info = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
-        if not isinstance(info, dict):
-            info = {}
-        stale = age > self.ttl or self._holder_gone(json.dumps(info).encode())
+        if not sealed(path, info, self.key):
+            return Holder("nobody (a lease not sealed by a worker of this cache: no claim)", 0.0, age, True)
+        stale = self._expired(age) or self._holder_gone(json.dumps(info).encode())
         return Holder(str(info.get("owner", "?")), float(info.get("since", 0.0)), age, stale)
+
+    def _expired(self, age: float) -> bool:
+        """Not renewed for `ttl` seconds; or renewed in the future (a touched lease's time is no claim beyond ttl)."""
+        return age > self.ttl or age < -self.ttl
 
     # ---- the file operations ------------------------------------------------------------------------
     def _create(self, path: Path) -> Lease | None:
@@ -158,11 +187,12 @@ class Claims:
                 continue
         else:
             return None
+        info = seal(path, {"owner": worker_name(), **identity(), "since": time.time(), "token": token}, self.key)
         with os.fdopen(fd, "w") as f:
-            json.dump({"owner": worker_name(), **identity(), "since": time.time(), "token": token}, f)
+            json.dump(info, f)
             f.flush()
             os.fsync(f.fileno())
-        return Lease(path, token)
+        return Lease(path, token, self.key)
 
     def _take_over(self, path: Path) -> bool:
         """Move a stale lease aside; True when this worker did (and the path is free to claim)."""
@@ -171,7 +201,11 @@ class Claims:
             before = path.read_bytes()
         except OSError:
             return not path.exists()  # released meanwhile: free
-        if age <= self.ttl and not self._holder_gone(before):
+        try:
+            info = json.loads(before)
+        except ValueError:
+            info = None
+        if sealed(path, info, self.key) and not self._expired(age) and not self._holder_gone(before):
             return False
         aside = path.with_name(f".{path.name}.{HOST}.{os.getpid()}.{secrets.token_hex(4)}.stale")
         try:

@@ -18,7 +18,7 @@ import torch
 from prunebench.engine import distributed as ddp
 from prunebench.methods import label_methods, needs_labels
 from prunebench.protocol import Protocol
-from prunebench.results import ResultRecord, RunDirectory, ensure_writable, guard_references
+from prunebench.results import IntegrityKey, ResultRecord, RunDirectory, ensure_writable, guard_references
 from prunebench.run.checkpoints import StageCheckpoints
 from prunebench.run.dense import BaseCheckpoint, DenseCache, DenseModels, default_cache_dir
 from prunebench.run.events import RunnerEvents
@@ -77,11 +77,18 @@ class Runner:
         # The dense models the committed references ship (results/*/dense/): a run starts from them when they
         # are this protocol's, so that its methods prune the references' very weights (verified when loaded).
         shipped = shipped_dense() if dense_from is None else list(dense_from)
+        cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        # The key of what this run trusts later (prunebench.results.integrity): read into this process only. Job
+        # processes fork from the fork server, which was started by exec (at the top of the command, before this):
+        # they never hold it. (`--in-process` runs a method's code here, next to it: its results are never ranked.)
+        self.key = IntegrityKey.of_cache(cache_root)
+        assert self.key is not None
         self.cache = DenseCache(
-            Path(cache_dir) if cache_dir is not None else default_cache_dir(),
+            cache_root,
             protocol,
             shipped=shipped if limit is None and not in_process else [],
             limit=limit,
+            key=self.key,
         )
         self.update_references = update_references
         self.device = join_runners(resolve_device(device))  # on several ranks (torchrun): their group, their GPU
@@ -91,9 +98,9 @@ class Runner:
         self.choices = Choices(force=force, retry_failed=retry_failed)
         self.writer = RunWriter(self.run_dir)
         # Checkpoints of stages in flight (prunebench.run.checkpoints); removed once what they led to is written.
-        self.checkpoints = StageCheckpoints(self.cache.root, keep=keep_checkpoints)
+        self.checkpoints = StageCheckpoints(self.cache.root, keep=keep_checkpoints, key=self.key)
         self.resources = RunResources(protocol, self.device, limit=limit, rank=self.rank, in_process=in_process)
-        self.keeper = RecordKeeper(self.directory, self.writer, save_models=save_models)
+        self.keeper = RecordKeeper(self.directory, self.writer, save_models=save_models, key=self.key)
         self._events = events or RunnerEvents()
         self.dense = DenseModels(
             protocol,
@@ -152,8 +159,8 @@ class Runner:
         return self._methods
 
     def status_of(self, job: Job) -> str:
-        """done, failed, corrupt, altered or pending (prunebench.run.scheduling.state)."""
-        return job_status(job, self.run_dir)
+        """done, failed, corrupt, altered, unverified or pending (prunebench.run.scheduling.state)."""
+        return job_status(job, self.run_dir, self.key)
 
     def base(self, seed: int) -> BaseCheckpoint:
         """The dense model of a seed (prunebench.run.dense.service)."""

@@ -1,6 +1,7 @@
 """A record edited by hand after the runner wrote it no longer matches its digest: `status` calls it altered, and
-the next run re-runs it with one line naming the file; untouched records are not re-run, and records without a
-digest (the committed references, every record written before digests) still count as done."""
+the next run re-runs it with one line naming the file; untouched records are not re-run. A record without the
+runner's MAC (one written before records were sealed, or by a job's code) is unverified: re-run once, with one line
+naming it (prunebench.run.scheduling.state says why). The committed references still load, compare and check."""
 
 from __future__ import annotations
 
@@ -27,22 +28,25 @@ def test_a_record_edited_by_hand_is_re_run(
     content["metrics"]["test_top1"] = 0.999
     edited.write_text(json.dumps(content, indent=1))
     old = json.loads(legacy.read_text())
-    del old["digest"]  # as a record written before digests
+    del old["digest"], old["mac"]  # as a record written before digests
     legacy.write_text(json.dumps(old, indent=1))
-    before = {f: f.read_bytes() for f in [legacy, *untouched]}
+    before = {f: f.read_bytes() for f in untouched}
 
     status = cli("status", *args[:5], "--all")
     assert status.code == 0
-    assert "1 altered" in status.out.replace("\n", " "), status.out
+    assert "1 altered" in status.out.replace("\n", " ") and "1 unverified" in status.out, status.out
 
     again = cli("run", *args)
     assert again.code == 0, again.err
     said = [line for line in again.err.splitlines() if "digest does not match" in line]
     assert len(said) == 1 and edited.name in said[0], again.err
-    assert "1 job(s) run, 5 already done" in again.out.replace("\n", " "), again.out
+    unsealed = [line for line in again.err.splitlines() if "is not sealed" in line]
+    assert len(unsealed) == 1 and legacy.name in unsealed[0], again.err
+    assert "2 job(s) run, 4 already done" in again.out.replace("\n", " "), again.out
     assert load_result(edited).metrics.test_top1 == truth  # type: ignore[union-attr]
-    assert load_checked(edited)[1] is True
-    assert {f: f.read_bytes() for f in [legacy, *untouched]} == before  # not re-run, not rewritten
+    assert load_checked(edited)[1] is True and load_checked(legacy)[1] is True
+    assert "mac" in json.loads(legacy.read_text())  # sealed now: the next run leaves it
+    assert {f: f.read_bytes() for f in untouched} == before  # not re-run, not rewritten
 
 
 def test_the_committed_references_load_without_a_digest() -> None:

@@ -60,7 +60,7 @@ def _record(results: Path) -> dict:
     (path,) = results.rglob("sparsity-*.json")
     record = json.loads(path.read_text())
     record.pop("provenance")  # when and where it ran
-    record.pop("digest")  # over the provenance too
+    record.pop("digest"), record.pop("mac")  # over the provenance too
     return record
 
 

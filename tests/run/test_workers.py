@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from prunebench.results.files import HOST
-from prunebench.run.leases import Claims
+from prunebench.run.leases import Claims, seal
 from prunebench.testing import TINY
 
 METHODS = Path(__file__).parents[1] / "methods" / "fixtures"  # the test methods, loaded by path as a user's are
@@ -78,17 +78,20 @@ def test_a_lease_whose_holder_is_gone_is_taken_over_at_once(tmp_path: Path, monk
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     lease = claims.path("a")
     info = {"owner": "x", "host": HOST, "pid": int(dead.stdout), "slurm": None, "restart": 0, "since": 0, "token": "t"}
-    lease.write_text(json.dumps(info))  # a process of this host that no longer runs
+    lease.write_text(json.dumps(seal(lease, info, claims.key)))  # a process of this host that no longer runs
     assert claims.claim("a") is not None
     monkeypatch.setenv("SLURM_JOB_ID", "77")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
     earlier = {**info, "host": "elsewhere", "pid": 1, "slurm": "77_3", "restart": 0}
-    claims.path("b").write_text(json.dumps(earlier))  # this array task before SLURM requeued it
+    # This array task before SLURM requeued it.
+    claims.path("b").write_text(json.dumps(seal(claims.path("b"), earlier, claims.key)))
     assert claims.claim("b") is not None
     same = {**earlier, "restart": 1}  # another worker of this very run of the task (local --workers)
-    claims.path("c").write_text(json.dumps(same))
+    claims.path("c").write_text(json.dumps(seal(claims.path("c"), same, claims.key)))
     assert claims.claim("c") is None
+    claims.path("d").write_text(json.dumps(same))  # the same, not sealed (written by a job's code): no claim
+    assert claims.claim("d") is not None
     claims.release_all()
 
 

@@ -2,9 +2,15 @@
 method and sparsity; stored under the hash of what determines it.
 
 A checkpoint file carries a sha256 over everything in it (every saved state: initialization, rewind point,
-final weights; the accuracies, ledger and curves of its training) and is written atomically and flushed to
-disk. One that does not verify (truncated, foreign, a flipped bit, an edited accuracy) is never trusted: it
-is retrained, with a warning.
+final weights; the accuracies, ledger and curves of its training) and a keyed MAC of that sha256 (the cache's
+integrity key, prunebench.results.integrity, which a job's code does not hold: anyone can recompute a sha256), and
+is written atomically and flushed to disk. One in the cache that does not verify (truncated, foreign, a flipped
+bit, an edited accuracy, or a file written by anything but a runner of this cache, such as a job's code poisoning
+the cache) is never trusted: it is retrained, with a warning.
+
+The shipped ones (the committed references' dense/, `--dense-from`) are checked by their sha256 alone, as before:
+they were made before checkpoints were sealed (and with another machine's key), and what vouches for them is where
+they are, not a key: in the repository, shipped by review, where a confined job cannot write.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from prunebench.engine import TRAINER_VERSION
 from prunebench.protocol import Protocol, content_hash
 from prunebench.results import EpochRecord, StageLedger, write_atomic
 from prunebench.results.files import remove_stale_temporaries
+from prunebench.results.integrity import IntegrityKey, ephemeral_key
 
 FORMAT = 2  # 1: only the final weights were verified
 
@@ -70,8 +77,16 @@ class DenseCache:
     """The base checkpoints of one protocol's dense configuration, in `<cache>/base/`; and, read only, in the
     `shipped` folders (a reference run's dense/, which `--dense-from` names), searched first."""
 
-    def __init__(self, root: Path, protocol: Protocol, shipped: Sequence[Path] = (), limit: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        protocol: Protocol,
+        shipped: Sequence[Path] = (),
+        limit: int | None = None,
+        key: IntegrityKey | None = None,
+    ) -> None:
         self.root = Path(root)
+        self.key = key or ephemeral_key()  # the cache's integrity key: a cached model is trusted when it is sealed
         self.protocol = protocol
         self.shipped = [Path(p) for p in shipped]
         self.limit = limit  # a smoke run's dense models are trained on a few batches: kept apart
@@ -105,19 +120,23 @@ class DenseCache:
         path, key = self.locate(seed)
         for candidate in [folder / path.name for folder in self.shipped] + [path]:
             if candidate.exists():
-                found = self._load(candidate, key)
+                found = self._load(candidate, key, sealed=candidate == path)
                 if found is not None:
                     return found, candidate
         return None
 
-    def _load(self, path: Path, key: str) -> BaseCheckpoint | None:
+    def _load(self, path: Path, key: str, *, sealed: bool) -> BaseCheckpoint | None:
+        """The checkpoint at `path` when it verifies: its sha256, and its MAC when it must be `sealed` (the cache's
+        own; a shipped one is vouched for by the repository it lies in)."""
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
             meta = blob["meta"]
+            digest = checkpoint_digest(key, blob["states"], meta)
             if (
                 blob.get("format") == FORMAT
                 and blob["key"] == key
-                and checkpoint_digest(key, blob["states"], meta) == blob["digest"]
+                and digest == blob["digest"]
+                and (not sealed or self.key.verify(_domain(key), digest.encode(), blob.get("mac")))
                 and weights_sha256(blob["states"]["final"]) == meta["sha256"]
             ):
                 return BaseCheckpoint(
@@ -146,5 +165,11 @@ class DenseCache:
         }
         buffer = io.BytesIO()
         blob = {"format": FORMAT, "key": base.key, "states": base.states, "meta": meta}
-        torch.save({**blob, "digest": checkpoint_digest(base.key, base.states, meta)}, buffer)
+        digest = checkpoint_digest(base.key, base.states, meta)
+        torch.save({**blob, "digest": digest, "mac": self.key.mac(_domain(base.key), digest.encode())}, buffer)
         write_atomic(path, buffer.getvalue())
+
+
+def _domain(key: str) -> str:
+    """What a dense checkpoint's MAC is bound to: the checkpoint's key (what determines the model)."""
+    return f"prunebench-dense/{FORMAT}/{key}"

@@ -49,7 +49,7 @@ class DenseModels:
     ) -> None:
         self.protocol = protocol
         self.cache = cache
-        self.claims = Claims(cache.folder)  # leases of dense models, beside them in the cache
+        self.claims = Claims(cache.folder, key=cache.key)  # leases of dense models, beside them in the cache
         self._data = data  # loaded when a model must be made, never to answer what is cached
         self.device = device
         self.limit = limit

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 
 from prunebench.engine import distributed as ddp
-from prunebench.results import ResultRecord, RunDirectory, save_result, write_atomic
+from prunebench.results import IntegrityKey, ResultRecord, RunDirectory, record_domain, save_result, write_atomic
 from prunebench.run.jobs import Job
 from prunebench.run.writing import RunWriter
 from prunebench.trackers import Tracker
@@ -20,8 +20,9 @@ from prunebench.trackers import Tracker
 class RecordKeeper:
     """Writes the records of one run directory (rank 0 only) and what goes with them."""
 
-    def __init__(self, directory: RunDirectory, writer: RunWriter, *, save_models: bool) -> None:
+    def __init__(self, directory: RunDirectory, writer: RunWriter, *, save_models: bool, key: IntegrityKey) -> None:
         self.directory = directory
+        self.key = key  # each record is sealed with it: only a sealed record counts as done (scheduling.state)
         self.writer = writer
         self.save_models = save_models  # each job's final weights in models/, the dense ones in dense/
         self.trackers: list[Tracker] = []  # `--log`: each written record goes to them too (prunebench.trackers)
@@ -42,8 +43,12 @@ class RecordKeeper:
                 model = self.directory.model_path(job.id).relative_to(self.directory.path).as_posix()
                 record = record.model_copy(update={"weights_file": model})
         path = job.path(self.directory.path)
-        self.writer.write(path, functools.partial(save_result, path, record))
+        self.writer.write(path, functools.partial(save_result, path, record, self.seal(job)))
         return record
+
+    def seal(self, job: Job) -> tuple[IntegrityKey, str]:
+        """What a job's record is sealed with: the run's key, bound to the run directory and the job."""
+        return self.key, record_domain(self.directory.path.name, job.id)
 
     def _write_weights(self, job: Job, weights: dict[str, torch.Tensor]) -> None:
         path = self.directory.model_path(job.id)

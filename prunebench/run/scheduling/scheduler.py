@@ -53,7 +53,9 @@ class Scheduler:
         self.directory = directory
         self.dense, self.start, self.keeper = dense, start, keeper
         self.checkpoints, self.writer, self.events, self.choices = checkpoints, writer, events, choices
-        self.claims = Claims(directory.path / "claims")  # leases of jobs; the dense models' are the service's
+        self.key = keeper.key  # the run's integrity key: what it trusts of the files is what it sealed
+        # Leases of jobs; the dense models' are the service's.
+        self.claims = Claims(directory.path / "claims", key=self.key)
         self.rank = ddp.rank()
         # How often a worker with nothing to do looks again (a look reads a few files): soon, so that no core idles.
         self.poll_s = min(0.5, self.claims.ttl / 8)
@@ -64,7 +66,7 @@ class Scheduler:
             return list(jobs)
         out = []
         for job in jobs:
-            status = job_status(job, self.directory.path)
+            status = job_status(job, self.directory.path, self.key)
             if status == "done" or (status == "failed" and not self.choices.retry_failed):
                 self.events.skipped(job, status)
                 continue
@@ -74,6 +76,15 @@ class Scheduler:
                 warnings.warn(
                     f"{job.path(self.directory.path)} was changed after the run wrote it (its digest does not match "
                     "its content); it will be re-run",
+                    stacklevel=2,
+                )
+            elif status == "unverified":
+                # Written by something other than a runner of this cache (a job's code, a forger), or before
+                # records were sealed, or with another cache's key: not told apart from a forgery, so re-run once.
+                warnings.warn(
+                    f"{job.path(self.directory.path)} is not sealed by this cache's runners (its MAC does not verify: "
+                    "forged, written by a job's code, with another cache, or before records were sealed); it will be "
+                    "re-run",
                     stacklevel=2,
                 )
             out.append(job)
@@ -119,11 +130,20 @@ class Scheduler:
             if self.rank != 0:
                 return "ran"
             if self.claims.lost(job.id):
+                # A lease can look lost because a worker took the job over (it then writes a sealed record), or
+                # because the job's own code removed or rewrote it: the record there is kept only when it is
+                # sealed and written since this run started, else this run's record replaces it.
+                if self._finished_elsewhere(job, before):
+                    warnings.warn(
+                        f"{job.id}: another worker took this job over (its lease went stale); its record is theirs",
+                        stacklevel=2,
+                    )
+                    return "elsewhere"
                 warnings.warn(
-                    f"{job.id}: another worker took this job over (its lease went stale); its record is theirs",
+                    f"{job.id}: its lease was lost and {job.path(self.directory.path)} holds no record sealed by a "
+                    "worker of this cache; writing the one this run measured",
                     stacklevel=2,
                 )
-                return "elsewhere"
             self._keep(job, run, record)
             return "ran"
         finally:
@@ -155,4 +175,6 @@ class Scheduler:
     def _finished_elsewhere(self, job: Job, before: float | None) -> bool:
         """Another worker wrote the job's record since this run started."""
         now = record_mtime(job, self.directory.path)
-        return now is not None and now != before and job_status(job, self.directory.path) in ("done", "failed")
+        if now is None or now == before:
+            return False
+        return job_status(job, self.directory.path, self.key) in ("done", "failed")

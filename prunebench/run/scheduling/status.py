@@ -1,5 +1,6 @@
 """Where a run stands (`prunebench status`): each job done, failed, claimed (by whom, since when, how fresh its
-lease is), stale (its holder stopped renewing: the next worker takes it over) or pending; each seed's dense
+lease is), stale (its holder stopped renewing, or its lease is not sealed: the next worker takes it over), pending,
+corrupt, altered, or unverified (a record not sealed with the cache's key: re-run by the next run); each seed's dense
 model cached, being trained, or still to train. Read from the files alone: it runs nothing and changes
 nothing, so it can be asked of a results directory other workers are writing."""
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prunebench.protocol import Protocol
-from prunebench.results import RunDirectory, load_result
+from prunebench.results import IntegrityKey, RunDirectory, ephemeral_key, load_result
 from prunebench.run.dense import DenseCache
 from prunebench.run.jobs import Job
 from prunebench.run.leases import Claims, Holder
@@ -21,7 +22,7 @@ from prunebench.run.scheduling.state import job_status
 @dataclass(frozen=True)
 class JobState:
     job_id: str
-    state: str  # done, violation, failed, corrupt, altered, claimed, stale, pending
+    state: str  # done, violation, failed, corrupt, altered, unverified, claimed, stale, pending
     holder: Holder | None = None
 
 
@@ -40,10 +41,12 @@ class RunFiles:
 
     directory: RunDirectory
     cache: DenseCache
+    key: IntegrityKey | None  # the cache's integrity key; None when it has none (nothing then verifies)
 
     @classmethod
     def of(cls, protocol: Protocol, results: Path, cache: Path, shipped: Sequence[Path], name: str) -> RunFiles:
-        return cls(RunDirectory.of(results, name), DenseCache(cache, protocol, shipped=shipped))
+        key = IntegrityKey.of_cache(cache, create=False)
+        return cls(RunDirectory.of(results, name), DenseCache(cache, protocol, shipped=shipped, key=key), key)
 
     @property
     def run_dir(self) -> Path:
@@ -51,10 +54,10 @@ class RunFiles:
 
 
 def job_states(run: RunFiles, jobs: Sequence[Job]) -> list[JobState]:
-    claims = Claims(run.run_dir / "claims")
+    claims = Claims(run.run_dir / "claims", key=run.key or ephemeral_key())
     out = []
     for job in jobs:
-        state = job_status(job, run.run_dir)
+        state = job_status(job, run.run_dir, run.key)
         if state == "done":
             state = "violation" if load_result(job.path(run.run_dir)).status == "violation" else "done"
         holder = None
@@ -67,7 +70,7 @@ def job_states(run: RunFiles, jobs: Sequence[Job]) -> list[JobState]:
 
 
 def dense_states(run: RunFiles, seeds: Sequence[int]) -> list[DenseState]:
-    claims = Claims(run.cache.folder)
+    claims = Claims(run.cache.folder, key=run.cache.key)
     out = []
     for seed in seeds:
         path, _ = run.cache.locate(seed)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prunebench.errors import PrunebenchError
+from prunebench.results import IntegrityKey
 from prunebench.run.jobs import Job
 from prunebench.run.provenance import cpu_count
 from prunebench.run.scheduling.state import job_status
@@ -137,6 +138,7 @@ def run_workers(
     device: str,
     threads: int | None,
     say: Callable[[str], None],
+    key: IntegrityKey,
 ) -> WorkersOutcome:
     """Start `count` workers on the jobs (`command`: the run's own command line, RunRequest.argv), say how many
     jobs are done as it changes, and wait for them (interrupts: see `wait`)."""
@@ -153,10 +155,10 @@ def run_workers(
             say(f"{done}/{len(jobs)} job(s) done")
 
     codes = wait(workers, show, poll_s=2.0)
-    states = {job.id: job_status(job, run_dir) for job in jobs}
+    states = {job.id: job_status(job, run_dir, key) for job in jobs}
     return WorkersOutcome(
         workers,
         codes,
         failed=[job_id for job_id, state in states.items() if state == "failed"],
-        pending=[job_id for job_id, state in states.items() if state == "pending"],
+        pending=[job_id for job_id, state in states.items() if state not in ("done", "failed")],
     )
