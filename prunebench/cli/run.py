@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -113,7 +114,10 @@ def run(
     """Run every method of a protocol: dense base models once per seed, then prune, retrain, evaluate."""
     from prunebench.forkserver import start
 
-    start()  # the job processes' fork server imports torch while this process does
+    # The job processes' fork server imports torch while this process does; confined by the operating system
+    # where it allows, but for DDP ranks, which talk over the network (one line says when it is not).
+    ranks = nproc != 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1
+    start(confined=not ranks and not in_process, say=not in_process and not dry_run)
     from prunebench.report.summary import run_summary
     from prunebench.run import RunRequest, prepare
     from prunebench.run.ranks import check_nproc, launched, leave_runners

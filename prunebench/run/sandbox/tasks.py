@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from prunebench import confine
 from prunebench.errors import FieldError
 from prunebench.methods import Taxonomy, instantiate
 from prunebench.protocol import MethodSpec
@@ -34,21 +35,24 @@ class MethodInfo(BaseModel):
 
 @dataclass(frozen=True)
 class Environment:
-    """What a job process replays of the runner's: its working directory, import path and torch threads."""
+    """What a job process replays of the runner's: its working directory, import path and torch threads; and, in a
+    confined fork server, the paths it must not see (prunebench.confine)."""
 
     cwd: str
     sys_path: tuple[str, ...]
     threads: int
+    hidden: tuple[str, ...] = ()
 
     @classmethod
     def here(cls) -> Environment:
         import torch
 
-        return cls(os.getcwd(), tuple(sys.path), torch.get_num_threads())
+        return cls(os.getcwd(), tuple(sys.path), torch.get_num_threads(), confine.hidden())
 
     def enter(self) -> None:
         import torch
 
+        confine.enter_job(self.hidden)  # before any method code (nothing where the server is not confined)
         os.chdir(self.cwd)
         sys.path[:] = list(self.sys_path)
         torch.set_num_threads(self.threads)
