@@ -70,8 +70,9 @@ def _bwrap_args(executable: str) -> list[str]:
         "/dev",
         "--proc",
         "/proc",
-        "--tmpfs",
-        "/tmp",  # the server's: no job process sees it (each gets its own, and the server is not dumpable)
+        "--setenv",
+        "TMPDIR",
+        "/dev/shm",  # the server's scratch (bwrap's /dev is its own tmpfs); each job process gets fresh ones
         "--setenv",
         ENV_INSIDE,
         "1",
@@ -124,7 +125,7 @@ def _quote(arg: str) -> str:
 # --- inside the sandbox ------------------------------------------------------------------------------------------
 
 CLONE_NEWNS = 0x00020000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE, MS_BIND = 1, 2, 4, 0x4000, 0x40000, 0x1000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 0x1000, 0x4000, 0x40000
 PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 4, 24, 38, 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -144,17 +145,28 @@ def server_setup() -> None:
     _prctl(PR_SET_DUMPABLE, 0)
 
 
-def enter_job(hide_paths: tuple[str, ...]) -> None:
+def enter_job(hide_paths: tuple[str, ...], visible: tuple[str, ...] = ()) -> None:
     """In a job process of a confined fork server, before any method code: a mount namespace of its own with a
-    fresh scratch (/tmp, /dev/shm) and `hide_paths` covered, then no capability left. Raises ConfinementFailed."""
+    fresh scratch (/tmp, /dev/shm) and `hide_paths` covered, then no capability left. Directories in `visible`
+    (the working directory, the import path, the protocol's and its methods' directories) that the fresh /tmp
+    covers are bound into it again, read-only. Raises ConfinementFailed."""
     if not inside():
         return
     libc = ctypes.CDLL(None, use_errno=True)
     _check(libc.unshare(CLONE_NEWNS), "unshare a mount namespace")
     _check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make the mounts private")
+    kept = _under("/tmp", visible)
+    handles = [os.open(path, os.O_PATH | os.O_DIRECTORY) for path in kept]  # reachable once /tmp is covered
     for scratch in ("/tmp", "/dev/shm"):
         if os.path.isdir(scratch):
             _mount_tmpfs(libc, scratch, 0o1777, read_only=False)
+    for path, handle in zip(kept, handles, strict=True):
+        os.makedirs(path, exist_ok=True)
+        source = f"/proc/self/fd/{handle}".encode()
+        _check(libc.mount(source, path.encode(), None, MS_BIND | MS_REC, None), f"keep {path} visible")
+        flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV
+        _check(libc.mount(None, path.encode(), None, flags, None), f"make {path} read-only")
+        os.close(handle)
     for path in hide_paths:
         if os.path.isdir(path):
             _mount_tmpfs(libc, path, 0o500, read_only=True)
@@ -163,6 +175,13 @@ def enter_job(hide_paths: tuple[str, ...]) -> None:
     os.environ["TMPDIR"] = "/tmp"
     tempfile.tempdir = None
     _drop_capabilities(libc)
+
+
+def _under(folder: str, paths: tuple[str, ...]) -> list[str]:
+    """The existing directories of `paths` inside `folder`, none inside another."""
+    candidates = sorted({os.path.realpath(p) for p in paths if p and os.path.isdir(p)})
+    inside_folder = [p for p in candidates if p.startswith(folder.rstrip("/") + "/")]
+    return [p for p in inside_folder if not any(p.startswith(q + "/") for q in inside_folder if q != p)]
 
 
 def _mount_tmpfs(libc: ctypes.CDLL, path: str, mode: int, *, read_only: bool) -> None:
