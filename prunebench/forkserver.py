@@ -7,7 +7,6 @@ it forks; `confined()` says whether it does, `unconfined_reason()` why not."""
 from __future__ import annotations
 
 import multiprocessing
-import sys
 from multiprocessing import forkserver, resource_tracker, spawn
 from multiprocessing.context import BaseContext
 
@@ -31,18 +30,21 @@ def context() -> BaseContext:
     return _context
 
 
-def start(*, confined: bool = True, say: bool = False) -> None:
+def start(*, confined: bool = True) -> None:
     """Start the server now (it returns at once; the server imports in the background). `confined`: in the
-    sandbox where the system allows; `say`: one line on stderr when it runs unconfined."""
+    sandbox where the system allows."""
     global _confine
     if _wrapper is None and _reason is None:
         _confine = confined
     context()
     ensure_running()
-    if say and _reason is not None:
-        print(
-            f"prunebench: job processes run unconfined ({_reason}): their records say confined: false", file=sys.stderr
-        )
+
+
+def unconfined_line() -> str | None:
+    """The one line a run shows when its job processes run unconfined; None when they are confined."""
+    if _reason is None:
+        return None
+    return f"prunebench: job processes run unconfined ({_reason}): their records say confined: false"
 
 
 def ensure_running() -> None:
