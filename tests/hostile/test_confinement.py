@@ -196,3 +196,32 @@ def test_unconfined_the_attacks_work_and_the_records_fail_check(tmp_path: Path) 
     )
     assert check.returncode != 0
     assert "FAIL" in check.stdout and "ran unconfined" in check.stdout
+
+
+@needs_confinement
+def test_records_are_the_same_confined_or_not(tmp_path: Path) -> None:
+    """Confinement changes where a job's process runs, never what it computes: the records of TINY, but for their
+    provenance (times, `confined`) and its digest, are bit-identical (the weights too: their sha256)."""
+    from prunebench.testing import TINY
+
+    protocol = tmp_path / "tiny.yaml"
+    protocol.write_text(TINY)
+    runs = {}
+    for mode in ("on", "off"):
+        command = [sys.executable, "-m", "prunebench.cli", "run", str(protocol), "--results", str(tmp_path / mode)]
+        done = subprocess.run(
+            [*command, "--cache", str(tmp_path / "c"), "--device", "cpu"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "OMP_NUM_THREADS": "1", "PRUNEBENCH_CONFINE": mode},
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[mode] = {}
+        for path in sorted((tmp_path / mode).rglob("sparsity-*.json")):
+            record = json.loads(path.read_text())
+            record.pop("digest")  # of the whole record, provenance included
+            runs[mode][str(path.relative_to(tmp_path / mode))] = (record.pop("provenance")["confined"], record)
+    assert len(runs["on"]) == 6 and runs["on"].keys() == runs["off"].keys()
+    for name, (confined, record) in runs["on"].items():
+        assert confined is True and runs["off"][name] == (False, record), name
