@@ -1,16 +1,24 @@
 """The fork server job processes start from (prunebench.run.sandbox.process), startable before anything heavy is
-imported: `start()` at the top of a command lets the server import torch while the command does."""
+imported: `start()` at the top of a command lets the server import torch while the command does.
+
+Where the operating system allows, the server runs confined (prunebench.confine), and so does every job process
+it forks; `confined()` says whether it does, `unconfined_reason()` why not."""
 
 from __future__ import annotations
 
 import multiprocessing
-from multiprocessing import forkserver
+from multiprocessing import forkserver, resource_tracker, spawn
 from multiprocessing.context import BaseContext
+
+from prunebench import confine
 
 # What the server imports once, so that a job process starts with it imported (never the runner's __main__).
 PRELOAD = ["prunebench.forkserver_init", "prunebench.run.sandbox.child"]
 
 _context: BaseContext | None = None
+_confine = True  # whether the server is to be confined, where the system allows (decided when it starts)
+_wrapper: str | None = None  # the executable the confined server starts with
+_reason: str | None = None  # why the server runs unconfined; None while it is confined or not started
 
 
 def context() -> BaseContext:
@@ -22,7 +30,55 @@ def context() -> BaseContext:
     return _context
 
 
-def start() -> None:
-    """Start the server now (it returns at once; the server imports in the background)."""
+def start(*, confined: bool = True) -> None:
+    """Start the server now (it returns at once; the server imports in the background). `confined`: in the
+    sandbox where the system allows."""
+    global _confine
+    if _wrapper is None and _reason is None:
+        _confine = confined
     context()
-    forkserver.ensure_running()
+    ensure_running()
+
+
+def unconfined_line() -> str | None:
+    """The one line a run shows when its job processes run unconfined; None when they are confined."""
+    if _reason is None:
+        return None
+    return f"prunebench: job processes run unconfined ({_reason}): their records say confined: false"
+
+
+def ensure_running() -> None:
+    """The server running, confined when it is to be (a server that died is started again the same way)."""
+    global _reason, _wrapper
+    if _wrapper is None and _reason is None:  # decided once, when the server first starts
+        _reason = confine.unavailable() if _confine else "--nproc: the ranks talk over the network"
+        if _reason is None:
+            _wrapper = confine.wrapper()
+    if _wrapper is None:
+        forkserver.ensure_running()
+        return
+    resource_tracker.ensure_running()  # not in the sandbox: it is the runner's
+    previous = spawn.get_executable()
+    spawn.set_executable(_wrapper)  # only for the server: restored at once
+    try:
+        forkserver.ensure_running()
+    finally:
+        spawn.set_executable(previous)
+
+
+def confined() -> bool:
+    """Whether job processes run in the sandbox (starts the server if it is not running)."""
+    context()
+    ensure_running()
+    return _wrapper is not None
+
+
+def unconfined_reason() -> str | None:
+    return _reason
+
+
+def sandbox_pid() -> int | None:
+    """The pid of the sandbox (bwrap, which the server runs under), when the server is confined."""
+    if _wrapper is None:
+        return None
+    return forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]

@@ -6,3 +6,12 @@ keeping its checkpoint. A job process ends when the runner kills it (SIGKILL) or
 import signal
 
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+import warnings  # noqa: E402
+
+from prunebench import confine  # noqa: E402
+
+if confine.inside():
+    confine.server_setup()
+    # The server, PID 1 of the sandbox, reaps what a job left behind (killed by the runner) too.
+    warnings.filterwarnings("ignore", "forkserver: waitpid returned unexpected pid")

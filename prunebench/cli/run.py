@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -113,7 +114,10 @@ def run(
     """Run every method of a protocol: dense base models once per seed, then prune, retrain, evaluate."""
     from prunebench.forkserver import start
 
-    start()  # the job processes' fork server imports torch while this process does
+    # The job processes' fork server imports torch while this process does; confined by the operating system
+    # where it allows, but for DDP ranks, which talk over the network (one line says when it is not).
+    ranks = nproc != 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1
+    start(confined=not ranks and not in_process)
     from prunebench.report.summary import run_summary
     from prunebench.run import RunRequest, prepare
     from prunebench.run.ranks import check_nproc, launched, leave_runners
@@ -149,10 +153,13 @@ def run(
         check_nproc(nproc, device)
         if workers not in ("auto", "1"):
             raise PrunebenchError("--nproc and --workers: each job on several processes, or several jobs at once")
+        _say_unconfined()
         _run_ranks(execution, request, nproc)
     count = resolve_workers(workers, device)
     if in_process and count > 1:
         raise PrunebenchError("--in-process runs the method's code in this process: one worker (--workers 1)")
+    if not in_process and not launched():  # once a run: the workers' own lines go to their logs
+        _say_unconfined()
     if count > 1:
         _run_workers(execution, request, count)
         return
@@ -176,6 +183,14 @@ def run(
     out.print(progress.summary(ran, runner.run_dir), markup=False, highlight=False, soft_wrap=True)
     if any(r.status == "failed" for r in ran) and not launched():
         raise typer.Exit(1)
+
+
+def _say_unconfined() -> None:
+    from prunebench.forkserver import unconfined_line
+
+    line = unconfined_line()
+    if line is not None:
+        say(line)
 
 
 def _tuple(values: list[Any] | None) -> tuple[Any, ...] | None:

@@ -105,6 +105,14 @@ def record_issues(e: Entry, protocol: str, setup: str) -> list[Issue]:
         out.append(issue("smoke_run", f"a smoke run (--limit {r.limit}: {r.limit} batches a stage), for testing only"))
     if r.provenance.in_process:
         out.append(issue("in_process", "method code ran in the runner's process (run --in-process), for debugging"))
+    elif r.provenance.confined is False:
+        out.append(
+            issue(
+                "unconfined",
+                "the job's process ran unconfined (no sandbox: another OS, bwrap missing, namespaces forbidden, "
+                "PRUNEBENCH_CONFINE=off or --nproc): its method could read and write anything, for testing only",
+            )
+        )
     explained: set[str] = set()
     if r.budget is not None:
         for v in r.budget.violations:

@@ -57,6 +57,7 @@ FAILING_KINDS = frozenset(
         "protocol_hash",
         "smoke_run",  # `run --limit`: a few batches a stage, never a result
         "in_process",  # `run --in-process`: method code beside the runner's, for debugging only
+        "unconfined",  # the job's process ran without the operating system's confinement (prunebench.confine)
     }
 )
 Verdict = Literal["pass", "new", "regression", "unfair"]

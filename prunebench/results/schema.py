@@ -229,6 +229,12 @@ class Provenance(Record):
         description="`run --in-process`: the method's code ran in the runner's own process (for a debugger); "
         "never ranked.",
     )
+    confined: bool | None = Field(
+        None,
+        exclude_if=lambda known: known is None,  # records written before the field have none: not known
+        description="Whether the job's process ran confined by the operating system (no network, no write outside "
+        "its scratch, no read of the results, cache or data; prunebench.confine). False: not ranked.",
+    )
 
 
 class ResultSummary(Record):

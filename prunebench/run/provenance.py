@@ -83,9 +83,12 @@ class RunProvenance:
     processes: int | None = None  # DDP ranks (torchrun), None for one
     overrides: tuple[str, ...] = ()  # the protocol's command-line overrides
     in_process: bool = False  # `run --in-process`: method code ran in the runner's process
+    confined: bool = False  # the job processes ran confined by the operating system (prunebench.confine)
 
     @classmethod
-    def now(cls, device: torch.device, overrides: tuple[str, ...] = (), *, in_process: bool = False) -> RunProvenance:
+    def now(
+        cls, device: torch.device, overrides: tuple[str, ...] = (), *, in_process: bool = False, confined: bool = False
+    ) -> RunProvenance:
         return cls(
             device=device_name(device),
             code_revision=code_revision(),
@@ -94,6 +97,7 @@ class RunProvenance:
             processes=ddp.world() if ddp.active() else None,
             overrides=overrides,
             in_process=in_process,
+            confined=confined and not in_process,
         )
 
     def of_job(self, started: datetime, finished: datetime, duration_s: float) -> Provenance:
@@ -113,6 +117,7 @@ class RunProvenance:
             finished_at=finished.isoformat(timespec="seconds"),
             duration_s=round(duration_s, 3),
             **({"in_process": True} if self.in_process else {}),
+            confined=self.confined,
         )
 
 

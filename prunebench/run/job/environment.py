@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from prunebench import forkserver
 from prunebench.data import DataBundle, load_data
 from prunebench.errors import FieldError
 from prunebench.protocol import Protocol
@@ -122,6 +123,9 @@ class RunResources:
         """What every record of this run shares (the code revision is looked up once per run)."""
         if self._provenance is None:
             self._provenance = RunProvenance.now(
-                self.device, tuple(self.protocol.overrides), in_process=self.in_process
+                self.device,
+                tuple(self.protocol.overrides),
+                in_process=self.in_process,
+                confined=not self.in_process and forkserver.confined(),
             )
         return self._provenance

@@ -114,10 +114,11 @@ class JobRun:
     def run_method(self) -> None:
         """The method's part of the job, in a job process of its own."""
         env, job = self.env, self.job
+        base_dir = env.protocol.source.parent if env.protocol.source else None
         task = JobTask(
-            environment=Environment.here(),
+            environment=Environment.here(base_dir, (job.method_spec,)),
             job=job,
-            base_dir=env.protocol.source.parent if env.protocol.source else None,
+            base_dir=base_dir,
             device=str(env.device),
             data=env.job_data,
             states=env.base_states,

@@ -26,7 +26,7 @@ def describe(protocol: Protocol) -> list[MethodInfo]:
     """Every method of the protocol, described by a job process; a method that cannot be loaded or configured
     raises ProtocolError naming its field."""
     base_dir = protocol.source.parent if protocol.source else None
-    task = DescribeTask(Environment.here(), tuple(protocol.methods), base_dir)
+    task = DescribeTask(Environment.here(base_dir, tuple(protocol.methods)), tuple(protocol.methods), base_dir)
     try:
         result = run_child("describe", pickle.dumps(task), rewarn, Limits(timeout=DESCRIBE_TIMEOUT_S))
     except ChildFailed as exc:

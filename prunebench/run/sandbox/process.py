@@ -27,7 +27,8 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prunebench.forkserver import context, start
+from prunebench import confine
+from prunebench.forkserver import context, ensure_running, sandbox_pid, start
 from prunebench.run.sandbox.output import JobOutput
 
 if TYPE_CHECKING:
@@ -76,6 +77,8 @@ def run_child(kind: str, payload: bytes, on_message: Callable[[Message], None], 
         target=main, args=(writer, kind, payload, out_writer, err_writer), name=f"prunebench-{kind}"
     )
     started = checked = time.monotonic()
+    ensure_running()  # a server that died is started again, confined as it was
+    sandbox = sandbox_pid()  # confined: the job's pid is the sandbox's own; the runner sees its processes through it
     with _main_hidden():
         process.start()
     for end in (writer, out_writer, err_writer):
@@ -106,14 +109,17 @@ def run_child(kind: str, payload: bytes, on_message: Callable[[Message], None], 
             if limits.timeout is not None and checked - started > limits.timeout:
                 raise ChildFailed(f"the job ran past runtime.job_timeout ({limits.timeout:g} s) and was killed")
             if limits.memory is not None:
-                rss = tree_rss(process.pid)
+                rss = sandbox_rss(sandbox) if sandbox is not None else tree_rss(process.pid)
                 if rss > limits.memory:
                     raise ChildFailed(
                         f"the job's process used {rss / 2**20:.0f} MiB, over runtime.job_memory "
                         f"({limits.memory / 2**20:.0f} MiB), and was killed"
                     )
     finally:
-        _kill(process)
+        if sandbox is not None:
+            confine.kill_leftovers(sandbox)  # the job's process and every process it started, setsid or not
+        else:
+            _kill(process)
         reader.close()
         output.finish(wait, OUTPUT_GRACE_S)
 
@@ -152,6 +158,16 @@ def _kill(process: multiprocessing.process.BaseProcess) -> None:
     except OSError:  # not (yet) a group of its own, or gone
         with contextlib.suppress(OSError, ValueError):
             process.kill()
+
+
+def sandbox_rss(sandbox: int) -> int:
+    """Resident bytes of the job processes of a confined fork server (all but the server: one job at a time)."""
+    _, pids = confine.sandbox_processes(sandbox)
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return total
 
 
 def tree_rss(pid: int) -> int:

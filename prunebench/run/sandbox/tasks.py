@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from prunebench import confine
 from prunebench.errors import FieldError
 from prunebench.methods import Taxonomy, instantiate
 from prunebench.protocol import MethodSpec
@@ -34,21 +35,31 @@ class MethodInfo(BaseModel):
 
 @dataclass(frozen=True)
 class Environment:
-    """What a job process replays of the runner's: its working directory, import path and torch threads."""
+    """What a job process replays of the runner's: its working directory, import path and torch threads; and, in a
+    confined fork server, the paths it must not see (prunebench.confine)."""
 
     cwd: str
     sys_path: tuple[str, ...]
     threads: int
+    hidden: tuple[str, ...] = ()
+    visible: tuple[str, ...] = ()  # directories of the protocol and its methods' files: kept visible
 
     @classmethod
-    def here(cls) -> Environment:
+    def here(cls, base_dir: Path | None = None, methods: tuple[MethodSpec, ...] = ()) -> Environment:
         import torch
 
-        return cls(os.getcwd(), tuple(sys.path), torch.get_num_threads())
+        visible = [str(base_dir)] if base_dir is not None else []
+        for spec in methods:  # a method given by path: its file's directory
+            if ".py:" in spec.name:
+                file = Path(spec.name.rpartition(":")[0]).expanduser()
+                visible.append(str((base_dir / file if base_dir and not file.is_absolute() else file).parent))
+        return cls(os.getcwd(), tuple(sys.path), torch.get_num_threads(), confine.hidden(), tuple(visible))
 
     def enter(self) -> None:
         import torch
 
+        # Before any method code (nothing where the server is not confined).
+        confine.enter_job(self.hidden, (self.cwd, *self.sys_path, *self.visible))
         os.chdir(self.cwd)
         sys.path[:] = list(self.sys_path)
         torch.set_num_threads(self.threads)
