@@ -39,22 +39,31 @@ KEY_BYTES = 32
 class IntegrityKey:
     """The HMAC key of one cache root (or, for tests and in-memory use, one of this process alone)."""
 
-    def __init__(self, secret: bytes, where: str) -> None:
-        self._secret = secret
+    def __init__(self, secret: bytes | None, where: str, path: Path | None = None) -> None:
+        self._loaded = secret  # None: the key file is made (or read) when a MAC is first made
+        self._path = path
         self.where = where  # the key file (or "ephemeral"): for messages only
+
+    @property
+    def _secret(self) -> bytes:
+        if self._loaded is None:
+            assert self._path is not None
+            if not self._path.exists():
+                _create(self._path)
+            self._loaded = _read(self._path)
+        return self._loaded
 
     def __repr__(self) -> str:  # never the secret, in any log or traceback
         return f"IntegrityKey({self.where})"
 
     @classmethod
     def of_cache(cls, cache_root: Path, *, create: bool = True) -> IntegrityKey | None:
-        """The cache's key, created when it has none (`create`); None when it has none and `create` is False
-        (nothing written with a key can then verify)."""
+        """The cache's key; when the cache has none, one made on first use (`create`), or None (`create` False:
+        nothing written with a key can then verify)."""
         path = Path(cache_root) / KEY_FOLDER / KEY_FILE
         if not path.exists():
-            if not create:
-                return None
-            _create(path)
+            # Made when first needed, by the first seal: a run that fails validation, or a dry run, writes nothing.
+            return cls(None, str(path), path) if create else None
         return cls(_read(path), str(path))
 
     def mac(self, domain: str, data: bytes) -> str:
@@ -64,6 +73,8 @@ class IntegrityKey:
 
     def verify(self, domain: str, data: bytes, tag: object) -> bool:
         """Whether `tag` is this key's MAC of `data` in `domain` (compared in constant time)."""
+        if self._loaded is None and self._path is not None and not self._path.exists():
+            return False  # no key yet: nothing was sealed with it (and looking does not make one)
         return isinstance(tag, str) and hmac.compare_digest(self.mac(domain, data), tag)
 
 
