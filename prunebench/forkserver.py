@@ -7,6 +7,7 @@ it forks; `confined()` says whether it does, `unconfined_reason()` why not."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 from multiprocessing import forkserver, resource_tracker, spawn
 from multiprocessing.context import BaseContext
 
@@ -16,7 +17,7 @@ from prunebench import confine
 PRELOAD = ["prunebench.forkserver_init", "prunebench.run.sandbox.child"]
 
 _context: BaseContext | None = None
-_confine = True  # whether the server is to be confined, where the system allows (decided when it starts)
+_unconfined: str | None = None  # why the command asked for no sandbox (decided when the server starts)
 _wrapper: str | None = None  # the executable the confined server starts with
 _reason: str | None = None  # why the server runs unconfined; None while it is confined or not started
 
@@ -30,12 +31,12 @@ def context() -> BaseContext:
     return _context
 
 
-def start(*, confined: bool = True) -> None:
-    """Start the server now (it returns at once; the server imports in the background). `confined`: in the
-    sandbox where the system allows."""
-    global _confine
+def start(*, unconfined: str | None = None) -> None:
+    """Start the server now (it returns at once; the server imports in the background): in the sandbox where the
+    system allows, unless `unconfined` says why not (what the one line of a run then says)."""
+    global _unconfined
     if _wrapper is None and _reason is None:
-        _confine = confined
+        _unconfined = unconfined
     context()
     ensure_running()
 
@@ -51,7 +52,10 @@ def ensure_running() -> None:
     """The server running, confined when it is to be (a server that died is started again the same way)."""
     global _reason, _wrapper
     if _wrapper is None and _reason is None:  # decided once, when the server first starts
-        _reason = confine.unavailable() if _confine else "--nproc: the ranks talk over the network"
+        # A rank of several (torchrun, a SLURM task of several processes) joins its job's process group over the
+        # network, which the sandbox has none of: however it was started, it runs unconfined.
+        ranks = int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+        _reason = _unconfined or ("DDP ranks talk over the network" if ranks else confine.unavailable())
         if _reason is None:
             _wrapper = confine.wrapper()
     if _wrapper is None:

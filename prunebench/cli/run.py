@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -116,8 +115,9 @@ def run(
 
     # The job processes' fork server imports torch while this process does; confined by the operating system
     # where it allows, but for DDP ranks, which talk over the network (one line says when it is not).
-    ranks = nproc != 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1
-    start(confined=not ranks and not in_process)
+    start(
+        unconfined="--nproc: DDP ranks talk over the network" if nproc != 1 else "--in-process" if in_process else None
+    )
     from prunebench.report.summary import run_summary
     from prunebench.run import RunRequest, prepare
     from prunebench.run.ranks import check_nproc, launched, leave_runners
