@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from prunebench import confine
+from prunebench.data import DATASETS
 from prunebench.engine import distributed as ddp
 from prunebench.errors import PrunebenchError
 from prunebench.methods import label_methods, needs_labels
@@ -43,6 +44,11 @@ def shipped_dense(references: Path = REFERENCES) -> list[Path]:
 
 
 def _data_root(protocol: Protocol) -> Path | None:
+    """The data root a job process must not see: the data reaches it in memory. A data set streamed from disk
+    (ImageNet) is read by the job process itself, so its root stays visible (read-only) to it."""
+    info = DATASETS.get(protocol.data.name)
+    if info is not None and not info.in_memory:
+        return None
     try:
         return protocol.data.resolved_root()
     except PrunebenchError:  # an unset variable: the loader says so
