@@ -61,6 +61,10 @@ class EngineStepAccess:
     def __init__(self, engine: EngineSide) -> None:
         self._engine = engine
 
+    @property
+    def model(self) -> nn.Module:
+        return self._engine.model
+
     def masks(self) -> Masks:
         return {k: m.clone() for k, m in self._engine.masks.masks.items()}
 
@@ -76,10 +80,6 @@ class EnginePruningAccess(EngineStepAccess):
     counted operations, for `prune`."""
 
     __slots__ = ()
-
-    @property
-    def model(self) -> nn.Module:
-        return self._engine.model
 
     @property
     def device(self) -> torch.device:

@@ -34,7 +34,12 @@ SavedState = Literal["init", "rewind"]
 
 
 class StepAccess(Protocol):
-    """What a training hook may ask of the engine (through `StepContext`): read and set the masks."""
+    """What a training hook may ask of the engine (through `StepContext`): the model, and read and set the masks."""
+
+    @property
+    def model(self) -> nn.Module:
+        """The model being pruned (its weights change only through the engine)."""
+        ...
 
     def masks(self) -> Masks:
         """A copy of the current keep-masks (True = kept), by weight name."""
@@ -54,11 +59,6 @@ class PruningAccess(StepAccess, Protocol):
     may; what the model is and costs; the protocol's recipes; and the counted uses of the engine."""
 
     # ---- the model and what it costs ------------------------------------------------------------------------
-    @property
-    def model(self) -> nn.Module:
-        """The model being pruned (its weights change only through the engine)."""
-        ...
-
     @property
     def device(self) -> torch.device: ...
 

@@ -9,7 +9,6 @@ contract's way into the engine.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import InitVar, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -146,24 +145,38 @@ class PruningContext:
         self._access.train(epochs, spec)
 
 
-@dataclass
 class StepContext:
-    """What training hooks see. `access` is the engine's side of the contract (prunebench.engine.access.
-    EngineStepAccess); the context keeps it private."""
+    """What training hooks see: where training stands, the masks and the weights. `access` is the engine's side
+    of the contract (prunebench.engine.access.EngineStepAccess, or the method process's remote access); the
+    context keeps it private. `model` is the model as the engine holds it (in a method process of its own: a copy,
+    brought up to date when read)."""
 
-    stage: str
-    epoch: int  # 1-based, within the stage
-    step: int  # optimizer steps so far within the stage
-    steps_per_epoch: int
-    model: nn.Module
-    access: InitVar[StepAccess]
-    # The engine optimizer's learning rate at this step (at on_epoch_end: at the epoch's first step), so
-    # a method stepping its own optimizer can follow the protocol's schedule.
-    lr: float = 0.0
-    _access: StepAccess = field(init=False, repr=False)
-
-    def __post_init__(self, access: StepAccess) -> None:
+    def __init__(
+        self,
+        stage: str,
+        epoch: int,
+        step: int,
+        steps_per_epoch: int,
+        model: nn.Module | None,
+        access: StepAccess,
+        lr: float = 0.0,
+    ) -> None:
+        self.stage = stage
+        self.epoch = epoch  # 1-based, within the stage
+        self.step = step  # optimizer steps so far within the stage
+        self.steps_per_epoch = steps_per_epoch
+        # The engine optimizer's learning rate at this step (at on_epoch_end: at the epoch's first step), so
+        # a method stepping its own optimizer can follow the protocol's schedule.
+        self.lr = lr
+        self._model = model
         self._access = access
+
+    def __repr__(self) -> str:
+        return f"StepContext(stage={self.stage!r}, epoch={self.epoch}, step={self.step}, lr={self.lr:g})"
+
+    @property
+    def model(self) -> nn.Module:
+        return self._model if self._model is not None else self._access.model
 
     def set_masks(self, masks: Masks) -> None:
         """Prune while training (gradual methods); the engine validates and enforces the masks."""

@@ -235,6 +235,13 @@ class Provenance(Record):
         description="Whether the job's process ran confined by the operating system (no network, no write outside "
         "its scratch, no read of the results, cache or data; prunebench.confine). False: not ranked.",
     )
+    method_process: bool | None = Field(
+        None,
+        exclude_if=lambda known: known is None,  # records written before the field have none: not known
+        description="Whether the method's code ran in a process of its own, apart from the engine that trained, "
+        "counted and handed back the weights. False: it shared the engine's process (a method with code inside the "
+        "training step, loss_term or own_parameters), shown apart and refused by `check` unless allowed.",
+    )
 
 
 class ResultSummary(Record):

@@ -100,7 +100,9 @@ class RunProvenance:
             confined=confined and not in_process,
         )
 
-    def of_job(self, started: datetime, finished: datetime, duration_s: float) -> Provenance:
+    def of_job(
+        self, started: datetime, finished: datetime, duration_s: float, *, method_process: bool | None = None
+    ) -> Provenance:
         return Provenance(
             prunebench_version=prunebench.__version__,
             python=platform.python_version(),
@@ -118,6 +120,7 @@ class RunProvenance:
             duration_s=round(duration_s, 3),
             **({"in_process": True} if self.in_process else {}),
             confined=self.confined,
+            method_process=method_process,
         )
 
 

@@ -4,7 +4,9 @@ failure, with the reason) or has no effect on what is measured, the grid goes on
 the very weights it gets alone (by their sha256).
 
 Before job processes, 19 of these went unnoticed: a method's code ran in the runner's own process, next to
-the test split, the ledger and the measuring code.
+the test split, the ledger and the measuring code. Since a method's code runs in a process apart from its engine,
+most have no effect at all; a grid with every method in its engine's process (as a method with code inside the
+training step runs) shows the engine's seal still catching them there.
 """
 
 from __future__ import annotations
@@ -38,68 +40,74 @@ PROTOCOL = textwrap.dedent(
 )
 STATED_BUDGET = {"reset_ledger": "budget: {pruning_epochs: 1}"}
 
-# label -> (status, what its reasons say); None: no reason expected (the cheat had no effect).
+# label -> (status, what its reasons say); None: no reason expected (the cheat had no effect). A method's code runs in
+# a process of its own (prunebench.run.sandbox.method_process): what it does to its copy of the model, to torch or
+# to prunebench there never reaches the engine, which trains, counts and hands back the weights in another process.
+ENGINE_GONE = "'RemoteAccess' object has no attribute '_engine'"  # the engine is not in the method's process
 VERDICTS: dict[str, tuple[str, str | None]] = {
     "train_then_load": ("violation", "asked to load weights that are neither a saved state"),
-    "train_then_train_zero": ("violation", "outside the engine in its code before it called train (undone)"),
-    "train_in_prune": ("violation", "outside the engine in prune() (undone)"),
-    "train_in_epoch_end": ("violation", "outside the engine in on_epoch_end (undone)"),
-    "train_in_step_end": ("violation", "outside the engine in on_step_end (undone)"),
-    "train_in_loss_term": ("failed", "outside the engine in loss_term (undone)"),
-    "train_in_retrain_epochs": ("violation", "outside the engine in retrain_epochs() (undone)"),
-    "train_in_own_parameters": ("violation", "outside the engine in own_parameters (undone)"),
-    "reset_ledger": ("violation", "trained 4.00 epochs while pruning; the budget allows 1"),
-    "edit_ledger_in_hook": ("ok", None),
-    "revive_step_end": ("violation", "outside the engine in on_step_end (undone)"),
-    "revive_pre_hook": ("violation", "registered a forward pre hook on features"),
-    "revive_global_hook": ("violation", "registered a global forward pre hook on every module"),
-    "gradient_hook": ("violation", "registered a backward hook on a parameter"),
-    "patch_forward": ("violation", "replaced the forward of the model in prune() (removed)"),
-    "patch_eval": ("violation", "replaced the eval of the model in prune() (removed)"),
-    "read_test_split": ("failed", "'NoneType' object has no attribute 'batches'"),
-    "shadow_layer": ("violation", "parameter(s) or buffer(s) the protocol's architecture does not"),
-    "replaced_conv": ("violation", "removed or replaced the module features"),
-    "dense_copy": ("violation", "parameter(s) or buffer(s) the protocol's architecture does not (dense_copy."),
-    "extra_capacity": ("violation", "into a parametrization while retraining"),
-    "batch_norm_stats": ("violation", "running_mean"),
-    "patch_evaluate": ("violation", "patched prunebench.engine.loop.Engine.evaluate (when its module was imported"),
-    "patch_audit": ("violation", "patched prunebench.fairness.audit_budget, prunebench.masks.measure_sparsity"),
-    "patch_torch": ("violation", "patched torch.nn.functional.cross_entropy (when its module was imported"),
-    "poison_dtype": ("violation", "changed torch's default dtype to torch.float64 (in prune(); put back)"),
-    "poison_grad": ("violation", "changed autograd (torch.set_grad_enabled) to False (in prune(); put back)"),
+    "train_then_train_zero": ("ok", None),  # its call of train(0) counts as a pruning run of no epochs
+    "train_in_prune": ("ok", None),
+    "train_in_epoch_end": ("ok", None),
+    "train_in_step_end": ("ok", None),
+    "train_in_loss_term": ("failed", "outside the engine in loss_term (undone)"),  # step code: the engine's process
+    "train_in_retrain_epochs": ("ok", None),
+    "train_in_own_parameters": ("violation", "outside the engine in own_parameters (undone)"),  # step code too
+    "reset_ledger": ("failed", ENGINE_GONE),
+    "edit_ledger_in_hook": ("failed", ENGINE_GONE),
+    "revive_step_end": ("ok", None),
+    "revive_pre_hook": ("ok", None),
+    "revive_global_hook": ("ok", None),
+    "gradient_hook": ("ok", None),
+    "patch_forward": ("ok", None),
+    "patch_eval": ("ok", None),
+    "read_test_split": ("failed", ENGINE_GONE),
+    "shadow_layer": ("ok", None),
+    "replaced_conv": ("ok", None),
+    "dense_copy": ("ok", None),
+    "extra_capacity": ("ok", None),
+    "batch_norm_stats": ("ok", None),
+    "patch_evaluate": ("ok", None),
+    "patch_audit": ("violation", "trained 10.00 epochs while pruning; the budget allows 0"),
+    "patch_torch": ("ok", None),
+    "poison_dtype": ("ok", None),
+    "poison_grad": ("ok", None),
     "system_exit": ("failed", "prune raised SystemExit: 0"),
-    "os_exit": ("failed", "exited with code 0 before it reported a result"),
-    "keyboard_interrupt": ("failed", "retraining raised KeyboardInterrupt"),
+    "os_exit": ("failed", "prune: the method's process ended before it answered"),
+    "keyboard_interrupt": ("failed", "on_epoch_end raised KeyboardInterrupt"),
     "hang": ("failed", "ran past runtime.job_timeout (10 s) and was killed"),
     "memory_hog": ("failed", "over runtime.job_memory (1536 MiB), and was killed"),
-    "kill_self": ("failed", "killed by SIGKILL before it reported a result"),
+    "kill_self": ("failed", "prune: the method's process ended before it answered"),
     "kill_fork_server": ("failed", "or its fork server died) before it reported a result"),
 }
 if confine.unavailable() is None:  # confined, the fork server is the init of the job's PID namespace: unkillable
     VERDICTS["kill_fork_server"] = ("ok", None)
-# Cheats whose every change is undone or refused: their final weights are the honest method's, bit for bit.
-NO_EFFECT = {
-    "train_then_load",
-    "train_in_epoch_end",
-    "train_in_step_end",
-    "train_in_retrain_epochs",
-    "train_in_own_parameters",
-    "edit_ledger_in_hook",
-    "revive_step_end",
-    "revive_pre_hook",
-    "revive_global_hook",
-    "gradient_hook",
-    "patch_forward",
-    "patch_eval",
-    "batch_norm_stats",
-    "patch_evaluate",
-    "patch_torch",
-    "poison_dtype",
-    "poison_grad",
-} | ({"kill_fork_server"} if confine.unavailable() is None else set())
+# Cheats whose every change stays in their own process or is undone or refused: their final weights are the honest
+# method's, bit for bit.
+NO_EFFECT = {label for label, (status, _) in VERDICTS.items() if status == "ok"} - {"train_then_train_zero"}
+NO_EFFECT |= {"train_then_load", "train_in_own_parameters"}
+STEP_CODE = {"train_in_loss_term", "train_in_own_parameters"}  # code inside the training step: the engine's process
+
+# The same cheats with every method in its engine's process (PRUNEBENCH_SHARED_ENGINE=1, as a method with code inside
+# the training step runs): there the engine's seal undoes and reports what they change, and the code inventory names
+# what they patch.
+SHARED_VERDICTS: dict[str, tuple[str, str | None]] = {
+    "train_in_prune": ("violation", "outside the engine in prune() (undone)"),
+    "train_then_train_zero": ("violation", "outside the engine in its code before it called train (undone)"),
+    "train_in_step_end": ("violation", "outside the engine in on_step_end (undone)"),
+    "reset_ledger": ("violation", "trained 4.00 epochs while pruning; the budget allows 1"),
+    "revive_pre_hook": ("violation", "registered a forward pre hook on features"),
+    "replaced_conv": ("violation", "removed or replaced the module features"),
+    "batch_norm_stats": ("violation", "running_mean"),
+    "patch_evaluate": ("violation", "patched prunebench.engine.loop.Engine.evaluate (when its module was imported"),
+    "poison_dtype": ("violation", "changed torch's default dtype to torch.float64 (in prune(); put back)"),
+    "read_test_split": ("failed", "'NoneType' object has no attribute 'batches'"),
+}
 
 
-def run_grid(tmp: Path, cache: Path, methods: list[str], sparsities: str = "[0.5]") -> tuple[int, str, dict]:
+def run_grid(
+    tmp: Path, cache: Path, methods: list[str], sparsities: str = "[0.5]", env: dict[str, str] | None = None
+) -> tuple[int, str, dict]:
     """`prunebench run` in a process of its own, as a user runs it: (exit code, stderr, records by label)."""
     entries = []
     for label in methods:
@@ -116,7 +124,7 @@ def run_grid(tmp: Path, cache: Path, methods: list[str], sparsities: str = "[0.5
         capture_output=True,
         text=True,
         timeout=900,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
     )
     records: dict[str, list[ResultRecord]] = {}
     for path in sorted((tmp / "r").rglob("sparsity-*.json")):
@@ -136,6 +144,13 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, dict]:
     return code, output, records
 
 
+@pytest.fixture(scope="module")
+def shared_grid(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    cache = tmp_path_factory.mktemp("cache")
+    tmp = tmp_path_factory.mktemp("shared")
+    return run_grid(tmp, cache, [*SHARED_VERDICTS, "global_magnitude"], env={"PRUNEBENCH_SHARED_ENGINE": "1"})[2]
+
+
 @pytest.mark.parametrize("label", list(VERDICTS))
 def test_each_cheat_is_caught_or_has_no_effect(grid: tuple[int, str, dict], label: str) -> None:
     _, output, records = grid
@@ -148,6 +163,15 @@ def test_each_cheat_is_caught_or_has_no_effect(grid: tuple[int, str, dict], labe
     if label in NO_EFFECT:
         (alone,) = records["alone"]
         assert record.weights_sha256 == alone.weights_sha256 and record.metrics == alone.metrics
+    assert record.provenance.method_process is (label not in STEP_CODE)
+
+
+@pytest.mark.parametrize("label", list(SHARED_VERDICTS))
+def test_in_the_engines_process_the_seal_catches_each_cheat(shared_grid: dict, label: str) -> None:
+    (record,) = shared_grid[label]
+    status, reason = SHARED_VERDICTS[label]
+    assert record.status == status and record.provenance.method_process is False, record.reasons
+    assert reason is not None and any(reason in r for r in record.reasons), record.reasons
 
 
 def test_the_grid_goes_on_and_the_honest_method_is_untouched(grid: tuple[int, str, dict]) -> None:
@@ -162,18 +186,17 @@ def test_the_grid_goes_on_and_the_honest_method_is_untouched(grid: tuple[int, st
 
 def test_a_cheat_cannot_shrink_its_ledger_or_claim_what_it_did_not_measure(grid: tuple[int, str, dict]) -> None:
     _, _, records = grid
-    (reset,) = records["reset_ledger"]
-    assert reset.ledger.pruning.epochs == 4.0 and reset.ledger.pruning.runs == 1
-    (edited,) = records["edit_ledger_in_hook"]
-    assert edited.ledger.retrain.epochs == 2.0 and edited.ledger.retrain.steps == 22
+    (zero,) = records["train_then_train_zero"]
+    assert zero.ledger.pruning.runs == 1 and zero.ledger.pruning.epochs == 0.0
     (patched,) = records["patch_evaluate"]
     assert patched.metrics is not None and patched.metrics.test_top1 < 1.0
     (audit,) = records["patch_audit"]
     assert any("trained 10.00 epochs while pruning" in r for r in audit.reasons)
     assert audit.sparsity is not None and audit.sparsity.per_layer  # measured by the runner, not the patch
-    for label in ("shadow_layer", "dense_copy", "extra_capacity"):
+    for label in ("shadow_layer", "dense_copy", "extra_capacity"):  # extra weights stay in the method's copy
         (r,) = records[label]
-        assert r.metrics is None or r.status == "violation"
+        (alone,) = records["alone"]
+        assert r.weights_sha256 == alone.weights_sha256 and r.metrics == alone.metrics
 
 
 def test_no_state_survives_from_one_job_to_the_next(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -41,6 +41,7 @@ from prunebench.run.measurement import Measured
 from prunebench.run.ranks import job_group
 from prunebench.run.sandbox import ChildFailed, Environment, JobTask, Limits, Message, MethodInfo, run_job
 from prunebench.run.sandbox.inprocess import run_job_in_process
+from prunebench.run.sandbox.method_process import MethodTask, method_process_wanted
 
 
 class JobRun:
@@ -51,6 +52,7 @@ class JobRun:
         self.job = job
         self.protocol = job.protocol  # for a retraining variant's job: the protocol with the variant's recipe
         self.info = info
+        self.method_process = method_process_wanted(info.step_code, in_process=env.in_process)
         self.regime = info.taxonomy.retraining
         self.ledger = Ledger()
         self.curves: list[EpochRecord] = []
@@ -126,7 +128,12 @@ class JobRun:
             resume=self.log.resume(),
             group=job_group(env.device),
             limit=env.limit,
+            taxonomy=self.info.taxonomy,
         )
+        method = None
+        if self.method_process:
+            data = env.data
+            method = MethodTask(task.environment, job, base_dir, task.device, data.num_classes, data.input_shape)
         limits = Limits(
             timeout=env.protocol.runtime.job_timeout,
             memory=env.protocol.runtime.job_memory,
@@ -136,7 +143,7 @@ class JobRun:
             if env.in_process:  # for a debugger: the records say so and are never ranked
                 result = run_job_in_process(task, self.log.on_message, limits.max_message)
             else:
-                result = run_job(task, self.log.on_message, limits)
+                result = run_job(task, self.log.on_message, limits, method)
         except ChildFailed as exc:
             raise JobFailed(str(exc)) from None
         self.curves = self.reports.curves
@@ -315,7 +322,9 @@ class JobRun:
             retraining=retraining_record(self.regime, self.recipe_name, spec),
             ledger=self.ledger,
             curves=self.curves,
-            provenance=self.env.provenance.of_job(started, datetime.now(timezone.utc), duration),
+            provenance=self.env.provenance.of_job(
+                started, datetime.now(timezone.utc), duration, method_process=self.method_process
+            ),
             limit=self.env.limit,
             **self.measured,
         )

@@ -28,6 +28,7 @@ from prunebench.run.sandbox.steps import MethodSteps, describe
 from prunebench.run.sandbox.tasks import describe_in_child
 
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 
 
 def _warm_up() -> None:
@@ -50,11 +51,20 @@ _warm_up()
 INVENTORY = CodeInventory()
 
 
-def main(conn: Connection, kind: str, payload: bytes, stdout: Connection, stderr: Connection) -> None:
+def main(
+    conn: Connection,
+    kind: str,
+    payload: bytes,
+    stdout: Connection,
+    stderr: Connection,
+    method_conn: Connection | None = None,
+) -> None:
     """Run one task; `stdout` and `stderr` are the write ends of the pipes the runner reads this process's
-    output from (within a bound)."""
-    _detach()
-    _redirect_output(stdout, stderr)
+    output from (within a bound); `method_conn`, the bridge to the job's method process, when it has one."""
+    detach()
+    if method_conn is not None:
+        _undumpable()
+    redirect_output(stdout, stderr)
     _forward_warnings(conn)
     # Output is flushed before the last message: the runner kills this process once it has it.
     try:
@@ -62,40 +72,40 @@ def main(conn: Connection, kind: str, payload: bytes, stdout: Connection, stderr
         task.environment.enter()
         if kind == "describe":
             described = describe_in_child(task)
-            _flush_output()
+            flush_output()
             send(conn, "result", described)
         elif kind == "job":
-            header, tensors = MethodSteps(task, conn, INVENTORY).run()
-            _flush_output()
+            header, tensors = MethodSteps(task, conn, INVENTORY, method_conn).run()
+            flush_output()
             send(conn, "result", header, tensors)
         else:
             raise ValueError(f"unknown task {kind!r}")
     except JobFailed as exc:
-        _flush_output()
+        flush_output()
         send(conn, "failed", {"reason": str(exc)})
     except BaseException as exc:  # SystemExit, KeyboardInterrupt from a method fail its job
-        _flush_output()
+        flush_output()
         send(conn, "failed", {"reason": f"the job raised {describe(exc)}"})
     finally:
         conn.close()
 
 
-def _redirect_output(stdout: Connection, stderr: Connection) -> None:
+def redirect_output(stdout: Connection, stderr: Connection) -> None:
     """fd 1 and 2 onto the runner's pipes: Python's prints, C-level writes and subprocesses all go there."""
-    _flush_output()  # anything the fork server's streams held stays out of this job's output
+    flush_output()  # anything the fork server's streams held stays out of this job's output
     os.dup2(stdout.fileno(), 1)
     os.dup2(stderr.fileno(), 2)
     stdout.close()
     stderr.close()
 
 
-def _flush_output() -> None:
+def flush_output() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # a stream a method closed or replaced
             stream.flush()
 
 
-def _detach() -> None:
+def detach() -> None:
     """A process group of its own (a terminal's Ctrl-C reaches only the runner, which ends this process), and
     death with the fork server (which ends with the runner)."""
     os.setpgrp()
@@ -104,6 +114,14 @@ def _detach() -> None:
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _undumpable() -> None:
+    """No process without CAP_SYS_PTRACE may trace this one or open its memory (/proc/PID/mem) or file
+    descriptors: the job's method process, beside it, must not reach the engine (prctl PR_SET_DUMPABLE 0)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0)
 
 
 def _forward_warnings(conn: Connection) -> None:

@@ -24,6 +24,8 @@ from torch import Tensor
 MAGIC = b"PBM1"
 MAX_HEADER = 16 * 2**20
 KINDS = frozenset({"method", "stage", "scored", "epoch", "checkpoint", "warning", "result", "failed"})
+# Between a job's engine process and its method process (prunebench.run.sandbox.bridge).
+BRIDGE_KINDS = frozenset({"call", "reply", "error", "warning"})
 
 
 class BadMessage(ValueError):
@@ -49,8 +51,9 @@ def send(
     conn.send_bytes(MAGIC + len(head).to_bytes(4, "big") + head + body)
 
 
-def receive(conn: Connection, max_bytes: int) -> Message:
-    """The next message; raises EOFError when the process closed its end, BadMessage for anything malformed."""
+def receive(conn: Connection, max_bytes: int, kinds: frozenset[str] = KINDS) -> Message:
+    """The next message, of one of `kinds`; raises EOFError when the process closed its end, BadMessage for
+    anything malformed."""
     try:
         frame = conn.recv_bytes(max_bytes)
     except OSError as exc:  # longer than max_bytes
@@ -64,7 +67,7 @@ def receive(conn: Connection, max_bytes: int) -> Message:
         header = json.loads(frame[8 : 8 + size], parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
         raise BadMessage(f"a header that is not JSON ({exc})") from None
-    if not isinstance(header, dict) or header.get("kind") not in KINDS:
+    if not isinstance(header, dict) or header.get("kind") not in kinds:
         raise BadMessage("a header without a known kind")
     tensors: dict[str, dict[str, Tensor]] = {}
     if len(frame) > 8 + size:

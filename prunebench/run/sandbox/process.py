@@ -33,6 +33,7 @@ from prunebench.run.sandbox.output import JobOutput
 
 if TYPE_CHECKING:
     from prunebench.run.sandbox.messages import Message
+    from prunebench.run.sandbox.method_process import MethodTask
     from prunebench.run.sandbox.tasks import JobTask
 
 POLL_S = 0.2
@@ -55,15 +56,27 @@ def warm_up() -> None:
     start()
 
 
-def run_job(task: JobTask, on_message: Callable[[Message], None], limits: Limits) -> Message:
-    """Run one job's method in a job process of its own (see `run_child`)."""
-    return run_child("job", pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL), on_message, limits)
+def run_job(
+    task: JobTask, on_message: Callable[[Message], None], limits: Limits, method: MethodTask | None = None
+) -> Message:
+    """Run one job in a job process of its own (see `run_child`); with `method`, the method's code in a second
+    process, apart from the engine's (prunebench.run.sandbox.method_process)."""
+    dumped = pickle.dumps(method, protocol=pickle.HIGHEST_PROTOCOL) if method is not None else None
+    return run_child("job", pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL), on_message, limits, dumped)
 
 
-def run_child(kind: str, payload: bytes, on_message: Callable[[Message], None], limits: Limits) -> Message:
-    """Run `prunebench.run.sandbox.child.main(kind, payload)` in a job process; hand every report it sends to
-    `on_message`, and return its last message (kind `result` or `failed`). Raises ChildFailed when the process
-    ends without one, and kills it (and its own children) whatever happens, Ctrl-C included."""
+def run_child(
+    kind: str,
+    payload: bytes,
+    on_message: Callable[[Message], None],
+    limits: Limits,
+    method_payload: bytes | None = None,
+) -> Message:
+    """Run `prunebench.run.sandbox.child.main(kind, payload)` in a job process (and, with `method_payload`, the
+    job's method process beside it, the two joined by a pipe of their own); hand every report the job process
+    sends to `on_message`, and return its last message (kind `result` or `failed`). Raises ChildFailed when the
+    process ends without one, and kills both (and their own children) whatever happens, Ctrl-C included."""
+    from prunebench.run.sandbox import method_process
     from prunebench.run.sandbox.child import main
     from prunebench.run.sandbox.messages import BadMessage, receive
 
@@ -73,16 +86,28 @@ def run_child(kind: str, payload: bytes, on_message: Callable[[Message], None], 
     # how multiprocessing hands a file descriptor to a process its fork server starts).
     out_reader, out_writer = ctx.Pipe(duplex=False)
     err_reader, err_writer = ctx.Pipe(duplex=False)
+    bridge = ctx.Pipe(duplex=True) if method_payload is not None else None
     process = ctx.Process(  # type: ignore[attr-defined]
-        target=main, args=(writer, kind, payload, out_writer, err_writer), name=f"prunebench-{kind}"
+        target=main,
+        args=(writer, kind, payload, out_writer, err_writer, bridge[0] if bridge else None),
+        name=f"prunebench-{kind}",
     )
+    helper = None
+    if bridge is not None:  # the method's process: the bridge's other end and the same output pipes, nothing else
+        helper = ctx.Process(  # type: ignore[attr-defined]
+            target=method_process.main,
+            args=(bridge[1], method_payload, out_writer, err_writer),
+            name="prunebench-method",
+        )
     started = checked = time.monotonic()
     ensure_running()  # a server that died is started again, confined as it was
     sandbox = sandbox_pid()  # confined: the job's pid is the sandbox's own; the runner sees its processes through it
     with _main_hidden():
         process.start()
-    for end in (writer, out_writer, err_writer):
-        end.close()  # the child holds the only writers: their ends closing is end of file here
+        if helper is not None:
+            helper.start()
+    for end in (writer, out_writer, err_writer, *(bridge or ())):
+        end.close()  # the children hold the only writers: their ends closing is end of file here
     output = JobOutput(os.dup(out_reader.fileno()), os.dup(err_reader.fileno()))  # raw fds, read as bytes
     out_reader.close()
     err_reader.close()
@@ -109,7 +134,11 @@ def run_child(kind: str, payload: bytes, on_message: Callable[[Message], None], 
             if limits.timeout is not None and checked - started > limits.timeout:
                 raise ChildFailed(f"the job ran past runtime.job_timeout ({limits.timeout:g} s) and was killed")
             if limits.memory is not None:
-                rss = sandbox_rss(sandbox) if sandbox is not None else tree_rss(process.pid)
+                rss = (
+                    sandbox_rss(sandbox)
+                    if sandbox is not None
+                    else sum(tree_rss(p.pid) for p in (process, helper) if p is not None)
+                )
                 if rss > limits.memory:
                     raise ChildFailed(
                         f"the job's process used {rss / 2**20:.0f} MiB, over runtime.job_memory "
@@ -120,6 +149,8 @@ def run_child(kind: str, payload: bytes, on_message: Callable[[Message], None], 
             confine.kill_leftovers(sandbox)  # the job's process and every process it started, setsid or not
         else:
             _kill(process)
+            if helper is not None:
+                _kill(helper)
         reader.close()
         output.finish(wait, OUTPUT_GRACE_S)
 

@@ -8,6 +8,7 @@ method's code turns what it raises into a `JobFailed` naming the hook.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import pickle
@@ -24,10 +25,12 @@ from prunebench.data import DataBundle
 from prunebench.engine import EngineObserver, EnginePruningAccess, EpochReport, Snapshot, TrainState, derive_seed
 from prunebench.errors import FieldError, JobFailed
 from prunebench.masks import Masks
-from prunebench.methods import Method, PruningContext, load_method, validated_config
+from prunebench.methods import Method, PruningContext, Taxonomy, load_method, validated_config
 from prunebench.protocol import RecipeError, TrainingSpec
-from prunebench.run.sandbox.messages import send
+from prunebench.run.sandbox.bridge import Bridge, Closed, RemoteError
+from prunebench.run.sandbox.messages import Message, send
 from prunebench.run.sandbox.patches import CodeInventory
+from prunebench.run.sandbox.proxy import EngineServer, remote_method
 from prunebench.run.sandbox.tasks import JobTask
 from prunebench.run.setup import build_engine, fresh_model, seeded_model
 
@@ -65,8 +68,15 @@ def _groups(snapshot: Snapshot | None) -> dict[str, dict[str, Tensor]] | None:
 
 
 class MethodSteps:
-    def __init__(self, task: JobTask, conn: Connection, inventory: CodeInventory) -> None:
+    """The job's steps in its engine process. With `method_conn`, the method's code runs in a process of its own
+    (prunebench.run.sandbox.method_process) and its hooks are calls across that connection; without, it runs here,
+    beside the engine (a method with code inside the training step, or `run --in-process`)."""
+
+    def __init__(
+        self, task: JobTask, conn: Connection, inventory: CodeInventory, method_conn: Connection | None = None
+    ) -> None:
         self.task = task
+        self.method_conn = method_conn
         self.inventory = inventory
         self.violations: list[str] = []
         self.job = task.job
@@ -85,6 +95,7 @@ class MethodSteps:
                 masks = self.prune()
                 self.apply_regime(masks)
             self.retrain()
+            self.end()
         except JobFailed as exc:
             seen = self.engine.seal.violations + self.violations if hasattr(self, "engine") else self.violations
             raise JobFailed(f"{exc}; before that: {'; '.join(seen)}" if seen else str(exc)) from None
@@ -95,16 +106,7 @@ class MethodSteps:
         """A fresh instance of the method; the job's model from its seed's dense checkpoint (its initialization
         for methods that prune before training), its engine and pruning context."""
         job, p, task = self.job, self.protocol, self.task
-        spec = job.method_spec
-        try:
-            loaded = load_method(spec.name, base_dir=task.base_dir)
-            config = validated_config(spec, job.method_index, loaded)
-        except FieldError as exc:
-            raise JobFailed(f"the method cannot be loaded: {exc}") from None
-        except Exception as exc:  # a method module that imported in one process and not in this one
-            raise JobFailed(f"the method cannot be loaded: {describe(exc)}") from None
-        self._check_code("when its module was imported")
-        self.method: Method[Any] = self._call("__init__", lambda: loaded.instantiate(config))
+        self.method: Method[Any] = self._remote_method() if self.method_conn is not None else self._local_method()
         self.regime = self.method.taxonomy.retraining
         self.data: DataBundle = pickle.loads(task.data)
         states: dict[str, dict[str, Tensor]] = pickle.loads(task.states)
@@ -130,6 +132,49 @@ class MethodSteps:
             scoring_examples=p.pruning.scoring_examples,
             budget=job.budget,
         )
+
+    def _local_method(self) -> Method[Any]:
+        """The job's method, loaded and configured in this process."""
+        job, spec = self.job, self.job.method_spec
+        try:
+            loaded = load_method(spec.name, base_dir=self.task.base_dir)
+            config = validated_config(spec, job.method_index, loaded)
+        except FieldError as exc:
+            raise JobFailed(f"the method cannot be loaded: {exc}") from None
+        except Exception as exc:  # a module that imported in one process and not in this one
+            raise JobFailed(f"the method cannot be loaded: {describe(exc)}") from None
+        self._check_code("when its module was imported")
+        return self._call("__init__", lambda: loaded.instantiate(config))
+
+    def _remote_method(self) -> Method[Any]:
+        """The job's method in its own process, which has loaded it (or says why it could not), as a stand-in whose
+        hooks are calls to that process (prunebench.run.sandbox.proxy). Its taxonomy is the one the runner planned
+        the job with."""
+        assert self.method_conn is not None
+        bridge = Bridge(self.method_conn, on_other=self._relay)
+        try:
+            hello, _ = bridge.call("hello", EngineServer(None))
+        except RemoteError as exc:
+            raise JobFailed(exc.reason) from None
+        except Closed:
+            raise JobFailed("the method's process ended before it loaded the method") from None
+        planned = self.task.taxonomy
+        if planned is None or Taxonomy.model_validate(hello.get("taxonomy")) != planned:
+            raise JobFailed("the method's taxonomy in its job differs from the one it was planned with")
+        if {"loss_term", "own_parameters"} & set(hello.get("hooks", [])):
+            raise JobFailed("the method has code inside the training step (loss_term, own_parameters) in its job only")
+        return remote_method(bridge, hello, planned)
+
+    def _relay(self, message: Message) -> None:
+        """A warning the method's process raised, on to the runner as the engine's own are."""
+        if message.kind == "warning":
+            send(self.reporter.conn, "warning", message.header)
+
+    def end(self) -> None:
+        """Tell the method's process the job is over (it exits); nothing is waited for."""
+        if self.method_conn is not None:
+            with contextlib.suppress(OSError, ValueError):
+                send(self.method_conn, "call", {"op": "end"})
 
     def prune(self) -> Masks:
         """The method scores and chooses, under the engine's seal: weights it changes itself (outside training

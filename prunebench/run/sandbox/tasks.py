@@ -31,6 +31,9 @@ class MethodInfo(BaseModel):
     source: str
     taxonomy: Taxonomy
     config: dict[str, Any]
+    # Whether it has code inside the training step (loss_term, own_parameters): then it runs in its engine's
+    # process, and its records say so; every other method's code runs in a process of its own.
+    step_code: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ def describe_in_child(task: DescribeTask) -> dict[str, Any]:
                 "source": loaded.source,
                 "taxonomy": method.taxonomy.model_dump(),
                 "config": method.config.model_dump(mode="json"),
+                "step_code": any(_overrides(method, hook) for hook in ("loss_term", "own_parameters")),
             }
         )
     return {"methods": infos}
@@ -110,3 +114,10 @@ class JobTask:
     # On several ranks: the job's process group, which this rank's job process joins (prunebench.run.ranks).
     group: Group | None = None
     limit: int | None = None  # a smoke run: batches of every stage and evaluation (`run --limit`)
+    taxonomy: Taxonomy | None = None  # what the runner planned the job with (its method's description)
+
+
+def _overrides(method: Any, hook: str) -> bool:
+    from prunebench.methods import Method
+
+    return getattr(type(method), hook) is not getattr(Method, hook)
