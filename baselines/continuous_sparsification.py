@@ -1,42 +1,14 @@
-"""Continuous Sparsification: learn the mask as a soft, annealed gate on every weight."""
+"""Continuous Sparsification: learn the mask as a soft, annealed gate on every weight, declared to the engine
+(prunebench.methods.SoftMasks), which applies it inside its own training step."""
 
 from __future__ import annotations
 
-import functools
 import math
-import operator
 from typing import Literal
 
-import torch
 from pydantic import Field
-from torch import Tensor, nn
-from torch.nn.utils import parametrize
 
-from prunebench.methods import Masks, Method, MethodConfig, PruningContext, StepContext, Taxonomy
-
-
-class SoftMask(nn.Module):
-    """The parametrization weight -> weight * sigmoid(beta * s) / sigmoid(s0): the gate starts at 1
-    (s = s0, beta = 1) and approaches a hard 0/1 mask as beta grows."""
-
-    def __init__(self, like: Tensor, initial: float) -> None:
-        super().__init__()
-        self.scores = nn.Parameter(torch.full_like(like, initial))
-        self.beta = 1.0
-        self.scale = 1.0 / (1.0 / (1.0 + math.exp(-initial)))
-
-    def gate(self) -> Tensor:
-        return torch.sigmoid(self.beta * self.scores) * self.scale
-
-    def forward(self, weight: Tensor) -> Tensor:
-        return weight * self.gate()
-
-
-@torch.no_grad()
-def reset_scores(scores: list[Tensor], initial: float) -> None:
-    """The reset between rounds, in place: s <- min(s, s0) (the authors' code, at temperature 1)."""
-    for s in scores:
-        s.clamp_(max=initial)
+from prunebench.methods import Masks, Method, MethodConfig, PruningContext, SoftMasks, Taxonomy
 
 
 def beta_schedule(epochs: int, final: float) -> list[float]:
@@ -84,11 +56,13 @@ class CSConfig(MethodConfig):
 class ContinuousSparsification(Method[CSConfig]):
     """Continuous Sparsification (CS): every prunable weight gets a mask score s and the model computes
     with w * sigmoid(beta * s) / sigmoid(s0). Each round trains weights (engine optimizer) and scores
-    (their own SGD optimizer, stepped in `on_step_end`) on the task loss plus penalty * the soft mask's
-    L1 norm, while beta rises geometrically from 1 to `final_temperature`; between rounds beta returns
-    to 1 and the scores are reset to min(s, s0) (beta is 1 again when the authors reset), so surviving
-    weights start the next round equal and pruned ones stay below. The ticket is the hard mask with the
-    weights rewound to the protocol's rewind point, retrained with the protocol's recipe.
+    (their own SGD) on the task loss plus penalty * the soft mask's L1 norm, while beta rises geometrically
+    from 1 to `final_temperature`; between rounds beta returns to 1 and the scores are reset to min(s, s0)
+    (beta is 1 again when the authors reset), so surviving weights start the next round equal and pruned
+    ones stay below. The soft masks, penalty, schedule, reset and score optimizer are declared to the engine
+    (`SoftMasks`, one declaration per round's train call), which applies them in its training step; the method
+    reads the learned scores back (`ctx.soft_mask_scores()`). The ticket is the hard mask with the weights
+    rewound to the protocol's rewind point, retrained with the protocol's recipe.
 
     Benchmarked at a fixed sparsity, the hard mask thresholds the learned scores so that exactly the
     target is reached (`threshold: target`); the result's method notes say so and give the sparsity
@@ -115,19 +89,19 @@ class ContinuousSparsification(Method[CSConfig]):
         schedule="iterative",
         retraining="weight_rewinding",
     )
-    hook_stages = ("pruning",)  # the soft masks live in the pruning stage only
 
-    def __init__(self, config: CSConfig | None = None) -> None:
-        super().__init__(config)
-        # Per job, while prune() runs: the soft masks by weight name, their optimizer, and the schedule.
-        self._soft: dict[str, SoftMask] = {}
-        self._optimizer: torch.optim.Optimizer | None = None
-        self._betas: list[float] = []
-        self._round_epoch = 0
-        self.betas_used: list[list[float]] = []  # beta of every epoch, per round
-
-    def own_parameters(self) -> list[Tensor]:
-        return [m.scores for m in self._soft.values()]
+    def soft_masks(self, epochs: int) -> SoftMasks:
+        """What every round declares: the soft masks over a round of `epochs` epochs. The first round's reset
+        has nothing to reset (its scores are new); each later one resets the scores the round before left."""
+        cfg = self.config
+        return SoftMasks(
+            temperatures=beta_schedule(epochs, cfg.final_temperature),
+            initial=cfg.mask_initial_value,
+            penalty=cfg.penalty,
+            lr=cfg.mask_lr,
+            momentum=cfg.mask_momentum,
+            reset="last" if cfg.reset_temperature == "final" else "one",
+        )
 
     def prune(self, ctx: PruningContext) -> Masks:
         cfg = self.config
@@ -139,86 +113,17 @@ class ContinuousSparsification(Method[CSConfig]):
                     f"{cfg.rounds} rounds need a pruning budget of at least {cfg.rounds} epochs "
                     f"(budget.pruning_epochs is {ctx.budget.pruning_epochs:g}); state one or set `round_epochs`"
                 )
-        self._betas = beta_schedule(epochs, cfg.final_temperature)
-        self.betas_used = []
-        try:
-            self._attach(ctx)
-            for r in range(cfg.rounds):
-                self._set_beta(0)
-                self.betas_used.append([])
-                ctx.train(epochs)
-                if r < cfg.rounds - 1:
-                    self._reset_scores()
-            scores = {name: m.scores.detach().clone() for name, m in self._soft.items()}
-        finally:
-            self._detach(ctx)
+        declared = self.soft_masks(epochs)
+        for _ in range(cfg.rounds):
+            ctx.train(epochs, regularizers=[declared])
+        scores = ctx.soft_mask_scores()
         alive = sum(int((s > 0).sum()) for s in scores.values())
         total = sum(s.numel() for s in scores.values())
         ctx.note("natural_sparsity", 1 - alive / total)
         ctx.note("round_epochs", epochs)
-        ctx.note("beta_per_epoch", self.betas_used)
+        ctx.note("beta_per_epoch", [list(declared.temperatures)] * cfg.rounds)  # beta of every epoch, per round
         if cfg.threshold == "zero":
             ctx.note("final_mask", "s > 0, as in the paper; its sparsity is what the scores give")
             return {name: s > 0 for name, s in scores.items()}
         ctx.note("final_mask", "learned scores thresholded to the target sparsity (highest s kept globally)")
         return ctx.masks_from_scores(scores, scope="global")
-
-    # ---- the soft masks -------------------------------------------------------------------------
-    def _attach(self, ctx: PruningContext) -> None:
-        cfg = self.config
-        modules = dict(ctx.model.named_modules())
-        for name, weight in ctx.weights().items():
-            module = modules[name.rpartition(".")[0]]
-            soft = SoftMask(weight.detach(), cfg.mask_initial_value)
-            parametrize.register_parametrization(module, name.rpartition(".")[2], soft)
-            self._soft[name] = soft
-        # The authors' mask optimizer: SGD, Nesterov momentum, no weight decay; its LR is set every step.
-        self._optimizer = torch.optim.SGD(
-            self.own_parameters(), lr=cfg.mask_lr or 0.1, momentum=cfg.mask_momentum, nesterov=cfg.mask_momentum > 0
-        )
-
-    def _detach(self, ctx: PruningContext) -> None:
-        modules = dict(ctx.model.named_modules())
-        for name in self._soft:
-            module_name, _, attr = name.rpartition(".")
-            # leave_parametrized=False puts the original weight Parameter back, so the engine's masks and
-            # the rewound weights apply to the same tensors as before.
-            parametrize.remove_parametrizations(modules[module_name], attr, leave_parametrized=False)
-        self._soft = {}
-        self._optimizer = None
-
-    def _set_beta(self, epoch: int) -> None:
-        self._round_epoch = epoch
-        for m in self._soft.values():
-            m.beta = self._betas[min(epoch, len(self._betas) - 1)]
-
-    @torch.no_grad()
-    def _reset_scores(self) -> None:
-        """Between rounds the authors' main.py sets the temperature back to 1 before it resets the scores to
-        min(temperature * s, s0): min(s, s0). Surviving scores restart equal, pruned ones keep their value."""
-        for m in self._soft.values():
-            if self.config.reset_temperature == "final":
-                m.scores.mul_(m.beta)
-        reset_scores([m.scores for m in self._soft.values()], self.config.mask_initial_value)
-
-    # ---- hooks ----------------------------------------------------------------------------------
-    def loss_term(self, model: nn.Module) -> Tensor | None:
-        penalty = self.config.penalty
-        if not self._soft or penalty == 0:
-            return None
-        return penalty * functools.reduce(operator.add, (m.gate().sum() for m in self._soft.values()))
-
-    def on_step_end(self, ctx: StepContext) -> None:
-        if self._optimizer is None:
-            return
-        lr = self.config.mask_lr or ctx.lr
-        for group in self._optimizer.param_groups:
-            group["lr"] = lr
-        self._optimizer.step()
-        self._optimizer.zero_grad(set_to_none=True)
-
-    def on_epoch_end(self, ctx: StepContext) -> None:
-        if not self._soft:
-            return
-        self.betas_used[-1].append(next(iter(self._soft.values())).beta)
-        self._set_beta(self._round_epoch + 1)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from prunebench.data import DataBundle
     from prunebench.masks import Masks, MaskSet
     from prunebench.methods.access import PruningAccess, SavedState, StepAccess
+    from prunebench.methods.regularizers import Regularizer
     from prunebench.protocol import TrainingSpec
     from prunebench.results.taxonomy import Regime
 
@@ -50,7 +51,11 @@ class EngineSide(Protocol):
 
     def load_weights_for_method(self, state: dict[str, Tensor]) -> None: ...
 
-    def train_while_pruning(self, epochs: int, spec: TrainingSpec | None) -> None: ...
+    def train_while_pruning(
+        self, epochs: int, spec: TrainingSpec | None, regularizers: tuple[Regularizer, ...]
+    ) -> None: ...
+
+    def soft_mask_scores(self) -> dict[str, Tensor]: ...
 
 
 class EngineStepAccess:
@@ -115,8 +120,11 @@ class EnginePruningAccess(EngineStepAccess):
     def load_weights(self, state: dict[str, Tensor]) -> None:
         self._engine.load_weights_for_method(state)
 
-    def train(self, epochs: int, spec: TrainingSpec | None) -> None:
-        self._engine.train_while_pruning(epochs, spec)
+    def train(self, epochs: int, spec: TrainingSpec | None, regularizers: tuple[Regularizer, ...]) -> None:
+        self._engine.train_while_pruning(epochs, spec, regularizers)
+
+    def soft_mask_scores(self) -> dict[str, Tensor]:
+        return self._engine.soft_mask_scores()
 
     def note(self, key: str, value: Any) -> None:
         self._engine.notes[key] = value

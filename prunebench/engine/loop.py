@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterator
+import operator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,11 +26,12 @@ from prunebench.engine.evaluate import Evaluation, evaluate
 from prunebench.engine.events import EngineObserver, EpochReport, Snapshot
 from prunebench.engine.guard import Seal
 from prunebench.engine.optim import build_optimizer, lr_factor
+from prunebench.engine.regularizers import Regularization
 from prunebench.engine.resume import TrainState, rng_state, set_rng_state
 from prunebench.engine.seeds import derive_seed
 from prunebench.errors import JobFailed
 from prunebench.masks import Masks, MaskSet, measure_sparsity
-from prunebench.methods import Method, StepContext
+from prunebench.methods import Method, Regularizer, StepContext
 from prunebench.protocol import TrainingSpec, retraining_recipe
 from prunebench.results import EpochRecord, Ledger, StageLedger
 
@@ -155,6 +157,9 @@ class Engine:
         self._architecture_params = {id(p) for p in self.model.parameters()}
         self._architecture_keys = list(self.model.state_dict())
         self.seal = Seal(self.model)
+        # Declared regularizers (soft masks, ...): what a pruning-stage train call applies, and the soft masks'
+        # scores, kept over the job's calls (prunebench.engine.regularizers).
+        self.regularization = Regularization(self.model, self.masks.params)
         self._runs = 0
         self.eval_mixed_precision = True  # bfloat16 autocast in evaluation on CUDA, until a stage says otherwise
 
@@ -274,7 +279,11 @@ class Engine:
             yield x, y
 
     # ---- training -----------------------------------------------------------------------------
-    def train_while_pruning(self, epochs: int, spec: TrainingSpec | None) -> None:
+    def train_while_pruning(
+        self, epochs: int, spec: TrainingSpec | None, regularizers: Sequence[Regularizer] = ()
+    ) -> None:
+        """A method's training in the pruning stage: `spec`, or the retraining recipe cut to `epochs`, with the
+        declared `regularizers` (declarations or their model_dump()) applied."""
         self._entered_from_method("train")
         if spec is None:
             if self.retrain_spec is None:
@@ -287,7 +296,11 @@ class Engine:
             spec = TrainingSpec.model_validate(base)
         elif spec.epochs != epochs:
             spec = spec.model_copy(update={"epochs": epochs})
-        self.train(spec, stage="pruning")
+        self.train(spec, stage="pruning", regularizers=regularizers)
+
+    def soft_mask_scores(self) -> dict[str, Tensor]:
+        """A copy of the soft masks' learned scores by weight name (empty when no call declared soft masks)."""
+        return self.regularization.scores()
 
     def recipe(self, regime: str, epochs: int | None = None) -> tuple[str, TrainingSpec]:
         """(name, recipe) of a retraining regime under this engine's protocol recipes."""
@@ -307,32 +320,43 @@ class Engine:
         on_step: Callable[[int, int], None] | None = None,
         checkpoint: Callable[[TrainState], None] | None = None,
         resume: TrainState | None = None,
+        regularizers: Sequence[Regularizer] = (),
     ) -> None:
         """Train for spec.epochs under the current masks, recording curves and the ledger. After every epoch the
         stage's state goes to `checkpoint`; a stage given the state of its epoch k (`resume`) runs epochs k+1..
-        exactly as the uninterrupted stage would have (prunebench.engine.resume)."""
-        run = self._begin_stage(spec, stage, resume)
-        for epochs_done in range(run.first_epoch, spec.epochs):
-            epoch = self._next_epoch(stage)
-            lr = run.optimizer.param_groups[0]["lr"]  # the LR the epoch starts with: what its record shows
-            totals = self._train_one_epoch(run, epoch, on_step)
-            train_loss = self._close_epoch(run, epoch, totals)
-            self._method_epoch_end(run, epoch, lr)
-            record = self._evaluate_epoch(run, epoch, lr, train_loss, totals)
-            self._report_epoch(run, record, totals)
-            if checkpoint is not None:
-                checkpoint(self._train_state(run, epochs_done + 1))
-            if self._past_limit(run.step):
-                break
-        self._end_stage(run)
+        exactly as the uninterrupted stage would have (prunebench.engine.resume). `regularizers` are applied
+        for this call only (prunebench.engine.regularizers; their state is not part of a checkpoint)."""
+        try:
+            run = self._begin_stage(spec, stage, resume, regularizers)
+            for epochs_done in range(run.first_epoch, spec.epochs):
+                epoch = self._next_epoch(stage)
+                lr = run.optimizer.param_groups[0]["lr"]  # the LR the epoch starts with: what its record shows
+                totals = self._train_one_epoch(run, epoch, on_step)
+                train_loss = self._close_epoch(run, epoch, totals)
+                self._method_epoch_end(run, epoch, lr)
+                record = self._evaluate_epoch(run, epoch, lr, train_loss, totals)
+                self._report_epoch(run, record, totals)
+                if checkpoint is not None:
+                    checkpoint(self._train_state(run, epochs_done + 1))
+                if self._past_limit(run.step):
+                    break
+            self._end_stage(run)
+        finally:
+            self.regularization.end()  # the parametrization off the model, however the call ended
 
     # ---- the steps of a stage, in the order `train` takes them ----------------------------------
-    def _begin_stage(self, spec: TrainingSpec, stage: str, resume: TrainState | None) -> _StageRun:
-        """Set a stage up: its data-order generator, the method's hooks that run in it, the optimizer and LR
-        schedule; then either announce the stage (to the ledger and the observer) or, resuming, put back the
-        state of the epoch it resumes after."""
+    def _begin_stage(
+        self, spec: TrainingSpec, stage: str, resume: TrainState | None, regularizers: Sequence[Regularizer]
+    ) -> _StageRun:
+        """Set a stage up: its data-order generator, the declared regularizers (soft masks attached to the model),
+        the method's hooks that run in it, the optimizer and LR schedule; then either announce the stage (to the
+        ledger and the observer) or, resuming, put back the state of the epoch it resumes after."""
         self._runs = resume.runs if resume is not None else self._runs + 1
         generator = torch.Generator().manual_seed(derive_seed(self.seed, stage, self._runs))
+        try:
+            self.regularization.begin(regularizers, spec.epochs)
+        except ValueError as exc:
+            raise self._fail(f"the method declared regularizers the engine cannot apply: {exc}") from None
         # A method's hooks run in the stages it asks for (never in dense base training).
         method = self.method if self.method is not None and stage in self.method.hook_stages else None
         params = self._optimized_parameters(method)
@@ -374,12 +398,14 @@ class Engine:
 
     def _optimized_parameters(self, method: Method[Any] | None) -> list[nn.Parameter]:
         """The parameters the engine's optimizer steps: the model's, less those the method added and steps
-        itself (e.g. mask scores), which stay out of the engine's optimizer, weight decay and gradient clipping."""
+        itself (e.g. mask scores) and those declared regularizers added (soft-mask scores), which stay out of the
+        engine's optimizer, weight decay and gradient clipping."""
         own = {id(p) for p in self.call_method("own_parameters", method.own_parameters)} if method else set()
         if own & self._architecture_params:
             # Only parameters a method added (mask scores) may escape the protocol's optimizer; the
             # model's own weights always train with the recipe every method shares.
             raise self._fail("own_parameters() names weights of the model itself; only parameters the method added")
+        own |= self.regularization.parameter_ids()
         return [p for p in self.model.parameters() if id(p) not in own]
 
     def _next_epoch(self, stage: str) -> int:
@@ -419,6 +445,7 @@ class Engine:
         run.ledger.count_step(n, flops)
         totals.step_examples.append(n)
         totals.step_flops.append(flops)
+        self.regularization.step(step_lr)  # the soft-mask scores' own step, where a method's on_step_end runs
         if run.on_step_end is not None:
             context = StepContext(
                 run.stage, epoch, run.step, run.steps_per_epoch, self.model, EngineStepAccess(self), lr=step_lr
@@ -427,7 +454,8 @@ class Engine:
 
     def _forward(self, run: _StageRun, x: Tensor, y: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
         """(outputs, loss, objective) of a batch of `n` examples (global): the loss is the batch's mean
-        cross-entropy, the objective what is minimized (this rank's share, the method's loss term added)."""
+        cross-entropy, the objective what is minimized (this rank's share, the declared regularizers' terms and the
+        method's loss term added)."""
         spec, loss_term = run.spec, run.loss_term
         with run.autocast:
             out = run.net(x)
@@ -438,10 +466,13 @@ class Engine:
             else:
                 loss = F.cross_entropy(out, y, label_smoothing=spec.label_smoothing)
                 total = loss
+            terms = self.regularization.terms()
             if loss_term is not None:
                 extra = self.call_method("loss_term", lambda: loss_term(self.model), remask=False)
                 if extra is not None:
-                    total = loss + extra
+                    terms.append(extra)
+            if terms:
+                total = loss + functools.reduce(operator.add, terms)
         return out, loss, total
 
     def _optimizer_step(self, run: _StageRun, objective: Tensor) -> float:
@@ -478,7 +509,9 @@ class Engine:
         return train_loss
 
     def _method_epoch_end(self, run: _StageRun, epoch: int, lr: float) -> None:
-        """The method's on_epoch_end, before the epoch is evaluated (what it does there shows in the record)."""
+        """The declared soft masks' next temperature, then the method's on_epoch_end, before the epoch is evaluated
+        (what they do there shows in the record)."""
+        self.regularization.end_epoch()
         if run.on_epoch_end is not None:
             context = StepContext(
                 run.stage, epoch, run.step, run.steps_per_epoch, self.model, EngineStepAccess(self), lr=lr
@@ -514,6 +547,7 @@ class Engine:
         """Leave the model as evaluation and method code expect it between stages."""
         if run.amp:
             self.model.to(memory_format=torch.contiguous_format)
+        self.regularization.end()  # the plain weights back in place before the seal is taken again
         self._optimizer = None
         self.eval_mixed_precision = run.spec.mixed_precision  # evaluation follows the stage that trained the weights
         self._resealed()

@@ -4,6 +4,8 @@
 - `context`: `PruningContext` (what `prune` gets) and `StepContext` (what training hooks get).
 - `access`: `PruningAccess` and `StepAccess`, what those contexts may ask of the engine (typing.Protocols that
   the engine's adapters, prunebench.engine.access, implement).
+- `regularizers`: what a method may ask the engine to add to its training, declared as data (`SoftMasks`,
+  `BatchNormL1`, `GroupLasso`: the `Regularizer` union), for `PruningContext.train(..., regularizers=...)`.
 - `registry`: finding a method by registered name, `package.module:Class` or `path/to/file.py:Class`.
 
 `Masks` and `masks_from_scores` (prunebench.masks), and `Taxonomy` with its vocabulary (prunebench.results.taxonomy,
@@ -27,12 +29,21 @@ from prunebench.methods.registry import (
     registered_methods,
     validated_config,
 )
+from prunebench.methods.regularizers import (
+    BatchNormL1,
+    GroupLasso,
+    Regularizer,
+    SoftMasks,
+    validate_regularizers,
+)
 from prunebench.results.taxonomy import GRANULARITY_ORDER, Granularity, Regime, Schedule, Scope, Taxonomy, When
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "GRANULARITY_ORDER",
+    "BatchNormL1",
     "Granularity",
+    "GroupLasso",
     "HookStage",
     "LoadedMethod",
     "Masks",
@@ -42,9 +53,11 @@ __all__ = [
     "PruningAccess",
     "PruningContext",
     "Regime",
+    "Regularizer",
     "SavedState",
     "Schedule",
     "Scope",
+    "SoftMasks",
     "StepAccess",
     "StepContext",
     "Taxonomy",
@@ -56,5 +69,6 @@ __all__ = [
     "masks_from_scores",
     "needs_labels",
     "registered_methods",
+    "validate_regularizers",
     "validated_config",
 ]

@@ -9,7 +9,9 @@ that reaches for them (`ctx._engine`) is reaching past it, which `prunebench lin
 
 Everything a method spends goes through these operations, so the engine counts it: scoring batches
 (`scoring_batches`, counted in the pruning ledger), training (`train`, a pruning-stage run of the engine's
-loop), and loading weights (`load_weights`, granted only for saved states or changes at pruned positions).
+loop, with the regularizers the method declares), and loading weights (`load_weights`, granted only for saved
+states or changes at pruned positions). The operations take and return plain data (tensors, numbers, pydantic
+declarations), so that they can cross a process boundary.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from prunebench.masks import Masks
+    from prunebench.methods.regularizers import Regularizer
     from prunebench.protocol import TrainingSpec
     from prunebench.results.taxonomy import Regime
 
@@ -102,9 +105,14 @@ class PruningAccess(StepAccess, Protocol):
         and the job is a violation."""
         ...
 
-    def train(self, epochs: int, spec: TrainingSpec | None) -> None:
+    def train(self, epochs: int, spec: TrainingSpec | None, regularizers: tuple[Regularizer, ...]) -> None:
         """Train the masked model with the engine's loop in the pruning stage (default recipe: the protocol's
-        retraining recipe cut to `epochs`)."""
+        retraining recipe cut to `epochs`), applying the declared `regularizers` (prunebench.methods.regularizers)
+        for this call."""
+        ...
+
+    def soft_mask_scores(self) -> dict[str, Tensor]:
+        """A copy of the soft masks' learned scores by weight name (empty when no train call declared them)."""
         ...
 
     def note(self, key: str, value: Any) -> None:

@@ -105,7 +105,8 @@ class Method(Generic[C]):
 
     def own_parameters(self) -> list[Tensor]:
         """Parameters the method added to the model and steps itself (e.g. mask scores with their own
-        optimizer): the engine's optimizer, weight decay and gradient clipping leave them out."""
+        optimizer): the engine's optimizer, weight decay and gradient clipping leave them out. Soft masks
+        declared to the engine (`SoftMasks`, prunebench.methods.regularizers) need none of this code."""
         return []
 
     def state_dict(self) -> dict[str, Any]:
@@ -119,7 +120,9 @@ class Method(Generic[C]):
 
     # Optional hooks, called in the stages of `hook_stages`.
     def loss_term(self, model: nn.Module) -> Tensor | None:
-        """A term added to the training loss (a regularizer), or None."""
+        """A term added to the training loss (a regularizer), or None. Method code in the engine's step: where a
+        declared regularizer (`BatchNormL1`, `GroupLasso`, `SoftMasks`; `PruningContext.train(regularizers=...)`)
+        says it, the engine computes it instead."""
         return None
 
     def on_step_end(self, ctx: StepContext) -> None:

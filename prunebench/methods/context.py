@@ -8,7 +8,7 @@ contract's way into the engine.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from prunebench.masks import Masks, masks_from_scores
 from prunebench.methods.access import PruningAccess, StepAccess
+from prunebench.methods.regularizers import Regularizer, validate_regularizers
 from prunebench.protocol import BudgetSpec, PruningSpec
 from prunebench.results.taxonomy import Regime, Scope
 
@@ -139,10 +140,17 @@ class PruningContext:
         been trained off the books: the engine refuses them and the job is a violation."""
         self._access.load_weights(state)
 
-    def train(self, epochs: int, *, spec: TrainingSpec | None = None) -> None:
+    def train(self, epochs: int, *, spec: TrainingSpec | None = None, regularizers: Iterable[Regularizer] = ()) -> None:
         """Train the masked model with the engine's loop; defaults to the protocol's retraining
-        recipe cut to `epochs`. Counted in the pruning stage of the ledger."""
-        self._access.train(epochs, spec)
+        recipe cut to `epochs`. Counted in the pruning stage of the ledger. `regularizers` (SoftMasks, BatchNormL1,
+        GroupLasso: prunebench.methods.regularizers) are applied by the engine for this call only; soft masks'
+        scores carry over to the job's later calls (`soft_mask_scores`)."""
+        self._access.train(epochs, spec, validate_regularizers(regularizers))
+
+    def soft_mask_scores(self) -> dict[str, Tensor]:
+        """A copy of the soft masks' learned scores by weight name, as the last train call that declared
+        `SoftMasks` left them; empty when none did. Free: nothing is counted."""
+        return self._access.soft_mask_scores()
 
 
 class StepContext:

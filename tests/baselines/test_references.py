@@ -8,7 +8,6 @@ import math
 
 import pytest
 import torch
-from prunebench_baselines.continuous_sparsification import reset_scores
 from prunebench_baselines.grasp import GraSP, GraSPConfig
 from prunebench_baselines.l1_filter import L1FilterPruning, L1FilterPruningConfig, block_first, common_fraction_counts
 from prunebench_baselines.magnitude import GlobalMagnitude, LayerwiseMagnitude
@@ -18,6 +17,8 @@ from prunebench_baselines.snip import SNIP, SNIPConfig, scoring_copy, snip_score
 from prunebench_baselines.synflow import SynFlow
 from torch import nn
 
+from prunebench.engine.soft_masks import SoftMaskState
+from prunebench.methods import SoftMasks
 from prunebench.protocol import parse_protocol
 from prunebench.testing import MINIMAL, digits, engine_for, pruning_context
 
@@ -83,8 +84,14 @@ def test_layers_whose_channels_are_not_a_multiple_of_m_stay_dense_and_are_named(
 
 # ---- Continuous Sparsification: the authors' reset ---------------------------------------------------------
 def test_the_reset_between_rounds_is_min_of_s_and_s0() -> None:
-    scores = torch.tensor([-1.0, -0.25, 0.5, 2.0])
-    reset_scores([scores], 0.0)
+    declared = SoftMasks(temperatures=[1.0, 200.0])  # CS's declaration: reset "one"
+    state = SoftMaskState({"w": nn.Parameter(torch.zeros(4))}, declared)
+    state.begin(declared, 2, fresh=True)
+    state.end_epoch()  # the round ends at temperature 200
+    scores = state.masks["w"].scores
+    with torch.no_grad():
+        scores.copy_(torch.tensor([-1.0, -0.25, 0.5, 2.0]))
+    state.begin(declared, 2, fresh=False)  # the next round
     assert scores.tolist() == [-1.0, -0.25, 0.0, 0.0]  # at temperature 1: not 200 * s (-0.25 would become -50)
 
 

@@ -20,6 +20,7 @@ from prunebench.engine.access import EnginePruningAccess, EngineStepAccess
 from prunebench.errors import JobFailed
 from prunebench.masks import Masks
 from prunebench.methods import Method, MethodConfig, PruningContext, StepContext, Taxonomy
+from prunebench.methods.regularizers import validate_regularizers
 from prunebench.protocol import TrainingSpec
 from prunebench.run.sandbox.bridge import Bridge, Closed, RemoteError, pack, unpack
 
@@ -111,8 +112,13 @@ class EngineServer:
 
     def _train(self, header: Header, args: Args) -> Reply:
         spec = header.get("spec")
-        self.pruning.train(_count(header, "epochs"), TrainingSpec.model_validate(spec) if spec is not None else None)
+        recipe = TrainingSpec.model_validate(spec) if spec is not None else None
+        declared = validate_regularizers(header.get("regularizers") or ())
+        self.pruning.train(_count(header, "epochs"), recipe, declared)
         return {}, {}
+
+    def _soft_mask_scores(self, header: Header, args: Args) -> Reply:
+        return {}, self.pruning.soft_mask_scores()
 
     def _note(self, header: Header, args: Args) -> Reply:
         self.pruning.note(str(header["key"]), unpack(header.get("value"), args))

@@ -20,6 +20,7 @@ from prunebench.run.sandbox.bridge import Bridge, Handler, pack
 if TYPE_CHECKING:
     from prunebench.masks import Masks
     from prunebench.methods.access import PruningAccess, SavedState
+    from prunebench.methods.regularizers import Regularizer
     from prunebench.results.taxonomy import Regime
 
 
@@ -131,9 +132,14 @@ class RemoteAccess:
         self.stale = True
         self._call("load_weights", tensors=_tensors(state, "the weights to load"))
 
-    def train(self, epochs: int, spec: TrainingSpec | None) -> None:
+    def train(self, epochs: int, spec: TrainingSpec | None, regularizers: tuple[Regularizer, ...]) -> None:
         self.stale = True
-        self._call("train", {"epochs": int(epochs), "spec": spec.model_dump(mode="json") if spec else None})
+        declared = [r.model_dump(mode="json") for r in regularizers]  # validated again by the engine's side
+        header = {"epochs": int(epochs), "spec": spec.model_dump(mode="json") if spec else None}
+        self._call("train", {**header, "regularizers": declared})
+
+    def soft_mask_scores(self) -> dict[str, Tensor]:
+        return self._on_device(self._call("soft_mask_scores")[1])
 
     def note(self, key: str, value: Any) -> None:
         try:
