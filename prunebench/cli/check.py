@@ -33,6 +33,15 @@ def check(
     require_reference: Annotated[
         bool, typer.Option("--require-reference", help="Fail for results the reference has nothing to compare with.")
     ] = False,
+    allow_shared_engine: Annotated[
+        list[str],
+        typer.Option(
+            "--allow-shared-engine",
+            metavar="LABEL",
+            help="A method label (repeatable) whose code may run in its engine's process (code inside the training "
+            "step): the reference maintainer's label, given in the gate's own command (docs/submitting.md).",
+        ),
+    ] = [],  # noqa: B006  (typer reads the default; it is never mutated)
     verify: Annotated[
         bool,
         typer.Option(
@@ -50,7 +59,14 @@ def check(
     """
     from prunebench.report.check import check_markdown, check_table, check_text, run_check
 
-    report = run_check(results, reference, floor=floor / 100, sigmas=sigmas, require_reference=require_reference)
+    report = run_check(
+        results,
+        reference,
+        floor=floor / 100,
+        sigmas=sigmas,
+        require_reference=require_reference,
+        allow_shared_engine=allow_shared_engine,
+    )
     if verify:
         from prunebench.run.measurement.verify import verify as measure_again
 

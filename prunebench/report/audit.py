@@ -28,7 +28,11 @@ AUDIT_KINDS = {
     "copy": "a copy of a result that is counted once",
     "incomplete_record": "a result without the measurements a ranking needs",
     "missing_seed": "no result for a seed of the protocol",
+    "shared_engine": "the method's code ran in the engine's process (code inside the training step): shown apart",
 }
+# Kinds that leave a result in its row: a missing seed, and a method that shared its engine's process, whose row
+# is shown (apart: unranked) and which the gate refuses unless the reference's maintainer allows its label.
+KEPT_KINDS = frozenset({"missing_seed", "shared_engine"})
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class Issue:
 
     @property
     def excludes(self) -> bool:
-        return self.kind != "missing_seed"
+        return self.kind not in KEPT_KINDS
 
     def short(self) -> str:
         seed = f"seed {self.seed}: " if self.seed is not None else ""
@@ -111,6 +115,14 @@ def record_issues(e: Entry, protocol: str, setup: str) -> list[Issue]:
                 "unconfined",
                 "the job's process ran unconfined (no sandbox: another OS, bwrap missing, namespaces forbidden, "
                 "PRUNEBENCH_CONFINE=off or --nproc): its method could read and write anything, for testing only",
+            )
+        )
+    if r.provenance.method_process is False and not r.provenance.in_process:
+        out.append(
+            issue(
+                "shared_engine",
+                "the method's code ran in the engine's process (it has code inside the training step: loss_term, "
+                "own_parameters; or PRUNEBENCH_SHARED_ENGINE=1): shown apart, unranked",
             )
         )
     explained: set[str] = set()

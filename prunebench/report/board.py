@@ -278,6 +278,7 @@ def method_rows(frame: BoardFrame, layout: BoardLayout, entries: list[Entry]) ->
         else:
             cells[(e.label, e.target)].append(e)
     rows: list[Row] = []
+    apart: set[str] = set()
     for target in layout.targets:
         table: list[Row] = []
         for label in layout.labels:
@@ -287,8 +288,14 @@ def method_rows(frame: BoardFrame, layout: BoardLayout, entries: list[Entry]) ->
             row, row_issues = method_row(frame, label, target, group)
             issues.extend(row_issues)
             table.append(row)
-        accuracy = {r.method: r.top1_by_seed for r in table if r.top1_by_seed}  # the rows with fair results
+            if any(i.kind == "shared_engine" for i in row_issues):
+                apart.add(row.method)
+        # The rows with fair results; a method that shared its engine's process is shown, apart: never ranked.
+        accuracy = {r.method: r.top1_by_seed for r in table if r.top1_by_seed and r.method not in apart}
         rank_rows(table, accuracy, frame.resolution, frame.degenerate)
+        for row in table:
+            if row.method in apart:
+                row.unranked_why = "shown apart: its code ran in the engine's process"
         rows.extend(table)
     rows.sort(key=lambda r: (r.sparsity_target, r.rank is None, r.rank or 0, -(r.top1_mean or 0.0), r.method))
     return rows, issues

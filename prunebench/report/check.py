@@ -58,6 +58,7 @@ FAILING_KINDS = frozenset(
         "smoke_run",  # `run --limit`: a few batches a stage, never a result
         "in_process",  # `run --in-process`: method code beside the runner's, for debugging only
         "unconfined",  # the job's process ran without the operating system's confinement (prunebench.confine)
+        "shared_engine",  # the method's code shared its engine's process: refused unless its label is allowed
     }
 )
 Verdict = Literal["pass", "new", "regression", "unfair"]
@@ -142,17 +143,27 @@ def detectable(reference: Row, n_submitted: int, *, floor: float, sigmas: float,
     return tolerance(reference, n_submitted, floor=floor, sigmas=sigmas, pooled=pooled) + DETECTION_POWER_Z * se
 
 
-def _failing(issues: Sequence[Issue]) -> list[Issue]:
-    return [i for i in issues if i.kind in FAILING_KINDS]
+def _failing(issues: Sequence[Issue], shared_allowed: frozenset[str] = frozenset()) -> list[Issue]:
+    """The issues that fail the gate; a method the reference's maintainer allowed to share its engine's process
+    (`--allow-shared-engine LABEL`) is judged on its numbers."""
+    return [
+        i for i in issues if i.kind in FAILING_KINDS and not (i.kind == "shared_engine" and i.method in shared_allowed)
+    ]
 
 
 def _check_board(
-    sub: Leaderboard, ref: Leaderboard, floor: float, sigmas: float, report: CheckReport, require: bool
+    sub: Leaderboard,
+    ref: Leaderboard,
+    floor: float,
+    sigmas: float,
+    report: CheckReport,
+    require: bool,
+    shared_allowed: frozenset[str] = frozenset(),
 ) -> None:
     ref_rows = {(r.method, r.sparsity_target): r for r in ref.rows if r.kind == "method"}
     pooled = pooled_std(ref)
     by_row: dict[tuple[str | None, float | None], list[Issue]] = {}
-    for issue in _failing(sub.issues):
+    for issue in _failing(sub.issues, shared_allowed):
         by_row.setdefault((issue.method, issue.sparsity), []).append(issue)
     placed: set[tuple[str | None, float | None]] = set()
     for row in sub.rows:
@@ -219,8 +230,10 @@ def run_check(
     floor: float = DEFAULT_FLOOR,
     sigmas: float = DEFAULT_SIGMAS,
     require_reference: bool = False,
+    allow_shared_engine: Sequence[str] = (),
 ) -> CheckReport:
-    """Judge the results against the reference; raises ResultsError for unusable input."""
+    """Judge the results against the reference; raises ResultsError for unusable input. `allow_shared_engine`:
+    method labels whose code may share the engine's process (docs/submitting.md, "in the engine's process")."""
     if floor < 0 or sigmas < 0:
         raise ResultsError("--floor and --sigmas must not be negative")
     index = ProtocolIndex()
@@ -259,7 +272,7 @@ def run_check(
                 f"{', '.join(c.setup_hash[:10] for c in candidates)}; they differ in: {how}"
             )
             continue
-        _check_board(board, match, floor, sigmas, report, require_reference)
+        _check_board(board, match, floor, sigmas, report, require_reference, frozenset(allow_shared_engine))
     return report
 
 

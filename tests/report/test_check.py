@@ -226,3 +226,35 @@ def test_another_dense_checkpoint_under_the_same_protocol_fails(tmp_path: Path) 
     assert report.exit_code == 1
     (problem,) = report.problems
     assert "dense base models of seed(s) 0, 1, 2 are not the reference's" in problem and "--dense-from" in problem
+
+
+def _shared(record):  # type: ignore[no-untyped-def]
+    """The record of a job whose method's code ran in its engine's process (code inside the training step)."""
+    return record.model_copy(update={"provenance": record.provenance.model_copy(update={"method_process": False})})
+
+
+def test_a_method_in_its_engines_process_is_shown_apart_and_gated_unless_its_label_is_allowed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from prunebench.report import compare
+    from prunebench.results import load_records
+
+    proto, ref = reference(tmp_path)
+    sub = tmp_path / "submitted"
+    records = [_shared(make_record(proto, "a", 0.9, s, A[s])) for s in range(3)]
+    records += [make_record(proto, "b", 0.9, s, A[s] - 0.01) for s in range(3)]
+    write_run(sub, proto, records)
+    (board,) = compare(load_records([sub])).boards
+    rows = {r.method: r for r in board.rows if r.kind == "method"}
+    assert rows["a"].rank is None and "engine's process" in (rows["a"].unranked_why or "")
+    assert rows["a"].top1_mean == pytest.approx(sum(A[:3]) / 3)  # shown, with its numbers
+    assert rows["b"].rank == 1  # ranked alone: the better shared method does not lead
+    assert [i.kind for i in board.issues if i.method == "a" and i.kind != "missing_seed"] == ["shared_engine"] * 3
+    refused = run_check([sub], [ref])
+    assert refused.exit_code == 1 and any(i.verdict == "unfair" and i.method == "a" for i in refused.items)
+    allowed = run_check([sub], [ref], allow_shared_engine=["a"])
+    assert [i.verdict for i in allowed.items if i.method == "a"] == ["pass"]
+    code, out, _ = run_cli(capsys, "check", str(sub), "--reference", str(ref))
+    assert code == 1 and "shared_engine" in out
+    code, out, _ = run_cli(capsys, "check", str(sub), "--reference", str(ref), "--allow-shared-engine", "a")
+    assert code == 0, out
