@@ -73,20 +73,35 @@ VERDICTS: dict[str, tuple[str, str | None]] = {
     "poison_dtype": ("ok", None),
     "poison_grad": ("ok", None),
     "system_exit": ("failed", "prune raised SystemExit: 0"),
-    "os_exit": ("failed", "prune: the method's process ended before it answered"),
+    "os_exit": ("failed", "os_exit.prune: the method's process ended"),
     "keyboard_interrupt": ("failed", "on_epoch_end raised KeyboardInterrupt"),
     "hang": ("failed", "ran past runtime.job_timeout (10 s) and was killed"),
     "memory_hog": ("failed", "over runtime.job_memory (1536 MiB), and was killed"),
-    "kill_self": ("failed", "prune: the method's process ended before it answered"),
+    "kill_self": ("failed", "kill_self.prune: the method's process ended"),
     "kill_fork_server": ("failed", "or its fork server died) before it reported a result"),
+    # What no seal saw while the method shared the engine's process: a profile hook firing inside the engine's loop,
+    # a thread outliving retraining, tensors handed to load_weights and edited later, the engine's mask tensors,
+    # the seal's own code replaced, the runner's messages forged or its connection closed.
+    "trace_hook": ("ok", None),
+    "thread_after_retraining": ("ok", None),
+    "aliased_load": ("ok", None),
+    "edit_engine_masks": ("ok", None),
+    "replace_seal": ("ok", None),
+    "forge_messages": ("failed", "forge_messages.prune: the method's process sent a header without a known kind"),
+    "silence_reports": ("failed", "silence_reports.prune: the method's process ended"),
+    # A backward pass of its own (a loss term's autograd function) is code inside the training step: it runs in the
+    # engine's process, where nothing stops it; its records say so, compare shows it apart and check refuses it.
+    "autograd_backward": ("ok", None),
 }
 if confine.unavailable() is None:  # confined, the fork server is the init of the job's PID namespace: unkillable
     VERDICTS["kill_fork_server"] = ("ok", None)
 # Cheats whose every change stays in their own process or is undone or refused: their final weights are the honest
 # method's, bit for bit.
-NO_EFFECT = {label for label, (status, _) in VERDICTS.items() if status == "ok"} - {"train_then_train_zero"}
+NO_EFFECT = {label for label, (status, _) in VERDICTS.items() if status == "ok"}
+NO_EFFECT -= {"train_then_train_zero", "autograd_backward"}
 NO_EFFECT |= {"train_then_load", "train_in_own_parameters"}
-STEP_CODE = {"train_in_loss_term", "train_in_own_parameters"}  # code inside the training step: the engine's process
+# Code inside the training step: the engine's process.
+STEP_CODE = {"train_in_loss_term", "train_in_own_parameters", "autograd_backward"}
 
 # The same cheats with every method in its engine's process (PRUNEBENCH_SHARED_ENGINE=1, as a method with code inside
 # the training step runs): there the engine's seal undoes and reports what they change, and the code inventory names
@@ -141,6 +156,7 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, dict]:
         tmp_path_factory.mktemp("grid"), cache, ["global_magnitude", *VERDICTS, "honest_last"]
     )
     records["alone"] = alone[2]["global_magnitude"]
+    records["results"] = list(tmp_path_factory.getbasetemp().glob("grid*/r"))  # where the grid's records are
     return code, output, records
 
 
@@ -172,6 +188,22 @@ def test_in_the_engines_process_the_seal_catches_each_cheat(shared_grid: dict, l
     status, reason = SHARED_VERDICTS[label]
     assert record.status == status and record.provenance.method_process is False, record.reasons
     assert reason is not None and any(reason in r for r in record.reasons), record.reasons
+
+
+def test_code_inside_the_training_step_is_shown_apart_and_refused_by_the_gate(grid: tuple[int, str, dict]) -> None:
+    from prunebench.report import compare
+    from prunebench.report.check import FAILING_KINDS
+    from prunebench.results import load_records
+
+    _, _, records = grid
+    (record,) = records["autograd_backward"]
+    (alone,) = records["alone"]
+    assert record.weights_sha256 != alone.weights_sha256  # in the engine's process its backward pass did change them
+    (board,) = compare(load_records(records["results"])).boards
+    (row,) = [r for r in board.rows if r.method == "autograd_backward"]
+    assert row.rank is None and "engine's process" in (row.unranked_why or "")
+    kinds = {i.kind for i in board.issues if i.method == "autograd_backward"}
+    assert "shared_engine" in kinds and "shared_engine" in FAILING_KINDS
 
 
 def test_the_grid_goes_on_and_the_honest_method_is_untouched(grid: tuple[int, str, dict]) -> None:

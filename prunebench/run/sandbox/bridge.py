@@ -44,9 +44,12 @@ Handler = Callable[[str, dict[str, Any], dict[str, dict[str, Tensor]]], tuple[di
 class Bridge:
     """One end of the wire. `on_other` takes what is neither a call nor an answer (a warning the method relays)."""
 
-    def __init__(self, conn: Connection, on_other: Callable[[Message], None] | None = None) -> None:
+    def __init__(
+        self, conn: Connection, on_other: Callable[[Message], None] | None = None, peer: str = "the engine's process"
+    ) -> None:
         self.conn = conn
         self.on_other = on_other
+        self.peer = peer  # what the other side is, in a reason
 
     def call(
         self, op: str, handler: Handler, header: dict[str, Any] | None = None, tensors: dict[str, Tensor] | None = None
@@ -79,9 +82,9 @@ class Bridge:
         try:
             return receive(self.conn, MAX_FRAME, BRIDGE_KINDS)
         except (EOFError, OSError) as exc:
-            raise Closed(f"the other process of the job ended ({exc.__class__.__name__})") from None
+            raise Closed(f"{self.peer} ended ({exc.__class__.__name__})") from None
         except BadMessage as exc:
-            raise Closed(f"the other process of the job sent {exc}") from None
+            raise Closed(f"{self.peer} sent {exc}") from None
 
 
 def pack(value: Any) -> tuple[Any, dict[str, Tensor]]:

@@ -150,7 +150,7 @@ class RemoteMethod(Method[MethodConfig]):
         except RemoteError as exc:
             raise JobFailed(exc.reason) from None
         except Closed as exc:
-            raise JobFailed(f"{self.name}.{hook}: the method's process ended before it answered ({exc})") from None
+            raise JobFailed(f"{self.name}.{hook}: {exc}") from None
 
     def prune(self, ctx: PruningContext) -> Masks:
         access = ctx._access

@@ -151,7 +151,7 @@ class MethodSteps:
         hooks are calls to that process (prunebench.run.sandbox.proxy). Its taxonomy is the one the runner planned
         the job with."""
         assert self.method_conn is not None
-        bridge = Bridge(self.method_conn, on_other=self._relay)
+        bridge = Bridge(self.method_conn, on_other=self._relay, peer="the method's process")
         try:
             hello, _ = bridge.call("hello", EngineServer(None))
         except RemoteError as exc:
