@@ -23,7 +23,7 @@ from prunebench import confine
 from prunebench.results import ResultRecord, load_result
 
 CHEATS = Path(__file__).parents[1] / "methods" / "fixtures" / "cheats"
-ATTACKS = ["write_outside", "read_private", "network", "leave_process", "carry_tmp"]
+ATTACKS = ["write_outside", "read_private", "network", "leave_process", "carry_tmp", "reach_engine"]
 PROTOCOL = textwrap.dedent(
     """\
     name: confinement
@@ -163,6 +163,12 @@ def test_no_process_outlives_its_job(confined: tuple[int, str, dict, dict]) -> N
 
 
 @needs_confinement
+def test_no_process_of_the_sandbox_reaches_anothers_memory(confined: tuple[int, str, dict, dict]) -> None:
+    _, _, records, _ = confined
+    assert notes(records, "reach_engine", "reached") == [0, 0]  # not the engine's process, not the fork server
+
+
+@needs_confinement
 def test_nothing_carries_over_through_tmp(confined: tuple[int, str, dict, dict]) -> None:
     _, _, records, _ = confined
     assert notes(records, "carry_tmp", "stored") == [2, 2]  # the scratch is writable...
@@ -188,6 +194,7 @@ def test_unconfined_the_attacks_work_and_the_records_fail_check(tmp_path: Path) 
     assert facts["accepted"] == 2
     assert notes(records, "leave_process", "daemons") == [0, 1]  # (the run ends once it has: it holds its pipes)
     assert notes(records, "carry_tmp", "found") == [0, 2]
+    assert all(n >= 1 for n in notes(records, "reach_engine", "reached"))  # root with every capability: any process
     check = subprocess.run(
         [sys.executable, "-m", "prunebench.cli", "check", str(tmp_path / "r"), "--reference", str(tmp_path / "r")],
         capture_output=True,

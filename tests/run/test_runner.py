@@ -245,9 +245,17 @@ def test_protocol_json_records_the_resolved_protocol(tiny_protocol: Path, tmp_pa
     assert saved["protocol"]["retrain"]["optimizer"]["weight_decay"] == 0.0001
 
 
-def test_weights_changed_outside_the_engine_are_a_violation(tmp_path: Path, shared_cache: Path):
+def test_weights_changed_outside_the_engine_have_no_effect_or_are_a_violation(
+    tmp_path: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch
+):
     (tmp_path / "bad.py").write_text(BAD_METHODS)
     (tmp_path / "p.yaml").write_text(_tiny_with_methods(["bad.py:Tamperer", "global_magnitude"]))
+    # In a process of its own, the method scales its copy of the model: the engine's never changes.
+    ran = {r.method.name: r for r in run_all(tmp_path / "p.yaml", tmp_path / "own", shared_cache)}
+    assert ran["tamperer"].status == "ok" and ran["tamperer"].provenance.method_process
+    assert ran["tamperer"].weights_sha256 == ran["global_magnitude"].weights_sha256
+    # In the engine's process, the seal undoes the change and makes it a violation.
+    monkeypatch.setenv("PRUNEBENCH_SHARED_ENGINE", "1")
     ran = {r.method.name: r for r in run_all(tmp_path / "p.yaml", tmp_path / "r", shared_cache)}
     assert ran["tamperer"].status == "violation"
     assert "changed features.0.0.weight and 3 more outside the engine in prune() (undone)" in ran["tamperer"].reasons[0]

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import ValidationError
 
 from prunebench.analyses import Analyses
-from prunebench.errors import JobFailed, one_line
+from prunebench.errors import JobFailed, PrunebenchError, one_line
 from prunebench.fairness import audit_budget, off_target
 from prunebench.methods import Taxonomy
 from prunebench.protocol import RecipeError, TrainingSpec
@@ -133,7 +134,10 @@ class JobRun:
         method = None
         if self.method_process:
             data = env.data
-            method = MethodTask(task.environment, job, base_dir, task.device, data.num_classes, data.input_shape)
+            # The method's process reads no data at all: the data root is hidden from it even where the engine's
+            # process reads its batches from there (a data set streamed from disk).
+            environment = replace(task.environment, hidden=(*task.environment.hidden, *self._data_root()))
+            method = MethodTask(environment, job, base_dir, task.device, data.num_classes, data.input_shape)
         limits = Limits(
             timeout=env.protocol.runtime.job_timeout,
             memory=env.protocol.runtime.job_memory,
@@ -151,6 +155,13 @@ class JobRun:
         if result.kind == "failed":
             raise JobFailed(str(result.header.get("reason", "the job failed"))[:5000])
         self._take_result(result)
+
+    def _data_root(self) -> tuple[str, ...]:
+        try:
+            root = self.protocol.data.resolved_root()
+        except PrunebenchError:  # no root (an unset variable): nothing to hide
+            return ()
+        return (str(root),) if root is not None else ()
 
     def _take_result(self, result: Message) -> None:
         header = result.header
