@@ -16,9 +16,8 @@ from pathlib import Path
 import torch
 
 from prunebench import confine
-from prunebench.data import DATASETS
+from prunebench.data import hidden_from_jobs
 from prunebench.engine import distributed as ddp
-from prunebench.errors import PrunebenchError
 from prunebench.methods import label_methods, needs_labels
 from prunebench.protocol import Protocol
 from prunebench.results import IntegrityKey, ResultRecord, RunDirectory, ensure_writable, guard_references
@@ -41,18 +40,6 @@ REFERENCES = Path("results")  # where the committed references live, from the re
 def shipped_dense(references: Path = REFERENCES) -> list[Path]:
     """The dense/ folders of the committed references' run directories (none outside a checkout)."""
     return sorted(p for p in references.glob("*/dense") if p.is_dir())
-
-
-def _data_root(protocol: Protocol) -> Path | None:
-    """The data root a job process must not see: the data reaches it in memory. A data set streamed from disk
-    (ImageNet) is read by the job process itself, so its root stays visible (read-only) to it."""
-    info = DATASETS.get(protocol.data.name)
-    if info is not None and not info.in_memory:
-        return None
-    try:
-        return protocol.data.resolved_root()
-    except PrunebenchError:  # an unset variable: the loader says so
-        return None
 
 
 def run_name(protocol: Protocol, *, limit: int | None = None, in_process: bool = False) -> str:
@@ -83,8 +70,10 @@ class Runner:
         # Methods given by path get their registered name as label: their results never land in a path. Their
         # names come from a job process: this process never imports a method's code.
         self._methods: list[MethodInfo] | None = None
-        # What no job process may see (where they are confined): this run's files, the cache, the data.
-        confine.hide(results_dir, cache_dir if cache_dir is not None else default_cache_dir(), _data_root(protocol))
+        # What no job process may see (where they are confined): this run's files, the cache, the files of the
+        # data sets (prunebench.data.hidden_from_jobs).
+        confine.hide(results_dir, cache_dir if cache_dir is not None else default_cache_dir())
+        confine.hide(*hidden_from_jobs(protocol.data))
         if needs_labels(protocol):
             self._methods = describe(protocol)
             protocol = label_methods(protocol, [info.name for info in self._methods])
