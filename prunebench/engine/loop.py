@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,7 @@ from prunebench.engine.resume import TrainState, rng_state, set_rng_state
 from prunebench.engine.seeds import derive_seed
 from prunebench.errors import JobFailed
 from prunebench.masks import Masks, MaskSet, measure_sparsity
-from prunebench.methods import Method, StepContext
+from prunebench.methods import Method, SavedState, StepContext
 from prunebench.protocol import TrainingSpec, retraining_recipe
 from prunebench.results import EpochRecord, Ledger, StageLedger
 
@@ -230,8 +230,10 @@ class Engine:
         return True
 
     def saved_state(self, which: str) -> dict[str, Tensor]:
-        if which not in self.saved:
-            raise KeyError(f"no saved {which} state")
+        """A copy of a state a method may ask for (`SavedState`: the initialization, the rewind point) that this
+        engine holds: a job holds only the states its method may start from (prunebench.fairness.job_states)."""
+        if which not in get_args(SavedState) or which not in self.saved:
+            raise KeyError(f"no saved {str(which)[:40]} state")
         return {k: v.clone() for k, v in self.saved[which].items()}
 
     @property

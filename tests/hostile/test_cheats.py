@@ -74,6 +74,7 @@ VERDICTS: dict[str, tuple[str, str | None]] = {
     "memory_hog": ("failed", "over runtime.job_memory (1536 MiB), and was killed"),
     "kill_self": ("failed", "killed by SIGKILL before it reported a result"),
     "kill_fork_server": ("failed", "or its fork server died) before it reported a result"),
+    "before_training_trained": ("ok", None),  # it finds no trained weights to load: see the test below
 }
 if confine.unavailable() is None:  # confined, the fork server is the init of the job's PID namespace: unkillable
     VERDICTS["kill_fork_server"] = ("ok", None)
@@ -174,6 +175,17 @@ def test_a_cheat_cannot_shrink_its_ledger_or_claim_what_it_did_not_measure(grid:
     for label in ("shadow_layer", "dense_copy", "extra_capacity"):
         (r,) = records[label]
         assert r.metrics is None or r.status == "violation"
+
+
+def test_a_method_that_prunes_before_training_never_gets_the_trained_weights(grid: tuple[int, str, dict]) -> None:
+    """Its job holds the initialization only (prunebench.fairness.job_states): not in the engine's saved states,
+    asked for or read from the engine, nor in the job's task, nor on disk; so it prunes the initialization."""
+    _, _, records = grid
+    (record,) = records["before_training_trained"]
+    assert record.method.taxonomy["when"] == "before_training"
+    assert json.loads(record.method.notes["obtained"]) == [], record.method.notes
+    if confine.unavailable() is None:  # the cache and the references' dense models are hidden from the job
+        assert record.method.notes["readable"] == 0
 
 
 def test_no_state_survives_from_one_job_to_the_next(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -121,7 +121,7 @@ class JobRun:
             base_dir=base_dir,
             device=str(env.device),
             data=env.job_data,
-            states=env.base_states,
+            states=env.base_states(self.info.taxonomy.when),
             snapshots=self.protocol.evaluation.test_curves or self.analyses.per_epoch,
             resume=self.log.resume(),
             group=job_group(env.device),
