@@ -350,7 +350,8 @@ class Engine:
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext()
         if resume is None:
             self._stage_ledger(stage).runs += 1
-            self.observer.stage_started(stage, spec, self._snapshot_if_wanted())
+            start = stage == "retrain" and self.observer.wants_retraining_start
+            self.observer.stage_started(stage, spec, self.snapshot() if start else self._snapshot_if_wanted())
         else:
             self._restore(resume, optimizer, scheduler, generator, method)
         return _StageRun(

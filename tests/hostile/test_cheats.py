@@ -75,6 +75,7 @@ VERDICTS: dict[str, tuple[str, str | None]] = {
     "kill_self": ("failed", "killed by SIGKILL before it reported a result"),
     "kill_fork_server": ("failed", "or its fork server died) before it reported a result"),
     "before_training_trained": ("ok", None),  # it finds no trained weights to load: see the test below
+    "tamper_saved_state": ("violation", "none of the states the job held where its masks keep them"),
 }
 if confine.unavailable() is None:  # confined, the fork server is the init of the job's PID namespace: unkillable
     VERDICTS["kill_fork_server"] = ("ok", None)

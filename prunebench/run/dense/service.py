@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import pickle
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -87,12 +87,8 @@ class DenseModels:
         pruning `when` may have (prunebench.fairness.job_states), pickled once a seed and kind: what its job
         process gets. A method that prunes before training never gets the trained weights."""
         if (seed, when) not in self._states:
-            states = self.get(seed).states
-            init, rewind = states.get("init"), states.get("rewind")
-            rewind_is_init = init is not None and rewind is not None and _same(init, rewind)
-            allowed = job_states(when, rewind_is_init=rewind_is_init)
-            kept = {name: state for name, state in states.items() if name in allowed}
-            self._states[(seed, when)] = pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL)
+            held = held_states(self.get(seed).states, when)
+            self._states[(seed, when)] = pickle.dumps(held, protocol=pickle.HIGHEST_PROTOCOL)
         return self._states[(seed, when)]
 
     def keep_copy(self, seed: int, folder: Path) -> None:
@@ -134,5 +130,14 @@ class DenseModels:
         return "load" if self.cache.find(seed) is not None else "train"  # trained meanwhile by another worker
 
 
-def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+def held_states(states: Mapping[str, dict[str, torch.Tensor]], when: str) -> dict[str, dict[str, torch.Tensor]]:
+    """Of a dense model's saved states, those a job of a method pruning `when` holds (prunebench.fairness.job_states):
+    a method that prunes before training holds no trained weights."""
+    init, rewind = states.get("init"), states.get("rewind")
+    rewind_is_init = init is not None and rewind is not None and same_state(init, rewind)
+    allowed = job_states(when, rewind_is_init=rewind_is_init)
+    return {name: state for name, state in states.items() if name in allowed}
+
+
+def same_state(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
