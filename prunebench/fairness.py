@@ -7,6 +7,8 @@
   (`off_target`), compared with one slack `EPS` for floating-point noise.
 - The budget audit of one job's ledger against the protocol (`audit_budget`), and how a retraining recipe
   differs from the protocol's (`recipe_differences`).
+- Which of its dense model's saved states a job may have (`job_states`): a method that prunes before training
+  never gets the trained weights.
 
 What a method's code may not do while it runs (change weights outside the engine, hook the model) is the
 engine's seal (prunebench.engine.guard); what its job returns is measured by the runner, in another process
@@ -95,6 +97,21 @@ def fixes(setup: str, what: str) -> bool:
         return False
     rung = next(s for s, w in FIXES.items() if w == what)
     return SETUP_LADDER.index(setup) >= SETUP_LADDER.index(rung)
+
+
+def job_states(when: str, *, rewind_is_init: bool) -> tuple[str, ...]:
+    """The saved states of its seed's dense model (init, rewind, final) that a job of a method pruning `when`
+    gets: in its process, and so in its engine, which grants a method's `load_weights` only for states it holds.
+
+    A method that prunes before training (SNIP, GraSP, SynFlow: pruning at initialization) starts from the
+    initialization and may know nothing of base training: not its final weights, nor an early iterate of it.
+    The rewind point is kept only when it is the initialization itself (pruning.rewind_epoch 0, the default);
+    rewinding to a later iterate takes weights that base training made, and masks or weights chosen with them
+    are lottery-ticket pruning (Frankle et al. 2020), which prunes during or after training and says so.
+    Methods that prune during or after training start from the trained weights: they get every state."""
+    if when == "before_training":
+        return ("init", "rewind") if rewind_is_init else ("init",)
+    return ("init", "rewind", "final")
 
 
 def off_target(achieved: float, target: float, tolerance: float) -> bool:

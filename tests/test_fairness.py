@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prunebench.fairness import audit_budget, recipe_differences
+from prunebench.fairness import audit_budget, job_states, recipe_differences
 from prunebench.protocol import BudgetSpec, Protocol, TrainingSpec, parse_protocol
 from prunebench.results import Ledger, StageLedger
 from prunebench.testing import TINY
@@ -101,3 +101,34 @@ def test_a_budget_stated_for_the_method_replaces_the_protocols() -> None:
     assert record.stated_by == "method" and record.violations == []
     assert record.limits["total_epochs"] == 11
     assert audit_budget(p, None, _ledger(pruning_epochs=8), [], DENSE, N).violations
+
+
+def test_a_job_that_prunes_before_training_never_gets_the_trained_weights() -> None:
+    """Nor an iterate of base training: the rewind point only when it is the initialization (rewind_epoch 0)."""
+    assert job_states("before_training", rewind_is_init=True) == ("init", "rewind")
+    assert job_states("before_training", rewind_is_init=False) == ("init",)
+    for when in ("during_training", "after_training"):
+        assert job_states(when, rewind_is_init=False) == ("init", "rewind", "final")
+
+
+@pytest.mark.parametrize("rewind_epoch", [0, 1])
+def test_a_method_that_prunes_before_training_cannot_rewind_to_an_iterate_of_base_training(rewind_epoch: int) -> None:
+    from prunebench.errors import FieldError
+    from prunebench.methods import Taxonomy
+    from prunebench.run.sandbox import MethodInfo
+    from prunebench.run.validation import check_method
+
+    pruning = "pruning: {sparsities: [0.5, 0.9]}"
+    assert pruning in TINY
+    p = parse_protocol(TINY.replace(pruning, f"pruning: {{sparsities: [0.5, 0.9], rewind_epoch: {rewind_epoch}}}"))
+    taxonomy = Taxonomy(
+        when="before_training", granularity="unstructured", scope="global", schedule="one_shot", retraining="fine_tune"
+    )
+    info = MethodInfo(name="m", version="1", citation="", source="", taxonomy=taxonomy, config={})
+    check_method(p, 0, info)  # fine-tuning from the initialization: whatever the rewind point
+    rewinding = info.model_copy(update={"taxonomy": taxonomy.model_copy(update={"retraining": "weight_rewinding"})})
+    if rewind_epoch == 0:
+        check_method(p, 0, rewinding)  # the rewind point is the initialization
+    else:
+        with pytest.raises(FieldError, match=r"prunes before training and rewinds to pruning\.rewind_epoch 1"):
+            check_method(p, 0, rewinding)

@@ -1,6 +1,7 @@
 """Data sets: a protocol's `data:` section as train/val/test splits.
 
-- `registry`: the registry of data sets (`DATASETS`, `register_dataset`), `check_data` and `load_data`.
+- `registry`: the registry of data sets (`DATASETS`, `register_dataset`), `check_data` and `load_data`, and
+  what job processes must not see of them (`hidden_from_jobs`).
 - `splits` and `streaming`: in-memory and streamed splits, their batches and augmentations.
 - `selection`: class-balanced subsets and the seeded validation split.
 - `folders`: the ImageFolder layout.
@@ -8,7 +9,15 @@
 """
 
 from prunebench.data import sets as _sets  # noqa: F401  (registers every data set)
-from prunebench.data.registry import DATASETS, DataBundle, DatasetInfo, check_data, load_data, register_dataset
+from prunebench.data.registry import (
+    DATASETS,
+    DataBundle,
+    DatasetInfo,
+    check_data,
+    hidden_from_jobs,
+    load_data,
+    register_dataset,
+)
 from prunebench.data.splits import AUGMENTATIONS, Normalization, Split, TensorSplit
 from prunebench.data.streaming import StreamingSplit
 
@@ -22,6 +31,7 @@ __all__ = [
     "StreamingSplit",
     "TensorSplit",
     "check_data",
+    "hidden_from_jobs",
     "load_data",
     "register_dataset",
 ]

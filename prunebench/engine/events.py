@@ -35,6 +35,9 @@ class EngineObserver:
     # Whether the reports carry tensors (a Snapshot): only when the runner measures something from them (test
     # curves, analyses), since copying them costs time.
     wants_snapshots: bool = False
+    # Whether a retraining stage starts with a Snapshot all the same: the runner checks the weights retraining starts
+    # from against the states the job held (prunebench.run.job.run); one copy of the model a job.
+    wants_retraining_start: bool = True
 
     def stage_started(self, stage: str, spec: TrainingSpec, snapshot: Snapshot | None) -> None:
         """A training run of `stage` starts with recipe `spec`."""

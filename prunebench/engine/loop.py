@@ -14,7 +14,7 @@ import operator
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +31,7 @@ from prunebench.engine.resume import TrainState, rng_state, set_rng_state
 from prunebench.engine.seeds import derive_seed
 from prunebench.errors import JobFailed
 from prunebench.masks import Masks, MaskSet, measure_sparsity
-from prunebench.methods import Method, Regularizer, StepContext
+from prunebench.methods import Method, Regularizer, SavedState, StepContext
 from prunebench.protocol import TrainingSpec, retraining_recipe
 from prunebench.results import EpochRecord, Ledger, StageLedger
 
@@ -235,8 +235,10 @@ class Engine:
         return True
 
     def saved_state(self, which: str) -> dict[str, Tensor]:
-        if which not in self.saved:
-            raise KeyError(f"no saved {which} state")
+        """A copy of a state a method may ask for (`SavedState`: the initialization, the rewind point) that this
+        engine holds: a job holds only the states its method may start from (prunebench.fairness.job_states)."""
+        if which not in get_args(SavedState) or which not in self.saved:
+            raise KeyError(f"no saved {str(which)[:40]} state")
         return {k: v.clone() for k, v in self.saved[which].items()}
 
     @property
@@ -372,7 +374,8 @@ class Engine:
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext()
         if resume is None:
             self._stage_ledger(stage).runs += 1
-            self.observer.stage_started(stage, spec, self._snapshot_if_wanted())
+            start = stage == "retrain" and self.observer.wants_retraining_start
+            self.observer.stage_started(stage, spec, self.snapshot() if start else self._snapshot_if_wanted())
         else:
             self._restore(resume, optimizer, scheduler, generator, method)
         return _StageRun(

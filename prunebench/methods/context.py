@@ -115,7 +115,8 @@ class PruningContext:
         return self._access.saved_state("init")
 
     def rewind_weights(self) -> dict[str, Tensor]:
-        """The model's state at the protocol's rewind epoch of base training."""
+        """The model's state at the protocol's rewind epoch of base training. A method that prunes before training
+        has it only when it is the initialization (rewind_epoch 0): it never gets weights base training made."""
         return self._access.saved_state("rewind")
 
     def batches(self, num_examples: int, *, backward: bool = False) -> Iterator[tuple[Tensor, Tensor]]:

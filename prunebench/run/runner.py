@@ -9,6 +9,7 @@ holds the parts; none of them holds the runner.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,11 +17,12 @@ from pathlib import Path
 import torch
 
 from prunebench import confine
-from prunebench.data import DATASETS
+from prunebench.data import hidden_from_jobs
 from prunebench.engine import distributed as ddp
 from prunebench.errors import PrunebenchError
 from prunebench.methods import label_methods, needs_labels
 from prunebench.protocol import Protocol
+from prunebench.protocol.sections import expand_path
 from prunebench.results import IntegrityKey, ResultRecord, RunDirectory, ensure_writable, guard_references
 from prunebench.run.checkpoints import StageCheckpoints
 from prunebench.run.dense import BaseCheckpoint, DenseCache, DenseModels, default_cache_dir
@@ -43,16 +45,15 @@ def shipped_dense(references: Path = REFERENCES) -> list[Path]:
     return sorted(p for p in references.glob("*/dense") if p.is_dir())
 
 
-def _data_root(protocol: Protocol) -> Path | None:
-    """The data root a job process must not see: the data reaches it in memory. A data set streamed from disk
-    (ImageNet) is read by the job process itself, so its root stays visible (read-only) to it."""
-    info = DATASETS.get(protocol.data.name)
-    if info is not None and not info.in_memory:
-        return None
-    try:
-        return protocol.data.resolved_root()
-    except PrunebenchError:  # an unset variable: the loader says so
-        return None
+def _dense_files(protocol: Protocol, shipped: Sequence[Path]) -> list[Path]:
+    """Dense models on disk that a job process must not read: a job gets the states its method may start from in
+    memory (a method that prunes before training never gets the trained weights), so the committed references'
+    dense models and the user's base.checkpoint are hidden from it like the cache."""
+    found = list(shipped)
+    if protocol.base.checkpoint is not None:
+        with contextlib.suppress(PrunebenchError):  # an unset variable: validation says so
+            found.append(expand_path(protocol.base.checkpoint, ("base", "checkpoint"), "the dense checkpoint"))
+    return found
 
 
 def run_name(protocol: Protocol, *, limit: int | None = None, in_process: bool = False) -> str:
@@ -83,17 +84,19 @@ class Runner:
         # Methods given by path get their registered name as label: their results never land in a path. Their
         # names come from a job process: this process never imports a method's code.
         self._methods: list[MethodInfo] | None = None
-        # What no job process may see (where they are confined): this run's files, the cache, the data.
-        confine.hide(results_dir, cache_dir if cache_dir is not None else default_cache_dir(), _data_root(protocol))
+        # The dense models the committed references ship (results/*/dense/): a run starts from them when they
+        # are this protocol's, so that its methods prune the references' very weights (verified when loaded).
+        shipped = shipped_dense() if dense_from is None else list(dense_from)
+        # What no job process may see (where they are confined): this run's files, the cache, the files of the
+        # data sets (prunebench.data.hidden_from_jobs), the dense models on disk.
+        confine.hide(results_dir, cache_dir if cache_dir is not None else default_cache_dir())
+        confine.hide(*hidden_from_jobs(protocol.data), *_dense_files(protocol, shipped))
         if needs_labels(protocol):
             self._methods = describe(protocol)
             protocol = label_methods(protocol, [info.name for info in self._methods])
         self.protocol = protocol
         self.limit, self.in_process = limit, in_process
         self.directory = RunDirectory.of(results_dir, run_name(protocol, limit=limit, in_process=in_process))
-        # The dense models the committed references ship (results/*/dense/): a run starts from them when they
-        # are this protocol's, so that its methods prune the references' very weights (verified when loaded).
-        shipped = shipped_dense() if dense_from is None else list(dense_from)
         cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         # The key of what this run trusts later (prunebench.results.integrity): read into this process only. Job
         # processes fork from the fork server, which was started by exec (at the top of the command, before this):
@@ -215,7 +218,7 @@ class Runner:
         """A job of the plan, ready to run in its environment (its seed's dense model made or loaded first)."""
         env = self.resources.environment(
             self.dense.get(job.seed),
-            self.dense.states(job.seed),
+            functools.partial(self.dense.states, job.seed),
             checkpoints=self.checkpoints,
             writer=self.writer,
             events=self.events,

@@ -37,13 +37,25 @@ def validate(protocol: Protocol, methods: list[MethodInfo] | None = None) -> lis
 
 
 def check_method(p: Protocol, i: int, method: MethodInfo) -> None:
-    """A method the protocol cannot run: one that rewinds to an iterate a user's checkpoint lacks, whose regime has
-    no retraining recipe under the protocol, or that prunes finer than the protocol's granularity."""
+    """A method the protocol cannot run: one that rewinds to an iterate a user's checkpoint lacks, or that prunes
+    before training and would rewind to an iterate of base training (prunebench.fairness.job_states), whose regime
+    has no retraining recipe under the protocol, or that prunes finer than the protocol's granularity."""
     if p.base.checkpoint is not None and method.taxonomy.retraining == "weight_rewinding":
         raise FieldError(
             ("methods", i, "name"),
             f"{method.name} rewinds to an early iterate of base training (weight rewinding); the dense "
             "model from base.checkpoint has none",
+        )
+    if (
+        method.taxonomy.when == "before_training"
+        and method.taxonomy.retraining == "weight_rewinding"
+        and p.pruning.rewind_epoch > 0
+    ):
+        raise FieldError(
+            ("methods", i, "name"),
+            f"{method.name} prunes before training and rewinds to pruning.rewind_epoch "
+            f"{p.pruning.rewind_epoch:g}, an iterate of base training: a method that prunes before training gets "
+            "only the initialization (rewind_epoch 0)",
         )
     try:
         p.retraining_recipe(method.taxonomy.retraining)

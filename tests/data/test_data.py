@@ -247,6 +247,38 @@ def test_digits_splits_are_disjoint_stratified_and_the_test_split_is_fixed() -> 
     assert abs(float(x.mean())) < 0.05 and abs(float(x.std()) - 1) < 0.05  # normalized
 
 
+def test_digits_are_read_from_the_file_they_declare_as_load_digits_reads_it() -> None:
+    """One fact in one place: the file the digits are read from is the one job processes must not see."""
+    from sklearn.datasets import load_digits
+
+    from prunebench.data.sets.digits import _digits_arrays
+
+    (file,) = DATASETS["digits"].files()
+    assert file.name == "digits.csv.gz" and file.is_file()
+    images, labels = _digits_arrays(DATASETS["digits"])
+    digits = load_digits()
+    assert torch.equal(images, torch.from_numpy(digits.images.astype(np.uint8)).unsqueeze(1))
+    assert torch.equal(labels, torch.from_numpy(digits.target.astype(np.int64)))
+
+
+def test_what_job_processes_must_not_see(tmp_path: Path) -> None:
+    """Every data set's files on this machine, whatever the protocol's data set; its root unless it is streamed."""
+    from prunebench.data import hidden_from_jobs
+
+    machine = [f for info in DATASETS.values() for f in info.files()]
+    machine += [Path(i.default_root) for i in DATASETS.values() if i.default_root and Path(i.default_root).exists()]
+    assert DATASETS["digits"].files()[0] in machine
+    for name in ("digits", "synthetic", "mnist"):
+        assert set(hidden_from_jobs(DataSpec(name=name))) == set(machine), name
+    assert set(hidden_from_jobs(DataSpec(name="cifar10", root=str(tmp_path)))) == {*machine, tmp_path}
+    assert set(hidden_from_jobs(DataSpec(name="imagenet", root=str(tmp_path)))) == set(machine)  # read by the job
+    if FASHION_ROOT.is_dir():  # a data set's default root is hidden when it is the protocol's...
+        assert FASHION_ROOT in hidden_from_jobs(DataSpec(name="fashion_mnist"))
+        # ...and a streamed root's folders above it stay visible
+        assert FASHION_ROOT not in hidden_from_jobs(DataSpec(name="imagenet", root=str(FASHION_ROOT / "x")))
+    assert set(hidden_from_jobs(DataSpec(name="cifar10", root="${PRUNEBENCH_NOT_SET}/x"))) == set(machine)
+
+
 def test_subset_larger_than_the_data() -> None:
     err = field_error(DataSpec(name="digits", train_subset=5000))
     assert err.loc == ("data", "train_subset") and "1438" in err.message

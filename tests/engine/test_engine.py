@@ -62,3 +62,29 @@ def test_evaluation_follows_the_mixed_precision_of_the_stage_that_trained_the_we
     assert not engine.eval_mixed_precision
     engine.train(TrainingSpec(epochs=0, mixed_precision=True), stage="retrain")
     assert engine.eval_mixed_precision
+
+
+def test_the_engine_grants_only_the_saved_states_it_holds() -> None:
+    """A job's engine holds the states its method may start from (prunebench.fairness.job_states): a method asks for
+    a saved state by the names of `SavedState` only, and loads only weights it holds (or changes at pruned
+    positions); the trained weights of a job that prunes before training are refused, with a violation."""
+    from prunebench.testing import digits, engine_for
+
+    data = digits()
+    engine = engine_for(data)
+    init = {k: v.clone() for k, v in engine.model.state_dict().items()}
+    trained = {k: v + 0.01 if v.is_floating_point() else v.clone() for k, v in init.items()}
+    engine.saved = {"init": init, "rewind": init, "final": trained}  # an after-training job's
+    with pytest.raises(KeyError):
+        engine.saved_state("final")  # not a state a method asks for: it starts from it, or never gets it
+    assert all(torch.equal(v, init[k]) for k, v in engine.saved_state("rewind").items())
+
+    engine = engine_for(data)
+    engine.saved = {"init": init}  # a before-training job's, with a rewind point later than its initialization
+    with pytest.raises(KeyError):
+        engine.saved_state("rewind")
+    engine.load_weights_for_method(trained)
+    assert engine.seal.violations and "neither a saved state" in engine.seal.violations[0]
+    assert all(torch.equal(v, init[k]) for k, v in engine.model.state_dict().items())
+    engine.load_weights_for_method(init)  # the initialization itself: granted
+    assert len(engine.seal.violations) == 1

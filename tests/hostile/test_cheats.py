@@ -92,6 +92,8 @@ VERDICTS: dict[str, tuple[str, str | None]] = {
     # A backward pass of its own (a loss term's autograd function) is code inside the training step: it runs in the
     # engine's process, where nothing stops it; its records say so, compare shows it apart and check refuses it.
     "autograd_backward": ("ok", None),
+    "before_training_trained": ("ok", None),  # it finds no trained weights to load: see the test below
+    "tamper_saved_state": ("failed", ENGINE_GONE),  # the engine's saved states are in another process
 }
 if confine.unavailable() is None:  # confined, the fork server is the init of the job's PID namespace: unkillable
     VERDICTS["kill_fork_server"] = ("ok", None)
@@ -117,6 +119,7 @@ SHARED_VERDICTS: dict[str, tuple[str, str | None]] = {
     "patch_evaluate": ("violation", "patched prunebench.engine.loop.Engine.evaluate (when its module was imported"),
     "poison_dtype": ("violation", "changed torch's default dtype to torch.float64 (in prune(); put back)"),
     "read_test_split": ("failed", "'NoneType' object has no attribute 'batches'"),
+    "tamper_saved_state": ("violation", "none of the states the job held where its masks keep them"),
 }
 
 
@@ -229,6 +232,17 @@ def test_a_cheat_cannot_shrink_its_ledger_or_claim_what_it_did_not_measure(grid:
         (r,) = records[label]
         (alone,) = records["alone"]
         assert r.weights_sha256 == alone.weights_sha256 and r.metrics == alone.metrics
+
+
+def test_a_method_that_prunes_before_training_never_gets_the_trained_weights(grid: tuple[int, str, dict]) -> None:
+    """Its job holds the initialization only (prunebench.fairness.job_states): not in the engine's saved states,
+    asked for or read from the engine, nor in the job's task, nor on disk; so it prunes the initialization."""
+    _, _, records = grid
+    (record,) = records["before_training_trained"]
+    assert record.method.taxonomy["when"] == "before_training"
+    assert json.loads(record.method.notes["obtained"]) == [], record.method.notes
+    if confine.unavailable() is None:  # the cache and the references' dense models are hidden from the job
+        assert record.method.notes["readable"] == 0
 
 
 def test_no_state_survives_from_one_job_to_the_next(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -23,7 +23,8 @@ from prunebench import confine
 from prunebench.results import ResultRecord, load_result
 
 CHEATS = Path(__file__).parents[1] / "methods" / "fixtures" / "cheats"
-ATTACKS = ["write_outside", "read_private", "network", "leave_process", "carry_tmp", "reach_engine"]
+ATTACKS = ["write_outside", "read_private", "network", "leave_process", "carry_tmp", "rebuild_test_split"]
+ATTACKS += ["reach_engine"]
 PROTOCOL = textwrap.dedent(
     """\
     name: confinement
@@ -148,6 +149,48 @@ def test_results_cache_and_data_are_invisible(confined: tuple[int, str, dict, di
         assert set(json.loads(seen).values()) == {0}, seen  # not one file, not even through the server's root
 
 
+def digits_test_split() -> str:
+    """What the rebuilding attack notes when it rebuilds the test split the runner measures on."""
+    import hashlib
+
+    from prunebench.data import load_data
+    from prunebench.protocol import DataSpec
+
+    test = load_data(DataSpec(name="digits")).test
+    assert test is not None
+    return f"{test.num_examples} {hashlib.sha256(test.labels.numpy().tobytes()).hexdigest()[:16]}"
+
+
+@needs_confinement
+def test_the_test_split_cannot_be_rebuilt_from_installed_files(confined: tuple[int, str, dict, dict]) -> None:
+    """scikit-learn's digits file (and every other data set's files on the machine) is hidden: load_digits fails
+    in the job, and the method picks its masks on nothing."""
+    _, _, records, _ = confined
+    assert notes(records, "rebuild_test_split", "test_split") == [0, 0]
+    assert notes(records, "rebuild_test_split", "picked") == [None, None]
+    assert all(why for why in notes(records, "rebuild_test_split", "why"))
+
+
+@pytest.mark.parametrize("mode", ["on", "off"])
+def test_loading_methods_sees_no_data_set_either(tmp_path: Path, mode: str) -> None:
+    """The job process that loads a protocol's methods (`prunebench validate`: no runner hid anything before it)
+    cannot read scikit-learn's digits either; unconfined it can."""
+    if mode == "on" and confine.unavailable() is not None:
+        pytest.skip(str(confine.unavailable()))
+    protocol = tmp_path / "describe.yaml"
+    method = f"  - {{name: '{CHEATS / 'confine_describe_reads_digits.py'}:Cheat'}}"
+    protocol.write_text(PROTOCOL.format(data=tmp_path, methods=method))
+    done = subprocess.run(
+        [sys.executable, "-m", "prunebench.cli", "validate", str(protocol)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PRUNEBENCH_CONFINE": mode},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"label: describe_saw_{0 if mode == 'on' else 1797}" in done.stdout, done.stdout[-2000:]
+
+
 @needs_confinement
 def test_no_network(confined: tuple[int, str, dict, dict]) -> None:
     _, _, records, facts = confined
@@ -195,6 +238,8 @@ def test_unconfined_the_attacks_work_and_the_records_fail_check(tmp_path: Path) 
     assert notes(records, "leave_process", "daemons") == [0, 1]  # (the run ends once it has: it holds its pipes)
     assert notes(records, "carry_tmp", "found") == [0, 2]
     assert all(n >= 1 for n in notes(records, "reach_engine", "reached"))  # root with every capability: any process
+    assert notes(records, "rebuild_test_split", "test_split") == [digits_test_split()] * 2  # the runner's very split
+    assert all(picked.startswith(tuple("0123")) for picked in notes(records, "rebuild_test_split", "picked"))
     check = subprocess.run(
         [sys.executable, "-m", "prunebench.cli", "check", str(tmp_path / "r"), "--reference", str(tmp_path / "r")],
         capture_output=True,

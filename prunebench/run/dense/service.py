@@ -7,13 +7,14 @@ from __future__ import annotations
 import functools
 import pickle
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
 
 from prunebench.data import DataBundle
 from prunebench.engine import distributed as ddp
+from prunebench.fairness import job_states
 from prunebench.protocol import Protocol
 from prunebench.run.checkpoints import StageCheckpoints
 from prunebench.run.dense.cache import BaseCheckpoint, DenseCache
@@ -59,7 +60,7 @@ class DenseModels:
         self.rank = ddp.rank()
         self._dense_asked = dense_asked  # `--dense-from`: a model it lacks is trained, with a warning
         self._bases: dict[int, BaseCheckpoint] = {}
-        self._states: dict[int, bytes] = {}
+        self._states: dict[tuple[int, str], bytes] = {}
 
     def get(self, seed: int) -> BaseCheckpoint:
         """The dense model of a seed: from the cache when its weights verify, else made now by this worker once it
@@ -81,12 +82,14 @@ class DenseModels:
             self._bases[seed] = found[0]
         return self._bases[seed]
 
-    def states(self, seed: int) -> bytes:
-        """The saved states of a seed's dense model (initialization, rewind point, final), pickled once: what
-        every job process of the seed gets."""
-        if seed not in self._states:
-            self._states[seed] = pickle.dumps(self.get(seed).states, protocol=pickle.HIGHEST_PROTOCOL)
-        return self._states[seed]
+    def states(self, seed: int, when: str) -> bytes:
+        """The saved states of a seed's dense model (initialization, rewind point, final) that a job of a method
+        pruning `when` may have (prunebench.fairness.job_states), pickled once a seed and kind: what its job
+        process gets. A method that prunes before training never gets the trained weights."""
+        if (seed, when) not in self._states:
+            held = held_states(self.get(seed).states, when)
+            self._states[(seed, when)] = pickle.dumps(held, protocol=pickle.HIGHEST_PROTOCOL)
+        return self._states[(seed, when)]
 
     def keep_copy(self, seed: int, folder: Path) -> None:
         """The seed's dense model in `folder` (a run's dense/, `--save-models`), once, when this run has it."""
@@ -125,3 +128,16 @@ class DenseModels:
         if self.claims.claim(self.cache.locate(seed)[0].stem) is None:
             return "busy"
         return "load" if self.cache.find(seed) is not None else "train"  # trained meanwhile by another worker
+
+
+def held_states(states: Mapping[str, dict[str, torch.Tensor]], when: str) -> dict[str, dict[str, torch.Tensor]]:
+    """Of a dense model's saved states, those a job of a method pruning `when` holds (prunebench.fairness.job_states):
+    a method that prunes before training holds no trained weights."""
+    init, rewind = states.get("init"), states.get("rewind")
+    rewind_is_init = init is not None and rewind is not None and same_state(init, rewind)
+    allowed = job_states(when, rewind_is_init=rewind_is_init)
+    return {name: state for name, state in states.items() if name in allowed}
+
+
+def same_state(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -4,6 +4,7 @@ other jobs. `RunResources` makes what every job of a run shares, once, when firs
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +32,9 @@ class JobEnvironment:
     data: DataBundle
     job_data: bytes  # the data without its test split, pickled once a run: what the job process gets
     base: BaseCheckpoint
-    base_states: bytes  # the dense model's saved states, pickled once a seed
+    # The dense model's saved states a job of a method pruning `when` gets, pickled once a seed and kind (a method
+    # that prunes before training never gets the trained weights: prunebench.fairness.job_states).
+    base_states: Callable[[str], bytes]
     device: torch.device
     limit: int | None  # a smoke run (`run --limit N`): batches of every stage and evaluation
     in_process: bool  # `run --in-process`: the method's code runs here, for a debugger; never ranked
@@ -70,7 +73,7 @@ class RunResources:
     def environment(
         self,
         base: BaseCheckpoint,
-        base_states: bytes,
+        base_states: Callable[[str], bytes],
         *,
         checkpoints: StageCheckpoints,
         writer: RunWriter,

@@ -48,6 +48,8 @@ class JobReports:
         self._spec: dict[str, TrainingSpec] = {}
         self.limit = limit  # a smoke run's: each training run of a stage stops after this many steps
         self._run_steps: dict[str, int] = {}
+        # The model retraining started from ({state, weights, masks}: a Snapshot's tensors), as the job reported it.
+        self.retraining_start: dict[str, dict[str, Any]] | None = None
 
     def on_message(self, message: Message) -> None:
         handler = {"stage": self._stage, "scored": self._scored, "epoch": self._epoch}.get(message.kind)
@@ -73,6 +75,8 @@ class JobReports:
         self._run_steps[stage] = 0
         (self.pruning_specs if stage == "pruning" else self.retrain_specs).append(spec)
         if stage == "retrain" and "weights" in message.tensors:
+            if self.retraining_start is None:  # what the first retraining run starts from (JobRun checks it)
+                self.retraining_start = dict(message.tensors)
             self.analyses.start_retraining(message.tensors["weights"], message.tensors["masks"])
 
     def _scored(self, message: Message) -> None:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
+import torch
 from pydantic import ValidationError
+from torch import Tensor
 
 from prunebench.analyses import Analyses
 from prunebench.errors import JobFailed, PrunebenchError, one_line
@@ -31,7 +34,7 @@ from prunebench.results import (
     ResultRecord,
     Status,
 )
-from prunebench.run.dense import weights_sha256
+from prunebench.run.dense import held_states, weights_sha256
 from prunebench.run.job.environment import JobEnvironment
 from prunebench.run.job.notes import cap_notes
 from prunebench.run.job.record import retraining_record, variant_record
@@ -80,6 +83,7 @@ class JobRun:
             self.set_up()
             self.run_method()
             self.check_recipe()
+            self.check_kept_weights()
             self.measure()
             self.measure_efficiency()
             self.audit()
@@ -124,7 +128,7 @@ class JobRun:
             base_dir=base_dir,
             device=str(env.device),
             data=env.job_data,
-            states=env.base_states,
+            states=env.base_states(self.info.taxonomy.when),
             snapshots=self.protocol.evaluation.test_curves or self.analyses.per_epoch,
             resume=self.log.resume(),
             group=job_group(env.device),
@@ -201,6 +205,35 @@ class JobRun:
         if self.ledger.retrain.steps != sum(self._steps(s) for s in runs):
             self.reasons.append("the retraining ledger does not add up to its recipe")
         self.reasons.extend(self.reports.violations)
+
+    def check_kept_weights(self) -> None:
+        """A method that trains nothing while pruning changes no weight it keeps: retraining starts, wherever its
+        masks keep a weight, from a state its job held, bit for bit (the one it started from, or one it loaded:
+        the initialization, the rewind point); so do the other parameters and buffers (but a filter method's,
+        whose pruned filters take their channels' entries with them). Checked on the model the job's process
+        reported at the start of retraining, against the runner's own copy of the dense model's states: one
+        comparison a job. Retraining from a fresh draw (scratch) has nothing to compare with."""
+        if self.regime == "scratch" or self.reports.pruning_specs or not self.reports.retrain_specs:
+            return
+        start = self.reports.retraining_start
+        if start is None:
+            self.reasons.append("the job's process did not report the weights retraining started from")
+            return
+        held = held_states(self.base.states, self.info.taxonomy.when)
+        filters = self.info.taxonomy.granularity == "filter"
+        keys, prunable = list(self.measurer.keys), set(self.measurer.params)
+        differences = {
+            name: kept_differences(start, state, keys, prunable, filters=filters) for name, state in held.items()
+        }
+        if all(differences.values()):
+            origin = "init" if self.info.taxonomy.when == "before_training" else "final"
+            found = differences.get(origin) or next(iter(differences.values()))
+            more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+            self.reasons.append(
+                f"retraining started from weights that are none of the states the job held where its masks keep "
+                f"them ({found[0]}{more} differ from the {origin} state it started from), though the method "
+                "trained nothing while pruning: kept weights were changed off the books"
+            )
 
     def measured_weights(self) -> dict[str, Any] | None:
         """The final weights the metrics were measured on (the architecture's entries); None when there are
@@ -339,3 +372,37 @@ class JobRun:
             limit=self.env.limit,
             **self.measured,
         )
+
+
+def kept_differences(
+    start: dict[str, dict[str, Any]],
+    state: dict[str, Any],
+    keys: Collection[str],
+    prunable: Collection[str],
+    *,
+    filters: bool,
+) -> list[str]:
+    """The entries `keys` of the architecture whose value in the model a job reported at the start of retraining
+    (a Snapshot's tensors: state, masks) differs from `state`: a prunable weight where its mask keeps it, any
+    other entry whole (but not for a filter method, whose pruned filters zero their channels' entries). An entry
+    that is missing or malformed differs."""
+    reported, masks = start.get("state"), start.get("masks")
+    if not isinstance(reported, dict) or not isinstance(masks, dict):
+        return ["the reported model"]
+    differ = []
+    for name in keys:
+        value, reference = reported.get(name), state.get(name)
+        if not isinstance(value, Tensor) or not isinstance(reference, Tensor) or value.shape != reference.shape:
+            differ.append(name)
+        elif name in prunable:
+            keep = masks.get(name)
+            if (
+                not isinstance(keep, Tensor)
+                or keep.dtype != torch.bool
+                or keep.shape != value.shape
+                or not torch.equal(value.cpu()[keep.cpu()], reference.cpu()[keep.cpu()])
+            ):
+                differ.append(name)
+        elif not filters and not torch.equal(value.cpu(), reference.cpu()):
+            differ.append(name)
+    return differ

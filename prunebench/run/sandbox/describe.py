@@ -3,7 +3,8 @@
 Importing a method runs its code (a module can patch anything at import time), so the runner never imports
 one: a job process loads every method of the protocol, validates its config, and describes it (name, version,
 taxonomy, config); the runner plans, labels and records from the description, and each job loads its method
-again in its own process.
+again in its own process. That job process is confined like a job's: it sees no data set's files (also where no
+runner hid them first: `prunebench validate`, `status`), nor the default cache.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import pickle
 
 from pydantic import ValidationError
 
+from prunebench import confine
+from prunebench.data import hidden_from_jobs
 from prunebench.errors import FieldError, PrunebenchError, one_line
 from prunebench.methods import label_methods, needs_labels
 from prunebench.protocol import Protocol
+from prunebench.run.dense import default_cache_dir
 from prunebench.run.sandbox.messages import rewarn
 from prunebench.run.sandbox.process import ChildFailed, Limits, run_child
 from prunebench.run.sandbox.tasks import DescribeTask, Environment, MethodInfo
@@ -26,6 +30,8 @@ def describe(protocol: Protocol) -> list[MethodInfo]:
     """Every method of the protocol, described by a job process; a method that cannot be loaded or configured
     raises ProtocolError naming its field."""
     base_dir = protocol.source.parent if protocol.source else None
+    # A runner hid these, its results and its cache already; `validate` and `status` have only the default cache.
+    confine.hide(*hidden_from_jobs(protocol.data), default_cache_dir())
     task = DescribeTask(Environment.here(base_dir, tuple(protocol.methods)), tuple(protocol.methods), base_dir)
     try:
         result = run_child("describe", pickle.dumps(task), rewarn, Limits(timeout=DESCRIBE_TIMEOUT_S))
