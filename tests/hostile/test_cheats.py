@@ -100,7 +100,7 @@ if confine.unavailable() is None:  # confined, the fork server is the init of th
 # Cheats whose every change stays in their own process or is undone or refused: their final weights are the honest
 # method's, bit for bit.
 NO_EFFECT = {label for label, (status, _) in VERDICTS.items() if status == "ok"}
-NO_EFFECT -= {"train_then_train_zero", "autograd_backward"}
+NO_EFFECT -= {"train_then_train_zero", "autograd_backward", "before_training_trained"}  # (it prunes the initialization)
 NO_EFFECT |= {"train_then_load", "train_in_own_parameters"}
 # Code inside the training step: the engine's process.
 STEP_CODE = {"train_in_loss_term", "train_in_own_parameters", "autograd_backward"}
