@@ -129,6 +129,8 @@ class GradualMagnitude(Method[GradualMagnitudeConfig]):
             end = max(begin + 1, min(total, round(cfg.end_fraction * total)))
             self._plan = (self._target, begin, end, set(pruning_steps(begin, end, cfg.frequency_steps)))
         target, begin, end, steps = self._plan
+        later = [s for s in steps if s > ctx.step]
+        ctx.next_call_at(min(later) if later else None)  # the hook acts at pruning steps only
         if ctx.step not in steps:
             return
         sparsity = scheduled_sparsity(

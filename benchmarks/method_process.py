@@ -7,9 +7,9 @@ The overhead is the difference of the medians over the shared median; the job's 
 records (`duration_s` summed over the jobs, which leaves out the dense training both share).
 
 1. The embedded quickstart, seeds 0 and 1 (48 jobs: six methods, gradual magnitude's per-step hook among them).
-2. CIFAR-10 ResNet-20 (protocols/cifar10_resnet20.yaml) on the real JPEGs (../shared/data/cifar10-jpg.tgz), cut to
-   `--cifar-train` training images, one base epoch, one retraining epoch; global magnitude, and gradual magnitude
-   (one pruning epoch, a hook call every step) at one sparsity.
+2. CIFAR-10 ResNet-20 (protocols/cifar10_resnet20.yaml) on the real JPEGs (../shared/data/cifar10-jpg.tgz, or
+   $CIFAR10_TGZ), cut to `--cifar-train` training images, one base epoch, one retraining epoch; global magnitude,
+   and gradual magnitude (one pruning epoch, a hook call every step) at one sparsity.
 
     .venv/bin/python benchmarks/method_process.py [--repeats 3] [--threads 1] [--cifar-train 5000]
 """
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CIFAR_TGZ = ROOT.parent / "shared" / "data" / "cifar10-jpg.tgz"
+CIFAR_TGZ = Path(os.environ.get("CIFAR10_TGZ", ROOT.parent / "shared" / "data" / "cifar10-jpg.tgz"))
 
 
 def timed(protocol: Path, extra: list[str], env: dict[str, str]) -> tuple[float, float]:

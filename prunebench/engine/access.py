@@ -43,6 +43,8 @@ class EngineSide(Protocol):
 
     def set_masks(self, masks: Masks) -> None: ...
 
+    def next_step_hook_at(self, step: int | None) -> None: ...
+
     def recipe(self, regime: Regime, epochs: int) -> tuple[str, TrainingSpec]: ...
 
     def scoring_batches(self, num_examples: int, *, backward: bool) -> Iterator[tuple[Tensor, Tensor]]: ...
@@ -78,6 +80,9 @@ class EngineStepAccess:
 
     def set_masks(self, masks: Masks) -> None:
         self._engine.set_masks(masks)
+
+    def next_call_at(self, step: int | None) -> None:
+        self._engine.next_step_hook_at(step)
 
 
 class EnginePruningAccess(EngineStepAccess):

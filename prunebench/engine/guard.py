@@ -52,12 +52,17 @@ class Seal:
         self._hooks = set(self._hook_keys())
         self._sealed: list[tuple[str, Tensor, Tensor]] | None = None
         self._settings: dict[int, dict[str, Any]] = {}
+        # Off where no method code runs in the model's process (prunebench.run.sandbox.method_process): nothing
+        # to seal against, and a copy of every weight around every hook call saved.
+        self.enabled = True
 
     @property
     def active(self) -> bool:
         return self._sealed is not None
 
     def seal(self) -> None:
+        if not self.enabled:
+            return
         self._sealed = [(name, t, t.detach().clone()) for name, t in self._tensors() if id(t) in self._architecture]
         self._settings = {id(m): _settings(m) for m in self.model.modules() if id(m) in self._modules}
 

@@ -161,6 +161,7 @@ class Engine:
         # scores, kept over the job's calls (prunebench.engine.regularizers).
         self.regularization = Regularization(self.model, self.masks.params)
         self._runs = 0
+        self._next_step_hook: float = 0
         self.eval_mixed_precision = True  # bfloat16 autocast in evaluation on CUDA, until a stage says otherwise
 
     # ---- method code, under the seal ------------------------------------------------------------
@@ -185,6 +186,12 @@ class Engine:
     def _fail(self, message: str) -> JobFailed:
         self.failure = self.failure or message
         return JobFailed(message)
+
+    def next_step_hook_at(self, step: int | None) -> None:
+        """The method's on_step_end is next called at optimizer step `step` of the stage (None: not again in this
+        run of the stage); the steps between skip it (calls that would do nothing cost a round trip each to a
+        method in its own process)."""
+        self._next_step_hook = math.inf if step is None else step
 
     # ---- masks and weights ------------------------------------------------------------------
     def set_masks(self, masks: Masks) -> None:
@@ -354,6 +361,7 @@ class Engine:
         the method's hooks that run in it, the optimizer and LR schedule; then either announce the stage (to the
         ledger and the observer) or, resuming, put back the state of the epoch it resumes after."""
         self._runs = resume.runs if resume is not None else self._runs + 1
+        self._next_step_hook = 0  # every step's on_step_end, until the method says when it wants the next
         generator = torch.Generator().manual_seed(derive_seed(self.seed, stage, self._runs))
         try:
             self.regularization.begin(regularizers, spec.epochs)
@@ -449,7 +457,7 @@ class Engine:
         totals.step_examples.append(n)
         totals.step_flops.append(flops)
         self.regularization.step(step_lr)  # the soft-mask scores' own step, where a method's on_step_end runs
-        if run.on_step_end is not None:
+        if run.on_step_end is not None and run.step >= self._next_step_hook:
             context = StepContext(
                 run.stage, epoch, run.step, run.steps_per_epoch, self.model, EngineStepAccess(self), lr=step_lr
             )

@@ -56,6 +56,10 @@ class StepAccess(Protocol):
         """Apply masks; the engine validates and enforces them (an invalid mask fails the job)."""
         ...
 
+    def next_call_at(self, step: int | None) -> None:
+        """Call on_step_end next at this optimizer step of the stage (None: not again in this run of it)."""
+        ...
+
 
 class PruningAccess(StepAccess, Protocol):
     """What `prune` and `retrain_epochs` may ask of the engine (through `PruningContext`): the masks, as a hook

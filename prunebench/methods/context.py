@@ -196,3 +196,12 @@ class StepContext:
 
     def weights(self) -> dict[str, Tensor]:
         return self._access.weights()
+
+    def next_call_at(self, step: int | None) -> None:
+        """The cadence of on_step_end: call it next at optimizer step `step` of this stage (`ctx.step` counts them;
+        None: not again in this run of the stage). Until then the engine skips it: a method whose hook acts at
+        known steps (a pruning schedule) saves a call per step, a round trip to its own process. Only on_step_end;
+        a stage that starts again (or resumes) calls it at every step until it says otherwise."""
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+            raise TypeError(f"next_call_at takes an optimizer step (an int) or None, not {step!r}")
+        self._access.next_call_at(step)

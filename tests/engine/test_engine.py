@@ -88,3 +88,35 @@ def test_the_engine_grants_only_the_saved_states_it_holds() -> None:
     assert all(torch.equal(v, init[k]) for k, v in engine.model.state_dict().items())
     engine.load_weights_for_method(init)  # the initialization itself: granted
     assert len(engine.seal.violations) == 1
+
+
+def test_on_step_end_is_called_at_the_steps_the_method_asks_for() -> None:
+    """A hook that says when it wants its next call (`ctx.next_call_at`) skips the steps between; the count of
+    calls follows, and a new run of the stage calls every step again until told otherwise."""
+    from prunebench.methods import Method, StepContext, Taxonomy
+    from prunebench.protocol import TrainingSpec
+    from prunebench.testing import digits, engine_for
+
+    class EveryThird(Method):  # type: ignore[type-arg]
+        name = "every_third"
+        taxonomy = Taxonomy(
+            when="after_training", granularity="unstructured", scope="global", schedule="gradual", retraining="fine_tune"
+        )
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[tuple[int, int]] = []
+
+        def on_step_end(self, ctx: StepContext) -> None:
+            self.calls.append((ctx.epoch, ctx.step))
+            ctx.next_call_at(ctx.step + 3 if ctx.step < 9 else None)
+
+    engine = engine_for(digits())
+    method = EveryThird()
+    engine.method = method
+    spec = TrainingSpec(epochs=1, batch_size=64)
+    engine.train(spec, stage="pruning")
+    steps = [s for _, s in method.calls]
+    assert steps == [1, 4, 7, 10]  # then None: not again in this run of the stage
+    engine.train(spec, stage="pruning")
+    assert [s for _, s in method.calls[4:]][:3] == [1, 4, 7]  # a new run starts from every step

@@ -92,6 +92,8 @@ VERDICTS: dict[str, tuple[str, str | None]] = {
     # A backward pass of its own (a loss term's autograd function) is code inside the training step: it runs in the
     # engine's process, where nothing stops it; its records say so, compare shows it apart and check refuses it.
     "autograd_backward": ("ok", None),
+    # The data is in the engine's process alone: the method's holds not one example to rewrite.
+    "swap_training_data": ("ok", None),
     "before_training_trained": ("ok", None),  # it finds no trained weights to load: see the test below
     "tamper_saved_state": ("failed", ENGINE_GONE),  # the engine's saved states are in another process
 }
@@ -221,6 +223,8 @@ def test_the_grid_goes_on_and_the_honest_method_is_untouched(grid: tuple[int, st
 
 def test_a_cheat_cannot_shrink_its_ledger_or_claim_what_it_did_not_measure(grid: tuple[int, str, dict]) -> None:
     _, _, records = grid
+    (swapped,) = records["swap_training_data"]
+    assert swapped.method.notes["splits_found"] == 0
     (zero,) = records["train_then_train_zero"]
     assert zero.ledger.pruning.runs == 1 and zero.ledger.pruning.epochs == 0.0
     (patched,) = records["patch_evaluate"]

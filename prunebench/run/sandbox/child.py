@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
 import pickle
-import signal
 import sys
 import warnings
 from multiprocessing.connection import Connection
@@ -22,12 +20,13 @@ from typing import Any
 import torch
 
 from prunebench.errors import JobFailed
+from prunebench.run.sandbox import method_process  # noqa: F401  (imported once here, not in every method's process)
+from prunebench.run.sandbox.lifecycle import detach, flush_output, redirect_output
 from prunebench.run.sandbox.messages import MAX_WARNINGS, send
 from prunebench.run.sandbox.patches import CodeInventory
 from prunebench.run.sandbox.steps import MethodSteps, describe
 from prunebench.run.sandbox.tasks import describe_in_child
 
-PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 
 
@@ -88,32 +87,6 @@ def main(
         send(conn, "failed", {"reason": f"the job raised {describe(exc)}"})
     finally:
         conn.close()
-
-
-def redirect_output(stdout: Connection, stderr: Connection) -> None:
-    """fd 1 and 2 onto the runner's pipes: Python's prints, C-level writes and subprocesses all go there."""
-    flush_output()  # anything the fork server's streams held stays out of this job's output
-    os.dup2(stdout.fileno(), 1)
-    os.dup2(stderr.fileno(), 2)
-    stdout.close()
-    stderr.close()
-
-
-def flush_output() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # a stream a method closed or replaced
-            stream.flush()
-
-
-def detach() -> None:
-    """A process group of its own (a terminal's Ctrl-C reaches only the runner, which ends this process), and
-    death with the fork server (which ends with the runner)."""
-    os.setpgrp()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the runner decides (prunebench.forkserver_init)
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _undumpable() -> None:

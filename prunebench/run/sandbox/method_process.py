@@ -27,6 +27,7 @@ from prunebench.errors import FieldError
 from prunebench.methods import Method, PruningContext, StepContext, load_method, validated_config
 from prunebench.models import build_model
 from prunebench.run.sandbox.bridge import Bridge, Closed, RemoteError, pack, unpack
+from prunebench.run.sandbox.lifecycle import detach, flush_output, redirect_output
 from prunebench.run.sandbox.messages import send
 from prunebench.run.sandbox.steps import describe
 from prunebench.run.sandbox.tasks import Environment
@@ -155,8 +156,6 @@ def _overrides(method: Method[Any], hook: str) -> bool:
 
 def main(conn: Connection, payload: bytes, stdout: Connection, stderr: Connection) -> None:
     """Load the job's method and answer the engine's calls until it says the job is over (or goes away)."""
-    from prunebench.run.sandbox.child import detach, flush_output, redirect_output
-
     detach()
     redirect_output(stdout, stderr)
     bridge = Bridge(conn)

@@ -27,7 +27,7 @@ from prunebench.run.sandbox.bridge import Bridge, Closed, RemoteError, pack, unp
 Header = dict[str, Any]
 Args = dict[str, Tensor]
 Reply = tuple[Header, Args]
-STEP_OPS = frozenset({"state", "masks", "weights", "set_masks"})  # what a training hook may ask
+STEP_OPS = frozenset({"state", "masks", "weights", "set_masks", "next_call_at"})  # what a training hook may ask
 
 
 class EngineServer:
@@ -77,6 +77,11 @@ class EngineServer:
 
     def _set_masks(self, header: Header, args: Args) -> Reply:
         self.step.set_masks(args)
+        return {}, {}
+
+    def _next_call_at(self, header: Header, args: Args) -> Reply:
+        step = header.get("step")
+        self.step.next_call_at(None if step is None else _count(header, "step"))
         return {}, {}
 
     # ---- what prune may ask besides -----------------------------------------------------------------------------

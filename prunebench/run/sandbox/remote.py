@@ -90,6 +90,9 @@ class RemoteAccess:
         self.stale = True
         self._call("set_masks", tensors=_tensors(masks, "masks"))
 
+    def next_call_at(self, step: int | None) -> None:
+        self._call("next_call_at", {"step": step})
+
     # ---- PruningAccess ----------------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
