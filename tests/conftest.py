@@ -3,6 +3,7 @@ contexts on a real engine, and an in-process CLI. The helpers themselves live in
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +13,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from prunebench.testing import TINY
+
+# One worker unless a test asks for more: most tests read a run's own output, which several workers send to their
+# logs; `--workers auto` (both cores of a 2-core machine) is tested where it is the point (tests/run/test_workers.py).
+os.environ.setdefault("PRUNEBENCH_WORKERS", "1")
 
 if TYPE_CHECKING:
     import torch

@@ -97,8 +97,10 @@ def run(
     workers: Annotated[
         str,
         typer.Option(
-            help="Workers on this machine sharing the grid: a number, or auto (one per visible GPU on CUDA, else "
-            "one). On the CPU the cores are split between them."
+            envvar="PRUNEBENCH_WORKERS",
+            help="Workers on this machine sharing the grid: a number, or auto (one per visible GPU on CUDA; on the "
+            "CPU one per core at --threads each, one for a protocol with an efficiency section). On the CPU the "
+            "cores are split between them. Default: $PRUNEBENCH_WORKERS, else auto."
         ),
     ] = "auto",
     in_process: Annotated[
@@ -121,7 +123,7 @@ def run(
     from prunebench.report.summary import run_summary
     from prunebench.run import RunRequest, prepare
     from prunebench.run.ranks import check_nproc, launched, leave_runners
-    from prunebench.run.scheduling.workers import resolve_workers
+    from prunebench.run.scheduling.workers import QUIET_MACHINE, resolve_workers
 
     request = RunRequest(
         protocol=protocol,
@@ -155,7 +157,17 @@ def run(
             raise PrunebenchError("--nproc and --workers: each job on several processes, or several jobs at once")
         _say_unconfined()
         _run_ranks(execution, request, nproc)
-    count = resolve_workers(workers, device)
+    runner = execution.runner
+    quiet = QUIET_MACHINE if runner.protocol.efficiency is not None else None
+    count = resolve_workers(
+        workers,
+        "cuda" if runner.device.type == "cuda" else "cpu",
+        threads=runner.threads,
+        jobs=len(execution.jobs),
+        quiet=quiet if not in_process else "--in-process",
+    )
+    if workers == "auto" and quiet is not None and count == 1 and not in_process and not launched():
+        say(f"prunebench: one worker: {quiet}")
     if in_process and count > 1:
         raise PrunebenchError("--in-process runs the method's code in this process: one worker (--workers 1)")
     if not in_process and not launched():  # once a run: the workers' own lines go to their logs
@@ -163,7 +175,6 @@ def run(
     if count > 1:
         _run_workers(execution, request, count)
         return
-    runner = execution.runner
     if runner.rank != 0:  # one rank of several: rank 0 shows the progress and writes
         execution.run()
         leave_runners()

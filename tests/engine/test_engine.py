@@ -100,7 +100,11 @@ def test_on_step_end_is_called_at_the_steps_the_method_asks_for() -> None:
     class EveryThird(Method):  # type: ignore[type-arg]
         name = "every_third"
         taxonomy = Taxonomy(
-            when="after_training", granularity="unstructured", scope="global", schedule="gradual", retraining="fine_tune"
+            when="after_training",
+            granularity="unstructured",
+            scope="global",
+            schedule="gradual",
+            retraining="fine_tune",
         )
 
         def __init__(self) -> None:

@@ -165,3 +165,53 @@ def test_a_killed_workers_job_is_taken_over(tmp_path: Path) -> None:
     assert sorted(starts.values()) == expected, (starts, resumable)
     assert ("resumed from its checkpoint" in out) == resumable, out[-2000:]
     assert not list(results.rglob("*.lease"))
+
+
+def test_auto_uses_every_core_on_the_cpu_but_for_a_run_that_times_its_models(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from prunebench.run.scheduling import workers
+
+    monkeypatch.setattr(workers, "cpu_count", lambda: 2)
+    assert workers.resolve_workers("auto", "cpu", threads=1, jobs=120) == 2  # both cores of the 2-core machine
+    assert workers.resolve_workers("auto", "cpu", threads=2, jobs=120) == 1  # a worker of two threads fills them
+    assert workers.resolve_workers("auto", "cpu", threads=1, jobs=1) == 1  # no more workers than jobs
+    assert workers.resolve_workers("auto", "cpu", threads=1, jobs=120, quiet=workers.QUIET_MACHINE) == 1
+    assert workers.resolve_workers("3", "cpu", threads=1, jobs=120, quiet=workers.QUIET_MACHINE) == 3  # as asked
+
+
+def test_by_default_the_grid_runs_on_both_cores_with_the_records_of_one_worker(tmp_path: Path) -> None:
+    """Without --workers (and PRUNEBENCH_WORKERS), a 2-core machine runs two workers; each job's record is the one
+    a single worker writes, bit for bit."""
+    from prunebench.run.provenance import cpu_count
+
+    protocol, counts = _protocol(tmp_path), tmp_path / "counts"
+    env = {k: v for k, v in _env(counts).items() if k != "PRUNEBENCH_WORKERS"}
+    auto = _start(protocol, tmp_path / "auto", tmp_path / "c", env)
+    out = auto.communicate(timeout=600)[0]
+    assert auto.returncode == 0, out
+    if cpu_count() >= 2:
+        assert "2 workers on 6 job(s)" in out
+    one = _start(protocol, tmp_path / "one", tmp_path / "c", {**env, "PRUNEBENCH_WORKERS": "1"})
+    assert one.communicate(timeout=600)[0] and one.returncode == 0
+
+    def outcome(root: Path) -> dict:
+        keys = ("weights_sha256", "metrics", "ledger", "curves", "sparsity")
+        return {r["job_id"]: [r.get(k) for k in keys] for r in _records(root)}
+
+    assert outcome(tmp_path / "auto") == outcome(tmp_path / "one") and len(outcome(tmp_path / "one")) == JOBS
+
+
+def test_a_protocol_that_times_its_models_keeps_one_worker_and_says_why(tmp_path: Path) -> None:
+    protocol = tmp_path / "timed.yaml"
+    protocol.write_text(TINY + "efficiency: {batch_sizes: [1], rounds: 1, min_run_time: 0.01}\n")
+    env = {k: v for k, v in os.environ.items() if k != "PRUNEBENCH_WORKERS"}
+    command = [sys.executable, "-m", "prunebench", "run", str(protocol), "--results", str(tmp_path / "r")]
+    done = subprocess.run(
+        [*command, "--cache", str(tmp_path / "c"), "--device", "cpu", "--limit", "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**env, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "prunebench: one worker: the protocol's efficiency section times every job's model" in done.stderr
+    assert "workers on" not in done.stdout + done.stderr

@@ -32,11 +32,20 @@ def visible_gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def resolve_workers(value: str, device: str) -> int:
-    """`--workers`: a number, or auto (one per visible GPU when the run is on CUDA, else one)."""
+# Why `--workers auto` keeps one worker on the CPU, when it does (None: it need not).
+QUIET_MACHINE = "the protocol's efficiency section times every job's model, which needs a quiet machine"
+
+
+def resolve_workers(value: str, device: str, *, threads: int, jobs: int, quiet: str | None = None) -> int:
+    """`--workers`: a number, or auto: one per visible GPU when the run is on CUDA; on the CPU as many as its
+    cores hold at `threads` each (both cores of a 2-core machine at one thread), never more than the `jobs`, and
+    one where `quiet` says why (a run that times its models). Jobs are independent and each trains at the run's
+    threads, so their records are the same whatever the count."""
     if value == "auto":
         gpus = visible_gpus() if device in ("auto", "cuda") else 0
-        return max(1, gpus)
+        if gpus or quiet is not None:
+            return max(1, gpus)
+        return max(1, min(cpu_count() // max(1, threads), jobs))
     try:
         count = int(value)
     except ValueError:
