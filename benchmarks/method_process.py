@@ -11,7 +11,7 @@ records (`duration_s` summed over the jobs, which leaves out the dense training 
    $CIFAR10_TGZ), cut to `--cifar-train` training images, one base epoch, one retraining epoch; global magnitude,
    and gradual magnitude (one pruning epoch, a hook call every step) at one sparsity.
 
-    .venv/bin/python benchmarks/method_process.py [--repeats 3] [--threads 1] [--cifar-train 5000]
+    .venv/bin/python benchmarks/method_process.py [--repeats 3] [--threads 1] [--cifar-train 5000] [--parts cifar]
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def timed(protocol: Path, extra: list[str], env: dict[str, str]) -> tuple[float,
 
 def compare(name: str, protocol: Path, extra: list[str], repeats: int) -> None:
     own_env = {k: v for k, v in os.environ.items() if k != "PRUNEBENCH_SHARED_ENGINE"}
+    own_env["PRUNEBENCH_WORKERS"] = "1"  # one job at a time: what is compared is a job's cost
     shared_env = {**own_env, "PRUNEBENCH_SHARED_ENGINE": "1"}
     own, shared = [], []
     for _ in range(repeats):
@@ -64,13 +65,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the runs")
     parser.add_argument("--cifar-train", type=int, default=5000, help="CIFAR-10 training images of the second run")
-    parser.add_argument("--skip-cifar", action="store_true")
+    parser.add_argument("--parts", default="quickstart,cifar", help="which runs: quickstart, cifar (comma-separated)")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     print(f"{os.cpu_count()} CPUs, {args.threads} thread(s)")
-    compare("quickstart (2 seeds, 48 jobs)", ROOT / "protocols" / "quickstart.yaml", ["--seeds", "0,1"], args.repeats)
-    if args.skip_cifar or not CIFAR_TGZ.is_file():
-        print(f"CIFAR-10 skipped ({CIFAR_TGZ} is not there)" if not args.skip_cifar else "CIFAR-10 skipped")
+    parts = set(args.parts.split(","))
+    if "quickstart" in parts:
+        quickstart = ROOT / "protocols" / "quickstart.yaml"
+        compare("quickstart (2 seeds, 48 jobs)", quickstart, ["--seeds", "0,1"], args.repeats)
+    if "cifar" not in parts or not CIFAR_TGZ.is_file():
+        print(f"CIFAR-10 skipped ({CIFAR_TGZ} is not there)" if "cifar" in parts else "CIFAR-10 skipped")
         return
     with tempfile.TemporaryDirectory(dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None) as data:
         subprocess.run(["tar", "-xzf", str(CIFAR_TGZ), "-C", data], check=True)
@@ -78,7 +82,9 @@ def main() -> None:
         extra = [
             f"data.train_subset={args.cifar_train}",
             "base.epochs=1",
+            "base.schedule={name: constant}",
             "retrain.epochs=1",
+            "retrain.schedule={name: constant}",
             "pruning.sparsities=[0.9]",
             "pruning.rewind_epoch=0",
             "--seeds",
