@@ -107,3 +107,17 @@ def test_the_answers_are_the_ones_asked_for(answers: list[dict]) -> None:
     for a in answers:
         if a["kind"] in said:
             assert said[a["kind"]] in a["err"], (" ".join(a["argv"]), a["err"][-500:])
+
+
+def test_compare_over_the_references_imports_neither_torch_nor_matplotlib() -> None:
+    """`compare` reads records and prints tables: torch (two seconds) and matplotlib (a quarter of one) are
+    imported only by what needs them (`--plot` draws)."""
+    script = (
+        "import sys\nfrom prunebench.cli import main\nsys.argv = ['prunebench', 'compare', 'results']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'matplotlib'})\n"
+        "print('exit', code, 'imported', heavy, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert "quickstart" in done.stdout and "global_magnitude" in done.stdout, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == "exit 0 imported []", done.stderr[-2000:]
