@@ -11,7 +11,6 @@ import typer
 from prunebench.cli.app import app, wide
 from prunebench.cli.options import write_text
 from prunebench.errors import PrunebenchError
-from prunebench.results import describe_os_error
 
 
 @app.command()
@@ -87,6 +86,8 @@ def check(
             with open(summary, "a", encoding="utf-8") as f:
                 f.write(text + "\n")
         except OSError as exc:
+            from prunebench.results import describe_os_error
+
             raise PrunebenchError(f"$GITHUB_STEP_SUMMARY {summary}: cannot write ({describe_os_error(exc)})") from None
     if report.exit_code:
         raise typer.Exit(report.exit_code)

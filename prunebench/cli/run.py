@@ -15,8 +15,6 @@ from prunebench.cli.app import app, out, say
 from prunebench.cli.options import MethodsFilter, Overrides, SparsitiesFilter, VariantsFilter, shard, split
 from prunebench.cli.progress import RunProgress
 from prunebench.errors import Interrupted, PrunebenchError
-from prunebench.protocol import load_protocol, resolved_yaml
-from prunebench.run.scheduling.signals import terminations_interrupt
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -100,7 +98,7 @@ def run(
             envvar="PRUNEBENCH_WORKERS",
             help="Workers on this machine sharing the grid: a number, or auto (one per visible GPU on CUDA; on the "
             "CPU one per core at --threads each, one for a protocol with an efficiency section). On the CPU the "
-            "cores are split between them. Default: $PRUNEBENCH_WORKERS, else auto."
+            "cores are split between them. Default: $PRUNEBENCH_WORKERS, else auto.",
         ),
     ] = "auto",
     in_process: Annotated[
@@ -212,6 +210,8 @@ def _tuple(values: list[Any] | None) -> tuple[Any, ...] | None:
 def _interrupts_end_the_run(kept: str | Callable[[], str]) -> Iterator[None]:
     """Ctrl-C, SIGTERM or SIGUSR1: one line saying what is kept (`kept`, or what it returns then), and the
     signal's exit code."""
+    from prunebench.run.scheduling.signals import terminations_interrupt
+
     try:
         with terminations_interrupt():
             yield
@@ -291,6 +291,7 @@ def validate(
     from prunebench.forkserver import start
 
     start()  # methods are loaded in a job process, never here
+    from prunebench.protocol import load_protocol, resolved_yaml
     from prunebench.run.sandbox import labelled
     from prunebench.run.validation import validate as check
 

@@ -11,7 +11,6 @@ from rich.table import Table
 
 from prunebench.cli.app import app, out
 from prunebench.cli.options import MethodsFilter, Overrides, SparsitiesFilter, VariantsFilter, split
-from prunebench.protocol import load_protocol
 
 ORDER = ("done", "violation", "failed", "corrupt", "altered", "unverified", "claimed", "stale", "pending")
 
@@ -35,6 +34,7 @@ def status(
     from prunebench.forkserver import start
 
     start()
+    from prunebench.protocol import load_protocol
     from prunebench.run import default_cache_dir, plan
     from prunebench.run.runner import run_name, shipped_dense
     from prunebench.run.sandbox import labelled

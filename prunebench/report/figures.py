@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from prunebench.errors import ResultsError
 from prunebench.results import describe_os_error
+
+if TYPE_CHECKING:  # matplotlib takes a while to import: `check_figure_path` does without it
+    from matplotlib.figure import Figure
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 
