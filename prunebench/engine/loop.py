@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import operator
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -330,13 +331,16 @@ class Engine:
         checkpoint: Callable[[TrainState], None] | None = None,
         resume: TrainState | None = None,
         regularizers: Sequence[Regularizer] = (),
+        checkpoint_every: float = 0.0,
     ) -> None:
-        """Train for spec.epochs under the current masks, recording curves and the ledger. After every epoch the
-        stage's state goes to `checkpoint`; a stage given the state of its epoch k (`resume`) runs epochs k+1..
-        exactly as the uninterrupted stage would have (prunebench.engine.resume). `regularizers` are applied
-        for this call only (prunebench.engine.regularizers; their state is not part of a checkpoint)."""
+        """Train for spec.epochs under the current masks, recording curves and the ledger. After an epoch that ends
+        `checkpoint_every` seconds or more after the last checkpoint (0: after every epoch) the stage's state goes to
+        `checkpoint`; a stage given the state of its epoch k (`resume`) runs epochs k+1.. exactly as the
+        uninterrupted stage would have (prunebench.engine.resume). `regularizers` are applied for this call only
+        (prunebench.engine.regularizers; their state is not part of a checkpoint)."""
         try:
             run = self._begin_stage(spec, stage, resume, regularizers)
+            last_checkpoint = time.monotonic()
             for epochs_done in range(run.first_epoch, spec.epochs):
                 epoch = self._next_epoch(stage)
                 lr = run.optimizer.param_groups[0]["lr"]  # the LR the epoch starts with: what its record shows
@@ -345,8 +349,9 @@ class Engine:
                 self._method_epoch_end(run, epoch, lr)
                 record = self._evaluate_epoch(run, epoch, lr, train_loss, totals)
                 self._report_epoch(run, record, totals)
-                if checkpoint is not None:
+                if checkpoint is not None and time.monotonic() - last_checkpoint >= checkpoint_every:
                     checkpoint(self._train_state(run, epochs_done + 1))
+                    last_checkpoint = time.monotonic()
                 if self._past_limit(run.step):
                     break
             self._end_stage(run)

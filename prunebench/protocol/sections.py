@@ -377,6 +377,15 @@ class RuntimeSpec(StrictModel):
         "a number with a unit: 90s, 30m, 12h, 2d; at least 5 s. A job that exceeds it is killed and recorded as "
         "failed; the grid goes on. None: no limit.",
     )
+    checkpoint_every: float = Field(
+        30.0,
+        ge=0,
+        le=MAX_JOB_SECONDS,
+        description="How often a stage that trains (base training, retraining) saves the checkpoint a killed run "
+        "resumes from: after the first epoch that ends this many seconds (or a number with a unit: 90s, 5m) after "
+        "the last checkpoint; 0: after every epoch. Saving costs a copy of the model and optimizer and a file write: "
+        "epochs much shorter than this (a CPU-scale protocol) skip it. The records are the same either way.",
+    )
     job_memory: int | None = Field(
         None,
         ge=MIN_JOB_BYTES,
@@ -385,6 +394,16 @@ class RuntimeSpec(StrictModel):
         "8GB); at least 256 MiB (a job's process with torch imported needs more). A job whose process exceeds it is "
         "killed and recorded as failed. None: no limit.",
     )
+
+    @field_validator("checkpoint_every", mode="before")
+    @classmethod
+    def _interval(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            match = _DURATION.match(v)
+            if match is None:
+                raise ValueError(f"{v!r} is not a duration: seconds, or a number with s, m, h or d (e.g. 5m)")
+            v = float(match[1]) * _SECONDS[match[2]]
+        return v
 
     @field_validator("job_timeout", mode="before")
     @classmethod

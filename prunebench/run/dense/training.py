@@ -112,6 +112,7 @@ def train_dense(setting: DenseSetting, seed: int, key: str) -> BaseCheckpoint:
         on_step=save_rewind if rewind_step > 0 else None,
         checkpoint=checkpoint,
         resume=resume,
+        checkpoint_every=p.runtime.checkpoint_every,
     )
     states["final"] = state_copy(engine.model)
     test = engine.evaluate(setting.data.test)

@@ -252,6 +252,7 @@ class MethodSteps:
                 stage="retrain",
                 checkpoint=self.checkpoint if self.task.group is None or self.task.group.rank == 0 else None,
                 resume=getattr(self, "resume_state", None),
+                checkpoint_every=self.protocol.runtime.checkpoint_every,
             )
         except JobFailed:
             raise
