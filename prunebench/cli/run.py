@@ -100,7 +100,7 @@ def run(
             envvar="PRUNEBENCH_WORKERS",
             help="Workers on this machine sharing the grid: a number, or auto (one per visible GPU on CUDA; on the "
             "CPU one per core at --threads each, one for a protocol with an efficiency section). On the CPU the "
-            "cores are split between them. Default: $PRUNEBENCH_WORKERS, else auto."
+            "cores are split between them. Default: $PRUNEBENCH_WORKERS, else auto.",
         ),
     ] = "auto",
     in_process: Annotated[
