@@ -78,6 +78,7 @@ def test_the_references_are_not_overwritten_without_the_flag(checkout: Path) -> 
     assert digest(checkout / "results") == before
 
 
+@pytest.mark.needs_confinement
 def test_a_submitted_method_is_ranked_beside_the_references_and_checked(checkout: Path, tmp_path: Path) -> None:
     """The documented flow, end to end: a new method file in the quickstart protocol, run, compare, check."""
     mine = tmp_path / "mine.py"
@@ -99,6 +100,7 @@ def test_a_submitted_method_is_ranked_beside_the_references_and_checked(checkout
     assert checked.returncode == 0 and "PASS" in checked.stdout, checked.stdout[-3000:]
 
 
+@pytest.mark.needs_confinement
 def test_a_two_point_regression_fails_the_gate_and_the_references_pass(checkout: Path, tmp_path: Path) -> None:
     assert prunebench(checkout, "check", "results", "--reference", "results").returncode == 0
     protocol = tmp_path / "weakened.yaml"

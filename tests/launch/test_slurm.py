@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -114,6 +115,16 @@ def test_a_partition_that_does_not_exist_is_one_line(
     assert not (tmp_path / "r").exists() or not list((tmp_path / "r").rglob("launches/*"))  # nothing submitted
 
 
+def test_a_machine_without_sbatch_is_one_line(tiny_protocol: Path, tmp_path: Path, cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # no SLURM on any machine
+    done = cli("launch", "slurm", tiny_protocol, "--results", tmp_path / "r")
+    lines = [line for line in done.err.splitlines() if line.strip()]
+    assert done.code == 2 and len(lines) == 1 and "Traceback" not in done.err, done.err
+    assert lines[0].startswith("error: launch slurm: sbatch is not on PATH"), lines
+
+
+@pytest.mark.skipif(shutil.which("sbatch") is None, reason="sbatch is not installed (Debian package slurm-wlm)")
 def test_an_unreachable_slurm_is_one_line(tiny_protocol: Path, tmp_path: Path) -> None:
     conf = tmp_path / "slurm.conf"
     conf.write_text("ClusterName=x\nSlurmctldHost=nowhere-host\nSlurmctldPort=1\n")

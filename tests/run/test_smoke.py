@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from prunebench.results import load_records
 from prunebench.testing import TINY
 
 
+@pytest.mark.needs_confinement
 def test_a_smoke_run_is_quick_marked_and_never_ranked(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     protocol = tmp_path / "tiny.yaml"
     protocol.write_text(TINY)
