@@ -12,6 +12,8 @@ from prunebench.report.efficiency_plots import pareto_front
 from prunebench.results import load_records
 from prunebench.testing import TINY
 
+pytestmark = pytest.mark.slow
+
 METHODS = Path(__file__).parents[1] / "methods" / "fixtures"  # the test methods, loaded by path as a user's are
 
 EFFICIENT = (

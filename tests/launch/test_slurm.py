@@ -57,6 +57,7 @@ def _finished(env: dict[str, str], job_id: str, tasks: int | None = None) -> dic
     return states
 
 
+@pytest.mark.slow
 def test_an_array_of_workers_finishes_the_grid_and_a_requeued_task_resumes(
     slurm: dict[str, str], tmp_path: Path
 ) -> None:
@@ -105,6 +106,7 @@ def test_an_array_of_workers_finishes_the_grid_and_a_requeued_task_resumes(
     assert f"SLURM array {job_id} (2 task(s)): 2 COMPLETED" in flat, flat
 
 
+@pytest.mark.slow
 def test_a_partition_that_does_not_exist_is_one_line(
     slurm: dict[str, str], tiny_protocol: Path, tmp_path: Path
 ) -> None:
@@ -124,6 +126,7 @@ def test_a_machine_without_sbatch_is_one_line(tiny_protocol: Path, tmp_path: Pat
     assert lines[0].startswith("error: launch slurm: sbatch is not on PATH"), lines
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("sbatch") is None, reason="sbatch is not installed (Debian package slurm-wlm)")
 def test_an_unreachable_slurm_is_one_line(tiny_protocol: Path, tmp_path: Path) -> None:
     conf = tmp_path / "slurm.conf"
@@ -135,6 +138,7 @@ def test_an_unreachable_slurm_is_one_line(tiny_protocol: Path, tmp_path: Path) -
     assert lines[0].startswith("error: launch slurm: SLURM does not answer:"), lines
 
 
+@pytest.mark.slow
 def test_a_task_of_two_processes_trains_each_job_with_ddp(slurm: dict[str, str], tmp_path: Path) -> None:
     protocol, results, cache = tmp_path / "tiny.yaml", tmp_path / "r", tmp_path / "c"
     protocol.write_text(TINY.replace("sparsities: [0.5, 0.9]", "sparsities: [0.5]"))
@@ -171,6 +175,7 @@ def test_time_limits_read_as_slurm_reads_them() -> None:
             minutes(bad)
 
 
+@pytest.mark.slow
 def test_tasks_load_the_overrides_and_log_to_the_trackers(slurm: dict[str, str], tmp_path: Path) -> None:
     protocol, results, cache = tmp_path / "tiny.yaml", tmp_path / "r", tmp_path / "c"
     protocol.write_text(TINY)

@@ -12,6 +12,8 @@ import pytest
 from prunebench.results import load_records
 from prunebench.testing import TINY
 
+pytestmark = pytest.mark.slow
+
 SWEEP = (
     TINY.replace("sparsities: [0.5, 0.9]", "sparsities: [0.5]")
     .replace("seeds: [0]", "seeds: [0, 1, 2]")

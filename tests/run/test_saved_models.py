@@ -49,6 +49,7 @@ def test_saved_weights_verify_and_a_doctored_record_does_not(tiny_protocol: Path
     assert f"{records[3]}: no saved weights at" in text
 
 
+@pytest.mark.slow
 def test_dense_from_starts_from_the_shipped_dense_models(tiny_protocol: Path, tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
     first = tmp_path / "first"
     assert run(cli, tiny_protocol, first, tmp_path / "c1", "--save-models").code == 0

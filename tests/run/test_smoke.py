@@ -46,6 +46,7 @@ def test_a_smoke_run_is_quick_marked_and_never_ranked(cli, tmp_path: Path) -> No
     assert gate.code == 1 and "smoke run" in gate.out + gate.err
 
 
+@pytest.mark.slow
 def test_the_shipped_swap_protocol_runs_end_to_end_as_a_smoke_run(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     protocol = Path(__file__).resolve().parents[2] / "protocols" / "science_swap.yaml"
     results = tmp_path / "r"
