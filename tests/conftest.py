@@ -18,6 +18,23 @@ from prunebench.testing import TINY
 # logs; `--workers auto` (both cores of a 2-core machine) is tested where it is the point (tests/run/test_workers.py).
 os.environ.setdefault("PRUNEBENCH_WORKERS", "1")
 
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked needs_confinement assert what only confined jobs get (a rank, a check that passes): where job
+    processes run unconfined (Debian's bubblewrap missing, namespaces forbidden), their records are shown apart,
+    unranked, and fail check, so these tests skip, saying why."""
+    marked = [item for item in items if item.get_closest_marker("needs_confinement")]
+    if not marked:
+        return
+    from prunebench import confine
+
+    why = confine.unavailable()
+    if why is not None:
+        skip = pytest.mark.skip(reason=f"needs confined job processes (unconfined records are unranked): {why}")
+        for item in marked:
+            item.add_marker(skip)
+
+
 if TYPE_CHECKING:
     import torch
 

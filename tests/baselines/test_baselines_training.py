@@ -105,6 +105,7 @@ def test_imp_with_a_fixed_number_of_rounds_prunes_the_same_fraction_each() -> No
     assert round_sparsities(0.5, rate=0.2, rounds=1) == [0.5]
 
 
+@pytest.mark.slow
 def test_lottery_ticket_rewinds_exactly_and_spends_its_rounds(tmp_path: Path, shared_cache: Path):
     got = _run(
         tmp_path,
@@ -289,6 +290,7 @@ ORDERING = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_global_magnitude_beats_random_at_high_sparsity(tmp_path: Path, shared_cache: Path):
     p = parse_protocol(ORDERING)
     records = Runner(p, results_dir=tmp_path, cache_dir=shared_cache, device="cpu").run(plan(p))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from prunebench_baselines.continuous_sparsification import ContinuousSparsification
 
 from prunebench.engine import overrides
@@ -13,6 +14,8 @@ from prunebench.protocol import parse_protocol
 from prunebench.results import ResultRecord
 from prunebench.run import Runner, plan
 from prunebench.testing import TINY
+
+pytestmark = pytest.mark.slow
 
 FIXTURE = Path(__file__).parents[1] / "methods" / "fixtures" / "cs_in_process.py"
 # The schedules and resets the port must reproduce: the defaults (reset at temperature 1, the engine's LR,

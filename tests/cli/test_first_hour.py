@@ -55,6 +55,7 @@ def reference_of(checkout: Path, label: str, sparsity: float, seed: int):  # typ
     return load_result(path)
 
 
+@pytest.mark.slow
 def test_the_quickstart_command_trains_and_pairs_with_the_references(checkout: Path) -> None:
     before = digest(checkout / "results")
     done = prunebench(checkout, "run", QUICKSTART, "--methods", "random", "--sparsities", "0.9", "--seeds", "0")
@@ -69,6 +70,7 @@ def test_the_quickstart_command_trains_and_pairs_with_the_references(checkout: P
     assert digest(checkout / "results") == before
 
 
+@pytest.mark.slow
 def test_the_references_are_not_overwritten_without_the_flag(checkout: Path) -> None:
     before = digest(checkout / "results")
     for extra in ([], ["--force"]):
@@ -78,6 +80,8 @@ def test_the_references_are_not_overwritten_without_the_flag(checkout: Path) -> 
     assert digest(checkout / "results") == before
 
 
+@pytest.mark.slow
+@pytest.mark.needs_confinement
 def test_a_submitted_method_is_ranked_beside_the_references_and_checked(checkout: Path, tmp_path: Path) -> None:
     """The documented flow, end to end: a new method file in the quickstart protocol, run, compare, check."""
     mine = tmp_path / "mine.py"
@@ -99,6 +103,8 @@ def test_a_submitted_method_is_ranked_beside_the_references_and_checked(checkout
     assert checked.returncode == 0 and "PASS" in checked.stdout, checked.stdout[-3000:]
 
 
+@pytest.mark.slow
+@pytest.mark.needs_confinement
 def test_a_two_point_regression_fails_the_gate_and_the_references_pass(checkout: Path, tmp_path: Path) -> None:
     assert prunebench(checkout, "check", "results", "--reference", "results").returncode == 0
     protocol = tmp_path / "weakened.yaml"
@@ -116,6 +122,7 @@ def test_a_two_point_regression_fails_the_gate_and_the_references_pass(checkout:
     assert reference.metrics.test_top1 - record.metrics.test_top1 > 0.01  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 def test_threads_are_set_and_recorded(tiny_protocol: Path, tmp_path: Path, shared_cache: Path, cli) -> None:  # type: ignore[no-untyped-def]
     result = cli("run", tiny_protocol, "--results", tmp_path / "r", "--cache", shared_cache, "--threads", "2")
     assert result.code == 0, result.err
@@ -158,6 +165,7 @@ def test_the_small_things(cli, tmp_path: Path) -> None:  # type: ignore[no-untyp
     assert "--force " in helped.out and "<bool>" not in helped.out  # flags shown as flags
 
 
+@pytest.mark.slow
 def test_a_log_gets_a_line_per_epoch_with_the_time(tiny_protocol: Path, tmp_path: Path, shared_cache: Path) -> None:
     done = prunebench(tmp_path, "run", tiny_protocol, "--methods", "random", "--cache", shared_cache)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from prunebench.protocol import load_protocol
 from prunebench.report.efficiency_plots import pareto_front
 from prunebench.results import load_records
 from prunebench.testing import TINY
+
+pytestmark = pytest.mark.slow
 
 METHODS = Path(__file__).parents[1] / "methods" / "fixtures"  # the test methods, loaded by path as a user's are
 
@@ -28,6 +32,7 @@ def run(cli, tmp_path: Path, text: str, cache: Path):  # type: ignore[no-untyped
     return cli("run", protocol, "--results", results, "--cache", cache, "--device", "cpu"), results
 
 
+@pytest.mark.needs_confinement
 def test_records_hold_measured_efficiency_and_boards_show_it(cli, tmp_path: Path, shared_cache: Path) -> None:  # type: ignore[no-untyped-def]
     done, results = run(cli, tmp_path, EFFICIENT, shared_cache)
     assert done.code == 0, done.err

@@ -19,6 +19,8 @@ from prunebench.protocol import load_protocol
 from prunebench.results import load_result
 from prunebench.testing import TINY
 
+pytestmark = pytest.mark.slow
+
 PROTOCOL = TINY.replace("sparsities: [0.5, 0.9]", "sparsities: [0.5]").replace(
     "  - name: layerwise_magnitude\n  - name: random\n", "  - name: l1_filter\n"
 )

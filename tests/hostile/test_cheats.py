@@ -23,6 +23,8 @@ import pytest
 from prunebench import confine
 from prunebench.results import ResultRecord, load_result
 
+pytestmark = pytest.mark.slow
+
 CHEATS = Path(__file__).parents[1] / "methods" / "fixtures" / "cheats"
 PROTOCOL = textwrap.dedent(
     """\

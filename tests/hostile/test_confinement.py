@@ -22,6 +22,8 @@ import pytest
 from prunebench import confine
 from prunebench.results import ResultRecord, load_result
 
+pytestmark = pytest.mark.slow
+
 CHEATS = Path(__file__).parents[1] / "methods" / "fixtures" / "cheats"
 ATTACKS = ["write_outside", "read_private", "network", "leave_process", "carry_tmp", "rebuild_test_split"]
 ATTACKS += ["reach_engine"]

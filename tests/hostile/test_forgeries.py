@@ -16,7 +16,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from prunebench.results import IntegrityKey, ResultRecord, load_checked, record_domain, record_sealed
+
+pytestmark = pytest.mark.slow
 
 CHEATS = Path(__file__).parents[1] / "methods" / "fixtures" / "cheats"
 PROTOCOL = textwrap.dedent(

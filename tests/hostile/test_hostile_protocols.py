@@ -187,6 +187,7 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (4 * 1024**3, 4 * 1024**3))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["billion laughs", "5,000-deep list", "a million sparsities", "model width 1e12"])
 def test_memory_risky_protocols_under_an_address_space_limit(case: str, tmp_path: Path) -> None:
     path = tmp_path / "hostile.yaml"

@@ -65,6 +65,7 @@ def test_a_record_nested_100000_deep(run_dir: Path, cli) -> None:  # type: ignor
     assert result.code == 0 and "nested too deeply" in result.err.replace("\n", "")
 
 
+@pytest.mark.slow
 def test_a_symlink_to_dev_zero_and_a_fifo_are_skipped_unread(run_dir: Path) -> None:
     os.symlink("/dev/zero", run_dir / "a" / "zero.json")
     os.mkfifo(run_dir / "a" / "fifo.json")

@@ -12,6 +12,8 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from prunebench.results import load_result
 from prunebench.run.job.notes import NOTES_LIMIT, cap_notes
 from prunebench.run.sandbox.output import OUTPUT_LIMIT
@@ -33,6 +35,7 @@ PROTOCOL = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_flooding_method_is_cut_to_bounds_in_the_output_and_the_record(tmp_path: Path) -> None:
     protocol = tmp_path / "flood.yaml"
     protocol.write_text(PROTOCOL)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -56,6 +57,7 @@ def _finished(env: dict[str, str], job_id: str, tasks: int | None = None) -> dic
     return states
 
 
+@pytest.mark.slow
 def test_an_array_of_workers_finishes_the_grid_and_a_requeued_task_resumes(
     slurm: dict[str, str], tmp_path: Path
 ) -> None:
@@ -104,6 +106,7 @@ def test_an_array_of_workers_finishes_the_grid_and_a_requeued_task_resumes(
     assert f"SLURM array {job_id} (2 task(s)): 2 COMPLETED" in flat, flat
 
 
+@pytest.mark.slow
 def test_a_partition_that_does_not_exist_is_one_line(
     slurm: dict[str, str], tiny_protocol: Path, tmp_path: Path
 ) -> None:
@@ -114,6 +117,17 @@ def test_a_partition_that_does_not_exist_is_one_line(
     assert not (tmp_path / "r").exists() or not list((tmp_path / "r").rglob("launches/*"))  # nothing submitted
 
 
+def test_a_machine_without_sbatch_is_one_line(tiny_protocol: Path, tmp_path: Path, cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # no SLURM on any machine
+    done = cli("launch", "slurm", tiny_protocol, "--results", tmp_path / "r")
+    lines = [line for line in done.err.splitlines() if line.strip()]
+    assert done.code == 2 and len(lines) == 1 and "Traceback" not in done.err, done.err
+    assert lines[0].startswith("error: launch slurm: sbatch is not on PATH"), lines
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("sbatch") is None, reason="sbatch is not installed (Debian package slurm-wlm)")
 def test_an_unreachable_slurm_is_one_line(tiny_protocol: Path, tmp_path: Path) -> None:
     conf = tmp_path / "slurm.conf"
     conf.write_text("ClusterName=x\nSlurmctldHost=nowhere-host\nSlurmctldPort=1\n")
@@ -124,6 +138,7 @@ def test_an_unreachable_slurm_is_one_line(tiny_protocol: Path, tmp_path: Path) -
     assert lines[0].startswith("error: launch slurm: SLURM does not answer:"), lines
 
 
+@pytest.mark.slow
 def test_a_task_of_two_processes_trains_each_job_with_ddp(slurm: dict[str, str], tmp_path: Path) -> None:
     protocol, results, cache = tmp_path / "tiny.yaml", tmp_path / "r", tmp_path / "c"
     protocol.write_text(TINY.replace("sparsities: [0.5, 0.9]", "sparsities: [0.5]"))
@@ -160,6 +175,7 @@ def test_time_limits_read_as_slurm_reads_them() -> None:
             minutes(bad)
 
 
+@pytest.mark.slow
 def test_tasks_load_the_overrides_and_log_to_the_trackers(slurm: dict[str, str], tmp_path: Path) -> None:
     protocol, results, cache = tmp_path / "tiny.yaml", tmp_path / "r", tmp_path / "c"
     protocol.write_text(TINY)

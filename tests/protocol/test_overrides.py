@@ -47,6 +47,7 @@ def test_an_error_the_override_did_not_cause_still_names_the_file() -> None:
         parse_protocol(MINIMAL.replace("epochs: 2", "epochs: -1"), "p.yaml", ["base.epochs=4"])
 
 
+@pytest.mark.slow
 def test_a_run_records_its_overrides(cli, tmp_path: Path, shared_cache: Path) -> None:  # type: ignore[no-untyped-def]
     protocol = tmp_path / "tiny.yaml"
     protocol.write_text(TINY)

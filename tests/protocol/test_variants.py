@@ -187,6 +187,7 @@ def test_sweep_writes_a_result_per_variant_from_the_shared_checkpoint(sweep_run:
     assert all(r.budget is not None and r.budget.violations == [] for r in recs.values())
 
 
+@pytest.mark.needs_confinement
 def test_selection_picks_the_candidate_with_the_best_validation_accuracy(sweep_run: Path) -> None:
     recs = _records(sweep_run)
     c = compare(load_records([sweep_run]))
@@ -220,6 +221,7 @@ def test_selection_picks_the_candidate_with_the_best_validation_accuracy(sweep_r
     assert all(r.lr == 0.05 and r.retrain_variant is None for r in own.rows if r.kind == "method")
 
 
+@pytest.mark.needs_confinement
 def test_selection_never_reads_the_test_split(sweep_run: Path, tmp_path: Path) -> None:
     # Test accuracy made to disagree with validation by construction: 1 - val reverses every ranking.
     run = tmp_path / sweep_run.name
@@ -260,6 +262,7 @@ def test_selection_functions_see_validation_accuracy_only() -> None:
     assert select({"a": {}}) is None
 
 
+@pytest.mark.needs_confinement
 def test_extension_rows_and_the_cli(sweep_run: Path, cli: Callable[..., object], tmp_path: Path) -> None:
     out = tmp_path / "board.json"
     result = cli("compare", sweep_run, "-o", out)

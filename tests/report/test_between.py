@@ -12,6 +12,8 @@ import pytest
 from prunebench.results import load_records
 from prunebench.testing import TINY
 
+pytestmark = pytest.mark.slow
+
 SWEEP = (
     TINY.replace("sparsities: [0.5, 0.9]", "sparsities: [0.5]")
     .replace("seeds: [0]", "seeds: [0, 1, 2]")
@@ -50,6 +52,7 @@ def rows(cli, results: Path, *extra: str) -> dict[str, dict]:  # type: ignore[no
     return {r["retrain_variant"] or "protocol": r for r in json.loads(shown.out)["rows"] if r["kind"] == "method"}
 
 
+@pytest.mark.needs_confinement
 def test_a_variant_is_compared_with_the_protocols_recipe_paired_by_seed(cli, sweep_run: Path) -> None:  # type: ignore[no-untyped-def]
     own, swept = by_seed(sweep_run, None), by_seed(sweep_run, "lr-0.2")
     assert sorted(own) == sorted(swept) == [0, 1, 2]

@@ -201,6 +201,7 @@ methods:
 
 
 @pytest.mark.slow
+@pytest.mark.needs_confinement
 def test_end_to_end_run_compare_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The real runner on real data (a tiny digits protocol), then compare and check through the CLI."""
     protocol = tmp_path / "e2e.yaml"

@@ -14,6 +14,8 @@ import pytest
 
 from prunebench.testing import TINY
 
+pytestmark = pytest.mark.slow
+
 METHODS = Path(__file__).parents[1] / "methods" / "fixtures"  # the test methods, loaded by path as a user's are
 # BatchNorm's statistics are each rank's own share's under DDP (SyncBatchNorm needs CUDA), so two processes
 # train slightly different models: the tolerance on test accuracy, in points, with enough training to be stable.

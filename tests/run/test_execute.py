@@ -60,6 +60,7 @@ def test_a_filter_that_selects_nothing_is_one_error(tiny_protocol: Path, tmp_pat
         prepare(request)
 
 
+@pytest.mark.needs_confinement
 def test_in_process_mode_runs_the_same_steps_and_is_never_ranked(cli, tiny_protocol: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """`run --in-process` runs the method's code here (for a debugger): the same numbers as in a job process, in
     a run directory of its own, marked in every record, shown apart by `compare` and failed by `check`."""

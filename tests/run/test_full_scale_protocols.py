@@ -13,6 +13,8 @@ from PIL import Image
 from prunebench.protocol import load_protocol
 from prunebench.run import Runner, plan
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -16,6 +16,8 @@ import pytest
 
 from prunebench.testing import TINY
 
+pytestmark = pytest.mark.slow
+
 LONG = (
     TINY.replace("base: {epochs: 2,", "base: {epochs: 40,")
     .replace("retrain: {epochs: 1,", "retrain: {epochs: 40,")

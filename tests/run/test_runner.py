@@ -159,6 +159,7 @@ def test_failing_methods_are_recorded_and_the_grid_goes_on(tmp_path: Path, share
     assert on_disk["raises"].reasons == ran["raises"].reasons and on_disk["raises"].metrics is None
 
 
+@pytest.mark.slow
 def test_resume_skips_finished_jobs_and_force_reruns(tiny_protocol: Path, tmp_path: Path, shared_cache: Path):
     results = tmp_path / "r"
     assert len(run_all(tiny_protocol, results, shared_cache)) == 6
@@ -203,6 +204,7 @@ def test_corrupt_cached_base_model_is_retrained(tiny_protocol: Path, tmp_path: P
     assert second.base == first.base
 
 
+@pytest.mark.slow
 def test_killed_run_loses_at_most_the_job_in_flight(tmp_path: Path, shared_cache: Path):
     # Longer retraining than the tiny protocol's, so that the kill lands mid-grid however busy the machine is.
     tiny_protocol = tmp_path / "slow.yaml"

@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 
 from prunebench.results import load_result
@@ -18,6 +19,7 @@ def run(cli, protocol: Path, results: Path, cache: Path, *extra: str):  # type: 
     return cli("run", protocol, "--results", results, "--cache", cache, "--device", "cpu", *extra)
 
 
+@pytest.mark.needs_confinement
 def test_saved_weights_verify_and_a_doctored_record_does_not(tiny_protocol: Path, tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
     results = tmp_path / "r"
     assert run(cli, tiny_protocol, results, tmp_path / "cache", "--save-models").code == 0
@@ -47,6 +49,7 @@ def test_saved_weights_verify_and_a_doctored_record_does_not(tiny_protocol: Path
     assert f"{records[3]}: no saved weights at" in text
 
 
+@pytest.mark.slow
 def test_dense_from_starts_from_the_shipped_dense_models(tiny_protocol: Path, tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
     first = tmp_path / "first"
     assert run(cli, tiny_protocol, first, tmp_path / "c1", "--save-models").code == 0

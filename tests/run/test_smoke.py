@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from prunebench.results import load_records
 from prunebench.testing import TINY
 
 
+@pytest.mark.needs_confinement
 def test_a_smoke_run_is_quick_marked_and_never_ranked(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     protocol = tmp_path / "tiny.yaml"
     protocol.write_text(TINY)
@@ -43,6 +46,7 @@ def test_a_smoke_run_is_quick_marked_and_never_ranked(cli, tmp_path: Path) -> No
     assert gate.code == 1 and "smoke run" in gate.out + gate.err
 
 
+@pytest.mark.slow
 def test_the_shipped_swap_protocol_runs_end_to_end_as_a_smoke_run(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     protocol = Path(__file__).resolve().parents[2] / "protocols" / "science_swap.yaml"
     results = tmp_path / "r"

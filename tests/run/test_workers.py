@@ -13,6 +13,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from prunebench.results.files import HOST
 from prunebench.run.leases import Claims, seal
 from prunebench.testing import TINY
@@ -103,6 +105,7 @@ def test_a_lease_whose_holder_is_gone_is_taken_over_at_once(tmp_path: Path, monk
     claims.release_all()
 
 
+@pytest.mark.slow
 def test_four_workers_on_one_results_directory_run_every_job_once(tmp_path: Path) -> None:
     protocol, results, cache, counts = _protocol(tmp_path), tmp_path / "r", tmp_path / "c", tmp_path / "counts"
     workers = [_start(protocol, results, cache, _env(counts)) for _ in range(4)]
@@ -119,6 +122,7 @@ def test_four_workers_on_one_results_directory_run_every_job_once(tmp_path: Path
     assert not list(results.rglob("*.tmp")) and not list(results.rglob("*.lease")) and not list(cache.rglob("*.lease"))
 
 
+@pytest.mark.slow
 def test_workers_option_runs_the_grid_with_worker_processes(tmp_path: Path) -> None:
     protocol, results, cache, counts = _protocol(tmp_path), tmp_path / "r", tmp_path / "c", tmp_path / "counts"
     launcher = _start(protocol, results, cache, _env(counts), "--workers", "2")
@@ -132,6 +136,7 @@ def test_workers_option_runs_the_grid_with_worker_processes(tmp_path: Path) -> N
     assert sum(log.read_text().count(": test top-1 ") for log in logs) == JOBS
 
 
+@pytest.mark.slow
 def test_a_killed_workers_job_is_taken_over(tmp_path: Path) -> None:
     slow = COUNTED.replace("retrain: {epochs: 1,", "retrain: {epochs: 6,")
     protocol, results, cache, counts = _protocol(tmp_path, slow), tmp_path / "r", tmp_path / "c", tmp_path / "counts"
@@ -178,6 +183,7 @@ def test_auto_uses_every_core_on_the_cpu_but_for_a_run_that_times_its_models(mon
     assert workers.resolve_workers("3", "cpu", threads=1, jobs=120, quiet=workers.QUIET_MACHINE) == 3  # as asked
 
 
+@pytest.mark.slow
 def test_by_default_the_grid_runs_on_both_cores_with_the_records_of_one_worker(tmp_path: Path) -> None:
     """Without --workers (and PRUNEBENCH_WORKERS), a 2-core machine runs two workers; each job's record is the one
     a single worker writes, bit for bit."""
@@ -200,6 +206,7 @@ def test_by_default_the_grid_runs_on_both_cores_with_the_records_of_one_worker(t
     assert outcome(tmp_path / "auto") == outcome(tmp_path / "one") and len(outcome(tmp_path / "one")) == JOBS
 
 
+@pytest.mark.slow
 def test_a_protocol_that_times_its_models_keeps_one_worker_and_says_why(tmp_path: Path) -> None:
     protocol = tmp_path / "timed.yaml"
     protocol.write_text(TINY + "efficiency: {batch_sizes: [1], rounds: 1, min_run_time: 0.01}\n")
