@@ -124,3 +124,19 @@ def test_on_step_end_is_called_at_the_steps_the_method_asks_for() -> None:
     assert steps == [1, 4, 7, 10]  # then None: not again in this run of the stage
     engine.train(spec, stage="pruning")
     assert [s for _, s in method.calls[4:]][:3] == [1, 4, 7]  # a new run starts from every step
+
+
+def test_a_stage_checkpoints_at_the_interval_it_is_given() -> None:
+    from prunebench.protocol import RuntimeSpec, TrainingSpec
+    from prunebench.testing import digits, engine_for
+
+    engine = engine_for(digits())
+    saved: list[int] = []
+    spec = TrainingSpec(epochs=3, batch_size=256)
+    engine.train(spec, stage="retrain", checkpoint=lambda s: saved.append(s.epochs_done), checkpoint_every=0)
+    assert saved == [1, 2, 3]  # 0: after every epoch
+    saved.clear()
+    engine.train(spec, stage="retrain", checkpoint=lambda s: saved.append(s.epochs_done), checkpoint_every=3600)
+    assert saved == []  # epochs far shorter than the interval: none
+    assert RuntimeSpec.model_validate({"checkpoint_every": "5m"}).checkpoint_every == 300.0
+    assert RuntimeSpec().checkpoint_every == 30.0

@@ -23,6 +23,7 @@ LONG = (
     .replace("retrain: {epochs: 1,", "retrain: {epochs: 40,")
     .replace("sparsities: [0.5, 0.9]", "sparsities: [0.9]")
     .replace("  - name: layerwise_magnitude\n  - name: random\n", "")
+    + "runtime: {checkpoint_every: 0}\n"  # a checkpoint after every epoch: the kills land between them
 )
 
 
