@@ -28,6 +28,7 @@ GRID = (
         "  - name: global_magnitude\n  - name: layerwise_magnitude\n  - name: random\n",
         f"  - name: {METHODS / 'counted.py'}:Counted\n",
     )
+    + "runtime: {checkpoint_every: 0}\n"  # a checkpoint after every epoch: the requeue lands after one
 )
 JOBS = 6
 
