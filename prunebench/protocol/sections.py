@@ -357,6 +357,16 @@ def _size_text(n: float) -> str:
     return f"{n:g} byte" + ("" if n == 1 else "s")
 
 
+def _seconds(v: Any) -> Any:
+    """A duration as seconds: a number, or a number with s, m, h or d (90s, 5m, 12h)."""
+    if isinstance(v, str):
+        match = _DURATION.match(v)
+        if match is None:
+            raise ValueError(f"{v!r} is not a duration: seconds, or a number with s, m, h or d (e.g. 12h)")
+        return float(match[1]) * _SECONDS[match[2]]
+    return v
+
+
 class RuntimeSpec(StrictModel):
     """How jobs run on this machine. Never part of the protocol's identity: the same protocol keeps one hash
     whatever the limits of the machine that runs it."""
@@ -398,21 +408,12 @@ class RuntimeSpec(StrictModel):
     @field_validator("checkpoint_every", mode="before")
     @classmethod
     def _interval(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            match = _DURATION.match(v)
-            if match is None:
-                raise ValueError(f"{v!r} is not a duration: seconds, or a number with s, m, h or d (e.g. 5m)")
-            v = float(match[1]) * _SECONDS[match[2]]
-        return v
+        return _seconds(v)
 
     @field_validator("job_timeout", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            match = _DURATION.match(v)
-            if match is None:
-                raise ValueError(f"{v!r} is not a duration: seconds, or a number with s, m, h or d (e.g. 12h)")
-            v = float(match[1]) * _SECONDS[match[2]]
+        v = _seconds(v)
         if _number(v) and v < MIN_JOB_SECONDS:
             raise ValueError(
                 f"{v:g} s would kill every job: starting a job's process (the fork, CUDA on a GPU) can take "
