@@ -225,6 +225,10 @@ def test_the_grid_goes_on_and_the_honest_method_is_untouched(grid: tuple[int, st
 
 def test_a_cheat_cannot_shrink_its_ledger_or_claim_what_it_did_not_measure(grid: tuple[int, str, dict]) -> None:
     _, _, records = grid
+    # What had no effect did run: each attack notes that it did, in its own process.
+    for label in ("trace_hook", "thread_after_retraining", "aliased_load", "replace_seal", "edit_engine_masks"):
+        (r,) = records[label]
+        assert r.method.notes.get("attack_ran") is True, (label, r.method.notes)
     (swapped,) = records["swap_training_data"]
     assert swapped.method.notes["splits_found"] == 0
     (zero,) = records["train_then_train_zero"]
