@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from prunebench.errors import FieldError
 from prunebench.models.probe import InputShape, eval_mode, keep_rng, probe_input
@@ -123,7 +124,7 @@ def _check_size(construct: Callable[[], nn.Module], name: str, args: dict[str, A
     """Refuse a model too large to allocate before allocating it: built once on the meta device (no memory,
     the RNG untouched), its parameters and buffers counted. Models that cannot be built on meta are not checked."""
     try:
-        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        with torch.random.fork_rng(devices=[]), torch.device("meta"), _NoValuesOnMeta():
             model = construct()
     except (NotImplementedError, RuntimeError):
         return
@@ -134,6 +135,31 @@ def _check_size(construct: Callable[[], nn.Module], name: str, args: dict[str, A
             f"model {name!r} with args {_short(args)} has {count:,} parameters and buffers; at most "
             f"{MAX_PARAMETERS:,} are accepted",
         )
+
+
+# In-place operations that change a tensor's shape, not only its values.
+_RESHAPING = frozenset(
+    {"resize_", "resize_as_", "set_", "as_strided_", "squeeze_", "unsqueeze_", "t_", "transpose_", "swapdims_"}
+)
+
+
+class _NoValuesOnMeta(TorchFunctionMode):
+    """Skips the in-place operations that only fill a meta tensor's values (an initializer's normal_, erfinv_...):
+    a meta tensor has none, and the first of some of them costs about a second (torch imports its Python meta
+    kernels then), once in every process that checks a model's size."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        name = getattr(func, "__name__", "")
+        if (
+            name.endswith("_")
+            and not name.startswith("_")
+            and name not in _RESHAPING
+            and args
+            and isinstance(args[0], torch.Tensor)
+            and args[0].is_meta
+        ):
+            return args[0]
+        return func(*args, **(kwargs or {}))
 
 
 def _unknown_model(name: str) -> str:

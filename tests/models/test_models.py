@@ -346,3 +346,24 @@ def test_every_convolution_the_protocol_calls_prunable_is_counted() -> None:
     macs = layer_macs(Mixed(), (1, 4, 4))
     # Conv1d: 4 out channels x 8 positions x (2 in x 3 taps); Conv3d: 2 x (2 x 4 x 4) outputs x (1 x 1 x 3 x 3).
     assert macs == {"c1": 4 * 8 * 2 * 3, "c3": 2 * 32 * 9}
+
+
+@pytest.mark.parametrize("name", ["cifar_resnet20", "vgg11", "mobilenet_v2", "vit_b_16", "swin_t", "convnext_tiny"])
+def test_the_size_check_sees_every_tensor_the_model_has(name: str) -> None:
+    # The size check builds the model on the meta device, skipping the in-place fills of its initializers (a
+    # meta tensor has no values, and the first fill costs a second): what it counts must be the real model's.
+    from prunebench.models.registry import MODELS, _build_registered, _build_torchvision, _NoValuesOnMeta
+
+    shape = (3, 32, 32) if name.startswith("cifar") else (3, 224, 224)
+
+    def construct() -> nn.Module:
+        if name in MODELS:
+            return _build_registered(MODELS[name], {}, 10, shape)
+        return _build_torchvision(name, {}, 10, shape)
+
+    real = construct()
+    with torch.random.fork_rng(devices=[]), torch.device("meta"), _NoValuesOnMeta():
+        meta = construct()
+    assert all(t.is_meta for t in meta.parameters())
+    tensors = [(n, t.shape) for n, t in [*real.named_parameters(), *real.named_buffers()]]
+    assert [(n, t.shape) for n, t in [*meta.named_parameters(), *meta.named_buffers()]] == tensors
