@@ -14,7 +14,7 @@ from multiprocessing.context import BaseContext
 from prunebench import confine
 
 # What the server imports once, so that a job process starts with it imported (never the runner's __main__).
-PRELOAD = ["prunebench.forkserver_init", "prunebench.run.sandbox.child"]
+PRELOAD = ["prunebench.forkserver_init", "prunebench.run.sandbox.child", "prunebench.run.sandbox.entry"]
 
 _context: BaseContext | None = None
 _unconfined: str | None = None  # why the command asked for no sandbox (decided when the server starts)

@@ -269,3 +269,22 @@ def test_a_method_cannot_take_the_models_weights_out_of_the_shared_optimizer(tmp
     (tmp_path / "p.yaml").write_text(_tiny_with_methods(["bad.py:SelfTrainer"]))
     (r,) = run_all(tmp_path / "p.yaml", tmp_path / "r", shared_cache)
     assert r.status == "failed" and "own_parameters() names weights of the model itself" in r.reasons[0]
+
+
+def test_the_runner_leaves_the_job_processes_imports_to_the_fork_server(tmp_path: Path) -> None:
+    # What only job processes need (prunebench.run.sandbox.child: its optimizer warm-up imports torch's compiler
+    # stack, a second) is imported in the fork server; the runner names the job's entry point without importing it.
+    quickstart = Path(__file__).resolve().parents[2] / "protocols" / "quickstart.yaml"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from prunebench.protocol import load_protocol
+        from prunebench.run.sandbox import describe
+        methods = describe(load_protocol({str(quickstart)!r}))
+        assert [m.name for m in methods][:2] == ["global_magnitude", "layerwise_magnitude"], methods
+        print(sorted(m for m in sys.modules if m.startswith("prunebench.run.sandbox.")))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "prunebench.run.sandbox.entry" in out.stdout and "prunebench.run.sandbox.child" not in out.stdout

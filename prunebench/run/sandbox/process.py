@@ -76,8 +76,7 @@ def run_child(
     job's method process beside it, the two joined by a pipe of their own); hand every report the job process
     sends to `on_message`, and return its last message (kind `result` or `failed`). Raises ChildFailed when the
     process ends without one, and kills both (and their own children) whatever happens, Ctrl-C included."""
-    from prunebench.run.sandbox import method_process
-    from prunebench.run.sandbox.child import main
+    from prunebench.run.sandbox import entry
     from prunebench.run.sandbox.messages import BadMessage, receive
 
     ctx = context()
@@ -88,14 +87,14 @@ def run_child(
     err_reader, err_writer = ctx.Pipe(duplex=False)
     bridge = ctx.Pipe(duplex=True) if method_payload is not None else None
     process = ctx.Process(  # type: ignore[attr-defined]
-        target=main,
+        target=entry.job_process,
         args=(writer, kind, payload, out_writer, err_writer, bridge[0] if bridge else None),
         name=f"prunebench-{kind}",
     )
     helper = None
     if bridge is not None:  # the method's process: the bridge's other end and the same output pipes, nothing else
         helper = ctx.Process(  # type: ignore[attr-defined]
-            target=method_process.main,
+            target=entry.method_process,
             args=(bridge[1], method_payload, out_writer, err_writer),
             name="prunebench-method",
         )
