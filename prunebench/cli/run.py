@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -121,7 +122,7 @@ def run(
     from prunebench.report.summary import run_summary
     from prunebench.run import RunRequest, prepare
     from prunebench.run.ranks import check_nproc, launched, leave_runners
-    from prunebench.run.scheduling.workers import QUIET_MACHINE, resolve_workers
+    from prunebench.run.scheduling.workers import QUIET_MACHINE, WORKER_ENV, resolve_workers
 
     request = RunRequest(
         protocol=protocol,
@@ -161,7 +162,7 @@ def run(
         workers,
         "cuda" if runner.device.type == "cuda" else "cpu",
         threads=runner.threads,
-        jobs=len(execution.jobs),
+        jobs=runner.pending_count(execution.jobs),  # a grid already done needs no worker beside this process
         quiet=quiet if not in_process else "--in-process",
     )
     if workers == "auto" and quiet is not None and count == 1 and not in_process and not launched():
@@ -188,7 +189,8 @@ def run(
     with _interrupts_end_the_run(kept), progress.live():
         ran = execution.run(progress.events())
     leave_runners()
-    out.print(run_summary(runner.run_dir))
+    if WORKER_ENV not in os.environ:  # a worker's launcher prints the summary once every worker has ended
+        out.print(run_summary(runner.run_dir))
     out.print(progress.summary(ran, runner.run_dir), markup=False, highlight=False, soft_wrap=True)
     if any(r.status == "failed" for r in ran) and not launched():
         raise typer.Exit(1)

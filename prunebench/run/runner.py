@@ -182,6 +182,10 @@ class Runner:
         """done, failed, corrupt, altered, unverified or pending (prunebench.run.scheduling.state)."""
         return job_status(job, self.run_dir, self.key)
 
+    def pending_count(self, jobs: Sequence[Job]) -> int:
+        """How many of `jobs` a run would run now (as the scheduler decides, without its warnings)."""
+        return len(jobs) if self.choices.force else sum(self.choices.runs(self.status_of(job)) for job in jobs)
+
     def base(self, seed: int) -> BaseCheckpoint:
         """The dense model of a seed (prunebench.run.dense.service)."""
         return self.dense.get(seed)

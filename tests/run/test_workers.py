@@ -134,6 +134,14 @@ def test_workers_option_runs_the_grid_with_worker_processes(tmp_path: Path) -> N
     logs = sorted(results.glob("*/workers/*.log"))
     assert len(logs) == 2  # each worker's output: between them, one line per finished job
     assert sum(log.read_text().count(": test top-1 ") for log in logs) == JOBS
+    # The summary once, by the launcher when every worker has ended; a worker's log ends with its own one line.
+    assert out.count("Test top-1 %") == 1 and not any("Test top-1 %" in log.read_text() for log in logs)
+    assert all("job(s) run" in log.read_text().splitlines()[-1] for log in logs)
+    # Run again: nothing is pending, so auto starts no worker beside the launcher (on any machine: the rule is
+    # one worker per core, never more than the jobs left).
+    again = _start(protocol, results, cache, _env(counts), "--workers", "auto")
+    out = again.communicate(timeout=600)[0]
+    assert again.returncode == 0 and "workers on" not in out and f"{JOBS} already done" in out, out[-2000:]
 
 
 @pytest.mark.slow

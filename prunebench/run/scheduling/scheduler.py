@@ -33,6 +33,11 @@ class Choices:
     force: bool = False
     retry_failed: bool = False
 
+    def runs(self, status: str) -> bool:
+        """Whether a job whose record is in `status` (prunebench.run.scheduling.state) is run: every job with
+        `--force`; else all but the done ones and, unless retried, the failed ones."""
+        return self.force or not (status == "done" or (status == "failed" and not self.retry_failed))
+
 
 class Scheduler:
     """Runs the jobs of one run directory in order, claiming each; `start` makes a job's run once its dense model
@@ -67,7 +72,7 @@ class Scheduler:
         out = []
         for job in jobs:
             status = job_status(job, self.directory.path, self.key)
-            if status == "done" or (status == "failed" and not self.choices.retry_failed):
+            if not self.choices.runs(status):
                 self.events.skipped(job, status)
                 continue
             if status == "corrupt":
