@@ -90,7 +90,9 @@ def compare(name: str, engine: Engine, spec: TrainingSpec, epochs: int, repeats:
     return p
 
 
-def quickstart_work(records: Path, protocol_path: Path, seconds: dict[str, float]) -> None:
+def quickstart_work(records: Path, protocol_path: Path, seconds: dict[str, float]) -> tuple[float, float]:
+    """The single-core plain-loop seconds of a quickstart run's training work, without and with its dense models'
+    base epochs (a run whose dense models come from the references trains none)."""
     protocol = load_protocol(protocol_path)
     epochs = {"pruning": 0.0, "retrain": 0.0}
     jobs = 0
@@ -100,11 +102,26 @@ def quickstart_work(records: Path, protocol_path: Path, seconds: dict[str, float
         for stage in epochs:
             epochs[stage] += ledger[stage]["epochs"]
     base = len(protocol.seeds) * protocol.base.epochs
-    total = base * seconds["base"] + (epochs["pruning"] + epochs["retrain"]) * seconds["retrain"]
+    work = (epochs["pruning"] + epochs["retrain"]) * seconds["retrain"]
     print(
         f"quickstart's training work ({jobs} jobs: {epochs['pruning']:g} pruning and {epochs['retrain']:g} "
-        f"retraining epochs, {base} base epochs) in the plain loop on one core: {total:.1f} s"
+        f"retraining epochs) in the plain loop on one core: {work:.1f} s; with the {base} base epochs of its dense "
+        f"models: {work + base * seconds['base']:.1f} s"
     )
+    return work, work + base * seconds["base"]
+
+
+def quickstart_plain_seconds(records: Path, *, with_base: bool, repeats: int = 5, epochs: int = 3) -> float:
+    """`quickstart_work` with this process's own plain-loop seconds an epoch (warm, medians of `repeats`)."""
+    torch.set_num_threads(1)
+    protocol = load_protocol(ROOT / "protocols" / "quickstart.yaml")
+    data = load_data(protocol.data)
+    seconds = {}
+    for stage, spec in (("retrain", protocol.retrain), ("base", protocol.base)):
+        engine = engine_for(data, model_name=protocol.model.name, **protocol.model.args)
+        seconds[stage] = compare(f"quickstart {stage} recipe", engine, spec, epochs, repeats, False)
+    work, with_base_work = quickstart_work(records, ROOT / "protocols" / "quickstart.yaml", seconds)
+    return with_base_work if with_base else work
 
 
 def main() -> None:
