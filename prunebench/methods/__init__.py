@@ -36,6 +36,7 @@ from prunebench.methods.regularizers import (
     SoftMasks,
     validate_regularizers,
 )
+from prunebench.protocol.targets import Target, TargetKind
 from prunebench.results.taxonomy import GRANULARITY_ORDER, Granularity, Regime, Schedule, Scope, Taxonomy, When
 
 __all__ = [
@@ -60,6 +61,8 @@ __all__ = [
     "SoftMasks",
     "StepAccess",
     "StepContext",
+    "Target",
+    "TargetKind",
     "Taxonomy",
     "When",
     "config_table",

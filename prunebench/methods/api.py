@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from prunebench.masks import Masks
 from prunebench.methods.context import PruningContext, StepContext
+from prunebench.protocol.targets import TargetKind
 from prunebench.results.taxonomy import Taxonomy
 
 # The taxonomy (`Taxonomy` and its vocabulary) is declared once, in prunebench.results.taxonomy: the result
@@ -63,6 +64,9 @@ class Method(Generic[C]):
     # Taxonomy fields that follow a hyperparameter: {taxonomy field: config field}.
     taxonomy_from_config: ClassVar[Mapping[str, str]] = {}
     Config: ClassVar[type[MethodConfig]] = MethodConfig
+    # The kinds of target the method can prune to (prunebench.protocol.targets): a protocol whose targets are of
+    # another kind refuses it before any training.
+    targets: ClassVar[tuple[TargetKind, ...]] = ("sparsity",)
     # The training stages whose steps call loss_term, on_step_end and on_epoch_end, and whose optimizer leaves
     # own_parameters out: a method that hooks only its own pruning stage says ("pruning",).
     hook_stages: ClassVar[tuple[HookStage, ...]] = ("pruning", "retrain")
@@ -93,7 +97,9 @@ class Method(Generic[C]):
             self.taxonomy = Taxonomy.model_validate({**type(self).taxonomy.model_dump(), **follows})
 
     def prune(self, ctx: PruningContext) -> Masks:
-        """Return keep-masks (bool, True = kept) for every prunable weight at ctx.target_sparsity."""
+        """Return keep-masks (bool, True = kept) for every prunable weight at ctx.target: its weight sparsity
+        (ctx.target_sparsity), or, for a method whose `targets` say so, the compacted model's FLOPs or parameter
+        reduction."""
         raise NotImplementedError
 
     def retrain_epochs(self, ctx: PruningContext) -> int | None:

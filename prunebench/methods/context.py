@@ -18,6 +18,7 @@ from prunebench.masks import Masks, masks_from_scores
 from prunebench.methods.access import PruningAccess, StepAccess
 from prunebench.methods.regularizers import Regularizer, validate_regularizers
 from prunebench.protocol import BudgetSpec, PruningSpec
+from prunebench.protocol.targets import Target
 from prunebench.results.taxonomy import Regime, Scope
 
 if TYPE_CHECKING:
@@ -32,14 +33,22 @@ class PruningContext:
         self,
         access: PruningAccess,
         *,
-        target_sparsity: float,
+        target_sparsity: float | None,
         generator: torch.Generator,
         scoring_examples: int | None = None,
         budget: BudgetSpec | None = None,
+        target: Target | None = None,
     ) -> None:
-        """`access`: the engine's side of the contract (prunebench.engine.access.EnginePruningAccess)."""
+        """`access`: the engine's side of the contract (prunebench.engine.access.EnginePruningAccess). `target`:
+        what the job prunes to (prunebench.protocol.targets); by default the weight sparsity `target_sparsity`,
+        which is None when the target is a cost reduction."""
         self._access = access
-        self.target_sparsity = target_sparsity
+        if target is None:
+            if target_sparsity is None:
+                raise ValueError("a pruning context needs a target sparsity or a target")
+            target = Target("sparsity", target_sparsity)
+        self.target = target
+        self.target_sparsity = target.value if target.kind == "sparsity" else None
         self.generator = generator  # seeded per job: use it for every random choice
         # The protocol's pruning.scoring_examples; its default where a context is built by hand.
         self._scoring_examples = scoring_examples
