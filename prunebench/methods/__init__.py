@@ -36,7 +36,7 @@ from prunebench.methods.regularizers import (
     SoftMasks,
     validate_regularizers,
 )
-from prunebench.protocol.targets import Target, TargetKind
+from prunebench.results.targets import Target, TargetKind
 from prunebench.results.taxonomy import GRANULARITY_ORDER, Granularity, Regime, Schedule, Scope, Taxonomy, When
 
 __all__ = [

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from prunebench.masks import Masks
 from prunebench.methods.context import PruningContext, StepContext
-from prunebench.protocol.targets import TargetKind
+from prunebench.results.targets import TargetKind
 from prunebench.results.taxonomy import Taxonomy
 
 # The taxonomy (`Taxonomy` and its vocabulary) is declared once, in prunebench.results.taxonomy: the result
@@ -64,7 +64,7 @@ class Method(Generic[C]):
     # Taxonomy fields that follow a hyperparameter: {taxonomy field: config field}.
     taxonomy_from_config: ClassVar[Mapping[str, str]] = {}
     Config: ClassVar[type[MethodConfig]] = MethodConfig
-    # The kinds of target the method can prune to (prunebench.protocol.targets): a protocol whose targets are of
+    # The kinds of target the method can prune to (prunebench.results.targets): a protocol whose targets are of
     # another kind refuses it before any training.
     targets: ClassVar[tuple[TargetKind, ...]] = ("sparsity",)
     # The training stages whose steps call loss_term, on_step_end and on_epoch_end, and whose optimizer leaves
@@ -81,6 +81,11 @@ class Method(Generic[C]):
                     (arg,) = typing.get_args(base)
                     if isinstance(arg, type) and issubclass(arg, MethodConfig):
                         cls.Config = arg
+        unknown = [kind for kind in cls.targets if kind not in typing.get_args(TargetKind)]
+        if unknown or not cls.targets:
+            raise TypeError(
+                f"{cls.__name__}.targets: {unknown or 'empty'}; the kinds are {', '.join(typing.get_args(TargetKind))}"
+            )
         # A misspelled field fails here, where the class is defined, not in its first job.
         for field, hyperparameter in cls.taxonomy_from_config.items():
             if field not in Taxonomy.model_fields or hyperparameter not in cls.Config.model_fields:

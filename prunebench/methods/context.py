@@ -18,7 +18,7 @@ from prunebench.masks import Masks, masks_from_scores
 from prunebench.methods.access import PruningAccess, StepAccess
 from prunebench.methods.regularizers import Regularizer, validate_regularizers
 from prunebench.protocol import BudgetSpec, PruningSpec
-from prunebench.protocol.targets import Target
+from prunebench.results.targets import Target
 from prunebench.results.taxonomy import Regime, Scope
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ class PruningContext:
         target: Target | None = None,
     ) -> None:
         """`access`: the engine's side of the contract (prunebench.engine.access.EnginePruningAccess). `target`:
-        what the job prunes to (prunebench.protocol.targets); by default the weight sparsity `target_sparsity`,
+        what the job prunes to (prunebench.results.targets); by default the weight sparsity `target_sparsity`,
         which is None when the target is a cost reduction."""
         self._access = access
         if target is None:

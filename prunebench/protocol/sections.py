@@ -21,6 +21,7 @@ from prunebench.protocol.base import (
     StrictModel,
 )
 from prunebench.protocol.identity import HASHED_WHEN_ENABLED, HASHED_WHEN_SET, NOT_HASHED
+from prunebench.results.targets import Target, TargetKind
 from prunebench.results.taxonomy import Granularity
 
 # A label names a results folder: no path separators, no `.` or `..`, no control characters.
@@ -114,12 +115,72 @@ class PrunableSpec(StrictModel):
     )
 
 
-class PruningSpec(StrictModel):
-    sparsities: list[float] = Field(
+class CostTargets(StrictModel):
+    """Targets stated as a reduction of the physically compacted model's cost, dense over pruned (2.0: half the
+    FLOPs), as structured-pruning papers compare: of its FLOPs or of its parameters, one kind a protocol."""
+
+    flops_reduction: list[float] | None = Field(
+        None,
         max_length=MAX_ITEMS,
-        description="Target sparsities: fraction of prunable weights that are zero after pruning.",
+        description="FLOPs reductions to reach: the dense model's conv and linear FLOPs over the compacted model's.",
+        json_schema_extra={"items": {"type": "number", "exclusiveMinimum": 1}, "minItems": 1},
+    )
+    params_reduction: list[float] | None = Field(
+        None,
+        max_length=MAX_ITEMS,
+        description="Parameter reductions to reach: the dense model's parameters over the compacted model's.",
+        json_schema_extra={"items": {"type": "number", "exclusiveMinimum": 1}, "minItems": 1},
+    )
+    tolerance: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="The reduction counted from the compacted model may differ from the target by this fraction "
+        "of the target (0.05: 2x is met from 1.9x to 2.1x).",
+    )
+
+    @field_validator("flops_reduction", "params_reduction")
+    @classmethod
+    def _reductions(cls, v: list[float] | None) -> list[float] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("at least one target is needed")
+        for r in v:
+            if not r > 1:
+                raise ValueError(f"a reduction of {r:g} is not a reduction: targets are dense over pruned, above 1")
+        if len(set(v)) != len(v):
+            raise ValueError("targets repeat")
+        return sorted(v)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CostTargets:
+        if (self.flops_reduction is None) == (self.params_reduction is None):
+            raise ValueError("state one kind of target: flops_reduction or params_reduction")
+        return self
+
+    @property
+    def kind(self) -> TargetKind:
+        return "flops_reduction" if self.flops_reduction is not None else "params_reduction"
+
+    @property
+    def values(self) -> list[float]:
+        return self.flops_reduction if self.flops_reduction is not None else self.params_reduction or []
+
+
+class PruningSpec(StrictModel):
+    sparsities: list[float] | None = Field(
+        None,
+        max_length=MAX_ITEMS,
+        description="Target sparsities: fraction of prunable weights that are zero after pruning (or `targets`).",
         # the validator below says what is wrong in words; the schema says it to editors
         json_schema_extra={"items": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}, "minItems": 1},
+    )
+    targets: CostTargets | None = Field(
+        None,
+        description="Targets as a reduction of the compacted model's FLOPs or parameters, instead of `sparsities` "
+        "(e.g. `{flops_reduction: [2.0, 3.0]}`); needs `granularity: filter`, as only whole filters compact.",
+        json_schema_extra=HASHED_WHEN_SET,
     )
     tolerance: float = Field(
         0.005, ge=0, lt=1, description="Achieved sparsity may differ from the target by this much."
@@ -153,7 +214,9 @@ class PruningSpec(StrictModel):
 
     @field_validator("sparsities")
     @classmethod
-    def _valid(cls, v: list[float]) -> list[float]:
+    def _valid(cls, v: list[float] | None) -> list[float] | None:
+        if v is None:
+            return v
         if not v:
             raise ValueError("at least one target sparsity is needed")
         for s in v:
@@ -162,6 +225,24 @@ class PruningSpec(StrictModel):
         if len(set(v)) != len(v):
             raise ValueError("sparsities repeat")
         return sorted(v)
+
+    @property
+    def target_kind(self) -> TargetKind:
+        """What the targets are (prunebench.results.targets): sparsity, flops_reduction or params_reduction."""
+        return self.targets.kind if self.targets is not None else "sparsity"
+
+    @property
+    def target_values(self) -> list[float]:
+        """The targets' values, in order: sparsities, or reduction factors."""
+        return self.targets.values if self.targets is not None else self.sparsities or []
+
+    @property
+    def target_tolerance(self) -> float:
+        """How far a job may land from its target: absolute for a sparsity, a fraction of it for a cost."""
+        return self.targets.tolerance if self.targets is not None else self.tolerance
+
+    def target(self, value: float) -> Target:
+        return Target(self.target_kind, value)
 
 
 class BudgetSpec(StrictModel):

@@ -118,6 +118,21 @@ class Protocol(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _targets_stated_once(self) -> Protocol:
+        p = self.pruning
+        if (p.sparsities is None) == (p.targets is None):
+            where = ("pruning", "targets") if p.targets is not None else ("pruning",)
+            raise located_error(where, "state the targets once: sparsities, or targets (a cost reduction)", None)
+        if p.targets is not None and p.granularity != "filter":
+            raise located_error(
+                ("pruning", "targets"),
+                "cost targets are counted from the physically compacted model, which only whole filters make: set "
+                "pruning.granularity: filter",
+                None,
+            )
+        return self
+
+    @model_validator(mode="after")
     def _rewind_within_base(self) -> Protocol:
         if self.base.checkpoint is not None and self.pruning.rewind_epoch > 0:
             raise located_error(

@@ -16,11 +16,13 @@ from typing import Any
 from prunebench.fairness import EPS, off_target
 from prunebench.report.load import ProtocolInfo
 from prunebench.results import ResultSummary
+from prunebench.results.targets import Target
 
 AUDIT_KINDS = {
     "failed": "the job failed",
     "budget": "over the budget",
     "sparsity": "achieved sparsity off the target beyond the protocol's tolerance",
+    "cost_target": "the compacted model's FLOPs or parameter reduction off the target beyond the tolerance",
     "violation": "marked a violation by the runner",
     "base_checkpoint": "started from another dense checkpoint than the other results of its seed",
     "method_config": "another method version or configuration under the same label",
@@ -56,8 +58,9 @@ class Issue:
 
 
 def target_of(record: ResultSummary) -> float | None:
-    """The job's target sparsity (recorded also for failed jobs, which have no sparsity record)."""
-    return record.target_sparsity
+    """The value of the job's target (recorded also for failed jobs, which have no sparsity record): its sparsity,
+    or for a cost target its reduction factor (a protocol states one kind of target)."""
+    return record.target_of().value
 
 
 def same_target(a: float | None, b: float | None) -> bool:
@@ -130,7 +133,21 @@ def record_issues(e: Entry, protocol: str, setup: str) -> list[Issue]:
         for v in r.budget.violations:
             out.append(issue("budget", v))
             explained.add(v)
-    if r.sparsity is not None and off_target(r.sparsity.achieved, r.sparsity.target, r.sparsity.tolerance):
+    if r.target is not None and not r.target.met and r.status != "failed":
+        counted = f"{r.target.achieved:.3g}x" if r.target.achieved is not None else "not counted (not compacted)"
+        out.append(
+            issue(
+                "cost_target",
+                f"{Target(r.target.kind, r.target.value).label()} target: {counted}, tolerance "
+                f"{100 * r.target.tolerance:g} %",
+            )
+        )
+        explained.update(x for x in r.reasons if "target" in x)
+    if (
+        r.sparsity is not None
+        and r.sparsity.target is not None
+        and off_target(r.sparsity.achieved, r.sparsity.target, r.sparsity.tolerance)
+    ):
         out.append(
             issue(
                 "sparsity",

@@ -37,6 +37,7 @@ from prunebench.report.load import ProtocolInfo
 from prunebench.report.row import Row
 from prunebench.report.stats import MIN_SEEDS, clipped, estimate, paired_difference, rank_against_leader
 from prunebench.results import ResultSummary
+from prunebench.results.targets import Target
 
 
 @dataclass
@@ -55,6 +56,11 @@ class Leaderboard:
     variant_title: str | None = None  # what the variant is, for the title
     resolution: float | None = None  # one test example's share of the accuracy (prunebench.report.stats)
     degenerate: float | None = None
+    target_kind: str = "sparsity"  # what its rows' targets are (prunebench.results.targets)
+
+    def target_label(self, value: float) -> str:
+        """A target as its board names it: `sparsity 0.9`, `FLOPs 2x`."""
+        return Target(self.target_kind, value).label()  # type: ignore[arg-type]
 
     @property
     def dense(self) -> Row | None:
@@ -207,6 +213,10 @@ def build_board(
         machines=sorted({machine(e.record) for e in entries}),
         resolution=resolution,
         degenerate=degenerate,
+        target_kind=next(
+            (i.target_kind for i in infos.values() if i.content),
+            next((e.record.target.kind for e in entries if e.record.target is not None), "sparsity"),
+        ),
     )
 
 

@@ -27,8 +27,22 @@ class ProtocolInfo:
         return list(self.content.get("seeds", [])) if self.content else []
 
     @property
+    def target_kind(self) -> str:
+        """sparsity, or the kind of cost its `pruning.targets` state (prunebench.results.targets)."""
+        targets = self.content.get("pruning", {}).get("targets") if self.content else None
+        if not isinstance(targets, dict):
+            return "sparsity"
+        return "flops_reduction" if targets.get("flops_reduction") is not None else "params_reduction"
+
+    @property
     def sparsities(self) -> list[float]:
-        return list(self.content.get("pruning", {}).get("sparsities", [])) if self.content else []
+        """The values of its targets: sparsities, or reduction factors (`target_kind`)."""
+        if not self.content:
+            return []
+        pruning = self.content.get("pruning", {})
+        if self.target_kind == "sparsity":
+            return list(pruning.get("sparsities") or [])
+        return list(pruning["targets"].get(self.target_kind) or [])
 
     @property
     def methods(self) -> list[str]:

@@ -17,6 +17,7 @@ from prunebench.report.board import Leaderboard
 from prunebench.report.cells import latex_escape
 from prunebench.report.row import Row
 from prunebench.report.stats import ALPHA, MIN_SEEDS
+from prunebench.results.targets import Target
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,11 @@ class Pivot:
     dense: Cell
     cells: dict[tuple[str, float], Cell]
     caption: str
+    target_kind: str = "sparsity"
+
+    def column(self, value: float) -> str:
+        """A column's short head: the sparsity, or the reduction (`2x`)."""
+        return f"{value:g}" if self.target_kind == "sparsity" else f"{value:g}x"
 
 
 def pivot(board: Leaderboard) -> Pivot:
@@ -63,7 +69,7 @@ def pivot(board: Leaderboard) -> Pivot:
     seeds = sorted({s for r in rows for s in r.seeds})
     ranked = any(r.rank is not None for r in rows)
     caption = (
-        f"Test top-1 % (mean ± std over {len(seeds)} seed(s)) at each target sparsity; dense base model: "
+        f"Test top-1 % (mean ± std over {len(seeds)} seed(s)) at each {_each(board.target_kind)}; dense base model: "
         f"{cell(board.dense).text}. "
         + (
             f"Bold: the best method of the column; =: not significantly worse than it (paired t-test, "
@@ -80,7 +86,16 @@ def pivot(board: Leaderboard) -> Pivot:
         dense=cell(board.dense),
         cells={(m, s): cell(by.get((m, s)), seed_notes=ranked) for m in methods for s in sparsities},
         caption=caption,
+        target_kind=board.target_kind,
     )
+
+
+def _each(kind: str) -> str:
+    return {
+        "sparsity": "target sparsity",
+        "flops_reduction": "FLOPs reduction",
+        "params_reduction": "parameter reduction",
+    }.get(kind, kind)
 
 
 def _text(c: Cell, bold: tuple[str, str], tie: str) -> str:
@@ -93,7 +108,7 @@ def _text(c: Cell, bold: tuple[str, str], tie: str) -> str:
 
 
 def pivot_markdown(p: Pivot) -> str:
-    lines = [f"**{p.title}**", "", "| method | " + " | ".join(f"{s:g}" for s in p.sparsities) + " |"]
+    lines = [f"**{p.title}**", "", "| method | " + " | ".join(p.column(s) for s in p.sparsities) + " |"]
     lines.append("|---|" + "---:|" * len(p.sparsities))
     lines.append("| dense base model | " + " | ".join(p.dense.text for _ in p.sparsities) + " |")
     for m in p.methods:
@@ -122,7 +137,7 @@ def pivot_latex(p: Pivot) -> str:
         r"\resizebox{\ifdim\width>\columnwidth\columnwidth\else\width\fi}{!}{%",
         r"\begin{tabular}{@{}l" + "r" * len(p.sparsities) + "@{}}",
         r"\toprule",
-        "method & " + " & ".join(f"{s:g}" for s in p.sparsities) + r" \\",
+        "method & " + " & ".join(p.column(s) for s in p.sparsities) + r" \\",
         r"\midrule",
         "dense & " + " & ".join(tex(p.dense) for _ in p.sparsities) + r" \\",
     ]
@@ -143,7 +158,7 @@ def pivot_table(p: Pivot) -> Table:
     table = Table(title=p.title, caption=p.caption)
     table.add_column("method")
     for s in p.sparsities:
-        table.add_column(f"sparsity {s:g}", justify="right")
+        table.add_column(Target(p.target_kind, s).label(), justify="right")  # type: ignore[arg-type]
     table.add_row("dense base model", *[p.dense.text] * len(p.sparsities), style="dim")
     for m in p.methods:
         table.add_row(escape(m), *(_text(p.cells[(m, s)], ("[bold]", "[/bold]"), " =") for s in p.sparsities))

@@ -80,11 +80,12 @@ def accuracy_figure(comparison: Comparison) -> Figure:
         by_method: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
         for r in board.rows:
             if r.kind == "method" and r.n_seeds and r.top1_mean is not None and r.sparsity_target is not None:
-                by_method[r.method].append((1.0 - r.sparsity_target, 100 * r.top1_mean, 100 * (r.top1_std or 0.0)))
+                left = remaining(board.target_kind, r.sparsity_target)
+                by_method[r.method].append((left, 100 * r.top1_mean, 100 * (r.top1_std or 0.0)))
         densities = sorted({d for pts in by_method.values() for d, _, _ in pts}, reverse=True)
         methods = sorted(by_method)
         if len(densities) == 1:
-            _bars(ax, methods, by_method, styles(len(methods)), densities[0])
+            _bars(ax, methods, by_method, styles(len(methods)), densities[0], REMAINING[board.target_kind])
         else:
             for method, style in zip(methods, styles(len(methods)), strict=True):
                 pts = sorted(by_method[method], reverse=True)
@@ -102,7 +103,7 @@ def accuracy_figure(comparison: Comparison) -> Figure:
             ax.xaxis.set_major_locator(FixedLocator(densities))
             ax.xaxis.set_minor_locator(NullLocator())
             ax.set_xticklabels([f"{100 * d:.3g}%" for d in densities])
-            ax.set_xlabel("weights remaining (log scale)")
+            ax.set_xlabel(f"{REMAINING[board.target_kind]} remaining (log scale)")
         dense = board.dense
         if dense is not None and dense.top1_mean is not None:
             mean, std = 100 * dense.top1_mean, 100 * (dense.top1_std or 0.0)
@@ -117,7 +118,16 @@ def accuracy_figure(comparison: Comparison) -> Figure:
     return fig
 
 
-def _bars(ax, methods, by_method, looks, density) -> None:  # type: ignore[no-untyped-def]
+# What a board's targets leave of the dense model, by kind of target (prunebench.results.targets).
+REMAINING = {"sparsity": "weights", "flops_reduction": "FLOPs", "params_reduction": "parameters"}
+
+
+def remaining(kind: str, target: float) -> float:
+    """The fraction of the dense model a target leaves: 1 - sparsity, or 1 / reduction."""
+    return 1.0 - target if kind == "sparsity" else 1.0 / target
+
+
+def _bars(ax, methods, by_method, looks, density, what) -> None:  # type: ignore[no-untyped-def]
     """One sparsity: a bar per method (with its ± std), best first."""
     order = sorted(methods, key=lambda m: -by_method[m][0][1])
     for i, m in enumerate(order):
@@ -133,7 +143,7 @@ def _bars(ax, methods, by_method, looks, density) -> None:  # type: ignore[no-un
             hatch="//" if look["linestyle"] == "--" else None,
         )
     ax.set_xticks(range(len(order)), order, rotation=30, ha="right", fontsize=8)
-    ax.set_xlabel(f"method, {100 * density:.3g}% of the weights remaining")
+    ax.set_xlabel(f"method, {100 * density:.3g}% of the {what} remaining")
     low = min(by_method[m][0][1] - by_method[m][0][2] for m in methods)
     ax.set_ylim(max(0.0, low - 5), None)
 

@@ -6,12 +6,13 @@ from the ledger it kept while training. Nothing here is taken from what a method
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
 from prunebench.results.base import Amount, Count, Fraction, Loss, Rate, Record
 from prunebench.results.efficiency import CompactionRecord, EfficiencyRecord
+from prunebench.results.targets import CostKind, Target
 from prunebench.results.taxonomy import Regime, Taxonomy
 
 SCHEMA_VERSION = 1
@@ -92,7 +93,7 @@ class LayerSparsity(Record):
 
 
 class SparsityRecord(Record):
-    target: Fraction
+    target: Fraction | None = Field(description="The target sparsity; None when the job's target is a cost (`target`).")
     achieved: Fraction = Field(description="Zeros among all prunable weights of the final model.")
     tolerance: Fraction
     per_layer: dict[str, LayerSparsity]
@@ -134,6 +135,21 @@ class CostRecord(Record):
         "MACs of the physically compacted module (a filter-granularity method's, see `compaction`).",
     )
     compaction: CompactionRecord | None = Field(None, description="A filter-granularity method's compacted model.")
+
+
+class CostTargetRecord(Record):
+    """A cost target and what the runner counted of it, from the physically compacted final model."""
+
+    kind: CostKind
+    value: Annotated[float, Field(gt=1, le=1e6)] = Field(description="The target: dense over pruned cost.")
+    tolerance: Fraction = Field(description="How far the reduction may land from the target, as a fraction of it.")
+    achieved: Annotated[float, Field(gt=0, le=1e12)] | None = Field(
+        None, description="The reduction counted from the compacted model; None when it could not be compacted."
+    )
+
+    @property
+    def met(self) -> bool:
+        return self.achieved is not None and abs(self.achieved / self.value - 1) <= self.tolerance + 1e-12
 
 
 class MethodRecord(Record):
@@ -259,7 +275,15 @@ class ResultSummary(Record):
     protocol: ProtocolRef
     method: MethodRecord
     seed: Count
-    target_sparsity: Fraction = Field(description="The job's target sparsity (also when it failed).")
+    target_sparsity: Fraction | None = Field(
+        description="The job's target sparsity (also when it failed); None when its target is a cost (`target`)."
+    )
+    target: CostTargetRecord | None = Field(
+        None,
+        exclude_if=lambda cost: cost is None,  # a sparsity target is target_sparsity: those records stay as they were
+        description="The job's target when it is a reduction of the compacted model's FLOPs or parameters, and the "
+        "reduction the runner counted.",
+    )
     status: Status
     reasons: list[str] = Field(default_factory=list, description="Why a job is a violation or failed.")
     sparsity: SparsityRecord | None = None
@@ -317,6 +341,19 @@ class ResultSummary(Record):
         "key (written by a job's code, forged, or written before MACs) is re-run. Absent in records written before "
         "it was recorded.",
     )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ResultSummary:
+        if (self.target_sparsity is None) == (self.target is None):
+            raise ValueError("a record states one target: target_sparsity, or target (a cost)")
+        return self
+
+    def target_of(self) -> Target:
+        """The job's target (prunebench.results.targets)."""
+        if self.target is not None:
+            return Target(self.target.kind, self.target.value)
+        assert self.target_sparsity is not None
+        return Target("sparsity", self.target_sparsity)
 
 
 class ResultRecord(ResultSummary):

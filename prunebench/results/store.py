@@ -81,18 +81,19 @@ class RunDirectory:
         return cls(Path(results) / run_name)
 
     @staticmethod
-    def job_id(label: str, variant: str | None, sparsity: float, seed: int) -> str:
-        """A job's name: its record's path in the run directory, without `.json`. A retraining variant's
-        results sit one level down, within the levels the reporter searches for protocol.json."""
+    def job_id(label: str, variant: str | None, target: float, seed: int, kind: str = "sparsity") -> str:
+        """A job's name: its record's path in the run directory, without `.json` (`sparsity-0.9_seed-0`, or for a
+        cost target `flops_reduction-2_seed-0`). A retraining variant's results sit one level down, within the
+        levels the reporter searches for protocol.json."""
         where = label if variant is None else f"{label}/{variant}"
-        return f"{where}/sparsity-{sparsity:g}_seed-{seed}"
+        return f"{where}/{kind}-{target:g}_seed-{seed}"
 
-    def result_path(self, label: str, variant: str | None, sparsity: float, seed: int) -> Path:
+    def result_path(self, label: str, variant: str | None, target: float, seed: int, kind: str = "sparsity") -> Path:
         """Where a job's record lies; a ResultsError for any name that would leave the run directory."""
         for part in (label, variant):
             if part is not None and not re.fullmatch(FOLDER_NAME, part):
                 raise ResultsError(f"{part!r} cannot name a folder of results (letters, digits, `_`, `.`, `-`)")
-        path = self.path / f"{self.job_id(label, variant, sparsity, seed)}.json"
+        path = self.path / f"{self.job_id(label, variant, target, seed, kind)}.json"
         if not path.resolve().is_relative_to(self.path.resolve()):
             raise ResultsError(f"{path} would lie outside the run directory {self.path}")
         return path
@@ -100,7 +101,8 @@ class RunDirectory:
     def path_of(self, record: ResultRecord) -> Path:
         """Where the runner writes a record."""
         variant = record.variant.name if record.variant is not None else None
-        return self.result_path(record.method.label, variant, record.target_sparsity, record.seed)
+        target = record.target_of()
+        return self.result_path(record.method.label, variant, target.value, record.seed, target.kind)
 
     def model_path(self, job_id: str) -> Path:
         """Where `run --save-models` keeps a job's final weights: `models/<job id>.pt` (their sha256 is the

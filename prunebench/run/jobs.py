@@ -12,6 +12,7 @@ from typing import Any
 from prunebench.errors import PrunebenchError
 from prunebench.protocol import PROTOCOL, BudgetSpec, MethodSpec, Protocol, RetrainVariant
 from prunebench.results import RunDirectory
+from prunebench.results.targets import Target, TargetKind
 
 
 @dataclass(frozen=True)
@@ -20,20 +21,28 @@ class Job:
 
     method_index: int
     method_key: str
-    sparsity: float
+    sparsity: float  # the target's value: a sparsity, or for a cost target (target_kind) the reduction factor
     seed: int
     variant: str | None  # a retraining variant's name; None: the protocol's own recipe
     # The protocol the job runs and is audited under: the protocol itself, or for a retraining variant's job
     # the protocol with the variant's recipe as `retrain` (and budgets stated in epochs moved with it).
     protocol: Protocol = field(compare=False, repr=False)
     retraining_variant: RetrainVariant | None = field(default=None, compare=False, repr=False)
+    target_kind: TargetKind = "sparsity"
+
+    @property
+    def target(self) -> Target:
+        """What the job prunes to (prunebench.results.targets)."""
+        return Target(self.target_kind, self.sparsity)
 
     @property
     def id(self) -> str:
-        return RunDirectory.job_id(self.method_key, self.variant, self.sparsity, self.seed)
+        return RunDirectory.job_id(self.method_key, self.variant, self.sparsity, self.seed, self.target_kind)
 
     def path(self, run_dir: Path) -> Path:
-        return RunDirectory(run_dir).result_path(self.method_key, self.variant, self.sparsity, self.seed)
+        return RunDirectory(run_dir).result_path(
+            self.method_key, self.variant, self.sparsity, self.seed, self.target_kind
+        )
 
     @property
     def method_spec(self) -> MethodSpec:
@@ -75,7 +84,8 @@ def grid(
     The protocol's methods given by path must be labelled (prunebench.run.scheduling.plan does that)."""
     keys = [m.key for m in protocol.methods]
     chosen_methods = _pick(keys, methods, "methods")
-    chosen_sparsities = _pick(protocol.pruning.sparsities, sparsities, "sparsities")
+    chosen_sparsities = _pick(protocol.pruning.target_values, sparsities, "sparsities")
+    kind = protocol.pruning.target_kind
     chosen_seeds = _pick(protocol.seeds, seeds, "seeds")
     vplan = protocol.variant_plan()
     chosen_variants = _pick([PROTOCOL, *vplan.names], variants, "variants")
@@ -86,7 +96,16 @@ def grid(
     order: list[str | None] = [None, *vplan.names]
     under = {name: protocol.for_variant(name) for name in order}
     jobs = [
-        Job(keys.index(k), k, s, seed, variant, under[variant], None if variant is None else vplan.get(variant))
+        Job(
+            keys.index(k),
+            k,
+            s,
+            seed,
+            variant,
+            under[variant],
+            None if variant is None else vplan.get(variant),
+            target_kind=kind,
+        )
         for seed in chosen_seeds  # seed-major: one dense checkpoint is trained, then reused
         for variant in order
         for k in chosen_methods

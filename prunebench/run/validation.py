@@ -4,13 +4,18 @@ protocol's granularity and base model. Errors name the protocol's file, line and
 
 from __future__ import annotations
 
+import torch
+from torch import nn
+
 from prunebench.data import DATASETS, check_data
+from prunebench.efficiency import CompactionError
 from prunebench.errors import FieldError
 from prunebench.masks import prunable_parameters
 from prunebench.methods import GRANULARITY_ORDER
 from prunebench.models import build_model, layer_macs
 from prunebench.protocol import Protocol, RecipeError
 from prunebench.run.dense.pretrained import load_into, read_pretrained
+from prunebench.run.measurement.targets import max_reduction
 from prunebench.run.sandbox import MethodInfo, describe
 
 
@@ -25,7 +30,9 @@ def validate(protocol: Protocol, methods: list[MethodInfo] | None = None) -> lis
         info = DATASETS[p.data.name]
         model = build_model(p.model, num_classes=info.num_classes or 1000, input_shape=info.input_shape)
         # Which weights are prunable, as a job will see them: a rule that leaves none is an error now.
-        prunable_parameters(model, p.pruning.prunable, layer_macs(model, info.input_shape).keys())
+        prunable = prunable_parameters(model, p.pruning.prunable, layer_macs(model, info.input_shape).keys())
+        if p.pruning.targets is not None:
+            check_cost_targets(p, model, prunable, info.input_shape)
         if p.base.checkpoint is not None:
             load_into(model, read_pretrained(p.base), p.model.name)
         methods = methods if methods is not None else describe(p)
@@ -34,6 +41,28 @@ def validate(protocol: Protocol, methods: list[MethodInfo] | None = None) -> lis
     except FieldError as exc:
         raise p.locate(exc) from None
     return methods
+
+
+def check_cost_targets(
+    p: Protocol, model: nn.Module, prunable: dict[str, nn.Parameter], shape: tuple[int, int, int]
+) -> None:
+    """A cost target beyond what whole filters can reach on the model (every prunable layer keeping one
+    channel), or a model Torch-Pruning cannot trace (so no reduction could be counted): one line, before any
+    training."""
+    targets = p.pruning.targets
+    assert targets is not None
+    with torch.random.fork_rng(devices=[]):
+        try:
+            most = max_reduction(model, prunable, torch.zeros(1, *shape), targets.kind)
+        except CompactionError as exc:
+            raise FieldError(("model", "name"), f"cost targets need a compacted model: {exc}") from None
+    beyond = [v for v in targets.values if v * (1 - targets.tolerance) > most]
+    if beyond:
+        raise FieldError(
+            ("pruning", "targets", targets.kind),
+            f"{beyond[0]:g}x is beyond what whole filters reach on {p.model.name}: at most {most:.3g}x, every "
+            "prunable layer keeping one channel",
+        )
 
 
 def check_method(p: Protocol, i: int, method: MethodInfo) -> None:
@@ -61,6 +90,13 @@ def check_method(p: Protocol, i: int, method: MethodInfo) -> None:
         p.retraining_recipe(method.taxonomy.retraining)
     except RecipeError as exc:
         raise FieldError(("methods", i, "name"), f"{method.name} has no retraining recipe here: {exc}") from None
+    kind = p.pruning.target_kind
+    if kind not in method.targets:
+        raise FieldError(
+            ("methods", i, "name"),
+            f"{method.name} prunes to {' or '.join(method.targets)} targets; this protocol's are {kind} "
+            "(pruning.targets)",
+        )
     granularity = method.taxonomy.granularity
     if GRANULARITY_ORDER[granularity] < GRANULARITY_ORDER[p.pruning.granularity]:
         raise FieldError(

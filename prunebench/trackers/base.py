@@ -55,6 +55,9 @@ def params_of(record: ResultRecord) -> dict[str, Any]:
     }
     params |= {f"config.{k}": v for k, v in sorted(record.method.config.items())}
     params |= {f"taxonomy.{k}": v for k, v in sorted(record.method.taxonomy.items())}
+    if record.target is not None:  # a cost target: no sparsity to show
+        del params["target_sparsity"]
+        params |= {"target_kind": record.target.kind, "target": record.target.value}
     if record.variant is not None:
         params["variant"] = record.variant.name
     return params

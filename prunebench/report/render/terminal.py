@@ -23,7 +23,7 @@ def rich_tables(c: Comparison) -> list[Table]:
         for i, target in enumerate(targets):
             last = i == len(targets) - 1
             t = Table(
-                title=f"{b.title}: sparsity {target:g}",
+                title=f"{b.title}: {b.target_label(target)}",
                 caption=escape(" ".join([*b.notes, CAPTION])) if last else None,
                 box=box.SIMPLE_HEAD,
                 padding=(0, 1),

@@ -42,6 +42,7 @@ from prunebench.run.job.reports import JobReports
 from prunebench.run.job.resume import ReportLog, checkpoint_key
 from prunebench.run.jobs import Job
 from prunebench.run.measurement import Measured
+from prunebench.run.measurement.targets import cost_target_miss, cost_target_record
 from prunebench.run.ranks import job_group
 from prunebench.run.sandbox import ChildFailed, Environment, JobTask, Limits, Message, MethodInfo, run_job
 from prunebench.run.sandbox.inprocess import run_job_in_process
@@ -250,9 +251,10 @@ class JobRun:
         """Accuracy, sparsity (counted from the final weights) and cost, by the runner's own code."""
         assert self.final is not None
         base = self.base
+        target = self.job.target
         m: Measured = self.measurer.measure(
             self.final,
-            self.job.sparsity,
+            None if target.is_cost else target.value,
             mixed_precision=self.retrain_spec.mixed_precision,
             granularity=self.info.taxonomy.granularity,
         )
@@ -271,6 +273,8 @@ class JobRun:
         )
         if m.test is None or m.val is None:
             return  # nothing of the architecture's to measure: the problems say why
+        if target.is_cost:
+            self.measured["target"] = cost_target_record(target, self.protocol.pruning.target_tolerance, m.cost)
         self.measured |= {
             "sparsity": m.sparsity,
             "cost": m.cost,
@@ -315,11 +319,18 @@ class JobRun:
     def audit(self) -> None:
         """The fairness rules: sparsity on target within tolerance, the budget and comparison setup."""
         sparsity = self.measured.get("sparsity")
-        if sparsity is not None and off_target(sparsity.achieved, sparsity.target, sparsity.tolerance):
+        if (
+            sparsity is not None
+            and sparsity.target is not None
+            and off_target(sparsity.achieved, sparsity.target, sparsity.tolerance)
+        ):
             self.reasons.append(
                 f"achieved sparsity {sparsity.achieved:.4f} is off the target {sparsity.target:g} by more than "
                 f"the tolerance {sparsity.tolerance:g}"
             )
+        cost = self.measured.get("target")
+        if cost is not None and not cost.met:
+            self.reasons.append(cost_target_miss(cost, self.not_compacted))
         budget = audit_budget(
             self.protocol,
             self.job.stated_budget,
@@ -360,7 +371,9 @@ class JobRun:
                 notes_cut=self.notes_cut,
             ),
             seed=job.seed,
-            target_sparsity=job.sparsity,
+            target_sparsity=None if job.target.is_cost else job.sparsity,
+            target=self.measured.pop("target", None)
+            or (cost_target_record(job.target, p.pruning.target_tolerance, None) if job.target.is_cost else None),
             status=status,
             reasons=self.reasons,
             retraining=retraining_record(self.regime, self.recipe_name, spec),

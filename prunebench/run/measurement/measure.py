@@ -96,7 +96,12 @@ class Measurer:
         )
 
     def measure(
-        self, state: dict[str, Tensor], target: float, *, mixed_precision: bool, granularity: str = "unstructured"
+        self,
+        state: dict[str, Tensor],
+        target: float | None,
+        *,
+        mixed_precision: bool,
+        granularity: str = "unstructured",
     ) -> Measured:
         """Sparsity, cost and accuracy of `state`. A filter-granularity method's model is compacted physically
         and its cost counted from the compacted module (its zeros must then lie in whole filters)."""

@@ -15,6 +15,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import get_args
 
 import torch
 
@@ -23,6 +24,7 @@ from prunebench.errors import FieldError, PrunebenchError
 from prunebench.protocol import Protocol
 from prunebench.results import ResultRecord, RunDirectory, load_result
 from prunebench.results.store import read_protocol_file
+from prunebench.results.targets import TargetKind
 from prunebench.run.dense.cache import weights_sha256
 from prunebench.run.measurement.measure import Measurer
 
@@ -31,6 +33,11 @@ from prunebench.run.measurement.measure import Measurer
 class Verification:
     verified: int = 0
     problems: list[str] = field(default_factory=list)
+
+
+def _is_record_name(name: str) -> bool:
+    """A job record's file name: `<target kind>-<value>_seed-<seed>.json` (prunebench.results.RunDirectory)."""
+    return any(fnmatch.fnmatchcase(name, f"{kind}-*_seed-*.json") for kind in get_args(TargetKind))
 
 
 def _record_files(paths: Sequence[Path]) -> list[Path]:
@@ -43,7 +50,7 @@ def _record_files(paths: Sequence[Path]) -> list[Path]:
         # os.walk, not Path.rglob: a folder that a running worker removes meanwhile (its empty claims/) is skipped,
         # where rglob (Python < 3.13) raises FileNotFoundError.
         walked = os.walk(path)
-        out += sorted(Path(d, n) for d, _, names in walked for n in names if fnmatch.fnmatchcase(n, "sparsity-*.json"))
+        out += sorted(Path(d, n) for d, _, names in walked for n in names if _is_record_name(n))
     return out
 
 
@@ -105,7 +112,7 @@ def _check(
     # (bfloat16 evaluation on CUDA follows the retraining recipe; every variant keeps the protocol's setting)
     measured = measurer.measure(
         state,
-        record.target_sparsity,
+        record.target_sparsity,  # None for a cost target: its reduction is the record's, checked as the cost
         mixed_precision=protocol.retrain.mixed_precision,
         granularity=str(record.method.taxonomy.get("granularity", "unstructured")),
     )

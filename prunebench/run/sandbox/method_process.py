@@ -142,7 +142,8 @@ class MethodHost:
         )
         self.context = PruningContext(
             self.access,
-            target_sparsity=job.sparsity,
+            target_sparsity=None,
+            target=job.target,
             generator=torch.Generator().manual_seed(derive_seed(job.seed, job.method_key, job.sparsity)),
             scoring_examples=p.pruning.scoring_examples,
             budget=job.budget,

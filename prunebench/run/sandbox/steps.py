@@ -129,7 +129,8 @@ class MethodSteps:
         self.engine = engine
         self.ctx = PruningContext(
             EnginePruningAccess(engine),
-            target_sparsity=job.sparsity,
+            target_sparsity=None,
+            target=job.target,
             generator=torch.Generator().manual_seed(derive_seed(job.seed, job.method_key, job.sparsity)),
             scoring_examples=p.pruning.scoring_examples,
             budget=job.budget,

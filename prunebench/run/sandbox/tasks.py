@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from prunebench import confine
 from prunebench.errors import FieldError
-from prunebench.methods import Taxonomy, instantiate
+from prunebench.methods import TargetKind, Taxonomy, instantiate
 from prunebench.protocol import MethodSpec
 
 if TYPE_CHECKING:
@@ -34,6 +34,8 @@ class MethodInfo(BaseModel):
     # Whether it has code inside the training step (loss_term, own_parameters): then it runs in its engine's
     # process, and its records say so; every other method's code runs in a process of its own.
     step_code: bool = False
+    # The kinds of target it can prune to (Method.targets; prunebench.results.targets).
+    targets: list[TargetKind] = Field(default_factory=lambda: ["sparsity"])
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ def describe_in_child(task: DescribeTask) -> dict[str, Any]:
                 "taxonomy": method.taxonomy.model_dump(),
                 "config": method.config.model_dump(mode="json"),
                 "step_code": any(_overrides(method, hook) for hook in ("loss_term", "own_parameters")),
+                "targets": [str(kind) for kind in method.targets],
             }
         )
     return {"methods": infos}

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 TargetKind = Literal["sparsity", "flops_reduction", "params_reduction"]
-COST_KINDS: tuple[TargetKind, ...] = ("flops_reduction", "params_reduction")
+CostKind = Literal["flops_reduction", "params_reduction"]
+COST_KINDS: tuple[CostKind, ...] = ("flops_reduction", "params_reduction")
 
 
 @dataclass(frozen=True)
