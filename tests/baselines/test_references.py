@@ -10,6 +10,7 @@ import pytest
 import torch
 from prunebench_baselines.grasp import GraSP, GraSPConfig
 from prunebench_baselines.l1_filter import L1FilterPruning, L1FilterPruningConfig, block_first, common_fraction_counts
+from prunebench_baselines.lamp import LAMP
 from prunebench_baselines.magnitude import GlobalMagnitude, LayerwiseMagnitude
 from prunebench_baselines.n_m import NMMagnitude, NMMagnitudeConfig, n_m_mask
 from prunebench_baselines.random_pruning import RandomPruning, RandomShuffled
@@ -121,6 +122,7 @@ def test_block_first_selects_the_first_convolution_of_each_residual_block() -> N
 ONE_SHOT = [
     GlobalMagnitude(),
     LayerwiseMagnitude(),
+    LAMP(),
     RandomPruning(),
     RandomShuffled(),
     SNIP(),
