@@ -13,7 +13,12 @@ ResultPaths = Annotated[list[Path], typer.Argument(help="Result files or directo
 ProtocolFilter = Annotated[str | None, typer.Option("--protocol", help="Only these protocols (comma-separated names).")]
 MethodsFilter = Annotated[str | None, typer.Option("--methods", help="Only these methods (comma-separated labels).")]
 SparsitiesFilter = Annotated[
-    str | None, typer.Option("--sparsities", help="Only these target sparsities (comma-separated).")
+    str | None,
+    typer.Option(
+        "--sparsities",
+        "--targets",
+        help="Only these targets (comma-separated): sparsities, or a cost protocol's reductions (2,3).",
+    ),
 ]
 VariantsFilter = Annotated[
     str | None,

@@ -36,7 +36,8 @@ def plan_table(protocol: Protocol, rows: Sequence[PlanRow], run_dir: Path, dense
         title=f"Plan of {protocol.name} (hash {protocol.hash[:10]}, setup {protocol.comparison}) -> {run_dir}",
         caption=f"dense base models: {dense}; {_budget(protocol)}",
     )
-    for col in ("job", "method", "sparsity", "seed", "status", "result file"):
+    target = "sparsity" if protocol.pruning.targets is None else protocol.pruning.target_kind.replace("_", " ")
+    for col in ("job", "method", target, "seed", "status", "result file"):
         table.add_column(col)
     for i, row in enumerate(rows):
         method = row.method if row.variant is None else f"{row.method} @ {row.variant}"
