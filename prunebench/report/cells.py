@@ -130,7 +130,17 @@ HUMAN_HEADERS = [
 ]
 
 
-def human_cells(r: Row) -> list[str]:
+# A cost board's target column (prunebench.results.targets): what `sparsity` is on the others.
+TARGET_HEADERS = {"flops_reduction": "FLOPs target", "params_reduction": "params target"}
+
+
+def board_headers(board: Leaderboard) -> list[str]:
+    """HUMAN_HEADERS, the target's column named for the board's kind of target."""
+    name = TARGET_HEADERS.get(board.target_kind)
+    return [name if h == "sparsity" and name else h for h in HUMAN_HEADERS]
+
+
+def human_cells(r: Row, target_kind: str = "sparsity") -> list[str]:
     top1 = "n/a" if r.top1_mean is None else f"{pct(r.top1_mean)} ± {pct(r.top1_std)}"
     delta = (
         "-"
@@ -149,7 +159,9 @@ def human_cells(r: Row) -> list[str]:
     return [
         rank_cell(r),
         method,
-        "0" if r.kind == "dense" else f"{r.sparsity_target:g}",
+        ("0" if target_kind == "sparsity" else "1x")
+        if r.kind == "dense"
+        else f"{r.sparsity_target:g}" + ("" if target_kind == "sparsity" else "x"),
         top1,
         interval(r.top1_ci_low, r.top1_ci_high, cut=r.top1_ci_clipped),
         f"{r.n_seeds}/{len(r.expected_seeds)}",

@@ -16,7 +16,16 @@ from dataclasses import replace
 import prunebench
 from prunebench.errors import ResultsError
 from prunebench.report.board import Comparison, Leaderboard
-from prunebench.report.cells import AUDIT_HEADERS, CAPTION, HUMAN_HEADERS, audit_cells, human_cells, pick, shown
+from prunebench.report.cells import (
+    AUDIT_HEADERS,
+    CAPTION,
+    HUMAN_HEADERS,
+    audit_cells,
+    board_headers,
+    human_cells,
+    pick,
+    shown,
+)
 from prunebench.report.row import Row
 
 NUMBER = re.compile(r"^[=~]?\s*([+-]?\d+(?:\.\d+)?)")
@@ -159,7 +168,7 @@ def to_html(c: Comparison, figures: bool = True) -> str:
         for note in b.notes:
             out.append(f'<p class="note">{e(note)}</p>')
         keep = shown(b, HUMAN_HEADERS)
-        headers = pick(HUMAN_HEADERS, keep)
+        headers = pick(board_headers(b), keep)
         out.append(f'<table class="leaderboard" data-protocol="{e(b.protocol)}">')
         columns = "".join(f'<th aria-sort="none">{e(h)}</th>' for h in headers)
         out.append(f"<thead><tr>{columns}</tr></thead><tbody>")
@@ -167,7 +176,7 @@ def to_html(c: Comparison, figures: bool = True) -> str:
             prov = provenance(r, b)
             hover = "; ".join(f"{k}: {v}" for k, v in prov[:4])
             kind = "dense" if r.kind == "dense" else ("unfair" if r.status != "ok" else "")
-            cells = pick(human_cells(r), keep)
+            cells = pick(human_cells(r, b.target_kind), keep)
             out.append(
                 f'<tr class="row {kind}" data-prov="prov-{i}-{j}" title="{e(hover)}">'
                 + "".join(f'<td data-key="{e(sort_key(x))}">{e(x)}</td>' for x in cells)

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from prunebench.report.board import Comparison
-from prunebench.report.cells import AUDIT_HEADERS, CAPTION, HUMAN_HEADERS, audit_cells, human_cells, pick, shown
+from prunebench.report.cells import (
+    AUDIT_HEADERS,
+    CAPTION,
+    HUMAN_HEADERS,
+    audit_cells,
+    board_headers,
+    human_cells,
+    pick,
+    shown,
+)
 
 
 def md_escape(text: str) -> str:
@@ -20,11 +29,11 @@ def to_markdown(c: Comparison) -> str:
         for note in b.notes:
             lines += [f"> **{md_escape(note)}**", ""]
         keep = shown(b, HUMAN_HEADERS)
-        headers = pick(HUMAN_HEADERS, keep)
+        headers = pick(board_headers(b), keep)
         lines.append("| " + " | ".join(headers) + " |")
         lines.append("|" + "|".join("---" for _ in headers) + "|")
         for r in b.rows:
-            lines.append("| " + " | ".join(md_escape(c_) for c_ in pick(human_cells(r), keep)) + " |")
+            lines.append("| " + " | ".join(md_escape(c_) for c_ in pick(human_cells(r, b.target_kind), keep)) + " |")
         lines += ["", f"*{CAPTION}*", "", f"**Fairness audit ({len(b.issues)})**", ""]
         if b.issues:
             lines.append("| " + " | ".join(AUDIT_HEADERS) + " |")
