@@ -128,6 +128,11 @@ REACHING = textwrap.dedent(
         name = "confused"
         def reach(self, shapes, target):
             return 0.5
+
+    class Wordy(Halving):
+        name = "wordy"
+        def reach(self, shapes, target):
+            return Reach("half")
     """
 )
 
@@ -143,6 +148,11 @@ REACHING = textwrap.dedent(
             "more than pruning.tolerance 0.005: it halves",
         ),
         ("Confused", "[0.3]", "methods[0].name: confused.reach returned 0.5, not a Reach with a sparsity in [0, 1]"),
+        (
+            "Wordy",
+            "[0.3]",
+            "wordy.reach returned Reach(sparsity='half', why=''), not a Reach with a sparsity in [0, 1]",
+        ),
         ("Silent", "[0.3]", None),
     ],
 )

@@ -125,10 +125,11 @@ def refusal(method: Method[Any], check: ReachCheck) -> str | None:
             return f"{method.name} cannot prune {check.model} to sparsity {sparsity:g}: {one_line(str(exc))}"
         if reach is None:
             continue
-        if not isinstance(reach, Reach) or not 0 <= reach.sparsity <= 1:
+        valid = isinstance(reach, Reach) and isinstance(reach.sparsity, (int, float)) and 0 <= reach.sparsity <= 1
+        if not valid:
             return f"{method.name}.reach returned {str(reach)[:100]}, not a Reach with a sparsity in [0, 1]"
         if off_target(reach.sparsity, sparsity, check.tolerance):
-            why = f": {one_line(reach.why)}" if reach.why else ""
+            why = f": {one_line(str(reach.why))}" if reach.why else ""
             return (
                 f"{method.name} prunes {reach.sparsity:.4f} of {check.model}'s prunable weights at target sparsity "
                 f"{sparsity:g}, off by more than pruning.tolerance {check.tolerance:g}{why}"
