@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Literal
 
 import torch
@@ -9,7 +11,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor
 
-from prunebench.methods import Masks, Method, MethodConfig, PruningContext, Taxonomy
+from prunebench.methods import Masks, Method, MethodConfig, PruningContext, Reach, Target, Taxonomy
 
 ConvGroups = Literal["kernel", "channels"]
 TARGET_SLACK = 1e-3  # a protocol may write 1:3 as 0.667
@@ -86,14 +88,16 @@ class NMMagnitude(Method[NMMagnitudeConfig]):
     (ICLR) for general N:M.
 
     The sparsity of N:M is 1 - N/M whatever the protocol asks, so the method refuses a target that
-    differs from it (by more than 0.001) with an error naming both, rather than producing a model
-    whose sparsity is not the one its row claims: list the method once per pattern, with a label,
-    and the protocol's sparsities to match. Convolutions are grouped as NVIDIA's ASP groups them
+    differs from it (by more than 0.001) with an error naming both, before any training (`reach`), rather
+    than producing a model whose sparsity is not the one its row claims: list the method once per pattern,
+    with a label, and the protocol's sparsities to match. Convolutions are grouped as NVIDIA's ASP groups them
     (apex/contrib/sparsity/sparse_masklib.py: M consecutive input channels at each kernel position).
     A layer whose grouped dimension is not a multiple of M (a first conv on one or three input channels)
-    stays dense by default, as ASP skips it, and the result's notes name it; the engine then measures a
-    sparsity below 1 - N/M and its tolerance check says when that matters. (ASP skips more: for its
-    tensor cores it also needs out % 8 == 0 and in % 16 == 0.)
+    stays dense by default, as ASP skips it, and the result's notes name it. The weights pruned then fall
+    short of 1 - N/M, by an amount the layers' shapes decide: a protocol whose tolerance that exceeds is
+    refused before any training, naming the dense layers (on the quickstart's CNN, whose first conv sees
+    one channel, 2:4 prunes 0.4950 of the weights). (ASP skips more: for its tensor cores it also needs
+    out % 8 == 0 and in % 16 == 0.)
     """
 
     name = "nm_magnitude"
@@ -107,14 +111,45 @@ class NMMagnitude(Method[NMMagnitudeConfig]):
         retraining="fine_tune",
     )
 
-    def prune(self, ctx: PruningContext) -> Masks:
+    def reach(self, shapes: Mapping[str, tuple[int, ...]], target: Target) -> Reach | None:
+        """Before any training: the N:M pattern decides the weights pruned from the layers' shapes alone (M - N of
+        every full group, what a trailing partial group holds beyond N, nothing in a layer left dense), so a target
+        other than 1 - N/M is refused, and so is one those weights miss by more than the protocol's tolerance."""
+        if target.kind != "sparsity":
+            return None
+        self._check_target(target.value)
+        cfg = self.config
+        total = sum(math.prod(shape) for shape in shapes.values())
+        pruned, dense = 0, []
+        for name, shape in shapes.items():
+            length = shape[1] if len(shape) > 2 and cfg.conv_groups == "channels" else math.prod(shape[1:])
+            if cfg.indivisible == "dense" and length % cfg.m:
+                dense.append(name)
+                continue
+            tail = length % cfg.m
+            pruned += math.prod(shape) // length * (length // cfg.m * (cfg.m - cfg.n) + max(0, tail - cfg.n))
+        if dense:
+            why = (
+                f"{', '.join(dense)} stay{'s' if len(dense) == 1 else ''} dense (grouped dimension not a multiple of "
+                f"M = {cfg.m}): leave {'it' if len(dense) == 1 else 'them'} out of pruning.prunable (include_first, "
+                "exclude), or group along the kernel with a padded last group (conv_groups: kernel, indivisible: pad)"
+            )
+        else:
+            why = f"a trailing partial group of r < M = {cfg.m} weights keeps min(N, r)"
+        return Reach(pruned / total, why=why)
+
+    def _check_target(self, target: float) -> None:
         cfg = self.config
         nominal = 1 - cfg.n / cfg.m
-        if abs(ctx.target_sparsity - nominal) > TARGET_SLACK:
+        if abs(target - nominal) > TARGET_SLACK:
             raise ValueError(
-                f"{cfg.n}:{cfg.m} sparsity is {nominal:.4g}, but this job's target is {ctx.target_sparsity:g}; "
+                f"{cfg.n}:{cfg.m} sparsity is {nominal:.4g}, but the target is {target:g}; "
                 f"N:M pruning reaches only 1 - N/M (list the method with n and m to match each target)"
             )
+
+    def prune(self, ctx: PruningContext) -> Masks:
+        cfg = self.config
+        self._check_target(ctx.target_sparsity)
         current = ctx.masks()
         masks: Masks = {}
         dense = []

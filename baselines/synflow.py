@@ -73,9 +73,11 @@ class SynFlow(Method[SynFlowConfig]):
 
     Tanaka et al. 2020, "Pruning neural networks without any data by iteratively conserving synaptic
     flow" (NeurIPS); defaults of the paper: 100 iterations, exponential schedule, global ranking.
-    BatchNorm is in eval mode on a float64 copy with |running statistics| and |affine|, as in the
-    authors' code; the engine's model is never modified, and no data are drawn from the budget. The
-    pruned network then trains from its initialization with the protocol's retraining recipe.
+    BatchNorm is in eval mode with |running statistics| and |affine|, as in the authors' code, on a
+    float64 copy (the authors' code scores in float32: its `model.double()` is commented out;
+    docs/methods.md measures the difference); the engine's model is never modified, and no data are
+    drawn from the budget. The pruned network then trains from its initialization with the protocol's
+    retraining recipe.
     """
 
     name = "synflow"

@@ -20,7 +20,7 @@ import torch
 from prunebench_baselines.grasp import GraSP, GraSPConfig
 from prunebench_baselines.snip import SNIP, SNIPConfig
 
-from prunebench.protocol import parse_protocol
+from prunebench.protocol import Protocol, parse_protocol
 from prunebench.run import Runner, plan
 from prunebench.testing import digits, engine_for, pruning_context
 
@@ -44,14 +44,20 @@ def overlap(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     return both / sum(int(a[n].sum()) for n in a)
 
 
+def variants_protocol(seeds: str) -> Protocol:
+    """The quickstart's data, model and recipes with the variants above as its methods, run for `seeds` (e.g.
+    "0,1"), set as an override: a protocol error, not a silent no-op, whatever the quickstart's seeds line says."""
+    source = ROOT / "protocols" / "quickstart.yaml"
+    text = source.read_text().split("methods:")[0]
+    return parse_protocol(text + VARIANTS, source, overrides=[f"seeds=[{seeds}]"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1")
     args = parser.parse_args()
-    text = (ROOT / "protocols" / "quickstart.yaml").read_text().split("methods:")[0]
-    text = text.replace("seeds: [0, 1]", f"seeds: [{args.seeds}]")
+    p = variants_protocol(args.seeds)
     with tempfile.TemporaryDirectory() as tmp:
-        p = parse_protocol(text + VARIANTS, ROOT / "protocols" / "quickstart.yaml")
         records = Runner(p, results_dir=Path(tmp) / "r", cache_dir=Path(tmp) / "c", device="cpu").run(plan(p))
     table: dict[str, dict[float, list[float]]] = {}
     natural: dict[str, list[float]] = {}

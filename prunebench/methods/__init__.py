@@ -1,6 +1,7 @@
 """The public method API, the one a user's method and every built-in baseline are written against.
 
-- `api`: `Method` (generic in its `MethodConfig`) and the hooks the engine calls.
+- `api`: `Method` (generic in its `MethodConfig`), the hooks the engine calls, and `Reach` (what a method
+  states, before any training, that it will prune to).
 - `context`: `PruningContext` (what `prune` gets) and `StepContext` (what training hooks get).
 - `access`: `PruningAccess` and `StepAccess`, what those contexts may ask of the engine (typing.Protocols that
   the engine's adapters, prunebench.engine.access, implement).
@@ -15,7 +16,7 @@ needs from here.
 
 from prunebench.masks import Masks, masks_from_scores
 from prunebench.methods.access import PruningAccess, SavedState, StepAccess
-from prunebench.methods.api import HookStage, Method, MethodConfig
+from prunebench.methods.api import HookStage, Method, MethodConfig, Reach
 from prunebench.methods.context import PruningContext, StepContext
 from prunebench.methods.registry import (
     ENTRY_POINT_GROUP,
@@ -53,6 +54,7 @@ __all__ = [
     "PluginWarning",
     "PruningAccess",
     "PruningContext",
+    "Reach",
     "Regime",
     "Regularizer",
     "SavedState",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -31,7 +32,7 @@ from torch import Tensor, nn
 
 from prunebench.masks import Masks
 from prunebench.methods.context import PruningContext, StepContext
-from prunebench.results.targets import TargetKind
+from prunebench.results.targets import Target, TargetKind
 from prunebench.results.taxonomy import Taxonomy
 
 # The taxonomy (`Taxonomy` and its vocabulary) is declared once, in prunebench.results.taxonomy: the result
@@ -46,6 +47,16 @@ class MethodConfig(BaseModel):
 
 
 C = TypeVar("C", bound=MethodConfig)
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What a method will prune to at a target, known from the shapes of the prunable weights alone
+    (`Method.reach`): the fraction of all prunable weights it will prune, and, where that is off the target, why
+    (one sentence, for the error that names the method)."""
+
+    sparsity: float
+    why: str = ""
 
 
 class Method(Generic[C]):
@@ -106,6 +117,16 @@ class Method(Generic[C]):
         (ctx.target_sparsity), or, for a method whose `targets` say so, the compacted model's FLOPs or parameter
         reduction."""
         raise NotImplementedError
+
+    def reach(self, shapes: Mapping[str, tuple[int, ...]], target: Target) -> Reach | None:
+        """Before any training: what this method will prune to at `target`, from the shapes of the protocol's
+        prunable weights alone (by parameter name, in execution order; no values, no data). A method whose
+        structure decides its sparsity (whole filters, N:M groups) returns it: the protocol is refused when that
+        misses the target by more than pruning.tolerance, in one line naming the method, instead of a violation
+        after training. Raise ValueError (one sentence) for a target it cannot prune to at all. None (the
+        default): only the engine's measurement after pruning judges it. Called in a job process when the
+        protocol is validated, once for each target."""
+        return None
 
     def retrain_epochs(self, ctx: PruningContext) -> int | None:
         """Retraining epochs this method asks for, or None for the protocol's. Called after pruning, with

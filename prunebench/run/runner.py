@@ -92,8 +92,7 @@ class Runner:
         confine.hide(results_dir, cache_dir if cache_dir is not None else default_cache_dir())
         confine.hide(*hidden_from_jobs(protocol.data), *_dense_files(protocol, shipped))
         if needs_labels(protocol):
-            self._methods = describe(protocol)
-            protocol = label_methods(protocol, [info.name for info in self._methods])
+            protocol = label_methods(protocol, [info.name for info in describe(protocol)])
         self.protocol = protocol
         self.limit, self.in_process = limit, in_process
         self.directory = RunDirectory.of(results_dir, run_name(protocol, limit=limit, in_process=in_process))
@@ -168,7 +167,7 @@ class Runner:
         """Check everything a run needs (data, model, methods, their configs) before touching results; raises
         ProtocolError naming the file and line of the offending field. Idempotent: validates once."""
         if not self._validated:
-            self._methods = validate(self.protocol, self._methods)
+            self._methods = validate(self.protocol)
             self._validated = True
 
     @property

@@ -1,6 +1,7 @@
 """Checking a protocol before anything runs: the data, the model on the data's shape, the prunable weights it
 leaves, the user's dense checkpoint, and every method (loaded and configured in a job process) against the
-protocol's granularity and base model. Errors name the protocol's file, line and field."""
+protocol's granularity and base model, and against its targets where the method knows from the prunable weights'
+shapes what it will reach (`Method.reach`). Errors name the protocol's file, line and field."""
 
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from prunebench.protocol import Protocol, RecipeError
 from prunebench.run.dense.pretrained import load_into, read_pretrained
 from prunebench.run.measurement.targets import max_reduction
 from prunebench.run.sandbox import MethodInfo, describe
+from prunebench.run.sandbox.tasks import ReachCheck
 
 
-def validate(protocol: Protocol, methods: list[MethodInfo] | None = None) -> list[MethodInfo]:
-    """The protocol's methods as their job process described them (`methods`, when already described, are
-    checked rather than described again); raises ProtocolError naming the offending field."""
+def validate(protocol: Protocol) -> list[MethodInfo]:
+    """The protocol's methods as their job process described them; raises ProtocolError naming the offending
+    field."""
     p = protocol
     try:
         check_data(p.data)
@@ -30,12 +32,18 @@ def validate(protocol: Protocol, methods: list[MethodInfo] | None = None) -> lis
         info = DATASETS[p.data.name]
         model = build_model(p.model, num_classes=info.num_classes or 1000, input_shape=info.input_shape)
         # Which weights are prunable, as a job will see them: a rule that leaves none is an error now.
-        prunable = prunable_parameters(model, p.pruning.prunable, layer_macs(model, info.input_shape).keys())
+        params = prunable_parameters(model, p.pruning.prunable, layer_macs(model, info.input_shape).keys())
         if p.pruning.targets is not None:
-            check_cost_targets(p, model, prunable, info.input_shape)
+            check_cost_targets(p, model, params, info.input_shape)
         if p.base.checkpoint is not None:
             load_into(model, read_pretrained(p.base), p.model.name)
-        methods = methods if methods is not None else describe(p)
+        # What a method says it will reach is checked on these shapes, where they are the jobs' own: not where
+        # the classes are counted only when the data set is read (its classifier's shape is not known yet).
+        reach = None
+        if info.num_classes is not None and p.pruning.sparsities is not None:  # (a cost target: check_cost_targets)
+            shapes = {name: tuple(w.shape) for name, w in params.items()}
+            reach = ReachCheck(p.model.name, shapes, tuple(p.pruning.sparsities), p.pruning.tolerance)
+        methods = describe(p, reach)
         for i, method in enumerate(methods):
             check_method(p, i, method)
     except FieldError as exc:

@@ -85,6 +85,19 @@ BAD = [
     ("  - name: random\n", "  - name: random\n    config: {scope: sideways}\n", "methods[2].config.scope"),
     ("seeds: [0]\n", "seeds: [0]\nruntime: {job_memory: 1}\n", ":8:11: runtime.job_memory: 1 byte would kill every"),
     ("seeds: [0]\n", "seeds: [0]\nruntime: {job_timeout: 0.001}\n", ":8:11: runtime.job_timeout: 0.001 s would kill"),
+    # What a method's structure decides from the shapes alone, refused before any training (Method.reach): N:M's
+    # first conv sees one channel and stays dense; whole filters cannot remove 0.9 of small_cnn's weights.
+    (
+        "  - name: random\n",
+        "  - name: random\n  - name: nm_magnitude\n",
+        "methods[3].name: nm_magnitude prunes 0.4902 of small_cnn's prunable weights at target sparsity 0.5, off by "
+        "more than pruning.tolerance 0.005: features.0.0.weight stays dense",
+    ),
+    (
+        "  - name: random\n",
+        "  - name: random\n  - name: l1_filter\n",
+        "methods[3].name: l1_filter cannot prune small_cnn to sparsity 0.9: whole filters reach at most 0.8956",
+    ),
 ]
 
 
@@ -155,3 +168,25 @@ def test_what_the_files_say_reaches_the_terminal_printable(cli: Cli, tmp_path: P
 def test_printable_escapes_controls_and_keeps_unicode() -> None:
     assert printable("a\x1b[2J\x07b") == "a\\x1b[2J\\x07b"
     assert printable("line\r\nover\rwrite\x9b\u202eé 漢 🙂\tz") == "line\r\nover\\x0dwrite\\x9b\\u202eé 漢 🙂\tz"
+
+
+def test_block_first_beyond_its_convolutions_is_refused_before_any_training(cli: Cli, tmp_path: Path) -> None:
+    # CIFAR ResNet-20 on digits' one channel: 270,608 prunable weights, the blocks' first convolutions 122,112 of
+    # them; one filter kept in each, whole filters reach 119,520: 0.4417 of the weights.
+    text = TINY.replace("{name: small_cnn, args: {width: 0.25}}", "{name: cifar_resnet20}")
+    text = text.split("methods:")[0] + "methods:\n  - name: l1_filter\n    config: {layers: block_first}\n"
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    res = cli("run", path, "--results", tmp_path / "r", "--cache", tmp_path / "c")
+    lines = res.err.strip().splitlines()
+    assert res.code == 2 and len(lines) == 1 and "Traceback" not in res.err, res.err
+    assert (
+        lines[0].startswith(f"error: {path}:")
+        and "methods[0].name: l1_filter cannot prune cifar_resnet20 to " in lines[0]
+    )
+    assert (
+        "sparsity 0.5: whole filters reach at most 0.4417 (119,520 of the 270,608 prunable weights" in lines[0]
+        and "640 in linear layers (never pruned) and 147,856 in convolutions that `layers: block_first` leaves alone"
+        in lines[0]
+    )
+    assert not (tmp_path / "c").exists() and not (tmp_path / "r").exists()  # nothing trained, nothing written

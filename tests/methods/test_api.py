@@ -100,3 +100,79 @@ def test_hooks_run_only_in_the_stages_a_method_asks_for_and_each_job_gets_a_fres
     assert all(r.method.notes["jobs_seen_by_this_instance"] == 1 for r in records)  # a fresh instance each job
     steps = records[0].ledger.pruning.steps
     assert all(r.method.notes["steps_while_pruning"] == {"pruning": steps} for r in records)
+
+
+REACHING = textwrap.dedent(
+    """\
+    from prunebench.methods import Method, Reach, Taxonomy
+
+    class Halving(Method):
+        '''Says it prunes half the weights whatever the target; refuses 0.9 outright.'''
+        name = "halving"
+        taxonomy = Taxonomy(when="after_training", granularity="unstructured", scope="global",
+                            schedule="one_shot", retraining="fine_tune")
+        def reach(self, shapes, target):
+            assert all(isinstance(s, tuple) for s in shapes.values()) and target.kind == "sparsity"
+            if target.value == 0.9:
+                raise ValueError("halves, and only halves")
+            return Reach(0.5, why="it halves")
+        def prune(self, ctx):
+            raise AssertionError("never reached: the protocol is refused before any training")
+
+    class Silent(Halving):
+        name = "silent"
+        def reach(self, shapes, target):
+            return None
+
+    class Confused(Halving):
+        name = "confused"
+        def reach(self, shapes, target):
+            return 0.5
+
+    class Wordy(Halving):
+        name = "wordy"
+        def reach(self, shapes, target):
+            return Reach("half")
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("method", "sparsities", "message"),
+    [
+        ("Halving", "[0.5, 0.9]", "methods[0].name: halving cannot prune small_cnn to sparsity 0.9: halves, and only"),
+        (
+            "Halving",
+            "[0.3]",
+            "methods[0].name: halving prunes 0.5000 of small_cnn's prunable weights at target sparsity 0.3, off by "
+            "more than pruning.tolerance 0.005: it halves",
+        ),
+        ("Confused", "[0.3]", "methods[0].name: confused.reach returned 0.5, not a Reach with a sparsity in [0, 1]"),
+        (
+            "Wordy",
+            "[0.3]",
+            "wordy.reach returned Reach(sparsity='half', why=''), not a Reach with a sparsity in [0, 1]",
+        ),
+        ("Silent", "[0.3]", None),
+    ],
+)
+def test_what_a_method_says_it_will_reach_is_judged_before_any_training(
+    tmp_path: Path,
+    cli,
+    method: str,
+    sparsities: str,
+    message: str | None,  # type: ignore[no-untyped-def]
+) -> None:
+    (tmp_path / "reaching.py").write_text(REACHING)
+    text = TINY.split("methods:")[0].replace("[0.5, 0.9]", sparsities) + f"methods:\n  - name: reaching.py:{method}\n"
+    (tmp_path / "p.yaml").write_text(text)
+    protocol = tmp_path / "p.yaml"
+    for args in (["validate", protocol], ["run", protocol, "--results", tmp_path / "r", "--cache", tmp_path / "c"]):
+        done = cli(*args, *(["--dry-run"] if message is None and args[0] == "run" else []))
+        if message is None:
+            assert done.code == 0, done.err
+            continue
+        lines = [line for line in done.err.splitlines() if line.strip()]
+        assert done.code == 2 and len(lines) == 1 and "Traceback" not in done.err, done.err
+        assert lines[0].startswith(f"error: {protocol}:") and message in " ".join(lines[0].split())
+    assert not (tmp_path / "c").exists() and not (tmp_path / "r").exists()

@@ -51,7 +51,8 @@ def test_cost_targets_are_counted_from_the_compacted_model(tmp_path: Path, capsy
         achieved = record["target"]["achieved"]
         assert abs(achieved / target - 1) <= 0.05, achieved
         cost = record["cost"]
-        assert cost["counted"] == "compacted" and achieved == pytest.approx(cost["flops_dense"] / cost["flops_effective"])
+        assert cost["counted"] == "compacted"
+        assert achieved == pytest.approx(cost["flops_dense"] / cost["flops_effective"])
         assert record["sparsity"]["target"] is None
         under = json.loads((run_dir / "under_pruning" / f"flops_reduction-{target:g}_seed-0.json").read_text())
         assert under["status"] == "violation" and under["target"]["achieved"] < target * 0.95
@@ -69,12 +70,18 @@ def test_cost_targets_are_counted_from_the_compacted_model(tmp_path: Path, capsy
     [
         (("granularity: filter", "granularity: unstructured"), "pruning.granularity: filter"),
         (("targets: {flops_reduction: [2.0, 4.0]}", "targets: {flops_reduction: [0.5]}"), "not a reduction"),
-        (("targets: {flops_reduction: [2.0, 4.0]}", "targets: {flops_reduction: [2.0], params_reduction: [2.0]}"),
-         "one kind of target"),
-        (("targets: {flops_reduction: [2.0, 4.0]}", "targets: {flops_reduction: [2.0, 1.0e+4]}"),
-         "10000x is beyond what whole filters reach on small_cnn: at most"),
-        (("targets: {flops_reduction: [2.0, 4.0]}", "sparsities: [0.5]\n  targets: {flops_reduction: [2.0]}"),
-         "state the targets once"),
+        (
+            ("targets: {flops_reduction: [2.0, 4.0]}", "targets: {flops_reduction: [2.0], params_reduction: [2.0]}"),
+            "one kind of target",
+        ),
+        (
+            ("targets: {flops_reduction: [2.0, 4.0]}", "targets: {flops_reduction: [2.0, 1.0e+4]}"),
+            "10000x is beyond what whole filters reach on small_cnn: at most",
+        ),
+        (
+            ("targets: {flops_reduction: [2.0, 4.0]}", "sparsities: [0.5]\n  targets: {flops_reduction: [2.0]}"),
+            "state the targets once",
+        ),
     ],
 )
 def test_a_bad_cost_target_is_one_line_before_any_training(

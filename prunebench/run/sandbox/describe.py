@@ -21,18 +21,19 @@ from prunebench.protocol import Protocol
 from prunebench.run.dense import default_cache_dir
 from prunebench.run.sandbox.messages import rewarn
 from prunebench.run.sandbox.process import ChildFailed, Limits, run_child
-from prunebench.run.sandbox.tasks import DescribeTask, Environment, MethodInfo
+from prunebench.run.sandbox.tasks import DescribeTask, Environment, MethodInfo, ReachCheck
 
 DESCRIBE_TIMEOUT_S = 600.0
 
 
-def describe(protocol: Protocol) -> list[MethodInfo]:
-    """Every method of the protocol, described by a job process; a method that cannot be loaded or configured
-    raises ProtocolError naming its field."""
+def describe(protocol: Protocol, reach: ReachCheck | None = None) -> list[MethodInfo]:
+    """Every method of the protocol, described by a job process; a method that cannot be loaded or configured,
+    or (with `reach`, the shapes of the protocol's prunable weights) one that says it cannot reach a target of
+    the protocol within its tolerance (`Method.reach`), raises ProtocolError naming its field."""
     base_dir = protocol.source.parent if protocol.source else None
     # A runner hid these, its results and its cache already; `validate` and `status` have only the default cache.
     confine.hide(*hidden_from_jobs(protocol.data), default_cache_dir())
-    task = DescribeTask(Environment.here(base_dir, tuple(protocol.methods)), tuple(protocol.methods), base_dir)
+    task = DescribeTask(Environment.here(base_dir, tuple(protocol.methods)), tuple(protocol.methods), base_dir, reach)
     try:
         result = run_child("describe", pickle.dumps(task), rewarn, Limits(timeout=DESCRIBE_TIMEOUT_S))
     except ChildFailed as exc:

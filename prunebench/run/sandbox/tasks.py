@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from prunebench import confine
-from prunebench.errors import FieldError
-from prunebench.methods import TargetKind, Taxonomy, instantiate
+from prunebench.errors import FieldError, one_line
+from prunebench.fairness import off_target
+from prunebench.methods import Method, Reach, TargetKind, Taxonomy, instantiate
 from prunebench.protocol import MethodSpec
+from prunebench.results.targets import Target
 
 if TYPE_CHECKING:
     from prunebench.engine.distributed import Group
@@ -71,20 +73,36 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class ReachCheck:
+    """What the described methods are checked against before any training (`Method.reach`): the shapes of the
+    protocol's prunable weights on its model, its target sparsities and its tolerance."""
+
+    model: str
+    shapes: dict[str, tuple[int, ...]]
+    sparsities: tuple[float, ...]
+    tolerance: float
+
+
+@dataclass(frozen=True)
 class DescribeTask:
     environment: Environment
     methods: tuple[MethodSpec, ...]
     base_dir: Path | None
+    reach: ReachCheck | None = None
 
 
 def describe_in_child(task: DescribeTask) -> dict[str, Any]:
-    """In a job process: load and configure every method; the first that fails is reported with its field."""
+    """In a job process: load and configure every method, and check what it says it will reach (when the task
+    has the shapes); the first that fails is reported with its field."""
     infos = []
     for i, spec in enumerate(task.methods):
         try:
             method, loaded = instantiate(spec, i, base_dir=task.base_dir)
         except FieldError as exc:
             return {"error": {"loc": list(exc.loc), "message": exc.message}}
+        refused = refusal(method, task.reach) if task.reach is not None else None
+        if refused is not None:
+            return {"error": {"loc": ["methods", i, "name"], "message": refused}}
         infos.append(
             {
                 "name": str(method.name),
@@ -98,6 +116,28 @@ def describe_in_child(task: DescribeTask) -> dict[str, Any]:
             }
         )
     return {"methods": infos}
+
+
+def refusal(method: Method[Any], check: ReachCheck) -> str | None:
+    """Why the protocol cannot run `method`, known before any training: a target it says it cannot prune to, or
+    one it will miss by more than the tolerance (`Method.reach`); None when neither."""
+    for sparsity in check.sparsities:
+        try:
+            reach = method.reach(dict(check.shapes), Target("sparsity", sparsity))
+        except ValueError as exc:
+            return f"{method.name} cannot prune {check.model} to sparsity {sparsity:g}: {one_line(str(exc))}"
+        if reach is None:
+            continue
+        valid = isinstance(reach, Reach) and isinstance(reach.sparsity, (int, float)) and 0 <= reach.sparsity <= 1
+        if not valid:
+            return f"{method.name}.reach returned {str(reach)[:100]}, not a Reach with a sparsity in [0, 1]"
+        if off_target(reach.sparsity, sparsity, check.tolerance):
+            why = f": {one_line(str(reach.why))}" if reach.why else ""
+            return (
+                f"{method.name} prunes {reach.sparsity:.4f} of {check.model}'s prunable weights at target sparsity "
+                f"{sparsity:g}, off by more than pruning.tolerance {check.tolerance:g}{why}"
+            )
+    return None
 
 
 @dataclass(frozen=True)
