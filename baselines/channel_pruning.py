@@ -6,11 +6,13 @@ FLOPs or a parameter reduction of the compacted model) decide how many go."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypeVar
 
 from pydantic import Field
+from torch import Tensor
 
 from prunebench.methods import (
+    ChannelGroups,
     Masks,
     Members,
     Method,
@@ -53,6 +55,27 @@ class ChannelConfig(MethodConfig):
     max_layer_ratio: float | None = Field(None, gt=0, le=1, description=CAP)
 
 
+C = TypeVar("C", bound=ChannelConfig)
+
+
+class ChannelMethod(Method[C]):
+    """A channel criterion: it scores every channel of every coupling (`scores`); the allocation of its config
+    (`scope`, `max_layer_ratio`) and the job's target decide how many go (prunebench.methods.prune_channels)."""
+
+    Config = ChannelConfig  # each criterion's own, from its base's type argument
+    version = "1.0"
+    taxonomy_from_config = {"scope": "scope"}
+    targets = TARGETS
+
+    def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
+        raise NotImplementedError
+
+    def prune(self, ctx: PruningContext) -> Masks:
+        groups = channel_groups(ctx)
+        c = self.config
+        return prune_channels(ctx, groups, self.scores(ctx, groups), scope=c.scope, max_ratio=c.max_layer_ratio)
+
+
 class ChannelMagnitudeConfig(ChannelConfig):
     members: Members = Field(
         "filters",
@@ -71,7 +94,7 @@ class ChannelMagnitudeConfig(ChannelConfig):
     depthwise: bool = Field(False, description=DEPTHWISE)
 
 
-class ChannelL1(Method[ChannelMagnitudeConfig]):
+class ChannelL1(ChannelMethod[ChannelMagnitudeConfig]):
     """Remove the channels of smallest L1 norm (sum of |w|) of the filters that write them, reduced over the
     filters a residual addition couples (their mean by default), with every coupled slice.
 
@@ -80,26 +103,22 @@ class ChannelL1(Method[ChannelMagnitudeConfig]):
     loses the same fraction). The group reduction and normalization are Torch-Pruning's (Fang et al. 2023)."""
 
     name = "channel_l1"
-    version = "1.0"
     citation = "Li et al. 2017 (ICLR), Pruning Filters for Efficient ConvNets"
     taxonomy = _taxonomy("layerwise")
-    taxonomy_from_config = {"scope": "scope"}
-    targets = TARGETS
     p: ClassVar[float] = 1.0  # the norm's degree
 
-    def prune(self, ctx: PruningContext) -> Masks:
-        groups = channel_groups(ctx)
+    def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
         c = self.config
-        scores = magnitude_scores(
+        params = dict(ctx.model.named_parameters())
+        return magnitude_scores(
             groups,
-            dict(ctx.model.named_parameters()),
+            params,
             p=self.p,
             members=c.members,
             reduction=c.reduction,
             normalizer=c.normalizer,
             depthwise=c.depthwise,
         )
-        return prune_channels(ctx, groups, scores, scope=c.scope, max_ratio=c.max_layer_ratio)
 
 
 class ChannelL2(ChannelL1):
@@ -120,7 +139,7 @@ class GroupNormConfig(ChannelConfig):
     depthwise: bool = Field(False, description=DEPTHWISE)
 
 
-class GroupNorm(Method[GroupNormConfig]):
+class GroupNorm(ChannelMethod[GroupNormConfig]):
     """DepGraph's group norm: a channel group's importance is the L2 norm over all its coupled parameters (every
     writer's filter, every reader's input channel, every BatchNorm scale), squared and averaged over the group's
     layers, each coupling's scores divided by their mean, ranked globally.
@@ -130,27 +149,20 @@ class GroupNorm(Method[GroupNormConfig]):
     --global-pruning`), without the sparse training of its group regularizer: pruning the trained model once."""
 
     name = "group_norm"
-    version = "1.0"
     citation = "Fang et al. 2023 (CVPR), DepGraph: Towards Any Structural Pruning"
     taxonomy = _taxonomy("global")
-    taxonomy_from_config = {"scope": "scope"}
-    targets = TARGETS
 
-    def prune(self, ctx: PruningContext) -> Masks:
-        groups = channel_groups(ctx)
+    def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
         c = self.config
         params = dict(ctx.model.named_parameters())
-        scores = magnitude_scores(
-            groups, params, p=2, members="all", reduction="mean", normalizer=c.normalizer, depthwise=c.depthwise
-        )
-        return prune_channels(ctx, groups, scores, scope=c.scope, max_ratio=c.max_layer_ratio)
+        return magnitude_scores(groups, params, p=2, members="all", normalizer=c.normalizer, depthwise=c.depthwise)
 
 
 class RandomChannelsConfig(ChannelConfig):
     scope: Literal["global", "layerwise"] = Field("global", description=SCOPE)
 
 
-class RandomChannels(Method[RandomChannelsConfig]):
+class RandomChannels(ChannelMethod[RandomChannelsConfig]):
     """Remove channel groups at random (scores drawn from the job's generator): the sanity baseline every channel
     criterion must beat. Global by default: every coupling loses, in expectation, the same fraction.
 
@@ -158,13 +170,8 @@ class RandomChannels(Method[RandomChannelsConfig]):
     Pruning" (ICLR); Torch-Pruning's RandomImportance (Fang et al. 2023)."""
 
     name = "random_channels"
-    version = "1.0"
     citation = "Li et al. 2017 (ICLR); Liu et al. 2019 (ICLR); Fang et al. 2023 (CVPR)"
     taxonomy = _taxonomy("global")
-    taxonomy_from_config = {"scope": "scope"}
-    targets = TARGETS
 
-    def prune(self, ctx: PruningContext) -> Masks:
-        groups = channel_groups(ctx)
-        scores = random_scores(groups, ctx.generator)
-        return prune_channels(ctx, groups, scores, scope=self.config.scope, max_ratio=self.config.max_layer_ratio)
+    def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
+        return random_scores(groups, ctx.generator)
