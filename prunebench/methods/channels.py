@@ -38,7 +38,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from prunebench.efficiency.compact import WRITERS, output_layers, torch_pruning
 from prunebench.methods.coupling import ChannelGroups, Coupling, Slice, SliceKind
 from prunebench.models import channel_parameters, layer_macs
-from prunebench.models.probe import probe_input
+from prunebench.models.probe import InputShape, probe_input
 
 if TYPE_CHECKING:
     from prunebench.methods.context import PruningContext
@@ -49,21 +49,21 @@ def channel_groups(ctx: PruningContext) -> ChannelGroups:
     return find_channel_groups(ctx.model, ctx.input_shape, ctx.weights().keys())
 
 
-def find_channel_groups(model: nn.Module, input_shape: tuple[int, ...], prunable: Iterable[str]) -> ChannelGroups:
+def find_channel_groups(model: nn.Module, input_shape: InputShape, prunable: Iterable[str]) -> ChannelGroups:
     """The couplings of `model` (left unchanged) on an input of `input_shape`; `prunable`: the protocol's
     prunable weights by name."""
     with torch.enable_grad():  # Torch-Pruning traces autograd, whatever the caller's mode
         return _find(copy.deepcopy(model).eval().requires_grad_(True), input_shape, prunable)
 
 
-def _find(model: nn.Module, input_shape: tuple[int, ...], prunable: Iterable[str]) -> ChannelGroups:
-    example = probe_input(model, input_shape)  # type: ignore[arg-type]
+def _find(model: nn.Module, input_shape: InputShape, prunable_names: Iterable[str]) -> ChannelGroups:
+    example = probe_input(model, input_shape)
     names = {m: n for n, m in model.named_modules()}
     modules = {n: m for m, n in names.items()}
     params = dict(model.named_parameters())
-    prunable = {name: params[name].numel() for name in prunable}
-    zeroed = {p for ps in channel_parameters(model, input_shape).values() for p in ps}  # type: ignore[arg-type]
-    macs = layer_macs(model, input_shape)  # type: ignore[arg-type]
+    prunable = {name: params[name].numel() for name in prunable_names}
+    zeroed = {p for ps in channel_parameters(model, input_shape).values() for p in ps}
+    macs = layer_macs(model, input_shape)
     graph = torch_pruning().DependencyGraph().build_dependency(model, example_inputs=example)
     found = ChannelGroups([], {}, prunable, sum(p.numel() for p in params.values()), sum(macs.values()))
     for group in graph.get_all_groups(ignored_layers=output_layers(model, example), root_module_types=WRITERS):
