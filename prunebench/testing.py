@@ -19,7 +19,7 @@ from prunebench.data import DataBundle, load_data
 from prunebench.engine import Engine, EnginePruningAccess
 from prunebench.masks import MaskSet, prunable_parameters
 from prunebench.methods import PruningContext
-from prunebench.models import build_model, layer_macs
+from prunebench.models import build_model, channel_parameters, layer_macs
 from prunebench.protocol import DataSpec, ModelSpec, Protocol, PrunableSpec, parse_protocol
 from prunebench.results import (
     BaseModelRecord,
@@ -40,6 +40,7 @@ from prunebench.results import (
     Taxonomy,
     save_result,
 )
+from prunebench.results.targets import Target
 
 # A tiny real protocol: UCI digits, a narrow CNN, two base epochs; its dense model trains in about a second.
 TINY = textwrap.dedent(
@@ -276,35 +277,75 @@ def standard_records(proto: Protocol) -> list[ResultRecord]:
 
 
 def engine_for(
-    data: DataBundle, *, model: torch.nn.Module | None = None, model_name: str = "small_cnn", seed: int = 0, **args: Any
+    data: DataBundle,
+    *,
+    model: torch.nn.Module | None = None,
+    model_name: str = "small_cnn",
+    seed: int = 0,
+    prunable: PrunableSpec | None = None,
+    whole_filters: bool = False,
+    **args: Any,
 ) -> Engine:
-    """An engine on the CPU over `data`, every conv/linear weight prunable (a protocol's defaults); the model
-    is `model_name` with `args`, freshly initialized from `seed`, unless one is given."""
+    """An engine on the CPU over `data`, every conv/linear weight prunable (a protocol's defaults, or `prunable`);
+    the model is `model_name` with `args`, freshly initialized from `seed`, unless one is given. `whole_filters`:
+    as in a filter-granularity job, a filter pruned whole takes its channel's bias and BatchNorm entries."""
     if model is None:
         torch.manual_seed(seed)
         spec = ModelSpec(name=model_name, args=args)
         model = build_model(spec, num_classes=data.num_classes, input_shape=data.input_shape)
     macs = layer_macs(model, data.input_shape)
-    params = prunable_parameters(model, PrunableSpec(), macs.keys())
+    params = prunable_parameters(model, prunable or PrunableSpec(), macs.keys())
+    channels = {}
+    if whole_filters:
+        by_name = dict(model.named_parameters())
+        for layer, names in channel_parameters(model, data.input_shape).items():
+            channels[f"{layer}.weight"] = [by_name[n] for n in names]
     return Engine(
         model,
         data,
         device=torch.device("cpu"),
-        masks=MaskSet(params, {name: macs[name.removesuffix(".weight")] for name in params}),
+        masks=MaskSet(params, {name: macs[name.removesuffix(".weight")] for name in params}, channels),
         all_macs=macs,
         seed=seed,
         eval_batch_size=128,
     )
 
 
-def pruning_context(engine: Engine, sparsity: float, *, seed: int = 0, scoring_examples: int = 256) -> PruningContext:
-    """The context a method's `prune` gets, on `engine`, at a target sparsity."""
+def pruning_context(
+    engine: Engine,
+    sparsity: float | None,
+    *,
+    seed: int = 0,
+    scoring_examples: int = 256,
+    target: Target | None = None,
+) -> PruningContext:
+    """The context a method's `prune` gets, on `engine`, at a target sparsity (or another `target`)."""
     return PruningContext(
         EnginePruningAccess(engine),
         target_sparsity=sparsity,
         generator=torch.Generator().manual_seed(seed),
         scoring_examples=scoring_examples,
+        target=target,
     )
+
+
+def seeded_model(
+    name: str, input_shape: tuple[int, int, int], *, seed: int = 0, num_classes: int = 10, **args: Any
+) -> torch.nn.Module:
+    """A registered (or torchvision) model initialized from `seed`, in evaluation mode, with BatchNorm scales,
+    shifts and running statistics drawn as a trained model's are spread (an initialization's are all 1 and 0,
+    which no criterion could tell apart)."""
+    torch.manual_seed(seed)
+    model = build_model(ModelSpec(name=name, args=args), num_classes=num_classes, input_shape=input_shape)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.weight is not None:
+                m.weight.uniform_(0.2, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+                if m.running_mean is not None and m.running_var is not None:
+                    m.running_mean.uniform_(-0.5, 0.5)
+                    m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
 
 
 def digits() -> DataBundle:
@@ -344,6 +385,7 @@ __all__ = [
     "make_record",
     "pruning_context",
     "run_cli",
+    "seeded_model",
     "standard_records",
     "write_run",
 ]

@@ -5,7 +5,8 @@ removed, with everything that depends on them, through Torch-Pruning's dependenc
 A channel is removed only when the model provably computes zero in it for every input: every layer that
 writes it (a convolution's or linear layer's output filter, all the layers a residual addition couples) has
 that filter's weights and bias at zero, and every BatchNorm on it maps zero to zero. Removing such a channel,
-with the next layers' input channels and the BatchNorm entries, leaves every output as it was. That is
+with the next layers' input channels and the BatchNorm entries, leaves every output as it was. The input channels
+removed with it are reported (`Compacted.inputs_removed`): a channel method zeroes them too. That is
 checked on a real batch, and the largest absolute difference of the outputs is part of the result: a
 compaction that changes outputs by more than float arithmetic's reordering explains is refused.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,8 @@ class Compacted:
     params: int
     macs: int  # conv and linear MACs per example of the compacted module
     max_abs_diff: float  # between the outputs of the masked and the compacted model on the checked batch
+    # By conv/linear layer name: the input channels (indices into its weight's dim 1) removed with the channels
+    inputs_removed: dict[str, list[int]] = field(default_factory=dict)
 
 
 def channel_is_zero(module: nn.Module, index: int, writes: bool) -> bool:
@@ -85,9 +88,13 @@ def output_layers(model: nn.Module, example: Tensor) -> list[nn.Module]:
     return [produced[id(out)]] if id(out) in produced else []
 
 
-def removable_groups(graph: tp.DependencyGraph, keep: list[nn.Module]) -> list[tuple[nn.Module, object, list[int]]]:
-    """(root layer, its pruning function, channel indices) for every coupled group of channels in which the
-    channels listed are zero in every layer of the group."""
+Plan = tuple[nn.Module, object, list[int], dict[nn.Module, set[int]]]
+
+
+def removable_groups(graph: tp.DependencyGraph, keep: list[nn.Module]) -> list[Plan]:
+    """(root layer, its pruning function, channel indices, the input channels of each conv/linear layer that
+    reads them) for every coupled group of channels in which the channels listed are zero in every layer of the
+    group."""
     plans = []
     for group in graph.get_all_groups(ignored_layers=keep, root_module_types=WRITERS):
         root = group[0]
@@ -100,7 +107,13 @@ def removable_groups(graph: tp.DependencyGraph, keep: list[nn.Module]) -> list[t
                     zero[root_index] = False
         channels = [int(i) for i, z in zero.items() if z]
         if channels:
-            plans.append((root.dep.target.module, root.dep.handler, channels))
+            readers: dict[nn.Module, set[int]] = {}
+            for item in group:
+                module = item.dep.target.module
+                if isinstance(module, WRITERS) and not graph.is_out_channel_pruning_fn(item.dep.handler):
+                    removed = (int(i) for i, r in zip(item.idxs, item.root_idxs, strict=True) if zero.get(r))
+                    readers.setdefault(module, set()).update(removed)
+            plans.append((root.dep.target.module, root.dep.handler, channels, readers))
     return plans
 
 
@@ -121,8 +134,14 @@ def compact(model: nn.Module, batch: Tensor) -> Compacted:
             )
         keep = output_layers(model, example)
         removed = 0
+        names = {m: n for n, m in model.named_modules()}
+        inputs_removed: dict[str, list[int]] = {}
+        plans = removable_groups(graph, keep)  # all indices of the model as given, before any is removed
+        for _, _, _, readers in plans:
+            for module, indices in readers.items():
+                inputs_removed[names[module]] = sorted(set(inputs_removed.get(names[module], [])) | indices)
         with torch.no_grad():
-            for layer, handler, channels in removable_groups(graph, keep):
+            for layer, handler, channels, _ in plans:
                 graph.get_pruning_group(layer, handler, idxs=channels).prune()
                 removed += len(channels)
     except CompactionError:
@@ -151,4 +170,5 @@ def compact(model: nn.Module, batch: Tensor) -> Compacted:
         params=sum(p.numel() for p in model.parameters()),
         macs=int(macs),
         max_abs_diff=diff,
+        inputs_removed=inputs_removed,
     )

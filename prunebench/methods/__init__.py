@@ -8,6 +8,10 @@
 - `regularizers`: what a method may ask the engine to add to its training, declared as data (`SoftMasks`,
   `BatchNormL1`, `GroupLasso`: the `Regularizer` union), for `PruningContext.train(..., regularizers=...)`.
 - `registry`: finding a method by registered name, `package.module:Class` or `path/to/file.py:Class`.
+- `coupling`, `channels`, `channel_scores`, `channel_cost`, `channel_allocation`, `channel_prune`: coupled
+  channel groups for structured methods (Torch-Pruning's dependency graph on the method's model), their magnitude
+  and random scores, exact counts of the compacted model, the removal order and how far the target takes it, the
+  masks (`prune_channels`: a channel-scoring method's whole `prune`).
 
 `Masks` and `masks_from_scores` (prunebench.masks), and `Taxonomy` with its vocabulary (prunebench.results.taxonomy,
 where it is declared because the result record keeps it), are part of this API: a method imports everything it
@@ -17,7 +21,23 @@ needs from here.
 from prunebench.masks import Masks, masks_from_scores
 from prunebench.methods.access import PruningAccess, SavedState, StepAccess
 from prunebench.methods.api import HookStage, Method, MethodConfig, Reach
+from prunebench.methods.channel_allocation import Allocation, reach_target, removal_limits, removal_order, replay
+from prunebench.methods.channel_cost import Counts, Tally
+from prunebench.methods.channel_prune import channel_masks, prune_channels
+from prunebench.methods.channel_scores import (
+    Members,
+    Normalizer,
+    Reduction,
+    coupling_magnitudes,
+    magnitude_scores,
+    normalize,
+    random_scores,
+    reduce_members,
+    slice_magnitudes,
+)
+from prunebench.methods.channels import channel_groups, find_channel_groups
 from prunebench.methods.context import PruningContext, StepContext
+from prunebench.methods.coupling import ChannelGroups, Coupling, Slice
 from prunebench.methods.registry import (
     ENTRY_POINT_GROUP,
     LoadedMethod,
@@ -43,37 +63,60 @@ from prunebench.results.taxonomy import GRANULARITY_ORDER, Granularity, Regime, 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "GRANULARITY_ORDER",
+    "Allocation",
     "BatchNormL1",
+    "ChannelGroups",
+    "Counts",
+    "Coupling",
     "Granularity",
     "GroupLasso",
     "HookStage",
     "LoadedMethod",
     "Masks",
+    "Members",
     "Method",
     "MethodConfig",
+    "Normalizer",
     "PluginWarning",
     "PruningAccess",
     "PruningContext",
     "Reach",
+    "Reduction",
     "Regime",
     "Regularizer",
     "SavedState",
     "Schedule",
     "Scope",
+    "Slice",
     "SoftMasks",
     "StepAccess",
     "StepContext",
+    "Tally",
     "Target",
     "TargetKind",
     "Taxonomy",
     "When",
+    "channel_groups",
+    "channel_masks",
     "config_table",
+    "coupling_magnitudes",
+    "find_channel_groups",
     "instantiate",
     "label_methods",
     "load_method",
+    "magnitude_scores",
     "masks_from_scores",
     "needs_labels",
+    "normalize",
+    "prune_channels",
+    "random_scores",
+    "reach_target",
+    "reduce_members",
     "registered_methods",
+    "removal_limits",
+    "removal_order",
+    "replay",
+    "slice_magnitudes",
     "validate_regularizers",
     "validated_config",
 ]

@@ -10,6 +10,7 @@ from torch import nn
 from prunebench.efficiency import CompactionError, compact
 from prunebench.models import channel_parameters
 from prunebench.models.cifar import CifarResNet
+from prunebench.run.measurement.measure import scattered_zeros
 
 
 class Tiny(nn.Module):
@@ -66,6 +67,22 @@ def test_counts_match_a_hand_count_and_outputs_stay() -> None:
     with torch.no_grad():
         assert torch.allclose(small(batch), model(batch), atol=1e-5)
     assert model.conv1.out_channels == 4  # the measured model itself is left as it was
+
+
+def test_the_input_channels_removed_with_a_channel_are_reported_and_their_zeros_are_structured() -> None:
+    model = randomized(Tiny())
+    prune_filters(model, "conv1", [0, 3])
+    with torch.no_grad():
+        model.conv2.weight[:, [0, 3]] = 0  # what a channel method's masks zero with the filters
+    out = compact(model, torch.randn(4, 1, 8, 8))
+    assert out.inputs_removed == {"conv2": [0, 3]}
+    params = {n: p for n, p in model.named_parameters() if n.endswith("weight") and p.dim() > 1}
+    assert scattered_zeros(params, out.inputs_removed) == {}
+    with torch.no_grad():
+        model.conv2.weight[:, 1] = 0  # an input channel whose channel stays: zeros compaction does not remove
+        model.fc.weight[0, 2] = 0
+    assert scattered_zeros(params, out.inputs_removed) == {"conv2.weight": 6 * 9, "fc.weight": 1}
+    assert scattered_zeros(params, {}) == {"conv2.weight": 3 * 6 * 9, "fc.weight": 1}
 
 
 def test_a_channel_that_passes_a_batchnorm_shift_is_kept() -> None:

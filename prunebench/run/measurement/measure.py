@@ -145,25 +145,25 @@ class Measurer:
         return x
 
     def _compact(self, out: Measured) -> None:
-        """Whole filters only, then the compacted model's own parameters and MACs as the cost."""
-        scattered = {
-            name: int((p == 0).sum()) - int(((p == 0).flatten(1).all(1)).sum()) * p[0].numel()
-            for name, p in self.params.items()
-            if p.dim() > 1
-        }
-        scattered = {name: n for name, n in scattered.items() if n}
+        """Zeros in whole filters, and in the input channels that go with removed channels, only; then the
+        compacted model's own parameters and MACs as the cost."""
+        compacted: Compacted | None = None
+        failure: CompactionError | None = None
+        try:
+            compacted = compact(self.model, self.check_batch())
+        except CompactionError as exc:
+            failure = exc
+        scattered = scattered_zeros(self.params, compacted.inputs_removed if compacted is not None else {})
         if scattered:
             total = sum(scattered.values())
             out.problems.append(
                 f"the method claims filter granularity, but {total} zero weight(s) of its final model lie outside "
-                f"whole filters ({_named(sorted(scattered))})"
+                f"whole filters and removed channels' input slices ({_named(sorted(scattered))})"
             )
             out.warnings.append("not compacted: the masks are not whole filters")
             return
-        try:
-            compacted = compact(self.model, self.check_batch())
-        except CompactionError as exc:
-            out.warnings.append(f"not compacted: {exc}")
+        if compacted is None:
+            out.warnings.append(f"not compacted: {failure}")
             return
         out.compacted = compacted
         assert out.cost is not None
@@ -186,6 +186,24 @@ class Measurer:
         if self.data.test is None or self.load(state):
             return None
         return self.evaluate(self.data.test, mixed_precision=mixed_precision).top1
+
+
+def scattered_zeros(params: dict[str, Tensor], inputs_removed: dict[str, list[int]]) -> dict[str, int]:
+    """By prunable weight: its zeros outside whole zero filters (dim 0) and outside the input channels (dim 1)
+    that compaction removed with their channels (`inputs_removed`, by layer name); only weights that have some."""
+    found = {}
+    for name, p in params.items():
+        if p.dim() < 2:
+            continue
+        zero = p.detach() == 0
+        covered = zero.flatten(1).all(1).view(-1, *[1] * (p.dim() - 1)).expand_as(zero).clone()
+        columns = inputs_removed.get(name.removesuffix(".weight"), [])
+        if columns:
+            covered[:, torch.tensor(columns, dtype=torch.long, device=p.device)] = True
+        count = int((zero & ~covered).sum())
+        if count:
+            found[name] = count
+    return found
 
 
 def _named(names: list[str]) -> str:

@@ -1,0 +1,177 @@
+"""Channel pruning on coupled channel groups (prunebench.methods.channels): whole channels go with every slice
+coupled to them (the filters that write them, through residual additions and depthwise convolutions, their
+BatchNorm entries, the readers' input channels), so the pruned network compacts physically. The criteria score
+each channel group; the allocation (`scope`, `max_layer_ratio`) and the job's target (a weight sparsity, a
+FLOPs or a parameter reduction of the compacted model) decide how many go."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, TypeVar
+
+from pydantic import Field
+from torch import Tensor
+
+from prunebench.methods import (
+    ChannelGroups,
+    Masks,
+    Members,
+    Method,
+    MethodConfig,
+    Normalizer,
+    PruningContext,
+    Reduction,
+    TargetKind,
+    Taxonomy,
+    channel_groups,
+    magnitude_scores,
+    prune_channels,
+    random_scores,
+)
+
+TARGETS: tuple[TargetKind, ...] = ("sparsity", "flops_reduction", "params_reduction")
+SCOPE = (
+    "global: channel groups ranked across couplings by their (normalized) scores, Torch-Pruning's global_pruning; "
+    "layerwise: every coupling (a layer, or the layers a residual addition couples) loses the same fraction of its "
+    "channels, within one channel."
+)
+DEPTHWISE = (
+    "Count depthwise convolutions' filters in the norm (DepGraph's definition, every coupled parameter); "
+    "Torch-Pruning 1.6 leaves them out (its importance does not recognize their pruning function), as the default."
+)
+CAP = (
+    "At most this fraction of a coupling's channels is removed (Torch-Pruning's max_pruning_ratio); none: no cap. "
+    "Every coupling keeps a channel whatever the cap."
+)
+
+
+def _taxonomy(scope: Literal["global", "layerwise"]) -> Taxonomy:
+    return Taxonomy(
+        when="after_training", granularity="filter", scope=scope, schedule="one_shot", retraining="fine_tune"
+    )
+
+
+class ChannelConfig(MethodConfig):
+    scope: Literal["global", "layerwise"] = Field("layerwise", description=SCOPE)
+    max_layer_ratio: float | None = Field(None, gt=0, le=1, description=CAP)
+
+
+C = TypeVar("C", bound=ChannelConfig)
+
+
+class ChannelMethod(Method[C]):
+    """A channel criterion: it scores every channel of every coupling (`scores`); the allocation of its config
+    (`scope`, `max_layer_ratio`) and the job's target decide how many go (prunebench.methods.prune_channels)."""
+
+    Config = ChannelConfig  # each criterion's own, from its base's type argument
+    version = "1.0"
+    taxonomy_from_config = {"scope": "scope"}
+    targets = TARGETS
+
+    def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
+        raise NotImplementedError
+
+    def prune(self, ctx: PruningContext) -> Masks:
+        groups = channel_groups(ctx)
+        c = self.config
+        return prune_channels(ctx, groups, self.scores(ctx, groups), scope=c.scope, max_ratio=c.max_layer_ratio)
+
+
+class ChannelMagnitudeConfig(ChannelConfig):
+    members: Members = Field(
+        "filters",
+        description="The slices a channel's norm is taken over: filters, the filters that write it (Li et al.); "
+        "coupled, every conv/linear slice coupled to it, the readers' input channels too; all, those and the "
+        "BatchNorm scales (Torch-Pruning's MagnitudeImportance default).",
+    )
+    reduction: Reduction = Field(
+        "mean", description="How the members' norms make one score: mean (Torch-Pruning's default), sum, max, first."
+    )
+    normalizer: Normalizer = Field(
+        "mean",
+        description="Each coupling's scores divided by their mean (Torch-Pruning's default), max or sum, or none: "
+        "what makes couplings comparable in a global ranking (no effect within a coupling).",
+    )
+    depthwise: bool = Field(False, description=DEPTHWISE)
+
+
+class ChannelL1(ChannelMethod[ChannelMagnitudeConfig]):
+    """Remove the channels of smallest L1 norm (sum of |w|) of the filters that write them, reduced over the
+    filters a residual addition couples (their mean by default), with every coupled slice.
+
+    Li et al. 2017, "Pruning Filters for Efficient ConvNets" (ICLR): a filter's L1 norm, one ranking per layer
+    (`scope: layerwise`, the default; the paper sets per-layer ratios by sensitivity analysis, here every coupling
+    loses the same fraction). The group reduction and normalization are Torch-Pruning's (Fang et al. 2023)."""
+
+    name = "channel_l1"
+    citation = "Li et al. 2017 (ICLR), Pruning Filters for Efficient ConvNets"
+    taxonomy = _taxonomy("layerwise")
+    p: ClassVar[float] = 1.0  # the norm's degree
+
+    def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
+        c = self.config
+        params = dict(ctx.model.named_parameters())
+        return magnitude_scores(
+            groups,
+            params,
+            p=self.p,
+            members=c.members,
+            reduction=c.reduction,
+            normalizer=c.normalizer,
+            depthwise=c.depthwise,
+        )
+
+
+class ChannelL2(ChannelL1):
+    """As `channel_l1` with the L2 norm: channels ranked by the squared L2 norm (sum of w^2) of their filters,
+    as Torch-Pruning's MagnitudeImportance(p=2) computes it (the same ranking as the norm within one filter).
+
+    Li et al. 2017 (ICLR), who compare the L2 norm with the L1 norm and find them close."""
+
+    name = "channel_l2"
+    p = 2.0
+
+
+class GroupNormConfig(ChannelConfig):
+    scope: Literal["global", "layerwise"] = Field("global", description=SCOPE)
+    normalizer: Normalizer = Field(
+        "mean", description="Each coupling's scores divided by their mean (DepGraph's default), max or sum, or none."
+    )
+    depthwise: bool = Field(False, description=DEPTHWISE)
+
+
+class GroupNorm(ChannelMethod[GroupNormConfig]):
+    """DepGraph's group norm: a channel group's importance is the L2 norm over all its coupled parameters (every
+    writer's filter, every reader's input channel, every BatchNorm scale), squared and averaged over the group's
+    layers, each coupling's scores divided by their mean, ranked globally.
+
+    Fang et al. 2023, "DepGraph: Towards Any Structural Pruning" (CVPR), as Torch-Pruning implements it
+    (`GroupMagnitudeImportance(p=2)`, formerly `GroupNormImportance`; reproduce/main.py `--method group_norm
+    --global-pruning`), without the sparse training of its group regularizer: pruning the trained model once."""
+
+    name = "group_norm"
+    citation = "Fang et al. 2023 (CVPR), DepGraph: Towards Any Structural Pruning"
+    taxonomy = _taxonomy("global")
+
+    def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
+        c = self.config
+        params = dict(ctx.model.named_parameters())
+        return magnitude_scores(groups, params, p=2, members="all", normalizer=c.normalizer, depthwise=c.depthwise)
+
+
+class RandomChannelsConfig(ChannelConfig):
+    scope: Literal["global", "layerwise"] = Field("global", description=SCOPE)
+
+
+class RandomChannels(ChannelMethod[RandomChannelsConfig]):
+    """Remove channel groups at random (scores drawn from the job's generator): the sanity baseline every channel
+    criterion must beat. Global by default: every coupling loses, in expectation, the same fraction.
+
+    Li et al. 2017 (ICLR) compare with random filters; Liu et al. 2019, "Rethinking the Value of Network
+    Pruning" (ICLR); Torch-Pruning's RandomImportance (Fang et al. 2023)."""
+
+    name = "random_channels"
+    citation = "Li et al. 2017 (ICLR); Liu et al. 2019 (ICLR); Fang et al. 2023 (CVPR)"
+    taxonomy = _taxonomy("global")
+
+    def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
+        return random_scores(groups, ctx.generator)
