@@ -99,7 +99,9 @@ def efficiency_figure(comparison: Comparison, batch_size: int | None = None) -> 
         right.set_yscale("log")
         right.set_xlabel("FLOPs reduction, counted (dense / pruned, log scale)")
         right.set_ylabel(f"speedup, measured at batch {batch_size} (log scale)")
-        right.set_title("counted against measured; labels: target sparsity", fontsize=10)
+        what = {"flops_reduction": "target FLOPs reduction", "params_reduction": "target parameter reduction"}
+        labels = what.get(board.target_kind, "target sparsity")
+        right.set_title(f"counted against measured; labels: {labels}", fontsize=10)
         for ax in (left, right):
             ax.grid(True, alpha=0.3, which="both")
             for axis in (ax.xaxis, ax.yaxis) if ax is right else (ax.xaxis,):
