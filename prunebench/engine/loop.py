@@ -487,8 +487,8 @@ class Engine:
                 extra = self.call_method("loss_term", lambda: loss_term(self.model), remask=False)
                 if extra is not None:
                     terms.append(extra)
-            if terms:
-                total = loss + functools.reduce(operator.add, terms)
+            if terms:  # on the objective: under DDP the loss's share is scaled by the ranks, the terms are not
+                total = total + functools.reduce(operator.add, terms)
         return out, loss, total
 
     def _optimizer_step(self, run: _StageRun, objective: Tensor) -> float:

@@ -140,3 +140,44 @@ def test_a_stage_checkpoints_at_the_interval_it_is_given() -> None:
     assert saved == []  # epochs far shorter than the interval: none
     assert RuntimeSpec.model_validate({"checkpoint_every": "5m"}).checkpoint_every == 300.0
     assert RuntimeSpec().checkpoint_every == 30.0
+
+
+def test_under_ddp_the_objective_keeps_the_loss_scaled_when_a_regularizer_adds_terms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DDP averages the ranks' gradients, so each rank minimizes its share of the global batch's loss times the
+    ranks, plus the declared terms once: the averaged gradient is then the one-process gradient of the mean loss
+    plus the terms. Two ranks are simulated in one process (each its half of the batch), their gradients averaged
+    as DDP does, and compared with the gradient one process takes."""
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    from prunebench.data import load_data
+    from prunebench.engine import distributed as ddp
+    from prunebench.methods import BatchNormL1
+    from prunebench.protocol import DataSpec, TrainingSpec
+    from prunebench.testing import engine_for
+
+    data = load_data(DataSpec(name="synthetic"))
+    engine = engine_for(data)
+    engine.regularization.begin([BatchNormL1(coefficient=0.05)], 1)
+    model = engine.model
+    x, y = next(iter(data.train.batches(16, shuffle=False, train=True, generator=None, device="cpu")))
+    run = SimpleNamespace(spec=TrainingSpec(epochs=1), loss_term=None, autocast=torch.autocast("cpu", enabled=False))
+
+    def gradient(distributed: bool, xs: torch.Tensor, ys: torch.Tensor) -> list[torch.Tensor]:
+        model.zero_grad(set_to_none=True)
+        run.net, run.distributed = model, distributed
+        _, _, objective = engine._forward(run, xs, ys, len(y))  # type: ignore[arg-type]
+        objective.backward()
+        return [p.grad.detach().clone() for p in model.parameters() if p.grad is not None]
+
+    model.eval()  # BatchNorm on running statistics: a rank's half gives the same activations as the whole batch
+    one = gradient(False, x, y)
+    monkeypatch.setattr(ddp, "world", lambda: 2)
+    ranks = [gradient(True, x[r::2], y[r::2]) for r in range(2)]
+    averaged = [(a + b) / 2 for a, b in zip(*ranks, strict=True)]
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    for got, want in zip(averaged, one, strict=True):
+        assert torch.allclose(got, want, atol=1e-6), (got - want).abs().max()
