@@ -38,6 +38,7 @@ from prunebench.methods.channel_scores import (
 from prunebench.methods.channels import channel_groups, find_channel_groups
 from prunebench.methods.context import PruningContext, StepContext
 from prunebench.methods.coupling import ChannelGroups, Coupling, Slice
+from prunebench.methods.layout import Layout
 from prunebench.methods.registry import (
     ENTRY_POINT_GROUP,
     LoadedMethod,
@@ -71,6 +72,7 @@ __all__ = [
     "Granularity",
     "GroupLasso",
     "HookStage",
+    "Layout",
     "LoadedMethod",
     "Masks",
     "Members",

@@ -120,12 +120,15 @@ class Method(Generic[C]):
 
     def reach(self, shapes: Mapping[str, tuple[int, ...]], target: Target) -> Reach | None:
         """Before any training: what this method will prune to at `target`, from the shapes of the protocol's
-        prunable weights alone (by parameter name, in execution order; no values, no data). A method whose
+        prunable weights alone (by parameter name, in execution order; no values, no data; `shapes` is a
+        prunebench.methods.Layout, whose `model()` also builds the protocol's model fresh, for a reach that
+        follows the model's structure, such as coupled channels under a cap). A method whose
         structure decides its sparsity (whole filters, N:M groups) returns it: the protocol is refused when that
         misses the target by more than pruning.tolerance, in one line naming the method, instead of a violation
         after training. Raise ValueError (one sentence) for a target it cannot prune to at all. None (the
-        default): only the engine's measurement after pruning judges it. Called in a job process when the
-        protocol is validated, once for each target."""
+        default): only the engine's measurement after pruning judges it. For a cost target (a FLOPs or
+        parameter reduction) only a ValueError counts: the reduction is counted from the compacted model. Called in
+        a job process when the protocol is validated, once for each target of a kind the method declares."""
         return None
 
     def retrain_epochs(self, ctx: PruningContext) -> int | None:

@@ -40,9 +40,18 @@ def validate(protocol: Protocol) -> list[MethodInfo]:
         # What a method says it will reach is checked on these shapes, where they are the jobs' own: not where
         # the classes are counted only when the data set is read (its classifier's shape is not known yet).
         reach = None
-        if info.num_classes is not None and p.pruning.sparsities is not None:  # (a cost target: check_cost_targets)
+        if info.num_classes is not None:
             shapes = {name: tuple(w.shape) for name, w in params.items()}
-            reach = ReachCheck(p.model.name, shapes, tuple(p.pruning.sparsities), p.pruning.tolerance)
+            targets = tuple(p.pruning.target(v) for v in p.pruning.target_values)
+            reach = ReachCheck(
+                p.model.name,
+                shapes,
+                targets,
+                p.pruning.tolerance,
+                spec=p.model,
+                num_classes=info.num_classes,
+                input_shape=info.input_shape,
+            )
         methods = describe(p, reach)
         for i, method in enumerate(methods):
             check_method(p, i, method)

@@ -15,7 +15,9 @@ from prunebench import confine
 from prunebench.errors import FieldError, one_line
 from prunebench.fairness import off_target
 from prunebench.methods import Method, Reach, TargetKind, Taxonomy, instantiate
-from prunebench.protocol import MethodSpec
+from prunebench.methods.layout import Layout
+from prunebench.models import build_model
+from prunebench.protocol import MethodSpec, ModelSpec
 from prunebench.results.targets import Target
 
 if TYPE_CHECKING:
@@ -75,12 +77,21 @@ class Environment:
 @dataclass(frozen=True)
 class ReachCheck:
     """What the described methods are checked against before any training (`Method.reach`): the shapes of the
-    protocol's prunable weights on its model, its target sparsities and its tolerance."""
+    protocol's prunable weights on its model (and the model, built on demand), its targets and its tolerance."""
 
     model: str
     shapes: dict[str, tuple[int, ...]]
-    sparsities: tuple[float, ...]
+    targets: tuple[Target, ...]
     tolerance: float
+    spec: ModelSpec | None = None  # to build the model from, with `num_classes` and `input_shape`
+    num_classes: int | None = None
+    input_shape: tuple[int, int, int] | None = None
+
+    def layout(self) -> Layout:
+        spec, classes, shape = self.spec, self.num_classes, self.input_shape
+        if spec is None or classes is None or shape is None:
+            return Layout(self.shapes, shape)
+        return Layout(self.shapes, shape, lambda: build_model(spec, num_classes=classes, input_shape=shape))
 
 
 @dataclass(frozen=True)
@@ -120,22 +131,25 @@ def describe_in_child(task: DescribeTask) -> dict[str, Any]:
 
 def refusal(method: Method[Any], check: ReachCheck) -> str | None:
     """Why the protocol cannot run `method`, known before any training: a target it says it cannot prune to, or
-    one it will miss by more than the tolerance (`Method.reach`); None when neither."""
-    for sparsity in check.sparsities:
+    a sparsity it will miss by more than the tolerance (`Method.reach`); None when neither."""
+    layout = check.layout()
+    for target in check.targets:
+        if target.kind not in method.targets:
+            continue  # refused by the runner for the kind itself (prunebench.run.validation.check_method)
         try:
-            reach = method.reach(dict(check.shapes), Target("sparsity", sparsity))
+            reach = method.reach(layout, target)
         except ValueError as exc:
-            return f"{method.name} cannot prune {check.model} to sparsity {sparsity:g}: {one_line(str(exc))}"
-        if reach is None:
-            continue
+            return f"{method.name} cannot prune {check.model} to {target.label()}: {one_line(str(exc))}"
+        if reach is None or target.kind != "sparsity":
+            continue  # a cost target's reduction is counted from the compacted model, not stated
         valid = isinstance(reach, Reach) and isinstance(reach.sparsity, (int, float)) and 0 <= reach.sparsity <= 1
         if not valid:
             return f"{method.name}.reach returned {str(reach)[:100]}, not a Reach with a sparsity in [0, 1]"
-        if off_target(reach.sparsity, sparsity, check.tolerance):
+        if off_target(reach.sparsity, target.value, check.tolerance):
             why = f": {one_line(str(reach.why))}" if reach.why else ""
             return (
                 f"{method.name} prunes {reach.sparsity:.4f} of {check.model}'s prunable weights at target sparsity "
-                f"{sparsity:g}, off by more than pruning.tolerance {check.tolerance:g}{why}"
+                f"{target.value:g}, off by more than pruning.tolerance {check.tolerance:g}{why}"
             )
     return None
 

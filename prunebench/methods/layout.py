@@ -1,0 +1,42 @@
+"""What `Method.reach` is handed before any training: the protocol's prunable weights as shapes, and on request the
+protocol's model itself, freshly built (no trained value, no data), for a method whose reach follows the model's
+structure rather than its weights' shapes alone (coupled channels, a cap per coupling)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+import torch
+from torch import nn
+
+
+class Layout(Mapping[str, tuple[int, ...]]):
+    """The shapes of the protocol's prunable weights by parameter name, in execution order (a mapping, so that a
+    method may read it as the shapes alone), the input shape of one example, and `model()`: the protocol's
+    architecture freshly initialized, built on demand (the caller's random state untouched)."""
+
+    def __init__(
+        self,
+        shapes: Mapping[str, tuple[int, ...]],
+        input_shape: tuple[int, int, int] | None = None,
+        build: Callable[[], nn.Module] | None = None,
+    ) -> None:
+        self._shapes = dict(shapes)
+        self.input_shape = input_shape
+        self._build = build
+
+    def __getitem__(self, name: str) -> tuple[int, ...]:
+        return self._shapes[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._shapes)
+
+    def __len__(self) -> int:
+        return len(self._shapes)
+
+    def model(self) -> nn.Module:
+        """A fresh model of the protocol's architecture; ValueError where none can be built here."""
+        if self._build is None or self.input_shape is None:
+            raise ValueError("the protocol's model is not known here")
+        with torch.random.fork_rng(devices=[]):
+            return self._build()
