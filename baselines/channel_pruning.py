@@ -6,74 +6,27 @@ FLOPs or a parameter reduction of the compacted model) decide how many go."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, TypeVar
+from typing import ClassVar, Literal
 
+from prunebench_baselines.channel_base import (
+    DEPTHWISE,
+    SCOPE,
+    ChannelConfig,
+    ChannelMethod,
+    channel_taxonomy,
+)
 from pydantic import Field
 from torch import Tensor
 
 from prunebench.methods import (
     ChannelGroups,
-    Masks,
     Members,
-    Method,
-    MethodConfig,
     Normalizer,
     PruningContext,
     Reduction,
-    TargetKind,
-    Taxonomy,
-    channel_groups,
     magnitude_scores,
-    prune_channels,
     random_scores,
 )
-
-TARGETS: tuple[TargetKind, ...] = ("sparsity", "flops_reduction", "params_reduction")
-SCOPE = (
-    "global: channel groups ranked across couplings by their (normalized) scores, Torch-Pruning's global_pruning; "
-    "layerwise: every coupling (a layer, or the layers a residual addition couples) loses the same fraction of its "
-    "channels, within one channel."
-)
-DEPTHWISE = (
-    "Count depthwise convolutions' filters in the norm (DepGraph's definition, every coupled parameter); "
-    "Torch-Pruning 1.6 leaves them out (its importance does not recognize their pruning function), as the default."
-)
-CAP = (
-    "At most this fraction of a coupling's channels is removed (Torch-Pruning's max_pruning_ratio); none: no cap. "
-    "Every coupling keeps a channel whatever the cap."
-)
-
-
-def _taxonomy(scope: Literal["global", "layerwise"]) -> Taxonomy:
-    return Taxonomy(
-        when="after_training", granularity="filter", scope=scope, schedule="one_shot", retraining="fine_tune"
-    )
-
-
-class ChannelConfig(MethodConfig):
-    scope: Literal["global", "layerwise"] = Field("layerwise", description=SCOPE)
-    max_layer_ratio: float | None = Field(None, gt=0, le=1, description=CAP)
-
-
-C = TypeVar("C", bound=ChannelConfig)
-
-
-class ChannelMethod(Method[C]):
-    """A channel criterion: it scores every channel of every coupling (`scores`); the allocation of its config
-    (`scope`, `max_layer_ratio`) and the job's target decide how many go (prunebench.methods.prune_channels)."""
-
-    Config = ChannelConfig  # each criterion's own, from its base's type argument
-    version = "1.0"
-    taxonomy_from_config = {"scope": "scope"}
-    targets = TARGETS
-
-    def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
-        raise NotImplementedError
-
-    def prune(self, ctx: PruningContext) -> Masks:
-        groups = channel_groups(ctx)
-        c = self.config
-        return prune_channels(ctx, groups, self.scores(ctx, groups), scope=c.scope, max_ratio=c.max_layer_ratio)
 
 
 class ChannelMagnitudeConfig(ChannelConfig):
@@ -104,7 +57,7 @@ class ChannelL1(ChannelMethod[ChannelMagnitudeConfig]):
 
     name = "channel_l1"
     citation = "Li et al. 2017 (ICLR), Pruning Filters for Efficient ConvNets"
-    taxonomy = _taxonomy("layerwise")
+    taxonomy = channel_taxonomy("layerwise")
     p: ClassVar[float] = 1.0  # the norm's degree
 
     def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
@@ -150,7 +103,7 @@ class GroupNorm(ChannelMethod[GroupNormConfig]):
 
     name = "group_norm"
     citation = "Fang et al. 2023 (CVPR), DepGraph: Towards Any Structural Pruning"
-    taxonomy = _taxonomy("global")
+    taxonomy = channel_taxonomy("global")
 
     def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
         c = self.config
@@ -171,7 +124,7 @@ class RandomChannels(ChannelMethod[RandomChannelsConfig]):
 
     name = "random_channels"
     citation = "Li et al. 2017 (ICLR); Liu et al. 2019 (ICLR); Fang et al. 2023 (CVPR)"
-    taxonomy = _taxonomy("global")
+    taxonomy = channel_taxonomy("global")
 
     def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
         return random_scores(groups, ctx.generator)
