@@ -14,6 +14,8 @@ from prunebench_baselines.channel_base import (
     ChannelConfig,
     ChannelMethod,
     channel_taxonomy,
+    group_sparsity,
+    sparsity_epochs,
 )
 from pydantic import Field
 from torch import Tensor
@@ -87,9 +89,19 @@ class ChannelL2(ChannelL1):
 class GroupNormConfig(ChannelConfig):
     scope: Literal["global", "layerwise"] = Field("global", description=SCOPE)
     normalizer: Normalizer = Field(
-        "mean", description="Each coupling's scores divided by their mean (DepGraph's default), max or sum, or none."
+        "mean",
+        description="Each coupling's scores divided by their mean (DepGraph's default), max (Torch-Pruning's "
+        "reproduce/main.py with sparse training, --method group_sl) or sum, or none.",
     )
     depthwise: bool = Field(False, description=DEPTHWISE)
+    sparsity_epochs: int | None = Field(
+        0,
+        ge=0,
+        description="Epochs of DepGraph's group-sparsity training before scoring (the GroupSparsity regularizer "
+        "over the coupled groups); 0: none, the criterion on the trained model; none: the stated pruning budget.",
+    )
+    reg: float = Field(5e-4, ge=0, description="The sparsity training's coefficient (Torch-Pruning's --reg).")
+    alpha: float = Field(4.0, ge=0, description="Least important channels decayed up to 2 ** alpha times harder.")
 
 
 class GroupNorm(ChannelMethod[GroupNormConfig]):
@@ -99,14 +111,26 @@ class GroupNorm(ChannelMethod[GroupNormConfig]):
 
     Fang et al. 2023, "DepGraph: Towards Any Structural Pruning" (CVPR), as Torch-Pruning implements it
     (`GroupMagnitudeImportance(p=2)`, formerly `GroupNormImportance`; reproduce/main.py `--method group_norm
-    --global-pruning`), without the sparse training of its group regularizer: pruning the trained model once."""
+    --global-pruning`). With `sparsity_epochs` it first trains with DepGraph's group-level sparsity over the same
+    coupled groups (`GroupSparsity`, Torch-Pruning's `GroupNormPruner.regularize`, `--method group_sl`, reg 5e-4)
+    within the pruning budget, then scores the trained weights."""
 
     name = "group_norm"
+    version = "1.1"  # 1.1: optional group-sparsity training (sparsity_epochs; its default 0 is the 1.0 criterion)
     citation = "Fang et al. 2023 (CVPR), DepGraph: Towards Any Structural Pruning"
     taxonomy = channel_taxonomy("global")
 
+    def __init__(self, config: GroupNormConfig | None = None) -> None:
+        super().__init__(config)
+        if self.config.sparsity_epochs != 0:  # it trains before it prunes
+            self.taxonomy = self.taxonomy.model_copy(update={"when": "during_training"})
+
     def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
         c = self.config
+        epochs = sparsity_epochs(ctx, c.sparsity_epochs, self.name)
+        if epochs:
+            ctx.train(epochs, regularizers=[group_sparsity(groups, c.reg, c.alpha, depthwise=c.depthwise)])
+            ctx.note("sparsity_epochs", epochs)
         params = dict(ctx.model.named_parameters())
         return magnitude_scores(groups, params, p=2, members="all", normalizer=c.normalizer, depthwise=c.depthwise)
 

@@ -21,7 +21,7 @@ from prunebench.engine import Engine, EnginePruningAccess
 from prunebench.masks import MaskSet, prunable_parameters
 from prunebench.methods import PruningContext
 from prunebench.models import build_model, channel_parameters, layer_macs
-from prunebench.protocol import DataSpec, ModelSpec, Protocol, PrunableSpec, parse_protocol
+from prunebench.protocol import BudgetSpec, DataSpec, ModelSpec, Protocol, PrunableSpec, parse_protocol
 from prunebench.results import (
     BaseModelRecord,
     BudgetRecord,
@@ -320,14 +320,17 @@ def pruning_context(
     seed: int = 0,
     scoring_examples: int = 256,
     target: Target | None = None,
+    budget: BudgetSpec | None = None,
 ) -> PruningContext:
-    """The context a method's `prune` gets, on `engine`, at a target sparsity (or another `target`)."""
+    """The context a method's `prune` gets, on `engine`, at a target sparsity (or another `target`), under the
+    protocol's default budget or `budget`."""
     return PruningContext(
         EnginePruningAccess(engine),
         target_sparsity=sparsity,
         generator=torch.Generator().manual_seed(seed),
         scoring_examples=scoring_examples,
         target=target,
+        budget=budget,
     )
 
 

@@ -6,7 +6,8 @@
 - `access`: `PruningAccess` and `StepAccess`, what those contexts may ask of the engine (typing.Protocols that
   the engine's adapters, prunebench.engine.access, implement).
 - `regularizers`: what a method may ask the engine to add to its training, declared as data (`SoftMasks`,
-  `BatchNormL1`, `GroupLasso`: the `Regularizer` union), for `PruningContext.train(..., regularizers=...)`.
+  `BatchNormL1`, `GroupLasso`, `GroupSparsity`: the `Regularizer` union), for
+  `PruningContext.train(..., regularizers=...)`.
 - `registry`: finding a method by registered name, `package.module:Class` or `path/to/file.py:Class`.
 - `coupling`, `channels`, `channel_scores`, `channel_cost`, `channel_allocation`, `channel_prune`: coupled
   channel groups for structured methods (Torch-Pruning's dependency graph on the method's model), their magnitude
@@ -58,6 +59,8 @@ from prunebench.methods.registry import (
 from prunebench.methods.regularizers import (
     BatchNormL1,
     GroupLasso,
+    GroupSlice,
+    GroupSparsity,
     Regularizer,
     SoftMasks,
     validate_regularizers,
@@ -75,6 +78,8 @@ __all__ = [
     "Coupling",
     "Granularity",
     "GroupLasso",
+    "GroupSlice",
+    "GroupSparsity",
     "HookStage",
     "LoadedMethod",
     "Masks",
