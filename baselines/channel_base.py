@@ -40,6 +40,7 @@ CAP = (
     "At most this fraction of a coupling's channels is removed (Torch-Pruning's max_pruning_ratio); none: no cap. "
     "Every coupling keeps a channel whatever the cap."
 )
+EXAMPLES = "Training examples the scores are computed on; default: the protocol's pruning.scoring_examples."
 
 
 def channel_taxonomy(scope: Literal["global", "layerwise"], when: When = "after_training") -> Taxonomy:
