@@ -74,6 +74,11 @@ class ChannelMethod(Method[C]):
         return prune_channels(ctx, groups, self.scores(ctx, groups), scope=c.scope, max_ratio=c.max_layer_ratio)
 
 
+def listed(names: list[str], most: int = 3) -> str:
+    """`names` for a one-line message: the first `most`, then an ellipsis."""
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
+
+
 def sparsity_epochs(ctx: PruningContext, configured: int | None, method: str) -> int:
     """The epochs of a criterion's sparsity training: `configured`, or None for the whole epochs of the pruning
     budget stated for the method (`budget.pruning_epochs`, rounded down), which must then be at least one."""
