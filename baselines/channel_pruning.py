@@ -6,74 +6,29 @@ FLOPs or a parameter reduction of the compacted model) decide how many go."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, TypeVar
+from typing import ClassVar, Literal
 
+from prunebench_baselines.channel_base import (
+    DEPTHWISE,
+    SCOPE,
+    ChannelConfig,
+    ChannelMethod,
+    channel_taxonomy,
+    group_sparsity,
+    sparsity_epochs,
+)
 from pydantic import Field
 from torch import Tensor
 
 from prunebench.methods import (
     ChannelGroups,
-    Masks,
     Members,
-    Method,
-    MethodConfig,
     Normalizer,
     PruningContext,
     Reduction,
-    TargetKind,
-    Taxonomy,
-    channel_groups,
     magnitude_scores,
-    prune_channels,
     random_scores,
 )
-
-TARGETS: tuple[TargetKind, ...] = ("sparsity", "flops_reduction", "params_reduction")
-SCOPE = (
-    "global: channel groups ranked across couplings by their (normalized) scores, Torch-Pruning's global_pruning; "
-    "layerwise: every coupling (a layer, or the layers a residual addition couples) loses the same fraction of its "
-    "channels, within one channel."
-)
-DEPTHWISE = (
-    "Count depthwise convolutions' filters in the norm (DepGraph's definition, every coupled parameter); "
-    "Torch-Pruning 1.6 leaves them out (its importance does not recognize their pruning function), as the default."
-)
-CAP = (
-    "At most this fraction of a coupling's channels is removed (Torch-Pruning's max_pruning_ratio); none: no cap. "
-    "Every coupling keeps a channel whatever the cap."
-)
-
-
-def _taxonomy(scope: Literal["global", "layerwise"]) -> Taxonomy:
-    return Taxonomy(
-        when="after_training", granularity="filter", scope=scope, schedule="one_shot", retraining="fine_tune"
-    )
-
-
-class ChannelConfig(MethodConfig):
-    scope: Literal["global", "layerwise"] = Field("layerwise", description=SCOPE)
-    max_layer_ratio: float | None = Field(None, gt=0, le=1, description=CAP)
-
-
-C = TypeVar("C", bound=ChannelConfig)
-
-
-class ChannelMethod(Method[C]):
-    """A channel criterion: it scores every channel of every coupling (`scores`); the allocation of its config
-    (`scope`, `max_layer_ratio`) and the job's target decide how many go (prunebench.methods.prune_channels)."""
-
-    Config = ChannelConfig  # each criterion's own, from its base's type argument
-    version = "1.0"
-    taxonomy_from_config = {"scope": "scope"}
-    targets = TARGETS
-
-    def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
-        raise NotImplementedError
-
-    def prune(self, ctx: PruningContext) -> Masks:
-        groups = channel_groups(ctx)
-        c = self.config
-        return prune_channels(ctx, groups, self.scores(ctx, groups), scope=c.scope, max_ratio=c.max_layer_ratio)
 
 
 class ChannelMagnitudeConfig(ChannelConfig):
@@ -104,7 +59,7 @@ class ChannelL1(ChannelMethod[ChannelMagnitudeConfig]):
 
     name = "channel_l1"
     citation = "Li et al. 2017 (ICLR), Pruning Filters for Efficient ConvNets"
-    taxonomy = _taxonomy("layerwise")
+    taxonomy = channel_taxonomy("layerwise")
     p: ClassVar[float] = 1.0  # the norm's degree
 
     def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
@@ -134,9 +89,19 @@ class ChannelL2(ChannelL1):
 class GroupNormConfig(ChannelConfig):
     scope: Literal["global", "layerwise"] = Field("global", description=SCOPE)
     normalizer: Normalizer = Field(
-        "mean", description="Each coupling's scores divided by their mean (DepGraph's default), max or sum, or none."
+        "mean",
+        description="Each coupling's scores divided by their mean (DepGraph's default), max (Torch-Pruning's "
+        "reproduce/main.py with sparse training, --method group_sl) or sum, or none.",
     )
     depthwise: bool = Field(False, description=DEPTHWISE)
+    sparsity_epochs: int | None = Field(
+        0,
+        ge=0,
+        description="Epochs of DepGraph's group-sparsity training before scoring (the GroupSparsity regularizer "
+        "over the coupled groups); 0: none, the criterion on the trained model; none: the stated pruning budget.",
+    )
+    reg: float = Field(5e-4, ge=0, description="The sparsity training's coefficient (Torch-Pruning's --reg).")
+    alpha: float = Field(4.0, ge=0, description="Least important channels decayed up to 2 ** alpha times harder.")
 
 
 class GroupNorm(ChannelMethod[GroupNormConfig]):
@@ -146,14 +111,26 @@ class GroupNorm(ChannelMethod[GroupNormConfig]):
 
     Fang et al. 2023, "DepGraph: Towards Any Structural Pruning" (CVPR), as Torch-Pruning implements it
     (`GroupMagnitudeImportance(p=2)`, formerly `GroupNormImportance`; reproduce/main.py `--method group_norm
-    --global-pruning`), without the sparse training of its group regularizer: pruning the trained model once."""
+    --global-pruning`). With `sparsity_epochs` it first trains with DepGraph's group-level sparsity over the same
+    coupled groups (`GroupSparsity`, Torch-Pruning's `GroupNormPruner.regularize`, `--method group_sl`, reg 5e-4)
+    within the pruning budget, then scores the trained weights."""
 
     name = "group_norm"
+    version = "1.1"  # 1.1: optional group-sparsity training (sparsity_epochs; its default 0 is the 1.0 criterion)
     citation = "Fang et al. 2023 (CVPR), DepGraph: Towards Any Structural Pruning"
-    taxonomy = _taxonomy("global")
+    taxonomy = channel_taxonomy("global")
+
+    def __init__(self, config: GroupNormConfig | None = None) -> None:
+        super().__init__(config)
+        if self.config.sparsity_epochs != 0:  # it trains before it prunes
+            self.taxonomy = self.taxonomy.model_copy(update={"when": "during_training"})
 
     def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
         c = self.config
+        epochs = sparsity_epochs(ctx, c.sparsity_epochs, self.name)
+        if epochs:
+            ctx.train(epochs, regularizers=[group_sparsity(groups, c.reg, c.alpha, depthwise=c.depthwise)])
+            ctx.note("sparsity_epochs", epochs)
         params = dict(ctx.model.named_parameters())
         return magnitude_scores(groups, params, p=2, members="all", normalizer=c.normalizer, depthwise=c.depthwise)
 
@@ -171,7 +148,7 @@ class RandomChannels(ChannelMethod[RandomChannelsConfig]):
 
     name = "random_channels"
     citation = "Li et al. 2017 (ICLR); Liu et al. 2019 (ICLR); Fang et al. 2023 (CVPR)"
-    taxonomy = _taxonomy("global")
+    taxonomy = channel_taxonomy("global")
 
     def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
         return random_scores(groups, ctx.generator)

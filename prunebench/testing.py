@@ -16,11 +16,12 @@ from typing import Any
 import torch
 
 from prunebench.data import DataBundle, load_data
+from prunebench.efficiency import compact
 from prunebench.engine import Engine, EnginePruningAccess
 from prunebench.masks import MaskSet, prunable_parameters
 from prunebench.methods import PruningContext
 from prunebench.models import build_model, channel_parameters, layer_macs
-from prunebench.protocol import DataSpec, ModelSpec, Protocol, PrunableSpec, parse_protocol
+from prunebench.protocol import BudgetSpec, DataSpec, ModelSpec, Protocol, PrunableSpec, parse_protocol
 from prunebench.results import (
     BaseModelRecord,
     BudgetRecord,
@@ -41,6 +42,7 @@ from prunebench.results import (
     save_result,
 )
 from prunebench.results.targets import Target
+from prunebench.run.measurement.measure import scattered_zeros
 
 # A tiny real protocol: UCI digits, a narrow CNN, two base epochs; its dense model trains in about a second.
 TINY = textwrap.dedent(
@@ -318,15 +320,32 @@ def pruning_context(
     seed: int = 0,
     scoring_examples: int = 256,
     target: Target | None = None,
+    budget: BudgetSpec | None = None,
 ) -> PruningContext:
-    """The context a method's `prune` gets, on `engine`, at a target sparsity (or another `target`)."""
+    """The context a method's `prune` gets, on `engine`, at a target sparsity (or another `target`), under the
+    protocol's default budget or `budget`."""
     return PruningContext(
         EnginePruningAccess(engine),
         target_sparsity=sparsity,
         generator=torch.Generator().manual_seed(seed),
         scoring_examples=scoring_examples,
         target=target,
+        budget=budget,
     )
+
+
+def filter_job_measures(engine: Engine, data: DataBundle) -> tuple[float, float, float]:
+    """(weight sparsity, FLOPs reduction, parameter reduction) of the engine's model as the runner measures a filter
+    method's: zeros of the prunable weights, and the physically compacted model's counts. Raises AssertionError
+    when a zero is where compaction does not remove it (the runner's violation)."""
+    params = engine.masks.params
+    sparsity = sum(int((p == 0).sum()) for p in params.values()) / sum(p.numel() for p in params.values())
+    x = torch.randn(8, *data.input_shape, generator=torch.Generator().manual_seed(0))
+    out = compact(engine.model, x)
+    scattered = scattered_zeros(dict(params), out.inputs_removed)
+    assert scattered == {}, f"zeros compaction does not remove: {sorted(scattered)}"
+    dense_params = sum(p.numel() for p in engine.model.parameters())
+    return sparsity, sum(engine.all_macs.values()) / out.macs, dense_params / out.params
 
 
 def seeded_model(

@@ -3,6 +3,8 @@
 A method declares them for a train call of the pruning stage (`PruningContext.train(..., regularizers=...)`); the
 loop (prunebench.engine.loop) asks this module, at fixed points of every step and epoch, for:
 
+- `begin()`: the declarations of a call checked and set up (a `GroupSparsity`'s groups against the model:
+  prunebench.engine.group_sparsity);
 - `terms()`: what the declarations add to the objective, in the order declared (added where a method's
   `loss_term` is added: loss + extra);
 - `parameter_ids()`: the parameters they add (soft-mask scores), which the engine's optimizer, weight decay and
@@ -22,8 +24,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from prunebench.engine.group_sparsity import GroupSparsityTerm
 from prunebench.engine.soft_masks import SoftMaskState
-from prunebench.methods.regularizers import BatchNormL1, GroupLasso, Regularizer, SoftMasks, validate_regularizers
+from prunebench.methods.regularizers import (
+    BatchNormL1,
+    GroupLasso,
+    GroupSparsity,
+    Regularizer,
+    SoftMasks,
+    validate_regularizers,
+)
 
 
 def batch_norm_l1(model: nn.Module, coefficient: float) -> Tensor | None:
@@ -56,13 +66,16 @@ class Regularization:
         self.weights = weights  # the prunable weights (the engine's MaskSet's), by name
         self.soft: SoftMaskState | None = None
         self.declared: tuple[Regularizer, ...] = ()
+        self.group_sparsity: GroupSparsityTerm | None = None  # the call's, checked against the model
 
     def begin(self, declared: Iterable[Any], epochs: int) -> None:
         """Apply `declared` (declarations or their model_dump(), validated here) to a train call of `epochs`
         epochs: soft masks get their state (new in the job's first such call) and are attached to the model.
         Raises ValueError for a declaration the engine cannot apply."""
-        self.declared = ()
+        self.declared, self.group_sparsity = (), None
         declared = validate_regularizers(declared)
+        grouped = next((r for r in declared if isinstance(r, GroupSparsity)), None)
+        group_sparsity = GroupSparsityTerm(self.model, grouped) if grouped is not None else None
         soft = next((r for r in declared if isinstance(r, SoftMasks)), None)
         if soft is not None:
             fresh = self.soft is None
@@ -70,7 +83,7 @@ class Regularization:
             state.begin(soft, epochs, fresh=fresh)
             self.soft = state
             state.attach(self.model)
-        self.declared = declared
+        self.declared, self.group_sparsity = declared, group_sparsity
 
     @property
     def _soft(self) -> SoftMaskState | None:
@@ -90,6 +103,8 @@ class Regularization:
                 out.append(batch_norm_l1(self.model, r.coefficient))
             elif isinstance(r, GroupLasso):
                 out.append(group_lasso(self.weights.values(), r.coefficient))
+            elif isinstance(r, GroupSparsity) and self.group_sparsity is not None:
+                out.append(self.group_sparsity())
         return [t for t in out if t is not None]
 
     def step(self, lr: float) -> None:
@@ -104,7 +119,7 @@ class Regularization:
         """Remove what the call attached; nothing when no call is in progress."""
         if self._soft is not None:
             self._soft.detach(self.model)
-        self.declared = ()
+        self.declared, self.group_sparsity = (), None
 
     def scores(self) -> dict[str, Tensor]:
         """A copy of the learned soft-mask scores by weight name; empty when no call declared soft masks."""

@@ -6,12 +6,14 @@
 - `access`: `PruningAccess` and `StepAccess`, what those contexts may ask of the engine (typing.Protocols that
   the engine's adapters, prunebench.engine.access, implement).
 - `regularizers`: what a method may ask the engine to add to its training, declared as data (`SoftMasks`,
-  `BatchNormL1`, `GroupLasso`: the `Regularizer` union), for `PruningContext.train(..., regularizers=...)`.
+  `BatchNormL1`, `GroupLasso`, `GroupSparsity`: the `Regularizer` union), for
+  `PruningContext.train(..., regularizers=...)`.
 - `registry`: finding a method by registered name, `package.module:Class` or `path/to/file.py:Class`.
 - `coupling`, `channels`, `channel_scores`, `channel_cost`, `channel_allocation`, `channel_prune`: coupled
   channel groups for structured methods (Torch-Pruning's dependency graph on the method's model), their magnitude
-  and random scores, exact counts of the compacted model, the removal order and how far the target takes it, the
-  masks (`prune_channels`: a channel-scoring method's whole `prune`).
+  and random scores and any elementwise score summed per channel (`coupling_sums`: gradients, Hessian diagonals),
+  exact counts of the compacted model, the removal order and how far the target takes it, the masks
+  (`prune_channels`: a channel-scoring method's whole `prune`).
 
 `Masks` and `masks_from_scores` (prunebench.masks), and `Taxonomy` with its vocabulary (prunebench.results.taxonomy,
 where it is declared because the result record keeps it), are part of this API: a method imports everything it
@@ -29,11 +31,15 @@ from prunebench.methods.channel_scores import (
     Normalizer,
     Reduction,
     coupling_magnitudes,
+    coupling_sums,
+    index_sums,
     magnitude_scores,
     normalize,
+    per_channel,
     random_scores,
     reduce_members,
     slice_magnitudes,
+    slice_sums,
 )
 from prunebench.methods.channels import channel_groups, find_channel_groups
 from prunebench.methods.context import PruningContext, StepContext
@@ -54,6 +60,8 @@ from prunebench.methods.registry import (
 from prunebench.methods.regularizers import (
     BatchNormL1,
     GroupLasso,
+    GroupSlice,
+    GroupSparsity,
     Regularizer,
     SoftMasks,
     validate_regularizers,
@@ -71,6 +79,8 @@ __all__ = [
     "Coupling",
     "Granularity",
     "GroupLasso",
+    "GroupSlice",
+    "GroupSparsity",
     "HookStage",
     "Layout",
     "LoadedMethod",
@@ -102,7 +112,9 @@ __all__ = [
     "channel_masks",
     "config_table",
     "coupling_magnitudes",
+    "coupling_sums",
     "find_channel_groups",
+    "index_sums",
     "instantiate",
     "label_methods",
     "load_method",
@@ -110,6 +122,7 @@ __all__ = [
     "masks_from_scores",
     "needs_labels",
     "normalize",
+    "per_channel",
     "prune_channels",
     "random_scores",
     "reach_target",
@@ -119,6 +132,7 @@ __all__ = [
     "removal_order",
     "replay",
     "slice_magnitudes",
+    "slice_sums",
     "validate_regularizers",
     "validated_config",
 ]

@@ -17,6 +17,10 @@ default `target_types`, DepGraph's group norm). Biases are left out, as Torch-Pr
 A depthwise convolution's filters count only with `depthwise=True`: Torch-Pruning 1.6 leaves them out (its
 importance recognizes only the plain convolution's and linear layer's pruning functions, not the depthwise
 convolution's), so the default follows it; DepGraph's definition, every coupled parameter, counts them.
+
+`coupling_sums` does steps 1 to 3 for any elementwise value of the parameters, not only |w|^p: a data-driven
+criterion (Taylor's |w * g|, the Hessian diagonal's w^2 * h) passes its own, and `per_channel` adds up values
+that are already one per index (a writer's feature maps).
 """
 
 from __future__ import annotations
@@ -38,17 +42,32 @@ KINDS: dict[Members, tuple[str, ...]] = {"filters": ("out",), "coupled": ("out",
 def slice_magnitudes(member: Slice, weight: Tensor, p: float, size: int) -> Tensor:
     """Sum of |w|^p over the member's elements of each of the coupling's `size` channels (float32, as Torch-Pruning:
     per row or column first, then added up per channel)."""
-    w = weight.detach().float().abs().pow(p)
+    return slice_sums(member, weight.detach().float().abs().pow(p), size)
+
+
+def slice_sums(member: Slice, values: Tensor, size: int) -> Tensor:
+    """Sum over the member's elements of `values` (one per element of its parameter: |w|^p, |w * g|, w^2 * h, ...)
+    for each of the coupling's `size` channels: per row (`out`, `norm`) or column (`in`) first, then per channel."""
+    return per_channel(member, index_sums(member, values), size)
+
+
+def index_sums(member: Slice, values: Tensor) -> Tensor:
+    """`values` (one per element of the member's parameter) summed per index along its dim: per filter (`out`),
+    per input column (`in`), as they are for a BatchNorm's entries (`norm`)."""
     if member.kind == "norm":
-        per_index = w
-    elif member.kind == "out":
-        per_index = w.flatten(1).sum(1)
-    else:
-        per_index = w.transpose(0, 1).flatten(1).sum(1)
-    index = torch.tensor([i for pos in member.positions for i in pos], dtype=torch.long, device=w.device)
+        return values
+    if member.kind == "out":
+        return values.flatten(1).sum(1)
+    return values.transpose(0, 1).flatten(1).sum(1)
+
+
+def per_channel(member: Slice, per_index: Tensor, size: int) -> Tensor:
+    """`per_index` (one value per index along the member's dim: a filter, a column, a BatchNorm entry, a feature
+    map of the writer's output) added up per channel of the coupling (several indices after a flattening)."""
+    index = torch.tensor([i for pos in member.positions for i in pos], dtype=torch.long, device=per_index.device)
     owner = torch.tensor([c for c, pos in enumerate(member.positions) for _ in pos], dtype=torch.long)
-    out = torch.zeros(size, dtype=torch.float32, device=w.device)
-    return out.scatter_add_(0, owner.to(w.device), per_index[index])
+    out = torch.zeros(size, dtype=per_index.dtype, device=per_index.device)
+    return out.scatter_add_(0, owner.to(per_index.device), per_index[index])
 
 
 def reduce_members(values: list[Tensor], reduction: Reduction) -> Tensor:
@@ -84,13 +103,33 @@ def coupling_magnitudes(
     depthwise: bool = False,
 ) -> Tensor:
     """The magnitude score of each channel of one coupling (the module docstring's three steps)."""
-    kinds = KINDS[members]
-    values = [
-        slice_magnitudes(s, params[s.param], p, coupling.size)
+    values = {
+        s.param: params[s.param].detach().float().abs().pow(p) for s in coupling.slices if s.kind in KINDS[members]
+    }
+    return coupling_sums(
+        coupling, values, kinds=KINDS[members], reduction=reduction, normalizer=normalizer, depthwise=depthwise
+    )
+
+
+def coupling_sums(
+    coupling: Coupling,
+    values: Mapping[str, Tensor],
+    *,
+    kinds: tuple[str, ...],
+    reduction: Reduction = "mean",
+    normalizer: Normalizer = "mean",
+    depthwise: bool = False,
+) -> Tensor:
+    """One score per channel of a coupling from elementwise `values` by parameter name (|w|^p for magnitudes,
+    |w * g| for Taylor, w^2 * h for the Hessian diagonal): each member slice of a kind in `kinds` (`out`, `in`,
+    `norm`) sums them per channel (`slice_sums`), then the members are reduced and the coupling normalized as
+    magnitudes are (steps 2 and 3 of the module docstring)."""
+    sums = [
+        slice_sums(s, values[s.param], coupling.size)
         for s in coupling.slices
         if s.kind in kinds and (depthwise or not s.depthwise)
     ]
-    return normalize(reduce_members(values, reduction), normalizer)
+    return normalize(reduce_members(sums, reduction), normalizer)
 
 
 def magnitude_scores(

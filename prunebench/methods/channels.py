@@ -62,7 +62,9 @@ def _find(model: nn.Module, input_shape: InputShape, prunable_names: Iterable[st
     modules = {n: m for m, n in names.items()}
     params = dict(model.named_parameters())
     prunable = {name: params[name].numel() for name in prunable_names}
-    zeroed = {p for ps in channel_parameters(model, input_shape).values() for p in ps}
+    following = channel_parameters(model, input_shape)  # a layer's bias and the BatchNorm right after it
+    zeroed = {p for ps in following.values() for p in ps}
+    follows = {p.rpartition(".")[0]: layer for layer, ps in following.items() for p in ps if p != f"{layer}.bias"}
     macs = layer_macs(model, input_shape)
     graph = torch_pruning().DependencyGraph().build_dependency(model, example_inputs=example)
     found = ChannelGroups([], {}, prunable, sum(p.numel() for p in params.values()), sum(macs.values()))
@@ -85,7 +87,7 @@ def _find(model: nn.Module, input_shape: InputShape, prunable_names: Iterable[st
             if kind is not None:
                 members.setdefault((names[module], kind), []).extend(zip(item.idxs, item.root_idxs, strict=True))
         size = len(group[0].idxs)
-        slices = [_slice(modules[m], m, kind, pairs, size, prunable) for (m, kind), pairs in members.items()]
+        slices = [_slice(modules[m], m, kind, pairs, size, prunable, follows) for (m, kind), pairs in members.items()]
         why = why or _obstacle(slices, zeroed)
         if why is not None:
             found.excluded[root] = why
@@ -119,14 +121,22 @@ def _kind(module: nn.Module, name: str, writes: bool) -> tuple[SliceKind | None,
 
 
 def _slice(
-    layer: nn.Module, module: str, kind: SliceKind, pairs: list[tuple[int, int]], size: int, prunable: dict[str, int]
+    layer: nn.Module,
+    module: str,
+    kind: SliceKind,
+    pairs: list[tuple[int, int]],
+    size: int,
+    prunable: dict[str, int],
+    follows: dict[str, str],
 ) -> Slice:
     positions: list[list[int]] = [[] for _ in range(size)]
     for index, channel in pairs:
         positions[int(channel)].append(int(index))
     param = f"{module}.weight" if module else "weight"
     depthwise = isinstance(layer, WRITERS) and getattr(layer, "groups", 1) > 1
-    return Slice(module, param, kind, tuple(tuple(sorted(set(p))) for p in positions), param in prunable, depthwise)
+    indices = tuple(tuple(sorted(set(p))) for p in positions)
+    writer = follows.get(module) if kind == "norm" else None
+    return Slice(module, param, kind, indices, param in prunable, depthwise, writer)
 
 
 def _obstacle(slices: list[Slice], zeroed: set[str]) -> str | None:

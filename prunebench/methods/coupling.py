@@ -15,7 +15,8 @@ class Slice:
     """One parameter's part in a coupling. `kind`: `out`, a filter of a layer that writes the channels (the
     weight's dim 0); `in`, the input-channel columns of a layer that reads them (dim 1; several per channel after
     a flattening); `norm`, a BatchNorm's entries (its weight, `param`). `positions[c]`: the indices along that
-    dim that belong to the coupling's channel c."""
+    dim that belong to the coupling's channel c. `follows`: of a `norm`, the writer whose output it normalizes
+    (every coupled BatchNorm follows one directly)."""
 
     module: str
     param: str
@@ -23,6 +24,7 @@ class Slice:
     positions: tuple[tuple[int, ...], ...]
     prunable: bool
     depthwise: bool = False  # a depthwise convolution's filters (its input and output channels are one)
+    follows: str | None = None
 
     @property
     def dim(self) -> int:

@@ -9,6 +9,8 @@ again on the engine's side (`validate_regularizers`), so a misspelled field is a
   the scores' own optimizer (Savarese, Silva & Maire 2020).
 - `BatchNormL1`: L1 on BatchNorm scales (Liu et al. 2017, network slimming).
 - `GroupLasso`: the sum of the L2 norms of the convolution filters (Wen et al. 2016).
+- `GroupSparsity`: DepGraph's group-level sparsity on coupled channel groups, every coupled slice of a channel
+  decayed together, the less important channels harder (Fang et al. 2023).
 
 The terms are added to the batch's mean cross-entropy, in the order declared (a method's `loss_term` last).
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, TypeAdapter, model_validator
 
 
 class _Declaration(BaseModel):
@@ -79,7 +81,39 @@ class GroupLasso(_Declaration):
     coefficient: float = Field(ge=0, description="Weight of the sum of the filters' L2 norms (0: no term).")
 
 
-Regularizer = Annotated[SoftMasks | BatchNormL1 | GroupLasso, Field(discriminator="kind")]
+class GroupSlice(_Declaration):
+    """One parameter's part in a coupled channel group (prunebench.methods.Slice as data): `positions[c]`, the
+    indices along dim `dim` of parameter `param` (a name of the model's, e.g. `layer1.0.conv1.weight`) that belong
+    to the group's channel c: 0 for a writer's filters or a BatchNorm's scales, 1 for a reader's input columns."""
+
+    param: str = Field(min_length=1)
+    dim: Literal[0, 1]
+    positions: tuple[tuple[NonNegativeInt, ...], ...] = Field(min_length=1)
+
+
+class GroupSparsity(_Declaration):
+    """DepGraph's group-level sparsity (Fang et al. 2023, "DepGraph: Towards Any Structural Pruning", CVPR, its
+    sparse training before group-level pruning; Torch-Pruning's `GroupNormPruner.regularize`) over coupled channel
+    groups. For each group (its slices all with the same channels) and channel c, with n_c the L2 norm of all the
+    channel's slices together and gamma_c = 2 ** (alpha * (max n - n_c) / (max n - min n)) (1 where all norms are
+    equal), taken as constants: `coefficient` / 2 * sum_c gamma_c * n_c ** 2, whose gradient
+    `coefficient` * gamma_c * w is what Torch-Pruning adds to every coupled weight's gradient. The least important
+    channel of a group is decayed 2 ** alpha times as hard as the most important."""
+
+    kind: Literal["group_sparsity"] = "group_sparsity"
+    coefficient: float = Field(ge=0, description="Torch-Pruning's reg (0: no term).")
+    alpha: float = Field(4.0, ge=0, description="The decay ranges from 1 to 2 ** alpha times the coefficient.")
+    groups: tuple[tuple[GroupSlice, ...], ...] = Field(min_length=1, description="Each group's slices.")
+
+    @model_validator(mode="after")
+    def _one_size_per_group(self) -> GroupSparsity:
+        for i, group in enumerate(self.groups):
+            if not group or len({len(s.positions) for s in group}) != 1:
+                raise ValueError(f"group {i} must have slices, all with the same number of channels")
+        return self
+
+
+Regularizer = Annotated[SoftMasks | BatchNormL1 | GroupLasso | GroupSparsity, Field(discriminator="kind")]
 REGULARIZERS: TypeAdapter[tuple[Regularizer, ...]] = TypeAdapter(tuple[Regularizer, ...])
 
 
@@ -94,4 +128,13 @@ def validate_regularizers(declared: Iterable[Any]) -> tuple[Regularizer, ...]:
     return out
 
 
-__all__ = ["REGULARIZERS", "BatchNormL1", "GroupLasso", "Regularizer", "SoftMasks", "validate_regularizers"]
+__all__ = [
+    "REGULARIZERS",
+    "BatchNormL1",
+    "GroupLasso",
+    "GroupSlice",
+    "GroupSparsity",
+    "Regularizer",
+    "SoftMasks",
+    "validate_regularizers",
+]

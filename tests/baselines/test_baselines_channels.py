@@ -13,12 +13,10 @@ from prunebench_baselines.channel_pruning import ChannelL1, ChannelL2, GroupNorm
 from pydantic import ValidationError
 
 from prunebench.data import DataBundle, load_data
-from prunebench.efficiency import compact
 from prunebench.engine import Engine
 from prunebench.methods import Method, PruningContext, Target, registered_methods
 from prunebench.protocol import DataSpec
-from prunebench.run.measurement.measure import scattered_zeros
-from prunebench.testing import engine_for, pruning_context, seeded_model
+from prunebench.testing import engine_for, filter_job_measures, pruning_context, seeded_model
 
 METHODS: dict[str, type[Method[Any]]] = {
     "channel_l1": ChannelL1,
@@ -40,18 +38,6 @@ def resnet_job(data: DataBundle, target: Target) -> tuple[Engine, PruningContext
     return engine, pruning_context(engine, sparsity, target=target)
 
 
-def measured(engine: Engine, data: DataBundle) -> tuple[float, float, float]:
-    """(weight sparsity, FLOPs reduction, parameter reduction) of the engine's model as the runner measures a filter
-    method's: zeros of the prunable weights, and the physically compacted model's counts; every zero removed."""
-    params = engine.masks.params
-    sparsity = sum(int((p == 0).sum()) for p in params.values()) / sum(p.numel() for p in params.values())
-    x = torch.randn(8, *data.input_shape, generator=torch.Generator().manual_seed(0))
-    out = compact(engine.model, x)
-    assert scattered_zeros(dict(params), out.inputs_removed) == {}
-    dense_params = sum(p.numel() for p in engine.model.parameters())
-    return sparsity, sum(engine.all_macs.values()) / out.macs, dense_params / out.params
-
-
 def test_registered_and_listed(cli) -> None:  # type: ignore[no-untyped-def]
     found = registered_methods()
     listed = cli("methods")
@@ -69,7 +55,7 @@ def test_a_sparsity_target_is_met_in_whole_channel_groups(synthetic: DataBundle,
     method = METHODS[name](METHODS[name].Config(scope=scope))  # type: ignore[call-arg]
     assert method.taxonomy.scope == scope
     engine.set_masks(method.prune(ctx))
-    sparsity, flops, params = measured(engine, synthetic)
+    sparsity, flops, params = filter_job_measures(engine, synthetic)
     assert abs(sparsity - 0.5) < 0.005  # ResNet-20's groups are small enough for the default tolerance
     assert engine.notes["achieved_weight_sparsity"] == pytest.approx(sparsity, abs=1e-6)
     assert engine.notes["flops_reduction"] == pytest.approx(flops, abs=1e-4)
@@ -82,7 +68,7 @@ def test_a_cost_target_is_met_on_the_compacted_model(synthetic: DataBundle, name
     engine, ctx = resnet_job(synthetic, target)
     assert ctx.target_sparsity is None
     engine.set_masks(METHODS[name]().prune(ctx))
-    _, flops, params = measured(engine, synthetic)
+    _, flops, params = filter_job_measures(engine, synthetic)
     reached = flops if target.kind == "flops_reduction" else params
     assert target.value <= reached < target.value * 1.05
     assert engine.notes[target.kind] == pytest.approx(reached, abs=1e-4)

@@ -119,6 +119,9 @@ def test_a_residual_stage_is_one_coupling_and_the_classifier_none() -> None:
         "blocks.1.bn2",
         "blocks.2.bn2",
     }
+    follows = {s.module: s.follows for s in stage.slices if s.kind == "norm"}  # each BatchNorm's own writer
+    assert follows == {"bn": "conv", **{f"blocks.{i}.bn2": f"blocks.{i}.conv2" for i in range(3)}}
+    assert all(s.follows is None for s in stage.slices if s.kind != "norm")
     assert stage.size == 8
 
 
