@@ -6,24 +6,32 @@ before they score (network slimming, DepGraph's group sparsity) within the state
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
+import torch
 from pydantic import Field
-from torch import Tensor
+from torch import Tensor, nn
 
 from prunebench.methods import (
     ChannelGroups,
     GroupSlice,
     GroupSparsity,
+    Layout,
     Masks,
     Method,
     MethodConfig,
     PruningContext,
+    Reach,
+    Target,
     TargetKind,
     Taxonomy,
     When,
     channel_groups,
+    find_channel_groups,
     prune_channels,
+    reach_target,
+    removal_order,
 )
 
 TARGETS: tuple[TargetKind, ...] = ("sparsity", "flops_reduction", "params_reduction")
@@ -68,10 +76,37 @@ class ChannelMethod(Method[C]):
     def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
         raise NotImplementedError
 
+    def refuse(self, model: nn.Module, groups: ChannelGroups) -> None:
+        """Raise ValueError (one sentence) where the criterion cannot score this model's channels (no BatchNorm
+        scale, no feature map): checked before any training (`reach`) and again when it prunes."""
+
     def prune(self, ctx: PruningContext) -> Masks:
         groups = channel_groups(ctx)
+        self.refuse(ctx.model, groups)
         c = self.config
         return prune_channels(ctx, groups, self.scores(ctx, groups), scope=c.scope, max_ratio=c.max_layer_ratio)
+
+    def reach(self, shapes: Mapping[str, tuple[int, ...]], target: Target) -> Reach | None:
+        """Before any training, on the protocol's model built fresh: its coupled channels found (a model
+        Torch-Pruning cannot trace is refused), the criterion able to score them (`refuse`), and the target
+        within what removing every channel the allocation's cap allows reaches. How close a sparsity lands
+        depends on the weights: None."""
+        if not isinstance(shapes, Layout) or shapes.input_shape is None:
+            return None
+        model = shapes.model()
+        if "channel_groups" not in shapes.memo:
+            try:
+                shapes.memo["channel_groups"] = find_channel_groups(model, shapes.input_shape, list(shapes))
+            except Exception as exc:  # Torch-Pruning's tracer fails in many ways on a model it cannot follow
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                raise ValueError(f"Torch-Pruning cannot trace the model ({type(exc).__name__}: {first})") from None
+        groups: ChannelGroups = shapes.memo["channel_groups"]
+        self.refuse(model, groups)
+        c = self.config
+        ties = [torch.zeros(coupling.size) for coupling in groups.couplings]  # reach needs no score: any order
+        order = removal_order(groups, ties, scope=c.scope, max_ratio=c.max_layer_ratio)
+        reach_target(groups, order, target, scope=c.scope)
+        return None
 
 
 def listed(names: list[str], most: int = 3) -> str:

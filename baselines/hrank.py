@@ -94,9 +94,8 @@ class HRank(ChannelMethod[HRankConfig]):
     citation = "Lin et al. 2020 (CVPR), HRank: Filter Pruning using High-Rank Feature Map"
     taxonomy = channel_taxonomy("layerwise")
 
-    def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
-        c = self.config
-        found = dict(ctx.model.named_modules())
+    def refuse(self, model: nn.Module, groups: ChannelGroups) -> None:
+        found = dict(model.named_modules())
         where = map_modules(groups)
         flat = [m for m in where if not isinstance(found[m], nn.Conv2d) and not _follows_conv(groups, m, found)]
         if flat:
@@ -106,6 +105,10 @@ class HRank(ChannelMethod[HRankConfig]):
                 f"layers without them ({listed(roots)}): exclude them from the protocol's prunable layers "
                 "(prunable.exclude)"
             )
+
+    def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
+        c = self.config
+        where = map_modules(groups)
         batches = ctx.batches(c.examples or ctx.scoring_examples)
         ranks = average_ranks(scoring_copy(ctx.model, "eval"), where, batches, c.activation)
         out = []

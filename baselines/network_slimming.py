@@ -13,7 +13,7 @@ from prunebench_baselines.channel_base import (
     sparsity_epochs,
 )
 from pydantic import Field
-from torch import Tensor
+from torch import Tensor, nn
 
 from prunebench.methods import BatchNormL1, ChannelGroups, Normalizer, PruningContext, Reduction, coupling_sums
 
@@ -61,8 +61,7 @@ class NetworkSlimming(ChannelMethod[NetworkSlimmingConfig]):
     citation = "Liu et al. 2017 (ICCV), Learning Efficient Convolutional Networks through Network Slimming"
     taxonomy = channel_taxonomy("global", when="during_training")
 
-    def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
-        c = self.config
+    def refuse(self, model: nn.Module, groups: ChannelGroups) -> None:
         missing = without_batch_norm(groups)
         if missing:
             raise ValueError(
@@ -70,6 +69,9 @@ class NetworkSlimming(ChannelMethod[NetworkSlimmingConfig]):
                 f"none ({listed(missing)}): exclude them from the "
                 "protocol's prunable layers (prunable.exclude) or use a criterion without BatchNorm"
             )
+
+    def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
+        c = self.config
         epochs = sparsity_epochs(ctx, c.sparsity_epochs, self.name)
         if epochs:
             ctx.train(epochs, regularizers=[BatchNormL1(coefficient=c.penalty)])

@@ -5,6 +5,7 @@ structure rather than its weights' shapes alone (coupled channels, a cap per cou
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,6 +25,9 @@ class Layout(Mapping[str, tuple[int, ...]]):
         self._shapes = dict(shapes)
         self.input_shape = input_shape
         self._build = build
+        self._model: nn.Module | None = None
+        # What methods derive from the model (their channel groups), kept for the next method checked on it.
+        self.memo: dict[str, Any] = {}
 
     def __getitem__(self, name: str) -> tuple[int, ...]:
         return self._shapes[name]
@@ -35,8 +39,11 @@ class Layout(Mapping[str, tuple[int, ...]]):
         return len(self._shapes)
 
     def model(self) -> nn.Module:
-        """A fresh model of the protocol's architecture; ValueError where none can be built here."""
+        """A fresh model of the protocol's architecture (built once; do not change it); ValueError where none can
+        be built here."""
         if self._build is None or self.input_shape is None:
             raise ValueError("the protocol's model is not known here")
-        with torch.random.fork_rng(devices=[]):
-            return self._build()
+        if self._model is None:
+            with torch.random.fork_rng(devices=[]):
+                self._model = self._build()
+        return self._model

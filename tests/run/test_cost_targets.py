@@ -99,3 +99,38 @@ def test_a_method_that_prunes_only_to_sparsities_is_refused_in_a_cost_protocol(
     protocol = _write(tmp_path, PROTOCOL.replace(f"{FIXTURES / 'uniform_channels.py'}:UnderPruning", "l1_filter"))
     code, _, err = run_cli(capsys, "validate", str(protocol))
     assert code != 0 and "l1_filter prunes to sparsity targets; this protocol's are flops_reduction" in err, err
+
+
+@pytest.mark.parametrize(
+    ("method", "model", "fragment"),
+    [
+        (
+            "{name: channel_l1, config: {max_layer_ratio: 0.1}}",
+            "{name: small_cnn, args: {width: 1.0}}",
+            "channel_l1 cannot prune small_cnn to FLOPs 2x: target FLOPs 2x is out of reach of channel pruning here: "
+            "removing every channel group it may (each of 3 coupling(s) keeping a channel, within its cap) gives a "
+            "FLOPs reduction of 1.2",
+        ),
+        (
+            "{name: network_slimming, budget: {pruning_epochs: 1}}",
+            "{name: lenet_300_100}",
+            "network_slimming cannot prune lenet_300_100 to FLOPs 2x: network_slimming ranks channels by their "
+            "BatchNorm scales",
+        ),
+        (
+            "{name: hrank}",
+            "{name: lenet_300_100}",
+            "hrank cannot prune lenet_300_100 to FLOPs 2x: hrank ranks the H x W",
+        ),
+    ],
+)
+def test_what_a_channel_criterion_cannot_do_on_the_model_is_one_line_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture, method: str, model: str, fragment: str
+) -> None:
+    text = PROTOCOL.replace("{name: small_cnn, args: {width: 1.0}}", model)
+    text = text.replace(f"  - name: {FIXTURES / 'uniform_channels.py'}:UnderPruning\n", "")
+    text = text.replace(f"  - name: {FIXTURES / 'uniform_channels.py'}:UniformChannels", f"  - {method}")
+    protocol = _write(tmp_path, text)
+    code, out, err = run_cli(capsys, "validate", str(protocol))
+    assert code == 2 and fragment in err and "Traceback" not in err + out, err
+    assert str(protocol) in err and err.count("\n") <= 1

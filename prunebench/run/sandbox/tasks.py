@@ -106,12 +106,13 @@ def describe_in_child(task: DescribeTask) -> dict[str, Any]:
     """In a job process: load and configure every method, and check what it says it will reach (when the task
     has the shapes); the first that fails is reported with its field."""
     infos = []
+    layout = task.reach.layout() if task.reach is not None else None  # one model, whatever the methods
     for i, spec in enumerate(task.methods):
         try:
             method, loaded = instantiate(spec, i, base_dir=task.base_dir)
         except FieldError as exc:
             return {"error": {"loc": list(exc.loc), "message": exc.message}}
-        refused = refusal(method, task.reach) if task.reach is not None else None
+        refused = refusal(method, task.reach, layout) if task.reach is not None and layout is not None else None
         if refused is not None:
             return {"error": {"loc": ["methods", i, "name"], "message": refused}}
         infos.append(
@@ -129,10 +130,9 @@ def describe_in_child(task: DescribeTask) -> dict[str, Any]:
     return {"methods": infos}
 
 
-def refusal(method: Method[Any], check: ReachCheck) -> str | None:
+def refusal(method: Method[Any], check: ReachCheck, layout: Layout) -> str | None:
     """Why the protocol cannot run `method`, known before any training: a target it says it cannot prune to, or
     a sparsity it will miss by more than the tolerance (`Method.reach`); None when neither."""
-    layout = check.layout()
     for target in check.targets:
         if target.kind not in method.targets:
             continue  # refused by the runner for the kind itself (prunebench.run.validation.check_method)
