@@ -79,18 +79,45 @@ def reach_target(
     """The channel groups to remove for `target` (in `order`, made under `scope`), and the tally they leave."""
     if target.kind == "sparsity":
         return _closest(groups, order, round(target.value * sum(groups.prunable.values())), target, scope)
-    tally = Tally(groups)
-    for k, (i, ch) in enumerate(order):
-        if tally.reduction(target.kind) >= target.value:
-            return order[:k], tally
-        tally.remove(i, ch)
-    if tally.reduction(target.kind) >= target.value:
-        return order, tally
-    what = "FLOPs" if target.kind == "flops_reduction" else "parameter"
-    raise ValueError(
-        f"target {target.label()} is out of reach of channel pruning here: removing every channel group it may "
-        f"({_limits_said(groups)}) gives a {what} reduction of {tally.reduction(target.kind):.3f}x"
-    )
+    everything = replay(groups, order)
+    if everything.reduction(target.kind) < target.value:
+        what = "FLOPs" if target.kind == "flops_reduction" else "parameter"
+        raise ValueError(
+            f"target {target.label()} is out of reach of channel pruning here: removing every channel group it may "
+            f"({_limits_said(groups)}) gives a {what} reduction of {everything.reduction(target.kind):.3f}x"
+        )
+    return _closest_cost(groups, order, target, scope)
+
+
+def _closest_cost(
+    groups: ChannelGroups, order: list[tuple[int, int]], target: Target, scope: Allocation
+) -> tuple[list[tuple[int, int]], Tally]:
+    """As `_closest`, for a cost: the longest prefix of `order` whose reduction stays within the target, then the
+    groups after it that still fit, or the prefix one group longer, which crosses the target, when its reduction is
+    closer to it (relatively): a coupling of many channels removed in one step no longer overshoots by its size."""
+    kind, tally = target.kind, Tally(groups)
+    goal = groups.dense_macs if kind == "flops_reduction" else groups.dense_params
+    goal /= target.value  # the cost to come down to
+    k = 0
+    while k < len(order) and tally.cost(kind) - tally.saved(*order[k], kind) >= goal:
+        tally.remove(*order[k])
+        k += 1
+    if k == len(order) or tally.cost(kind) <= goal:
+        return order[:k], tally
+    removed, done = order[:k], set()
+    for i, ch in order[k:]:
+        if i in done:
+            continue
+        fits = tally.cost(kind) - tally.saved(i, ch, kind) >= goal
+        if fits:
+            tally.remove(i, ch)
+            removed.append((i, ch))
+        if not fits or scope == "layerwise":
+            done.add(i)
+    crossing = replay(groups, order[: k + 1])
+    if abs(crossing.reduction(kind) / target.value - 1) < abs(tally.reduction(kind) / target.value - 1):
+        return order[: k + 1], crossing
+    return removed, tally
 
 
 def _closest(

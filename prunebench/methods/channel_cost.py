@@ -68,6 +68,16 @@ class Tally:
         """The prunable weights removing `channel` of `coupling` would zero now (nothing is removed)."""
         return self._effect(coupling, channel)[2]
 
+    def cost(self, kind: str) -> int:
+        """The current MACs (`flops_reduction`) or parameters (`params_reduction`)."""
+        return self.macs if kind == "flops_reduction" else self.params
+
+    def saved(self, coupling: int, channel: int, kind: str) -> int:
+        """The MACs or parameters (`kind`, as in `reduction`) removing `channel` of `coupling` would take away now
+        (nothing is removed)."""
+        macs, params, *_ = self._effect(coupling, channel)
+        return macs if kind == "flops_reduction" else params
+
     def _effect(self, coupling: int, channel: int) -> tuple[int, int, int, dict[str, int], dict[str, int]]:
         """(MACs and parameters removing the channel takes away, zeros it adds, the layers' channels left)."""
         macs = params = zeros = 0

@@ -16,7 +16,7 @@ from prunebench_baselines.network_slimming import NetworkSlimming
 
 from prunebench.data import DataBundle, load_data
 from prunebench.engine import Engine
-from prunebench.methods import Method, PruningContext, Target, registered_methods
+from prunebench.methods import Method, PruningContext, Target, channel_groups, registered_methods, removal_order
 from prunebench.protocol import BudgetSpec, DataSpec, OptimizerSpec, TrainingSpec
 from prunebench.testing import engine_for, filter_job_measures, pruning_context, seeded_model
 
@@ -74,7 +74,7 @@ def test_every_target_is_met_on_the_compacted_model(synthetic: DataBundle, name:
         assert abs(sparsity - 0.5) < 0.005
     else:
         reached = flops if target.kind == "flops_reduction" else params
-        assert target.value <= reached < target.value * 1.05
+        assert abs(reached / target.value - 1) < 0.05  # within the default tolerance, either side
     assert engine.notes["flops_reduction"] == pytest.approx(flops, abs=1e-4)
     assert engine.notes["params_reduction"] == pytest.approx(params, abs=1e-4)
     assert engine.notes["achieved_weight_sparsity"] == pytest.approx(sparsity, abs=1e-6)
@@ -113,8 +113,10 @@ def test_sparsity_training_needs_a_budget(synthetic: DataBundle) -> None:
 def test_the_sparsity_training_moves_the_scores(synthetic: DataBundle) -> None:
     """With a penalty heavy enough, the L1 on the scales drives some of them to (near) zero: the ranking after the
     training is not the dense model's."""
-    chosen = []
+    orders = []
     for config in ({"sparsity_epochs": 0}, {"penalty": 5e-2}):
         _, ctx = job(synthetic, Target("flops_reduction", 2.0))
-        chosen.append(NetworkSlimming(NetworkSlimming.Config(**config)).prune(ctx))
-    assert any(not (chosen[0][k] == chosen[1][k]).all() for k in chosen[0])
+        groups = channel_groups(ctx)
+        scores = NetworkSlimming(NetworkSlimming.Config(**config)).scores(ctx, groups)
+        orders.append(removal_order(groups, scores, scope="global"))
+    assert orders[0] != orders[1]

@@ -227,14 +227,22 @@ def test_a_sparsity_target_is_met_as_closely_as_whole_groups_allow(scope: str) -
         assert abs(tally.sparsity() - sparsity) < (0.001 if scope == "global" else 0.01)
 
 
-def test_a_cost_target_is_the_shortest_prefix_that_reaches_it() -> None:
+def test_a_cost_target_lands_closest_to_it_that_the_order_allows() -> None:
+    """The longest prefix of the order that stays within the target, then the later groups that still fit; or
+    the shortest prefix that crosses it, when that lands closer: never further than the crossing prefix alone."""
     model = seeded_model("cifar_mobilenetv2", SHAPE, width=0.25)
     groups, _ = groups_of(model)
     order = removal_order(groups, random_scores(groups, torch.Generator().manual_seed(0)), scope="global")
-    for kind, value in (("flops_reduction", 1.7), ("params_reduction", 2.5)):
+    for kind, value in (("flops_reduction", 1.7), ("params_reduction", 2.5), ("flops_reduction", 3.0)):
         removed, tally = reach_target(groups, order, Target(kind, value))  # type: ignore[arg-type]
-        assert removed == order[: len(removed)]
-        assert tally.reduction(kind) >= value > replay(groups, removed[:-1]).reduction(kind)
+        assert tally.reduction(kind) == replay(groups, removed).reduction(kind)
+        k = next(k for k in range(len(order) + 1) if replay(groups, order[:k]).reduction(kind) >= value)
+        crossing = replay(groups, order[:k]).reduction(kind)
+        below = replay(groups, order[: k - 1]).reduction(kind)
+        assert removed[: k - 1] == order[: k - 1] and below < value <= crossing
+        assert abs(tally.reduction(kind) / value - 1) <= abs(crossing / value - 1) + 1e-12
+        if removed != order[:k]:  # the fill: within the target, and closer than the crossing prefix
+            assert below <= tally.reduction(kind) <= value
 
 
 def test_layerwise_keeps_couplings_within_one_channel_of_one_fraction_and_the_cap_holds() -> None:
