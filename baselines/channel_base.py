@@ -76,12 +76,17 @@ class ChannelMethod(Method[C]):
     def scores(self, ctx: PruningContext, groups: ChannelGroups) -> list[Tensor]:
         raise NotImplementedError
 
+    def couplings(self, groups: ChannelGroups) -> ChannelGroups:
+        """The couplings the criterion may remove channels of (all of them, by default); the others go to
+        `excluded`, with the reason, and keep every channel."""
+        return groups
+
     def refuse(self, model: nn.Module, groups: ChannelGroups) -> None:
         """Raise ValueError (one sentence) where the criterion cannot score this model's channels (no BatchNorm
         scale, no feature map): checked before any training (`reach`) and again when it prunes."""
 
     def prune(self, ctx: PruningContext) -> Masks:
-        groups = channel_groups(ctx)
+        groups = self.couplings(channel_groups(ctx))
         self.refuse(ctx.model, groups)
         c = self.config
         return prune_channels(ctx, groups, self.scores(ctx, groups), scope=c.scope, max_ratio=c.max_layer_ratio)
@@ -100,7 +105,7 @@ class ChannelMethod(Method[C]):
             except Exception as exc:  # Torch-Pruning's tracer fails in many ways on a model it cannot follow
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
                 raise ValueError(f"Torch-Pruning cannot trace the model ({type(exc).__name__}: {first})") from None
-        groups: ChannelGroups = shapes.memo["channel_groups"]
+        groups = self.couplings(shapes.memo["channel_groups"])
         self.refuse(model, groups)
         c = self.config
         ties = [torch.zeros(coupling.size) for coupling in groups.couplings]  # reach needs no score: any order

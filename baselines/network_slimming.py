@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 from prunebench_baselines.channel_base import (
@@ -43,6 +44,12 @@ class NetworkSlimmingConfig(ChannelConfig):
     normalizer: Normalizer = Field(
         "none", description="Each coupling's scores over their mean, max or sum, or none (the paper: one threshold)."
     )
+    residual: bool = Field(
+        False,
+        description="Also remove channels of a residual stage (several layers writing them, coupled by an addition). "
+        "The authors' ResNets keep them (resprune.py prunes only inside the blocks); Torch-Pruning's slimming "
+        "prunes them too.",
+    )
 
 
 class NetworkSlimming(ChannelMethod[NetworkSlimmingConfig]):
@@ -60,6 +67,17 @@ class NetworkSlimming(ChannelMethod[NetworkSlimmingConfig]):
     name = "network_slimming"
     citation = "Liu et al. 2017 (ICCV), Learning Efficient Convolutional Networks through Network Slimming"
     taxonomy = channel_taxonomy("global", when="during_training")
+
+    def couplings(self, groups: ChannelGroups) -> ChannelGroups:
+        if self.config.residual:
+            return groups
+        kept, stages = [], {}
+        for c in groups.couplings:
+            if len({s.module for s in c.slices if s.kind == "out"}) > 1:
+                stages[c.root] = "a residual stage's channels, kept as the authors' ResNets keep them (residual: false)"
+            else:
+                kept.append(c)
+        return replace(groups, couplings=kept, excluded={**groups.excluded, **stages})
 
     def refuse(self, model: nn.Module, groups: ChannelGroups) -> None:
         missing = without_batch_norm(groups)

@@ -120,3 +120,21 @@ def test_the_sparsity_training_moves_the_scores(synthetic: DataBundle) -> None:
         scores = NetworkSlimming(NetworkSlimming.Config(**config)).scores(ctx, groups)
         orders.append(removal_order(groups, scores, scope="global"))
     assert orders[0] != orders[1]
+
+
+def test_network_slimming_keeps_the_residual_stages_unless_told(synthetic: DataBundle) -> None:
+    """The authors' ResNets prune only inside the blocks (resprune.py): by default no channel of a residual stage (a
+    coupling several layers write) goes; with `residual: true` they are ranked with the others, as Torch-Pruning's
+    slimming ranks them."""
+    removed = {}
+    for residual in (False, True):
+        engine, ctx = job(synthetic, Target("flops_reduction", 2.0))
+        groups = channel_groups(ctx)
+        stages = {c.root for c in groups.couplings if len({s.module for s in c.slices if s.kind == "out"}) > 1}
+        method = NetworkSlimming(NetworkSlimming.Config(residual=residual, sparsity_epochs=0))
+        method.prune(ctx)
+        cut = {root: n for root, n in engine.notes["channels_removed"].items() if not n.startswith("0/")}
+        removed[residual] = (stages, cut, engine.notes.get("not_removable", {}))
+    stages, cut, excluded = removed[False]
+    assert stages and not stages & set(cut) and stages <= set(excluded)
+    assert stages & set(removed[True][1])
