@@ -44,6 +44,7 @@ from prunebench.methods.channel_scores import (
 from prunebench.methods.channels import channel_groups, find_channel_groups
 from prunebench.methods.context import PruningContext, StepContext
 from prunebench.methods.coupling import ChannelGroups, Coupling, Slice
+from prunebench.methods.densities import erk_sparsities, random_masks, uniform_sparsities
 from prunebench.methods.layout import Layout
 from prunebench.methods.registry import (
     ENTRY_POINT_GROUP,
@@ -113,6 +114,7 @@ __all__ = [
     "config_table",
     "coupling_magnitudes",
     "coupling_sums",
+    "erk_sparsities",
     "find_channel_groups",
     "index_sums",
     "instantiate",
@@ -124,6 +126,7 @@ __all__ = [
     "normalize",
     "per_channel",
     "prune_channels",
+    "random_masks",
     "random_scores",
     "reach_target",
     "reduce_members",
@@ -133,6 +136,7 @@ __all__ = [
     "replay",
     "slice_magnitudes",
     "slice_sums",
+    "uniform_sparsities",
     "validate_regularizers",
     "validated_config",
 ]
