@@ -137,6 +137,7 @@ class Engine:
         self.masks = masks
         self.masks.to(device)
         self.masks_active = False  # all-ones masks need no enforcement (dense training)
+        self._retrain_kept: int | None = None  # during retraining: the weights kept when it began (set_masks)
         self.all_macs = all_macs
         self.seed = seed
         self.eval_batch_size = eval_batch_size
@@ -198,9 +199,18 @@ class Engine:
     def set_masks(self, masks: Masks) -> None:
         self._entered_from_method("set_masks")
         try:
-            self.masks.set(masks, self._optimizer)
+            valid = self.masks.validate(masks)
         except ValueError as exc:
             raise self._fail(f"the method returned invalid masks: {exc}") from None
+        kept = sum(int(m.sum()) for m in valid.values())
+        if self._retrain_kept is not None and kept > self._retrain_kept:
+            # Retraining is the same for every method: moving connections (dynamic sparse training) is a method's
+            # choice, training more weights than it pruned to is not (a dense network trained, then cut at the end).
+            raise self._fail(
+                f"the method grew its masks while retraining to {kept} kept weights, more than the "
+                f"{self._retrain_kept} it kept when retraining began"
+            )
+        self.masks.set(valid, self._optimizer)
         self.masks_active = True
         self._forward_flops = 2.0 * self.masks.effective_macs(self.all_macs)
         self._resealed()
@@ -377,6 +387,9 @@ class Engine:
         params = self._optimized_parameters(method)
         optimizer = build_optimizer(params, spec.optimizer)
         self._optimizer = optimizer
+        # The weights retraining may train: those kept when it begins (masks may move, not grow; set_masks).
+        retraining = stage == "retrain" and self.masks_active
+        self._retrain_kept = sum(int(m.sum()) for m in self.masks.masks.values()) if retraining else None
         steps_per_epoch = max(1, math.ceil(self.data.train.num_examples / spec.batch_size))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lr_factor(spec.schedule, spec.epochs, steps_per_epoch, spec.optimizer.lr)
@@ -561,6 +574,7 @@ class Engine:
 
     def _end_stage(self, run: _StageRun) -> None:
         """Leave the model as evaluation and method code expect it between stages."""
+        self._retrain_kept = None
         if run.amp:
             self.model.to(memory_format=torch.contiguous_format)
         self.regularization.end()  # the plain weights back in place before the seal is taken again

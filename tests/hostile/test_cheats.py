@@ -89,6 +89,8 @@ VERDICTS: dict[str, tuple[str, str | None]] = {
     "aliased_load": ("ok", None),
     "edit_engine_masks": ("ok", None),
     "replace_seal": ("ok", None),
+    # Masks may move while retraining (dynamic sparse training), never grow beyond what retraining began with.
+    "grow_while_retraining": ("failed", "grew its masks while retraining to"),
     "forge_messages": ("failed", "forge_messages.prune: the method's process sent a header without a known kind"),
     "silence_reports": ("failed", "silence_reports.prune: the method's process ended"),
     # A backward pass of its own (a loss term's autograd function) is code inside the training step: it runs in the
