@@ -4,28 +4,15 @@ drop and random growth, on RigL's schedule (the form in which RigL's code compar
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
+from prunebench_baselines.static_sparse import StaticSparse, StaticSparseConfig
 from pydantic import Field
 
-from prunebench.methods import (
-    Masks,
-    Method,
-    MethodConfig,
-    PruningContext,
-    StepContext,
-    Taxonomy,
-    erk_sparsities,
-    random_masks,
-    uniform_sparsities,
-)
+from prunebench.methods import Masks, PruningContext, StepContext, Taxonomy
 
 
-class SETConfig(MethodConfig):
-    distribution: Literal["uniform", "erk"] = Field(
-        "erk", description="The layers' sparsities: uniform, or erk (Erdős-Rényi-Kernel, as static_sparse)."
-    )
+class SETConfig(StaticSparseConfig):
     update_steps: int = Field(100, ge=1, description="ΔT: optimizer steps between connection updates (RigL: 100).")
     drop_fraction: float = Field(
         0.3, gt=0, lt=1, description="alpha: the fraction of a layer's active connections moved at the first update."
@@ -55,7 +42,7 @@ def moved(weights: torch.Tensor, keep: torch.Tensor, fraction: float, generator:
     return flat_keep.reshape(keep.shape)
 
 
-class SparseEvolutionaryTraining(Method[SETConfig]):
+class SparseEvolutionaryTraining(StaticSparse):
     """SET: a random mask at initialization (ERK or uniform, as `static_sparse`), trained from initialization with
     the retraining recipe; every `update_steps` steps until `end_fraction` of them, each layer's active connections
     of smallest magnitude are dropped, a fraction decaying from `drop_fraction` on a cosine, and as many grown at
@@ -78,6 +65,8 @@ class SparseEvolutionaryTraining(Method[SETConfig]):
         retraining="fine_tune",
     )
     hook_stages = ("retrain",)
+    Config = SETConfig
+    config: SETConfig
 
     def __init__(self, config: SETConfig | None = None) -> None:
         super().__init__(config)
@@ -86,16 +75,9 @@ class SparseEvolutionaryTraining(Method[SETConfig]):
         self._updates = 0
 
     def prune(self, ctx: PruningContext) -> Masks:
-        assert ctx.target_sparsity is not None
-        c = self.config
-        shapes = {name: tuple(w.shape) for name, w in ctx.weights().items()}
-        if c.distribution == "erk":
-            sparsities = erk_sparsities(shapes, ctx.target_sparsity)
-        else:
-            sparsities = uniform_sparsities(shapes, ctx.target_sparsity)
         self._epochs = ctx.retrain_epochs
-        self._generator = ctx.generator
-        return random_masks(shapes, sparsities, ctx.generator)
+        self._generator = ctx.generator  # the same job-seeded draws after the mask's
+        return super().prune(ctx)
 
     def on_step_end(self, ctx: StepContext) -> None:
         c = self.config
