@@ -1,4 +1,5 @@
-"""Architectures for 32x32 images: CIFAR ResNets (He et al. 2016), VGG with BN, MobileNetV2."""
+"""Architectures for 32x32 images: CIFAR ResNets (He et al. 2016), Wide ResNets (Zagoruyko & Komodakis 2016), VGG
+with BN, MobileNetV2."""
 
 from __future__ import annotations
 
@@ -68,6 +69,87 @@ for _depth in (20, 32, 44, 56, 110):
         f"cifar_resnet{_depth}",
         f"CIFAR ResNet-{_depth} (He et al. 2016; OpenLTH), projection shortcuts; args: width (base channels, 16)",
     )(_cifar_resnet_builder(_depth))
+
+
+class WideBasicBlock(nn.Module):
+    """Pre-activation basic block of a Wide ResNet: BN-ReLU-conv3x3 (stride), BN-ReLU-dropout-conv3x3. Where the
+    shape changes the shortcut is a 1x1 convolution of the pre-activated input (BN-ReLU of x), otherwise x itself,
+    as in the authors' code (szagoruyko/wide-residual-networks, pytorch/resnet.py) and RigL's reproduction
+    (varun19299/rigl-reproducibility, models/wide_resnet.py)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, dropout: float) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        # No module (and no random draw) without dropout, so that dropout 0 trains exactly as a block without it.
+        self.dropout: nn.Module = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.shortcut = None
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = F.relu(self.bn1(x))
+        out = self.conv2(self.dropout(F.relu(self.bn2(self.conv1(pre)))))
+        return out + (x if self.shortcut is None else self.shortcut(pre))
+
+
+class CifarWideResNet(nn.Module):
+    """WRN-depth-widen for 32x32 images (Zagoruyko & Komodakis 2016): a 3x3 conv to 16 channels, three groups of
+    (depth - 4) / 6 pre-activation blocks of 16k, 32k and 64k channels (strides 1, 2, 2), a final BN-ReLU, global
+    average pooling and a linear classifier."""
+
+    def __init__(self, depth: int, widen: int, in_channels: int, num_classes: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if depth < 10 or (depth - 4) % 6:
+            raise ValueError(f"a Wide ResNet's depth is 6n+4 (10, 16, 22, 28, 40), got {depth}")
+        blocks_per_group = (depth - 4) // 6
+        self.conv = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
+        blocks: list[nn.Module] = []
+        c_in = 16
+        for group, c_out in enumerate((16 * widen, 32 * widen, 64 * widen)):
+            for index in range(blocks_per_group):
+                stride = 2 if group > 0 and index == 0 else 1
+                blocks.append(WideBasicBlock(c_in, c_out, stride, dropout))
+                c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.bn = nn.BatchNorm2d(c_in)
+        self.pool = nn.AdaptiveAvgPool2d(1)  # 8x8 -> 1x1 on 32x32 inputs, as the authors' avg_pool2d(8)
+        self.fc = nn.Linear(c_in, num_classes)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn(self.blocks(self.conv(x))))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def _dropout(value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"dropout must be a probability in [0, 1), got {value!r}")
+
+
+@register_model(
+    "cifar_wrn",
+    "CIFAR Wide ResNet WRN-depth-widen (Zagoruyko & Komodakis 2016), pre-activation blocks; args: depth (6n+4, 22), "
+    "widen (k, 2), dropout (between a block's convolutions, 0)",
+)
+def cifar_wrn(
+    num_classes: int, input_shape: InputShape, depth: int = 22, widen: int = 2, dropout: float = 0.0
+) -> nn.Module:
+    positive("depth", depth, integer=True)
+    positive("widen", widen, integer=True)
+    _dropout(dropout)
+    return CifarWideResNet(depth, widen, input_shape[0], num_classes, dropout)
+
+
+@register_model(
+    "cifar_wrn22_2",
+    "CIFAR WRN-22-2 (Zagoruyko & Komodakis 2016; RigL's CIFAR-10 model), cifar_wrn at depth 22, widen 2; args: "
+    "dropout (0)",
+)
+def cifar_wrn22_2(num_classes: int, input_shape: InputShape, dropout: float = 0.0) -> nn.Module:
+    return cifar_wrn(num_classes, input_shape, depth=22, widen=2, dropout=dropout)
 
 
 _VGG_PLANS: dict[int, list[int | str]] = {

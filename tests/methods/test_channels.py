@@ -175,6 +175,7 @@ MODELS: dict[str, tuple[Callable[[], nn.Module], Shape]] = {
     "resnet20": (lambda: seeded_model("cifar_resnet20", SHAPE, width=8), SHAPE),
     "vgg11": (lambda: seeded_model("cifar_vgg11_bn", (3, 32, 32), width=0.125), (3, 32, 32)),  # five poolings
     "mobilenetv2": (lambda: seeded_model("cifar_mobilenetv2", SHAPE, width=0.25), SHAPE),
+    "wrn": (lambda: seeded_model("cifar_wrn", SHAPE, depth=10, widen=2), SHAPE),  # pre-activation
     "branches": (lambda: Branches().eval(), SHAPE),
     "resnet50": (lambda: seeded_model("resnet50", (3, 32, 32)), (3, 32, 32)),  # torchvision's
 }

@@ -9,8 +9,18 @@ import torch
 from torch import nn
 
 from prunebench.errors import FieldError
-from prunebench.models import MODELS, ModelInfo, build_model, layer_macs, model_names, other_macs, register_model
-from prunebench.protocol import ModelSpec
+from prunebench.masks import prunable_parameters
+from prunebench.models import (
+    MODELS,
+    ModelInfo,
+    build_model,
+    channel_parameters,
+    layer_macs,
+    model_names,
+    other_macs,
+    register_model,
+)
+from prunebench.protocol import ModelSpec, PrunableSpec
 
 
 def build(name: str, shape: tuple[int, int, int] = (3, 32, 32), classes: int = 10, **args: Any) -> nn.Module:
@@ -30,6 +40,8 @@ EXPECTED = {
     "cifar_resnet44",
     "cifar_resnet56",
     "cifar_resnet110",
+    "cifar_wrn",
+    "cifar_wrn22_2",
     "cifar_vgg11_bn",
     "cifar_vgg13_bn",
     "cifar_vgg16_bn",
@@ -70,8 +82,73 @@ def test_cifar_resnet_parameter_counts_match_openlth() -> None:
     assert params(build("cifar_resnet20", width=32)) > 4 * 272_474 * 0.9  # width is the base channel count
 
 
+# WRN-22-2 counted by hand from the architecture of RigL's reproduction (varun19299/rigl-reproducibility,
+# models/wide_resnet.py, built there as WideResNet(22, 2, 10, 0.3)) and of the authors' code
+# (szagoruyko/wide-residual-networks, pytorch/resnet.py): 3x3 convolutions and 1x1 shortcuts without bias, two
+# BatchNorms (weight and bias) a block, a final BatchNorm, a linear classifier with bias. (Checked once beyond the
+# count: the reproduction's state dict, loaded in order into cifar_wrn22_2, gives its log-probabilities to 2.4e-7.)
+# Per group of 3 blocks:
+def _wrn_group(c_in: int, c: int) -> int:
+    first = 2 * c_in + 9 * c_in * c + 2 * c + 9 * c * c + c_in * c  # bn1, conv1, bn2, conv2, 1x1 shortcut
+    return first + 2 * (2 * c + 9 * c * c + 2 * c + 9 * c * c)  # two blocks of c -> c, identity shortcuts
+
+
+# The stem (3 -> 16, 3x3), the groups of 16k, 32k and 64k channels, the final BatchNorm, the classifier.
+WRN_22_2_PARAMETERS = 9 * 3 * 16 + _wrn_group(16, 32) + _wrn_group(32, 64) + _wrn_group(64, 128) + 2 * 128 + 1290
+
+
+def test_wrn22_2_matches_the_reference() -> None:
+    assert WRN_22_2_PARAMETERS == 1_079_642  # "about 1.1 M"
+    model = build("cifar_wrn22_2")
+    assert params(model) == WRN_22_2_PARAMETERS
+    assert params(build("cifar_wrn", depth=22, widen=2)) == params(build("cifar_wrn")) == WRN_22_2_PARAMETERS
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 1 + 9 * 2 + 3  # the stem, two 3x3 a block, a 1x1 shortcut where each group starts
+    shortcuts = {n: (m.in_channels, m.out_channels, m.stride) for n, m in convs if m.kernel_size == (1, 1)}
+    assert shortcuts == {
+        "blocks.0.shortcut": (16, 32, (1, 1)),  # 16 -> 16k channels: a projection even at stride 1
+        "blocks.3.shortcut": (32, 64, (2, 2)),
+        "blocks.6.shortcut": (64, 128, (2, 2)),
+    }
+    # Every convolution and the classifier are prunable by default, in the order they run.
+    macs = layer_macs(model, (3, 32, 32))
+    prunable = prunable_parameters(model, PrunableSpec(), macs)
+    layers = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert sorted(prunable) == sorted(f"{n}.weight" for n in layers) and len(prunable) == 23
+    assert next(iter(prunable)) == "conv.weight" and list(prunable)[-1] == "fc.weight"
+    # 32x32 -> 8x8 before pooling; MACs by hand: 16 channels x 32x32 x 27 in the stem, 10 x 128 in the classifier.
+    assert macs["conv"] == 16 * 32 * 32 * 27 and macs["fc"] == 1280
+    assert macs["blocks.8.conv2"] == 128 * 8 * 8 * 128 * 9
+
+
+def test_wrn_is_pre_activation() -> None:
+    """A BatchNorm normalizes what a convolution reads: a block's bn2 follows its conv1, the first block's bn1 the
+    stem; a block's output is the sum of its conv2 and its shortcut, which the next bn1 (or the final bn) reads as
+    a sum, so channel_parameters ties no BatchNorm to a conv2 or a shortcut."""
+    for widen in (1, 2):  # identity shortcut in the first block, or a projection
+        model = build("cifar_wrn", depth=10, widen=widen)
+        follows = channel_parameters(model, (3, 32, 32))
+        assert follows == {
+            "conv": ["blocks.0.bn1.weight", "blocks.0.bn1.bias"],
+            **{f"blocks.{i}.conv1": [f"blocks.{i}.bn2.weight", f"blocks.{i}.bn2.bias"] for i in range(3)},
+            "fc": ["fc.bias"],
+        }
+
+
+def test_wrn_dropout() -> None:
+    assert not any(isinstance(m, nn.Dropout) for m in build("cifar_wrn22_2").modules())  # 0: no module, no draws
+    model = build("cifar_wrn22_2", dropout=0.3)
+    dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    assert len(dropouts) == 9 and all(m.p == 0.3 for m in dropouts)  # one between the convolutions of each block
+    x = torch.randn(2, 3, 32, 32)
+    assert not torch.equal(model(x), model(x))  # training: dropped at random
+    model.eval()
+    assert torch.equal(model(x), model(x))
+
+
 def test_models_adapt_to_the_channel_count() -> None:
-    for name in ("cifar_resnet20", "cifar_vgg11_bn", "cifar_mobilenetv2", "small_cnn"):
+    for name in ("cifar_resnet20", "cifar_wrn22_2", "cifar_vgg11_bn", "cifar_mobilenetv2", "small_cnn"):
         first = next(m for m in build(name, (5, 32, 32)).modules() if isinstance(m, nn.Conv2d))
         assert first.in_channels == 5, name
     assert build("lenet_300_100", (1, 28, 28)).fc1.in_features == 784
@@ -126,6 +203,10 @@ def test_unknown_model_suggests_a_close_name() -> None:
         ("cifar_resnet20", {"depth": 3}, "does not take 'depth' (it takes: width)"),
         ("cifar_resnet20", {"width": "wide"}, "width must be a positive integer"),
         ("cifar_resnet20", {"width": 0}, "width must be a positive integer"),
+        ("cifar_wrn", {"depth": 20}, "depth is 6n+4"),
+        ("cifar_wrn", {"widen": 1.5}, "widen must be a positive integer"),
+        ("cifar_wrn22_2", {"dropout": 1.0}, "dropout must be a probability"),
+        ("cifar_wrn22_2", {"depth": 28}, "does not take 'depth' (it takes: dropout)"),
         ("lenet_300_100", {"width": 2}, "it takes: no arguments"),
         ("small_cnn", {"num_classes": 3}, "comes from the data set"),
         ("resnet18", {"depth": 3}, "unexpected keyword argument 'depth'"),
@@ -151,7 +232,7 @@ def test_shapes_a_model_cannot_take_are_field_errors() -> None:
 
 
 # ---- initialization ---------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["cifar_resnet20", "small_cnn", "resnet18"])
+@pytest.mark.parametrize("name", ["cifar_resnet20", "cifar_wrn22_2", "small_cnn", "resnet18"])
 def test_same_seed_same_init(name: str) -> None:
     def init(seed: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         torch.manual_seed(seed)
@@ -348,7 +429,9 @@ def test_every_convolution_the_protocol_calls_prunable_is_counted() -> None:
     assert macs == {"c1": 4 * 8 * 2 * 3, "c3": 2 * 32 * 9}
 
 
-@pytest.mark.parametrize("name", ["cifar_resnet20", "vgg11", "mobilenet_v2", "vit_b_16", "swin_t", "convnext_tiny"])
+@pytest.mark.parametrize(
+    "name", ["cifar_resnet20", "cifar_wrn22_2", "vgg11", "mobilenet_v2", "vit_b_16", "swin_t", "convnext_tiny"]
+)
 def test_the_size_check_sees_every_tensor_the_model_has(name: str) -> None:
     # The size check builds the model on the meta device, skipping the in-place fills of its initializers (a
     # meta tensor has no values, and the first fill costs a second): what it counts must be the real model's.
