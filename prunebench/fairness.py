@@ -2,7 +2,10 @@
 
 - The comparison setups of Wang et al. 2023, Table 2, as a ladder: each S-level fixes everything the
   levels below it fix, plus one more thing (`SETUP_LADDER`, `fixes`). SX-A and SX-B stand apart: they
-  fix a total budget of epochs or of training FLOPs, whatever a method spends it on.
+  fix a total budget of epochs or of training FLOPs of every stage, base training included, whatever a method
+  spends it on (`counted`, `total_limits`, `allowance`): so sparse training from scratch, which uses no dense
+  model (`trains_from_scratch`), is compared with pruning at equal total epochs or FLOPs, and only there
+  (`assumes_shared_dense_model`).
 - The sparsity tolerance: achieved sparsity may differ from the target by the protocol's tolerance
   (`off_target`), compared with one slack `EPS` for floating-point noise.
 - The budget audit of one job's ledger against the protocol (`audit_budget`), and how a retraining recipe
@@ -23,9 +26,10 @@ protocol objects without importing them, not even for their types: `AuditedProto
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from prunebench.results import BudgetRecord, Ledger
+from prunebench.results import BudgetRecord, Ledger, StageLedger
 
 
 # ---- what the rules read of a protocol (prunebench.protocol's models, by their shape) -------------------------
@@ -68,6 +72,8 @@ class AuditedProtocol(Protocol):
 
     @property
     def comparison(self) -> str: ...
+    @property
+    def base(self) -> AuditedRecipe: ...
     @property
     def budget(self) -> AuditedBudget: ...
     @property
@@ -114,6 +120,76 @@ def job_states(when: str, *, rewind_is_init: bool) -> tuple[str, ...]:
     return ("init", "rewind", "final")
 
 
+def uses_dense_model(when: str) -> bool:
+    """Whether a job of a method pruning `when` starts from its seed's trained dense model: every method but one
+    that prunes before training (which starts from the initialization, `job_states`)."""
+    return when != "before_training"
+
+
+def trains_from_scratch(when: str, schedule: str) -> bool:
+    """Sparse training from scratch (dynamic sparse training: SET, RigL): a sparse network from the initialization
+    whose connections move while it trains. It uses no dense model, and its training is its whole life."""
+    return when == "before_training" and schedule == "dynamic"
+
+
+def assumes_shared_dense_model(setup: str) -> bool:
+    """Whether a comparison setup compares methods on one trained dense model (S2 and above: the same base model,
+    then the same retraining). Sparse training from scratch has none to share: under such a setup its training
+    would be the retraining stage alone, a fraction of what the pruning methods beside it spend. It is compared
+    under SX-A or SX-B (equal totals, dense training included; Liu et al. 2021, Evci et al. 2020), or S1."""
+    return fixes(setup, "base_model")
+
+
+def counted(ledger: Ledger, setup: str, *, dense_model: bool) -> StageLedger:
+    """What a comparison setup counts of a job's ledger. The ladder counts what a method spends after the shared
+    base model. SX-A and SX-B count every stage: base training too for a job that starts from the trained dense
+    model (`dense_model`), and not for one that starts from the initialization, which never used it."""
+    after = ledger.after_base()
+    return ledger.base.add(after) if setup in TOTAL_SETUPS and dense_model else after
+
+
+def total_limits(
+    protocol: AuditedProtocol, stated: AuditedBudget | None, dense_flops: float, train_size: int
+) -> tuple[float, float]:
+    """(epochs, training FLOPs) that SX-A and SX-B allow a job: the budget's totals (by default pruning plus
+    retraining epochs, and the FLOPs of retraining the dense model for as long), plus base training's (its epochs,
+    and a dense model's FLOPs over them), which every method has, in a dense model or to train from scratch."""
+    budget = stated or protocol.budget
+    retrain, base = protocol.retrain.epochs, protocol.base.epochs
+    epochs = budget.total_epochs if budget.total_epochs is not None else budget.pruning_epochs + retrain
+    flops = (
+        budget.total_train_flops if budget.total_train_flops is not None else 3.0 * dense_flops * train_size * retrain
+    )
+    return base + epochs, flops + 3.0 * dense_flops * train_size * base
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """What the comparison setup lets a job spend from where it starts (the trained dense model, or the
+    initialization): epochs under SX-A, training FLOPs under SX-B (None where the setup fixes no such total). A
+    method that chooses its training's length (`Method.retrain_epochs`) plans with it; the audit holds it to it."""
+
+    epochs: float | None = None
+    train_flops: float | None = None
+    train_examples: int = 0  # an epoch's examples: what turns training FLOPs into epochs
+
+
+def allowance(
+    protocol: AuditedProtocol, stated: AuditedBudget | None, dense_flops: float, train_size: int, *, dense_model: bool
+) -> Allowance:
+    """The `Allowance` of a job under `protocol` (and a budget stated for its method): the totals of
+    `total_limits`, less base training's for a job that starts from the dense model (which spent them)."""
+    if protocol.comparison not in TOTAL_SETUPS:
+        return Allowance()
+    epochs, flops = total_limits(protocol, stated, dense_flops, train_size)
+    if dense_model:
+        epochs -= protocol.base.epochs
+        flops -= 3.0 * dense_flops * train_size * protocol.base.epochs
+    if protocol.comparison == "SX-A":
+        return Allowance(epochs=epochs, train_examples=train_size)
+    return Allowance(train_flops=flops, train_examples=train_size)
+
+
 def off_target(achieved: float, target: float, tolerance: float) -> bool:
     """Whether an achieved sparsity misses its target by more than the protocol's tolerance."""
     return abs(achieved - target) > tolerance + EPS
@@ -147,6 +223,7 @@ def audit_budget(
     *,
     retrain_used: AuditedRecipe | None = None,
     recipe: str = "retrain",
+    dense_model: bool = True,
 ) -> BudgetRecord:
     """Check what a job spent (the ledger) against the budget and the comparison setup of `protocol`
     (a prunebench.protocol.Protocol; for a retraining variant's job, the protocol with its recipe).
@@ -154,17 +231,23 @@ def audit_budget(
     `retrain_used` is the recipe the retraining stage ran (default: the protocol's) and `recipe` its name.
     S3.1 and above fix the retraining epochs; S3.2 and above also the retraining recipe (optimizer, batch
     size, LR schedule), so learning-rate rewinding is a violation there unless the protocol's `retrain`
-    is that schedule. SX-A / SX-B judge only the totals, whatever the regime spends them on."""
+    is that schedule. SX-A / SX-B judge only the totals of every stage (`counted`: base training too for a job that
+    starts from the dense model, `dense_model`), whatever the regime spends them on."""
     budget = stated or protocol.budget
     setup = protocol.comparison
     retrain = protocol.retrain
     scoring = protocol.pruning.scoring_examples
-    total_epochs = budget.total_epochs if budget.total_epochs is not None else budget.pruning_epochs + retrain.epochs
-    total_flops = (
-        budget.total_train_flops
-        if budget.total_train_flops is not None
-        else 3.0 * dense_flops * train_size * retrain.epochs
-    )
+    if setup in TOTAL_SETUPS:
+        total_epochs, total_flops = total_limits(protocol, stated, dense_flops, train_size)
+    else:  # recorded, not judged: what the budget totals are after the base model
+        total_epochs = (
+            budget.total_epochs if budget.total_epochs is not None else budget.pruning_epochs + retrain.epochs
+        )
+        total_flops = (
+            budget.total_train_flops
+            if budget.total_train_flops is not None
+            else 3.0 * dense_flops * train_size * retrain.epochs
+        )
     limits: dict[str, float | None] = {
         "pruning_epochs": budget.pruning_epochs,
         "scoring_examples": float(scoring),
@@ -172,7 +255,7 @@ def audit_budget(
         "total_epochs": total_epochs,
         "total_train_flops": total_flops,
     }
-    spent = ledger.after_base()
+    spent = counted(ledger, setup, dense_model=dense_model)
     violations = []
     if ledger.pruning.forward_examples > scoring:
         violations.append(
@@ -201,10 +284,10 @@ def audit_budget(
                 violations.append(f"{setup}: trained while pruning with an optimizer or LR schedule of its own")
                 break
     if setup == "SX-A" and spent.epochs > total_epochs + EPS:
-        violations.append(f"SX-A: {spent.epochs:.2f} epochs after the base model; the budget is {total_epochs:g}")
+        violations.append(f"SX-A: {spent.epochs:.2f} epochs in all; the budget is {total_epochs:g}")
     if setup == "SX-B" and spent.train_flops + spent.forward_flops > total_flops * (1 + EPS):
         violations.append(
-            f"SX-B: {spent.train_flops + spent.forward_flops:.3g} training FLOPs after the base model; "
+            f"SX-B: {spent.train_flops + spent.forward_flops:.3g} training FLOPs in all; "
             f"the budget is {total_flops:.3g}"
         )
     return BudgetRecord(

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from prunebench.fairness import audit_budget, job_states, recipe_differences
+from prunebench.fairness import (
+    Allowance,
+    allowance,
+    assumes_shared_dense_model,
+    audit_budget,
+    counted,
+    job_states,
+    recipe_differences,
+    trains_from_scratch,
+)
 from prunebench.protocol import BudgetSpec, Protocol, TrainingSpec, parse_protocol
 from prunebench.results import Ledger, StageLedger
 from prunebench.testing import TINY
@@ -21,10 +30,12 @@ def _protocol(comparison: str, budget: str = "{pruning_epochs: 4}") -> Protocol:
 
 
 def _ledger(pruning_epochs: float = 0.0, retrain_epochs: float = 1.0, flops_per_example: float = DENSE) -> Ledger:
-    def stage(epochs: float) -> StageLedger:
-        return StageLedger(epochs=epochs, examples=int(epochs * N), train_flops=3 * flops_per_example * epochs * N)
+    """A job's ledger: TINY's dense base training (2 epochs), then pruning and retraining at `flops_per_example`."""
 
-    return Ledger(pruning=stage(pruning_epochs), retrain=stage(retrain_epochs))
+    def stage(epochs: float, flops: float = flops_per_example) -> StageLedger:
+        return StageLedger(epochs=epochs, examples=int(epochs * N), train_flops=3 * flops * epochs * N)
+
+    return Ledger(base=stage(2.0, DENSE), pruning=stage(pruning_epochs), retrain=stage(retrain_epochs))
 
 
 def _audit(
@@ -59,7 +70,10 @@ def test_scratch_b_longer_retraining_is_judged_per_setup(setup: str, violates: b
 
 def test_scratch_b_over_the_totals_breaks_sx_a_and_sx_b() -> None:
     ledger = _ledger(retrain_epochs=6, flops_per_example=DENSE / 2)
-    assert any("SX-A: 6.00 epochs" in v for v in _audit("SX-A", ledger, regime="scratch", epochs=6))
+    # SX-A counts every stage: base training's 2 epochs, then 6 of retraining, against 2 + 4 + 1 = 7.
+    assert any(
+        "SX-A: 8.00 epochs in all; the budget is 7" in v for v in _audit("SX-A", ledger, regime="scratch", epochs=6)
+    )
     assert any("SX-B: " in v for v in _audit("SX-B", ledger, regime="scratch", epochs=6))
 
 
@@ -99,7 +113,7 @@ def test_a_budget_stated_for_the_method_replaces_the_protocols() -> None:
     stated = BudgetSpec(pruning_epochs=10)
     record = audit_budget(p, stated, _ledger(pruning_epochs=8), [], DENSE, N)
     assert record.stated_by == "method" and record.violations == []
-    assert record.limits["total_epochs"] == 11
+    assert record.limits["total_epochs"] == 13  # base training's 2, then pruning's 10 and retraining's 1
     assert audit_budget(p, None, _ledger(pruning_epochs=8), [], DENSE, N).violations
 
 
@@ -132,3 +146,52 @@ def test_a_method_that_prunes_before_training_cannot_rewind_to_an_iterate_of_bas
     else:
         with pytest.raises(FieldError, match=r"prunes before training and rewinds to pruning\.rewind_epoch 1"):
             check_method(p, 0, rewinding)
+
+
+# ---- sparse training from scratch beside pruning ----------------------------------------------------------
+
+
+def test_sparse_training_from_scratch_is_compared_only_at_equal_totals() -> None:
+    assert trains_from_scratch("before_training", "dynamic")
+    assert not trains_from_scratch("before_training", "one_shot")  # pruning at initialization: a mask, then training
+    assert not trains_from_scratch("after_training", "dynamic")
+    assert [
+        s for s in ("S1", "S2", "S3.1", "S3.2", "S4.1", "S4.2", "SX-A", "SX-B") if assumes_shared_dense_model(s)
+    ] == [
+        "S2",
+        "S3.1",
+        "S3.2",
+        "S4.1",
+        "S4.2",
+    ]
+
+
+def test_the_totals_count_base_training_for_a_job_that_used_it_and_not_for_one_from_scratch() -> None:
+    ledger = _ledger(retrain_epochs=7)
+    assert counted(ledger, "S3.2", dense_model=True).epochs == 7  # the ladder: after the base model
+    assert counted(ledger, "SX-A", dense_model=True).epochs == 9  # every stage
+    assert counted(ledger, "SX-A", dense_model=False).epochs == 7  # it never used the dense model
+    # SX-A's total is 2 + 4 + 1 = 7 epochs: pruning spends 2 of them on its dense model, sparse training none.
+    p = _protocol("SX-A")
+    assert audit_budget(p, None, _ledger(pruning_epochs=4, retrain_epochs=1), [], DENSE, N).violations == []
+    assert audit_budget(p, None, ledger, [], DENSE, N, dense_model=False).violations == []
+    over = audit_budget(p, None, _ledger(retrain_epochs=8), [], DENSE, N, dense_model=False).violations
+    assert over == ["SX-A: 8.00 epochs in all; the budget is 7"]
+
+
+def test_the_allowance_is_what_is_left_from_where_the_job_starts() -> None:
+    sx_a, sx_b = _protocol("SX-A"), _protocol("SX-B")
+    assert allowance(_protocol("S3.2"), None, DENSE, N, dense_model=False) == Allowance()
+    assert allowance(sx_a, None, DENSE, N, dense_model=True) == Allowance(epochs=5, train_examples=N)
+    assert allowance(sx_a, None, DENSE, N, dense_model=False) == Allowance(epochs=7, train_examples=N)
+    # SX-B's default: retraining the dense model (1 epoch), plus base training's 2 epochs for sparse training.
+    assert allowance(sx_b, None, DENSE, N, dense_model=True) == Allowance(train_flops=3 * DENSE * N, train_examples=N)
+    scratch = allowance(sx_b, None, DENSE, N, dense_model=False)
+    assert scratch.train_flops == pytest.approx(9 * DENSE * N)
+    # At a quarter of the dense FLOPs a sparse network trains 12 epochs on them, and the audit agrees.
+    fits = audit_budget(
+        sx_b, None, _ledger(retrain_epochs=12, flops_per_example=DENSE / 4), [], DENSE, N, dense_model=False
+    )
+    assert fits.violations == []
+    beyond = _ledger(retrain_epochs=13, flops_per_example=DENSE / 4)
+    assert audit_budget(sx_b, None, beyond, [], DENSE, N, dense_model=False).violations

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from prunebench.data import DataBundle
+    from prunebench.fairness import Allowance
     from prunebench.masks import Masks, MaskSet
     from prunebench.methods.access import PruningAccess, SavedState, StepAccess
     from prunebench.methods.regularizers import Regularizer
@@ -37,13 +38,19 @@ class EngineSide(Protocol):
     all_macs: dict[str, int]
     notes: dict[str, Any]
     retrain_spec: TrainingSpec | None
+    allowance: Allowance
 
     @property
     def forward_flops(self) -> float: ...
 
+    @property
+    def dense_forward_flops(self) -> float: ...
+
     def set_masks(self, masks: Masks) -> None: ...
 
     def next_step_hook_at(self, step: int | None) -> None: ...
+
+    def dense_gradients(self) -> dict[str, Tensor]: ...
 
     def recipe(self, regime: Regime, epochs: int) -> tuple[str, TrainingSpec]: ...
 
@@ -84,6 +91,9 @@ class EngineStepAccess:
     def next_call_at(self, step: int | None) -> None:
         self._engine.next_step_hook_at(step)
 
+    def dense_gradients(self) -> dict[str, Tensor]:
+        return self._engine.dense_gradients()
+
 
 class EnginePruningAccess(EngineStepAccess):
     """`PruningAccess` over an engine: the masks, the model and its costs, the protocol's recipes and the engine's
@@ -107,11 +117,14 @@ class EnginePruningAccess(EngineStepAccess):
         return dict(self._engine.masks.macs)
 
     def forward_flops(self, *, dense: bool) -> float:
-        return 2.0 * sum(self._engine.all_macs.values()) if dense else float(self._engine.forward_flops)
+        return float(self._engine.dense_forward_flops) if dense else float(self._engine.forward_flops)
 
     def retrain_epochs(self) -> int:
         spec = self._engine.retrain_spec
         return int(spec.epochs) if spec is not None else 0
+
+    def allowance(self) -> Allowance:
+        return self._engine.allowance
 
     def recipe(self, regime: Regime, epochs: int) -> TrainingSpec:
         return self._engine.recipe(regime, epochs)[1]

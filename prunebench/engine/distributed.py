@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,12 +67,13 @@ def gather(obj: Any) -> list[Any]:
     return out
 
 
-def same_everywhere(model: nn.Module) -> bool:
-    """Whether every rank holds the very same weights and buffers (a digest of them, compared across ranks)."""
+def same_everywhere(model: nn.Module, masks: Mapping[str, Tensor] | None = None) -> bool:
+    """Whether every rank holds the very same weights and buffers, and masks (a digest of them, compared across
+    ranks): masks that move while training (dynamic sparse training) must move alike on every rank."""
     if not active():
         return True
     digest = hashlib.sha256()
-    for name, value in model.state_dict().items():
+    for name, value in [*model.state_dict().items(), *(masks or {}).items()]:
         digest.update(name.encode())
         digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return len(set(gather(digest.hexdigest()))) == 1

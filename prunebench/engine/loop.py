@@ -31,6 +31,7 @@ from prunebench.engine.regularizers import Regularization
 from prunebench.engine.resume import TrainState, rng_state, set_rng_state
 from prunebench.engine.seeds import derive_seed
 from prunebench.errors import JobFailed
+from prunebench.fairness import Allowance
 from prunebench.masks import Masks, MaskSet, measure_sparsity
 from prunebench.methods import Method, Regularizer, SavedState, StepContext
 from prunebench.protocol import TrainingSpec, retraining_recipe
@@ -152,6 +153,8 @@ class Engine:
         self.curves: list[EpochRecord] = []
         self.method: Method[Any] | None = None
         self.notes: dict[str, Any] = {}  # what a method reports about its job (informational only)
+        # What the comparison setup lets the job spend from where it starts (SX-A / SX-B), set by the job.
+        self.allowance = Allowance()
         self.failure: str | None = None  # why the engine failed the job, even if a method caught the exception
         self._optimizer: torch.optim.Optimizer | None = None
         self._forward_flops = 2.0 * masks.effective_macs(all_macs)
@@ -164,6 +167,9 @@ class Engine:
         self.regularization = Regularization(self.model, self.masks.params)
         self._runs = 0
         self._next_step_hook: float = 0
+        # At a step whose on_step_end reads them (Method.dense_gradients): the prunable weights' gradients before
+        # the masks zeroed them; None at every other moment.
+        self._dense_grads: dict[str, Tensor] | None = None
         self.eval_mixed_precision = True  # bfloat16 autocast in evaluation on CUDA, until a stage says otherwise
 
     # ---- method code, under the seal ------------------------------------------------------------
@@ -194,6 +200,14 @@ class Engine:
         run of the stage); the steps between skip it (calls that would do nothing cost a round trip each to a
         method in its own process)."""
         self._next_step_hook = math.inf if step is None else step
+
+    def dense_gradients(self) -> dict[str, Tensor]:
+        """A copy of this step's dense gradients of the prunable weights (StepContext.dense_gradients)."""
+        if self._dense_grads is None:
+            raise RuntimeError(
+                "no dense gradient here: only in on_step_end, for a method whose class sets dense_gradients = True"
+            )
+        return {name: g.clone() for name, g in self._dense_grads.items()}
 
     # ---- masks and weights ------------------------------------------------------------------
     def set_masks(self, masks: Masks) -> None:
@@ -263,6 +277,11 @@ class Engine:
     def forward_flops(self) -> float:
         """Forward FLOPs per example of the model under the current masks."""
         return self._forward_flops
+
+    @property
+    def dense_forward_flops(self) -> float:
+        """Forward FLOPs per example of the dense model."""
+        return 2.0 * sum(self.all_macs.values())
 
     def snapshot(self) -> Snapshot:
         """The model as it computes (see Snapshot), its prunable weights and masks, on the CPU."""
@@ -467,9 +486,15 @@ class Engine:
         if run.amp and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         out, loss, total = self._forward(run, x, y, n)
-        step_lr = self._optimizer_step(run, total)
+        hook_due = run.on_step_end is not None and run.step + 1 >= self._next_step_hook
+        dense = hook_due and run.method is not None and run.method.dense_gradients
+        # A step's FLOPs: forward, the backward pass's input gradients and its weight gradients, each a sparse
+        # forward's worth; where the method reads the dense gradient, the weight gradients are the dense model's
+        # (Evci et al. 2020, section 4: an update step costs 2 f_S + f_D).
+        sparse = self._forward_flops
+        flops = (2.0 * sparse + self.dense_forward_flops if dense else 3.0 * sparse) * n
+        step_lr = self._optimizer_step(run, total, keep_dense=dense)
         run.step += 1
-        flops = 3.0 * self._forward_flops * n
         totals.count(n, out, y, loss, total)
         run.ledger.count_step(n, flops)
         totals.step_examples.append(n)
@@ -477,9 +502,19 @@ class Engine:
         self.regularization.step(step_lr)  # the soft-mask scores' own step, where a method's on_step_end runs
         if run.on_step_end is not None and run.step >= self._next_step_hook:
             context = StepContext(
-                run.stage, epoch, run.step, run.steps_per_epoch, self.model, EngineStepAccess(self), lr=step_lr
+                run.stage,
+                epoch,
+                run.step,
+                run.steps_per_epoch,
+                self.model,
+                EngineStepAccess(self),
+                lr=step_lr,
+                epochs=run.spec.epochs,
             )
-            self.call_method("on_step_end", functools.partial(run.on_step_end, context))
+            try:
+                self.call_method("on_step_end", functools.partial(run.on_step_end, context))
+            finally:
+                self._dense_grads = None
 
     def _forward(self, run: _StageRun, x: Tensor, y: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
         """(outputs, loss, objective) of a batch of `n` examples (global): the loss is the batch's mean
@@ -504,12 +539,18 @@ class Engine:
                 total = total + functools.reduce(operator.add, terms)
         return out, loss, total
 
-    def _optimizer_step(self, run: _StageRun, objective: Tensor) -> float:
+    def _optimizer_step(self, run: _StageRun, objective: Tensor, *, keep_dense: bool = False) -> float:
         """Backpropagate the objective and take one optimizer and LR-schedule step, the masks holding on the
-        gradients and on the weights; the LR the step took."""
+        gradients and on the weights; the LR the step took. `keep_dense`: keep the prunable weights' gradients as
+        backpropagation left them (under DDP already averaged over the ranks), before the masks zero them."""
         optimizer = run.optimizer
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
+        if keep_dense:
+            self._dense_grads = {
+                name: p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
+                for name, p in self.masks.params.items()
+            }
         if self.masks_active:
             self.masks.apply_to_grads()
         if run.spec.grad_clip is not None:
@@ -527,8 +568,8 @@ class Engine:
         if run.distributed:
             totals.loss_sum, totals.correct = ddp.all_sum(totals.loss_sum), ddp.all_sum(totals.correct)
             ddp.sync_buffers(self.model)
-            if not ddp.same_everywhere(self.model):
-                raise self._fail(f"the ranks' weights differ after {run.stage} epoch {epoch}")
+            if not ddp.same_everywhere(self.model, self.masks.masks if self.masks_active else None):
+                raise self._fail(f"the ranks' weights or masks differ after {run.stage} epoch {epoch}")
         train_loss = float(totals.loss_sum) / max(1, totals.seen)
         if not math.isfinite(train_loss):
             raise self._fail(f"the training loss diverged ({train_loss}) in {run.stage} epoch {epoch}")
@@ -543,7 +584,14 @@ class Engine:
         self.regularization.end_epoch()
         if run.on_epoch_end is not None:
             context = StepContext(
-                run.stage, epoch, run.step, run.steps_per_epoch, self.model, EngineStepAccess(self), lr=lr
+                run.stage,
+                epoch,
+                run.step,
+                run.steps_per_epoch,
+                self.model,
+                EngineStepAccess(self),
+                lr=lr,
+                epochs=run.spec.epochs,
             )
             self.call_method("on_epoch_end", functools.partial(run.on_epoch_end, context))
 

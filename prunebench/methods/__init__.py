@@ -20,6 +20,7 @@ where it is declared because the result record keeps it), are part of this API: 
 needs from here.
 """
 
+from prunebench.fairness import Allowance
 from prunebench.masks import Masks, masks_from_scores
 from prunebench.methods.access import PruningAccess, SavedState, StepAccess
 from prunebench.methods.api import HookStage, Method, MethodConfig, Reach
@@ -74,6 +75,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "GRANULARITY_ORDER",
     "Allocation",
+    "Allowance",
     "BatchNormL1",
     "ChannelGroups",
     "Counts",

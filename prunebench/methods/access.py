@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from prunebench.fairness import Allowance
     from prunebench.masks import Masks
     from prunebench.methods.regularizers import Regularizer
     from prunebench.protocol import TrainingSpec
@@ -60,6 +61,11 @@ class StepAccess(Protocol):
         """Call on_step_end next at this optimizer step of the stage (None: not again in this run of it)."""
         ...
 
+    def dense_gradients(self) -> dict[str, Tensor]:
+        """The step's gradient of every prunable weight, pruned positions included (a method that declares
+        `dense_gradients`, in on_step_end)."""
+        ...
+
 
 class PruningAccess(StepAccess, Protocol):
     """What `prune` and `retrain_epochs` may ask of the engine (through `PruningContext`): the masks, as a hook
@@ -88,6 +94,10 @@ class PruningAccess(StepAccess, Protocol):
     # ---- the protocol's recipes ---------------------------------------------------------------------------
     def retrain_epochs(self) -> int:
         """Epochs of the protocol's retraining stage (0 when there is none)."""
+        ...
+
+    def allowance(self) -> Allowance:
+        """What the comparison setup lets the job spend from where it starts (prunebench.fairness.allowance)."""
         ...
 
     def recipe(self, regime: Regime, epochs: int) -> TrainingSpec:

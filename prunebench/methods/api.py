@@ -81,12 +81,17 @@ class Method(Generic[C]):
     # The training stages whose steps call loss_term, on_step_end and on_epoch_end, and whose optimizer leaves
     # own_parameters out: a method that hooks only its own pruning stage says ("pruning",).
     hook_stages: ClassVar[tuple[HookStage, ...]] = ("pruning", "retrain")
+    # Whether on_step_end reads the dense gradient of the prunable weights (`StepContext.dense_gradients`, RigL's
+    # growth criterion). At the steps where the hook is called (its cadence: `StepContext.next_call_at`) the engine
+    # keeps it and counts its cost: a weight gradient of the dense layers in place of the sparse one.
+    dense_gradients: ClassVar[bool] = False
     config: C
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "Config" not in cls.__dict__:
-            for base in getattr(cls, "__orig_bases__", ()):
+            # Its own generic bases only: a subclass of a method inherits that method's Config, not its base's.
+            for base in cls.__dict__.get("__orig_bases__", ()):
                 origin = typing.get_origin(base)
                 if isinstance(origin, type) and issubclass(origin, Method):
                     (arg,) = typing.get_args(base)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from prunebench.fairness import Allowance
 from prunebench.masks import Masks, masks_from_scores
 from prunebench.methods.access import PruningAccess, StepAccess
 from prunebench.methods.regularizers import Regularizer, validate_regularizers
@@ -91,6 +92,14 @@ class PruningContext:
     def retrain_epochs(self) -> int:
         """Epochs of the protocol's retraining stage."""
         return self._access.retrain_epochs()
+
+    def allowance(self) -> Allowance:
+        """What the comparison setup lets this job spend from where it starts: total epochs under SX-A, total
+        training FLOPs under SX-B (pruning and retraining; base training's too for a job that starts from the
+        initialization, which did not use it); both None under the other setups. A method that asks for its
+        training's length (`retrain_epochs`) plans with it; the audit holds the ledger to it
+        (prunebench.fairness.allowance)."""
+        return self._access.allowance()
 
     def forward_flops(self, *, dense: bool = False) -> float:
         """Forward FLOPs per example of the model under the current masks (or of the dense model)."""
@@ -178,11 +187,15 @@ class StepContext:
         model: nn.Module | None,
         access: StepAccess,
         lr: float = 0.0,
+        epochs: int = 0,
     ) -> None:
         self.stage = stage
         self.epoch = epoch  # 1-based, within the stage
         self.step = step  # optimizer steps so far within the stage
         self.steps_per_epoch = steps_per_epoch
+        # The epochs this run of the stage trains (its recipe's, or what the method asked for): with
+        # steps_per_epoch, the length a schedule of mask updates is laid out over.
+        self.epochs = epochs
         # The engine optimizer's learning rate at this step (at on_epoch_end: at the epoch's first step), so
         # a method stepping its own optimizer can follow the protocol's schedule.
         self.lr = lr
@@ -214,3 +227,12 @@ class StepContext:
         if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
             raise TypeError(f"next_call_at takes an optimizer step (an int) or None, not {step!r}")
         self._access.next_call_at(step)
+
+    def dense_gradients(self) -> dict[str, Tensor]:
+        """The gradient of this step's objective with respect to every prunable weight, by name, pruned positions
+        included: computed before the masks zeroed it and before the optimizer step (under DDP: all-reduced, the
+        same on every rank). Only for a method whose class sets `dense_gradients`, in on_step_end: at the steps
+        where the hook is called the engine keeps it and counts it in the training FLOPs (a dense weight gradient,
+        Evci et al. 2020's (3 f_S ΔT + 2 f_S + f_D) / (ΔT + 1) per step); the hook's cadence (`next_call_at`)
+        decides how often that is. RuntimeError elsewhere."""
+        return self._access.dense_gradients()

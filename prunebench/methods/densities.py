@@ -24,7 +24,10 @@ def erk_sparsities(shapes: Mapping[str, tuple[int, ...]], sparsity: float, *, po
     exceed 1 is made dense (all the layers of the largest raw density at once) and the others solved again.
 
     google-research/rigl, `sparse_utils.get_sparsities_erdos_renyi` (include_kernel=True, erk_power_scale=power):
-    the same equation, the same dense-layer rule, the same count of a layer's zeros (floor(sparsity * n))."""
+    the same equation, the same dense-layer rule, the same count of a layer's zeros (floor(sparsity * n)). It never
+    runs out: a layer is made dense only when the weights left to share exceed it (eps * raw > 1, and the divisor
+    holds raw * n of it), so what is left stays positive. What can miss the target is the whole counts of small
+    layers: `static_sparse.reach` states them, and a protocol whose tolerance they exceed is refused."""
     sizes = {name: math.prod(shape) for name, shape in shapes.items()}
     raw = {name: (sum(shape) / sizes[name]) ** power for name, shape in shapes.items()}
     dense: set[str] = set()

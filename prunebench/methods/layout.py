@@ -1,6 +1,7 @@
 """What `Method.reach` is handed before any training: the protocol's prunable weights as shapes, and on request the
 protocol's model itself, freshly built (no trained value, no data), for a method whose reach follows the model's
-structure rather than its weights' shapes alone (coupled channels, a cap per coupling)."""
+structure rather than its weights' shapes alone (coupled channels, a cap per coupling); and a bound on the training's
+steps, for a method whose schedule counts them."""
 
 from __future__ import annotations
 
@@ -21,8 +22,14 @@ class Layout(Mapping[str, tuple[int, ...]]):
         shapes: Mapping[str, tuple[int, ...]],
         input_shape: tuple[int, int, int] | None = None,
         build: Callable[[], nn.Module] | None = None,
+        max_training_steps: int | None = None,
     ) -> None:
         self._shapes = dict(shapes)
+        # At most this many optimizer steps in the training a method's hooks run in under the protocol (its
+        # retraining, or under SX-A training from scratch for the whole total), counted before the validation split
+        # and any length a method asks for under SX-B: None where not known before the data is read. A schedule
+        # that needs more (a mask update interval) cannot run.
+        self.max_training_steps = max_training_steps
         self.input_shape = input_shape
         self._build = build
         self._model: nn.Module | None = None

@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from prunebench.fairness import TOTAL_SETUPS, counted, uses_dense_model
 from prunebench.report.audit import (
     Entry,
     Issue,
@@ -131,17 +132,16 @@ def fill_measurements(row: Row, clean: list[Entry]) -> None:
             row.flops_reduction = 1.0 - row.flops_effective / row.flops_dense
             row.flops_speedup = row.flops_dense / row.flops_effective if row.flops_effective else None
     fill_efficiency(row, recs)
-    # What the comparison setups count: pruning plus retraining (Ledger.after_base, summed inline).
+    # What the comparison setup counts (prunebench.fairness.counted): pruning plus retraining on the ladder; every
+    # stage under SX-A / SX-B, base training for a job that started from the dense model.
+    spent = [
+        counted(r.ledger, r.protocol.comparison, dense_model=uses_dense_model(r.method.taxonomy.when)) for r in recs
+    ]
     row.pruning_epochs = mean_of(r.ledger.pruning.epochs for r in recs)
     row.retrain_epochs = mean_of(r.ledger.retrain.epochs for r in recs)
-    row.total_epochs = mean_of(r.ledger.pruning.epochs + r.ledger.retrain.epochs for r in recs)
-    row.train_flops = mean_of(
-        r.ledger.pruning.train_flops
-        + r.ledger.pruning.forward_flops
-        + r.ledger.retrain.train_flops
-        + r.ledger.retrain.forward_flops
-        for r in recs
-    )
+    row.total_epochs = mean_of(s.epochs for s in spent)
+    row.train_flops = mean_of(s.train_flops + s.forward_flops for s in spent)
+    row.all_stages = any(r.protocol.comparison in TOTAL_SETUPS for r in recs)
     budgets = [r.budget for r in recs if r.budget is not None]
     if budgets:
         limits = budgets[0].limits

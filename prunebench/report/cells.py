@@ -53,9 +53,14 @@ def budget_cell(r: Row) -> str:
     if r.kind == "dense" or r.total_epochs is None:
         return "-"
     parts = []
-    if r.pruning_epochs_limit is not None:
+    if r.all_stages:  # SX-A / SX-B judge the totals, base training included: what the row spent of them
+        limit = f"/{r.total_epochs_limit:.3g}" if r.total_epochs_limit is not None else ""
+        parts.append(f"total {r.total_epochs:.3g}{limit} ep")
+        if r.train_flops is not None:
+            parts.append(f"train {r.train_flops:.3g} FLOPs")
+    elif r.pruning_epochs_limit is not None:
         parts.append(f"prune {r.pruning_epochs:.3g}/{r.pruning_epochs_limit:.3g} ep")
-    if r.retrain_epochs_limit is not None:
+    if r.retrain_epochs_limit is not None and not r.all_stages:
         parts.append(f"retrain {r.retrain_epochs:.3g}/{r.retrain_epochs_limit:.3g} ep")
     if r.budget_used is not None:
         parts.append(f"FLOPs {100 * r.budget_used:.0f}%")

@@ -86,6 +86,7 @@ class Row:
     train_flops: float | None = None
     train_flops_limit: float | None = None
     budget_used: float | None = None
+    all_stages: bool = False  # the totals count every stage, base training included (SX-A / SX-B)
     budget_stated_by: str | None = None
     retraining_regime: str | None = None
     optimizer: str | None = None

@@ -8,7 +8,10 @@ arXiv:2301.05219):
 - `When`: before training (pruning at initialization), during training (gradual pruning), after training.
 - `Granularity`: what one pruning decision removes: a weight, n of every m weights, a whole filter.
 - `Scope`: whether weights are ranked across layers (`global`) or within each layer (`layerwise`).
-- `Schedule`: pruned at once (`one_shot`), in rounds with training between them, or gradually while training.
+- `Schedule`: pruned at once (`one_shot`), in rounds with training between them, gradually while training, or
+  `dynamic`: a sparse network whose connections move while it trains, their count fixed (dynamic sparse training:
+  SET, Mocanu et al. 2018; RigL, Evci et al. 2020). From the initialization (`before_training`) it is sparse
+  training from scratch, which uses no dense model: prunebench.fairness.trains_from_scratch.
 - `Regime`: how the pruned model is retrained (Renda et al. 2020; Liu et al. 2019 for `scratch`).
 
 It sits at the bottom of the layers, with the records, because the result record is the lowest layer that keeps
@@ -27,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 When = Literal["before_training", "during_training", "after_training"]
 Granularity = Literal["unstructured", "filter", "n:m"]
 Scope = Literal["global", "layerwise"]
-Schedule = Literal["one_shot", "iterative", "gradual"]
+Schedule = Literal["one_shot", "iterative", "gradual", "dynamic"]
 Regime = Literal["fine_tune", "weight_rewinding", "lr_rewinding", "scratch"]
 # Finer to coarser: a protocol's pruning.granularity refuses every method finer than itself.
 GRANULARITY_ORDER: dict[Granularity, int] = {"unstructured": 0, "n:m": 1, "filter": 2}

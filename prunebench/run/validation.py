@@ -5,12 +5,15 @@ shapes what it will reach (`Method.reach`). Errors name the protocol's file, lin
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from prunebench.data import DATASETS, check_data
 from prunebench.efficiency import CompactionError
 from prunebench.errors import FieldError
+from prunebench.fairness import assumes_shared_dense_model, total_limits, trains_from_scratch
 from prunebench.masks import prunable_parameters
 from prunebench.methods import GRANULARITY_ORDER
 from prunebench.models import build_model, layer_macs
@@ -51,6 +54,8 @@ def validate(protocol: Protocol) -> list[MethodInfo]:
                 spec=p.model,
                 num_classes=info.num_classes,
                 input_shape=info.input_shape,
+                max_training_steps=max_training_steps(p, info.train_examples),
+                comparison=p.comparison,
             )
         methods = describe(p, reach)
         for i, method in enumerate(methods):
@@ -58,6 +63,22 @@ def validate(protocol: Protocol) -> list[MethodInfo]:
     except FieldError as exc:
         raise p.locate(exc) from None
     return methods
+
+
+def max_training_steps(p: Protocol, train_examples: int | None) -> int | None:
+    """An upper bound on the optimizer steps of the training a method's hooks run in (Layout.max_training_steps):
+    the training examples before the validation split, in the retraining recipe's batches, over the retraining
+    epochs or, under SX-A, the totals a method training from scratch may take (prunebench.fairness.total_limits).
+    None where the examples are not known before the data is read, or under SX-B (whose epochs a method derives
+    from its FLOPs)."""
+    used = p.data.train_subset if p.data.train_subset is not None else train_examples
+    if used is None or p.comparison == "SX-B":
+        return None
+    epochs = float(p.retrain.epochs)
+    if p.comparison == "SX-A":
+        budgets = [None, *(m.budget for m in p.methods if m.budget is not None)]
+        epochs = max(epochs, *(total_limits(p, budget, 0.0, 0)[0] for budget in budgets))
+    return math.ceil(used / p.retrain.batch_size) * math.floor(epochs + 1e-9)
 
 
 def check_cost_targets(
@@ -102,6 +123,13 @@ def check_method(p: Protocol, i: int, method: MethodInfo) -> None:
             f"{method.name} prunes before training and rewinds to pruning.rewind_epoch "
             f"{p.pruning.rewind_epoch:g}, an iterate of base training: a method that prunes before training gets "
             "only the initialization (rewind_epoch 0)",
+        )
+    if trains_from_scratch(method.taxonomy.when, method.taxonomy.schedule) and assumes_shared_dense_model(p.comparison):
+        raise FieldError(
+            ("methods", i, "name"),
+            f"{method.name} trains a sparse network from scratch (dynamic sparse training), using no dense model; "
+            f"comparison {p.comparison} compares methods on one trained dense model and would give it the retraining "
+            "stage alone: compare it under SX-A or SX-B (equal totals, dense training included) or S1",
         )
     try:
         p.retraining_recipe(method.taxonomy.retraining)

@@ -158,6 +158,7 @@ register_dataset(
         augmentations=("none", "flip_crop"),
         num_classes=10,
         input_shape=(3, 32, 32),
+        train_examples=50000,
         probe=_probe,
         read=_read,
     )
@@ -173,6 +174,7 @@ register_dataset(
         augmentations=("none", "flip_crop"),
         num_classes=100,
         input_shape=(3, 32, 32),
+        train_examples=50000,
         probe=_probe,
         read=_read,
     )

@@ -72,6 +72,7 @@ register_dataset(
         augmentations=("none",),
         num_classes=10,
         input_shape=(1, 8, 8),
+        train_examples=1438,
         probe=_probe,
         read=_read,
         needs_root=False,

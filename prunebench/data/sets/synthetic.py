@@ -57,6 +57,7 @@ register_dataset(
         augmentations=("none", "flip_crop"),
         num_classes=10,
         input_shape=(3, 16, 16),
+        train_examples=1000,
         probe=_probe,
         read=_read,
         needs_root=False,

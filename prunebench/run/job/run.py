@@ -21,7 +21,7 @@ from torch import Tensor
 
 from prunebench.analyses import Analyses
 from prunebench.errors import JobFailed, PrunebenchError, one_line
-from prunebench.fairness import audit_budget, off_target
+from prunebench.fairness import audit_budget, off_target, uses_dense_model
 from prunebench.methods import Taxonomy
 from prunebench.protocol import RecipeError, TrainingSpec
 from prunebench.results import (
@@ -340,6 +340,7 @@ class JobRun:
             self.env.data.train.num_examples,
             retrain_used=self.retrain_spec,
             recipe=self.recipe_name,
+            dense_model=uses_dense_model(self.info.taxonomy.when),
         )
         if self.env.limit is not None:
             # A smoke run trains a few batches a stage, not the budget: what it spent says nothing of the method.

@@ -102,6 +102,7 @@ class MethodHost:
         m = self.method
         hooks = [h for h in (*REMOTE_HOOKS, "loss_term", "own_parameters") if _overrides(m, h)]
         info = {"name": str(m.name), "version": str(m.version), "taxonomy": m.taxonomy.model_dump()}
+        info["dense_gradients"] = m.dense_gradients is True
         return {**info, "hook_stages": [str(s) for s in m.hook_stages], "hooks": hooks}, {}
 
     def _hook(self, method: Method[Any], op: str, header: dict[str, Any], args: dict[str, Tensor]) -> Any:
@@ -114,8 +115,12 @@ class MethodHost:
             asked = method.retrain_epochs(self.context)
             return {"value": asked if asked is None or isinstance(asked, (int, float)) else str(asked)[:100]}, {}
         if op in ("on_step_end", "on_epoch_end"):
+            if self.access is None:  # a job resumed mid-training: no prune() made it in this process
+                self._pruning_context(header)
             keys = ("stage", "epoch", "step", "steps_per_epoch")
-            ctx = StepContext(*(header[k] for k in keys), None, self.access, lr=float(header["lr"]))
+            ctx = StepContext(
+                *(header[k] for k in keys), None, self.access, lr=float(header["lr"]), epochs=int(header["epochs"])
+            )
             getattr(method, op)(ctx)
             return {}, {}
         if op == "state_dict":

@@ -27,7 +27,8 @@ from prunebench.run.sandbox.bridge import Bridge, Closed, RemoteError, pack, unp
 Header = dict[str, Any]
 Args = dict[str, Tensor]
 Reply = tuple[Header, Args]
-STEP_OPS = frozenset({"state", "masks", "weights", "set_masks", "next_call_at"})  # what a training hook may ask
+# What a training hook may ask.
+STEP_OPS = frozenset({"state", "masks", "weights", "set_masks", "next_call_at", "dense_gradients"})
 
 
 class EngineServer:
@@ -84,6 +85,9 @@ class EngineServer:
         self.step.next_call_at(None if step is None else _count(header, "step"))
         return {}, {}
 
+    def _dense_gradients(self, header: Header, args: Args) -> Reply:
+        return {}, self.step.dense_gradients()
+
     # ---- what prune may ask besides -----------------------------------------------------------------------------
     def _layer_macs(self, header: Header, args: Args) -> Reply:
         return {"macs": self.pruning.layer_macs()}, {}
@@ -93,6 +97,11 @@ class EngineServer:
 
     def _retrain_epochs(self, header: Header, args: Args) -> Reply:
         return {"epochs": self.pruning.retrain_epochs()}, {}
+
+    def _allowance(self, header: Header, args: Args) -> Reply:
+        allowance = self.pruning.allowance()
+        header = {"epochs": allowance.epochs, "train_flops": allowance.train_flops}
+        return {**header, "train_examples": allowance.train_examples}, {}
 
     def _recipe(self, header: Header, args: Args) -> Reply:
         spec = self.pruning.recipe(header["regime"], _count(header, "epochs"))
@@ -142,6 +151,7 @@ class RemoteMethod(Method[MethodConfig]):
 
     name: ClassVar[str] = "remote"
     bridge: Bridge
+    stepped = False  # whether a training hook was called yet
 
     def _call(
         self,
@@ -171,7 +181,10 @@ class RemoteMethod(Method[MethodConfig]):
         access = ctx._access
         assert isinstance(access, EngineStepAccess)
         header = {"stage": ctx.stage, "epoch": ctx.epoch, "step": ctx.step, "steps_per_epoch": ctx.steps_per_epoch}
-        self._call(hook, access, {**header, "lr": ctx.lr})
+        # The prunable weights' names: what a method process that did not prune (a resumed job) builds its view from.
+        prunable = list(access.weights()) if not self.stepped else None
+        self.stepped = True
+        self._call(hook, access, {**header, "lr": ctx.lr, "epochs": ctx.epochs, "prunable": prunable})
 
     def _state_dict(self) -> dict[str, Any]:
         header, tensors = self._call("state_dict", None)
@@ -188,6 +201,7 @@ def remote_method(bridge: Bridge, hello: dict[str, Any], taxonomy: Taxonomy) -> 
     hooks = set(hello.get("hooks", []))
     namespace: dict[str, Any] = {"name": str(hello.get("name", "remote")), "version": str(hello.get("version", ""))}
     namespace["taxonomy"] = taxonomy
+    namespace["dense_gradients"] = hello.get("dense_gradients") is True
     namespace["hook_stages"] = tuple(s for s in hello.get("hook_stages", []) if s in ("pruning", "retrain"))
     if "on_step_end" in hooks:
         namespace["on_step_end"] = lambda self, ctx: self._step_hook("on_step_end", ctx)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from prunebench.fairness import Allowance
 from prunebench.protocol import TrainingSpec
 from prunebench.run.sandbox.bridge import Bridge, Handler, pack
 
@@ -93,6 +94,9 @@ class RemoteAccess:
     def next_call_at(self, step: int | None) -> None:
         self._call("next_call_at", {"step": step})
 
+    def dense_gradients(self) -> dict[str, Tensor]:
+        return self._on_device(self._call("dense_gradients")[1])
+
     # ---- PruningAccess ----------------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
@@ -114,6 +118,15 @@ class RemoteAccess:
 
     def retrain_epochs(self) -> int:
         return int(self._call("retrain_epochs")[0]["epochs"])
+
+    def allowance(self) -> Allowance:
+        header, _ = self._call("allowance")
+        epochs, flops = header.get("epochs"), header.get("train_flops")
+        return Allowance(
+            epochs=None if epochs is None else float(epochs),
+            train_flops=None if flops is None else float(flops),
+            train_examples=int(header.get("train_examples", 0)),
+        )
 
     def recipe(self, regime: Regime, epochs: int) -> TrainingSpec:
         header, _ = self._call("recipe", {"regime": str(regime), "epochs": int(epochs)})

@@ -24,6 +24,7 @@ from torch import Tensor
 from prunebench.data import DataBundle
 from prunebench.engine import EngineObserver, EnginePruningAccess, EpochReport, Snapshot, TrainState, derive_seed
 from prunebench.errors import FieldError, JobFailed
+from prunebench.fairness import allowance, uses_dense_model
 from prunebench.masks import Masks
 from prunebench.methods import Method, PruningContext, Taxonomy, load_method, validated_config
 from prunebench.protocol import RecipeError, TrainingSpec
@@ -124,6 +125,13 @@ class MethodSteps:
             limit=task.limit,
         )
         engine.method = self.method
+        engine.allowance = allowance(
+            p,
+            job.stated_budget,
+            engine.dense_forward_flops,
+            self.data.train.num_examples,
+            dense_model=uses_dense_model(self.method.taxonomy.when),
+        )
         # The method's code in a process of its own: nothing of it runs here for the seal to watch.
         engine.seal.enabled = self.method_conn is None
         self.engine = engine

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prunebench import confine
 from prunebench.errors import FieldError, one_line
-from prunebench.fairness import off_target
+from prunebench.fairness import assumes_shared_dense_model, off_target, trains_from_scratch
 from prunebench.methods import Method, Reach, TargetKind, Taxonomy, instantiate
 from prunebench.methods.layout import Layout
 from prunebench.models import build_model
@@ -86,12 +86,15 @@ class ReachCheck:
     spec: ModelSpec | None = None  # to build the model from, with `num_classes` and `input_shape`
     num_classes: int | None = None
     input_shape: tuple[int, int, int] | None = None
+    max_training_steps: int | None = None  # (Layout.max_training_steps)
+    comparison: str = "S3.2"
 
     def layout(self) -> Layout:
-        spec, classes, shape = self.spec, self.num_classes, self.input_shape
+        spec, classes, shape, steps = self.spec, self.num_classes, self.input_shape, self.max_training_steps
         if spec is None or classes is None or shape is None:
-            return Layout(self.shapes, shape)
-        return Layout(self.shapes, shape, lambda: build_model(spec, num_classes=classes, input_shape=shape))
+            return Layout(self.shapes, shape, max_training_steps=steps)
+        build = lambda: build_model(spec, num_classes=classes, input_shape=shape)  # noqa: E731
+        return Layout(self.shapes, shape, build, max_training_steps=steps)
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,13 @@ def describe_in_child(task: DescribeTask) -> dict[str, Any]:
 
 def refusal(method: Method[Any], check: ReachCheck, layout: Layout) -> str | None:
     """Why the protocol cannot run `method`, known before any training: a target it says it cannot prune to, or
-    a sparsity it will miss by more than the tolerance (`Method.reach`); None when neither."""
+    a sparsity it will miss by more than the tolerance (`Method.reach`); None when neither. Sparse training from
+    scratch under a setup that assumes a shared dense model is not checked here: the runner refuses it for that
+    (prunebench.run.validation.check_method), in a line that says why."""
+    if trains_from_scratch(method.taxonomy.when, method.taxonomy.schedule) and assumes_shared_dense_model(
+        check.comparison
+    ):
+        return None
     for target in check.targets:
         if target.kind not in method.targets:
             continue  # refused by the runner for the kind itself (prunebench.run.validation.check_method)
