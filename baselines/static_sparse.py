@@ -3,15 +3,20 @@ sparse training, Evci et al. 2020)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import Field
 
 from prunebench.methods import (
+    Layout,
     Masks,
     Method,
     MethodConfig,
     PruningContext,
+    Reach,
+    Target,
     Taxonomy,
     erk_sparsities,
     random_masks,
@@ -48,13 +53,48 @@ class StaticSparse(Method[StaticSparseConfig]):
         retraining="fine_tune",
     )
 
+    def sparsities(self, shapes: Layout | dict[str, tuple[int, ...]], sparsity: float) -> dict[str, float]:
+        """Each layer's sparsity at the global `sparsity` under the configured allocation (ValueError: ERK cannot
+        reach it)."""
+        c = self.config
+        if c.distribution == "erk":
+            return erk_sparsities(shapes, sparsity, power=c.erk_power)
+        return uniform_sparsities(shapes, sparsity)
+
+    def reach(self, shapes: Layout, target: Target) -> Reach | None:
+        """The fraction of the prunable weights the allocation's whole counts prune (floor(s_l n_l) in each layer)."""
+        sparsities = self.sparsities(shapes, target.value)
+        total = sum(math.prod(shape) for shape in shapes.values())
+        zeros = sum(math.floor(max(0.0, sparsities[name]) * math.prod(shape)) for name, shape in shapes.items())
+        return Reach(zeros / total if total else 0.0)
+
+    def retrain_epochs(self, ctx: PruningContext) -> int | None:
+        """Training from scratch takes what the comparison setup allows (SX-A: its epochs; SX-B: the most epochs
+        whose training FLOPs, `training_flops`, fit it); under another setup, the protocol's retraining epochs."""
+        allowance = ctx.allowance()
+        if allowance.epochs is not None:
+            epochs = math.floor(allowance.epochs + 1e-9)
+        elif allowance.train_flops is not None:
+            cost, budget = self.training_flops(ctx), allowance.train_flops * (1 + 1e-9)
+            low, high = 0, math.floor(budget / cost(1)) + 1 if cost(1) > 0 else 0
+            while low < high:  # the most epochs within the budget (the cost grows with them)
+                middle = (low + high + 1) // 2
+                low, high = (middle, high) if cost(middle) <= budget else (low, middle - 1)
+            epochs = low
+        else:
+            return None
+        ctx.note("training_epochs", epochs)
+        return epochs
+
+    def training_flops(self, ctx: PruningContext) -> Callable[[int], float]:
+        """The FLOPs of training under the mask for a number of epochs: forward and backward, three sparse forward
+        passes an example (the ledger's count)."""
+        per_epoch = 3.0 * ctx.forward_flops() * ctx.allowance().train_examples
+        return lambda epochs: per_epoch * epochs
+
     def prune(self, ctx: PruningContext) -> Masks:
         assert ctx.target_sparsity is not None
         shapes = {name: tuple(w.shape) for name, w in ctx.weights().items()}
-        c = self.config
-        if c.distribution == "erk":
-            sparsities = erk_sparsities(shapes, ctx.target_sparsity, power=c.erk_power)
-        else:
-            sparsities = uniform_sparsities(shapes, ctx.target_sparsity)
+        sparsities = self.sparsities(shapes, ctx.target_sparsity)
         ctx.note("layer_sparsities", {name: round(s, 6) for name, s in sparsities.items()})
         return random_masks(shapes, sparsities, ctx.generator)

@@ -98,6 +98,25 @@ BAD = [
         "  - name: random\n  - name: l1_filter\n",
         "methods[3].name: l1_filter cannot prune small_cnn to sparsity 0.9: whole filters reach at most 0.8956",
     ),
+    # Sparse training from scratch: only under a setup of equal totals; a schedule that fits its training; a drop
+    # fraction in (0, 1); an allocation whose whole counts reach the target within the tolerance.
+    (
+        "  - name: random\n",
+        "  - name: random\n  - name: rigl\n",
+        "methods[3].name: rigl trains a sparse network from scratch (dynamic sparse training), using no dense model; "
+        "comparison S3.2 compares methods on one trained dense model",
+    ),
+    (
+        "  - name: random\n",
+        "  - name: random\n  - name: set\n    config: {drop_fraction: 1.5}\ncomparison: SX-A\n",
+        "methods[3].config.drop_fraction: Input should be less than 1",
+    ),
+    (
+        "  - name: random\n",
+        "  - name: random\n  - name: set\ncomparison: SX-A\n",
+        "methods[3].name: set cannot prune small_cnn to sparsity 0.5: update_steps 100 is beyond the 27 steps before "
+        "end_fraction 0.75 of its training (at most 36 steps)",
+    ),
 ]
 
 
@@ -119,6 +138,20 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(
         assert "Traceback" not in res.err
         assert lines[0].startswith(f"error: {path}:") and fragment in lines[0], lines[0]
     assert [p.name for p in results.iterdir()] == ["keep.json"] and (results / "keep.json").read_text() == "{}"
+
+
+def test_an_allocation_whose_whole_counts_miss_the_target_is_refused(cli: Cli, tmp_path: Path) -> None:
+    # ERK always has an allocation (prunebench.methods.erk_sparsities); its whole counts of small layers can miss.
+    path = tmp_path / "erk.yaml"
+    text = TINY.replace("[0.5, 0.9]}", "[0.5, 0.9], tolerance: 0.0001}").replace(
+        "name: random\n", "name: static_sparse\n"
+    )
+    path.write_text(text)
+    res = cli("validate", path)
+    assert res.code == 2 and len(res.err.strip().splitlines()) == 1, res
+    assert "methods[2].name: static_sparse prunes 0.4997 of small_cnn's prunable weights at target sparsity 0.5" in (
+        res.err
+    )
 
 
 def test_error_names_the_line_of_the_field(cli: Cli, tmp_path: Path) -> None:

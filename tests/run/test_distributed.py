@@ -116,3 +116,39 @@ def test_more_processes_than_cores_is_one_line(tiny_protocol: Path, tmp_path: Pa
     done = _run(tiny_protocol, tmp_path / "r", tmp_path / "c", "--nproc", str((os.cpu_count() or 1) + 1))
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2 and len(lines) == 1 and "CPU core(s), and no GPU" in lines[0], done.stderr
+
+
+DST = (
+    TINY.replace("base: {epochs: 2,", "base: {epochs: 3,")
+    .replace("sparsities: [0.5, 0.9]", "sparsities: [0.8]")
+    .replace(
+        "  - name: layerwise_magnitude\n  - name: random\n",
+        "  - name: set\n    config: {update_steps: 3}\n  - name: rigl\n    config: {update_steps: 3}\n"
+        f"  - name: {METHODS / 'grows_apart.py'}:GrowsApart\n    config: {{update_steps: 3}}\n",
+    )
+    + "comparison: SX-A\n"
+)
+
+
+def test_sparse_training_moves_the_masks_alike_on_every_rank(tmp_path: Path) -> None:
+    """SET's random growth (seeded by the job) and RigL's growth by the dense gradient (all-reduced by the engine)
+    move every rank's masks alike: the engine compares the ranks' weights and masks after every epoch, and fails a
+    method whose ranks grow apart."""
+    protocol = tmp_path / "dst.yaml"
+    protocol.write_text(DST)
+    one = _run(protocol, tmp_path / "one", tmp_path / "c1")
+    two = _run(protocol, tmp_path / "two", tmp_path / "c2", "--nproc", "2")
+    assert one.returncode == 0, one.stdout[-2000:] + one.stderr[-3000:]
+    assert two.returncode == 1, two.stdout[-2000:] + two.stderr[-3000:]  # the method that grows apart fails
+    a, b = _records(tmp_path / "one"), _records(tmp_path / "two")
+    for job in ("set/sparsity-0.8_seed-0", "rigl/sparsity-0.8_seed-0"):
+        assert a[job]["status"] == b[job]["status"] == "ok", (job, a[job]["reasons"], b[job]["reasons"])
+        assert b[job]["ledger"]["retrain"]["epochs"] == 4  # from scratch under SX-A: base 3 + retraining 1
+        for stage in a[job]["ledger"]:
+            counted = (*COUNTS, "train_flops")  # RigL's dense gradients counted alike on one rank and on two
+            assert {k: a[job]["ledger"][stage][k] for k in counted} == {k: b[job]["ledger"][stage][k] for k in counted}
+        assert abs(b[job]["sparsity"]["achieved"] - 0.8) < 1e-3
+    apart = b["grows_apart/sparsity-0.8_seed-0"]
+    assert apart["status"] == "failed"
+    assert any("the ranks' weights or masks differ after retrain epoch 1" in r for r in apart["reasons"]), apart
+    assert a["grows_apart/sparsity-0.8_seed-0"]["status"] == "ok"  # on one process it is a valid method

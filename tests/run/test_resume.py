@@ -110,3 +110,28 @@ def test_a_corrupt_checkpoint_falls_back_to_the_one_before_it(uninterrupted, tmp
     out = _run(protocol, results, cache)
     assert "does not verify; not used" in out and "resumed from its checkpoint" in out
     assert _record(results) == expected
+
+
+SPARSE_TRAINING = (
+    LONG.replace("base: {epochs: 40,", "base: {epochs: 4,")
+    .replace("retrain: {epochs: 40,", "retrain: {epochs: 26,")
+    .replace("  - name: global_magnitude\n", "  - name: set\n    config: {update_steps: 4}\n")
+    + "comparison: SX-A\n"
+)
+
+
+def test_sparse_training_killed_mid_training_resumes_bit_identically(tmp_path: Path) -> None:
+    """SET trained from scratch (30 epochs under SX-A), SIGKILLed mid-training: its state (updates, the draws of
+    its random growth) goes through state_dict, so the resumed job moves its masks as the uninterrupted one did."""
+    assert "name: set" in SPARSE_TRAINING and "global_magnitude" not in SPARSE_TRAINING
+    protocol = tmp_path / "dst.yaml"
+    protocol.write_text(SPARSE_TRAINING)
+    _run(protocol, tmp_path / "r0", tmp_path / "c0")
+    expected = _record(tmp_path / "r0")
+    assert expected["status"] == "ok" and expected["ledger"]["retrain"]["epochs"] == 30, expected["reasons"]
+    cache = tmp_path / "c"
+    shutil.copytree(tmp_path / "c0", cache)  # the dense model is there: the kill lands in the job
+    _kill_when(protocol, tmp_path / "r", cache, "job")
+    out = _run(protocol, tmp_path / "r", cache)
+    assert "set/sparsity-0.9_seed-0: resumed from its checkpoint after retraining epoch" in out
+    assert _record(tmp_path / "r") == expected
