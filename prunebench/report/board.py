@@ -430,6 +430,11 @@ def board_notes(rows: list[Row], hashes: list[str], mixed: bool) -> list[str]:
     measured = efficiency_note(rows)
     if measured:
         notes.append(measured)
+    if any(r.all_stages for r in rows if r.kind == "method"):
+        notes.append(
+            "train FLOPs: mean training FLOPs of every stage the setup's totals count (SX-A / SX-B): base training's "
+            "for a method that pruned its dense model, none for one trained sparse from the initialization"
+        )
     if mixed:
         notes.append(
             f"MIXED PROTOCOLS: {len(hashes)} protocol hashes are ranked together on request (--mix-protocols); "

@@ -49,6 +49,14 @@ def times(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}x"
 
 
+def train_flops_cell(r: Row) -> str:
+    """Under SX-A / SX-B, what the totals count beside the accuracy they bought: the mean training FLOPs of every
+    stage (base training for a method that pruned a dense model; none for one trained sparse from scratch)."""
+    if r.kind == "dense" or not r.all_stages or r.train_flops is None:
+        return "-"
+    return f"{r.train_flops:.3g}"
+
+
 def budget_cell(r: Row) -> str:
     if r.kind == "dense" or r.total_epochs is None:
         return "-"
@@ -56,8 +64,6 @@ def budget_cell(r: Row) -> str:
     if r.all_stages:  # SX-A / SX-B judge the totals, base training included: what the row spent of them
         limit = f"/{r.total_epochs_limit:.3g}" if r.total_epochs_limit is not None else ""
         parts.append(f"total {r.total_epochs:.3g}{limit} ep")
-        if r.train_flops is not None:
-            parts.append(f"train {r.train_flops:.3g} FLOPs")
     elif r.pruning_epochs_limit is not None:
         parts.append(f"prune {r.pruning_epochs:.3g}/{r.pruning_epochs_limit:.3g} ep")
     if r.retrain_epochs_limit is not None and not r.all_stages:
@@ -121,6 +127,7 @@ HUMAN_HEADERS = [
     "top-1 %",
     "95% CI",
     "n",
+    "train FLOPs",
     "Δ dense (pp)",
     "vs leader (pp)",
     VS_RECIPE,
@@ -170,6 +177,7 @@ def human_cells(r: Row, target_kind: str = "sparsity") -> list[str]:
         top1,
         interval(r.top1_ci_low, r.top1_ci_high, cut=r.top1_ci_clipped),
         f"{r.n_seeds}/{len(r.expected_seeds)}",
+        train_flops_cell(r),
         delta,
         vs_leader_cell(r),
         vs_recipe_cell(r),
@@ -205,6 +213,7 @@ COMPACT_HEADERS = [
     "top-1 %",
     "95% CI",
     "n",
+    "train FLOPs",
     "Δ dense",
     "vs leader (pp)",
     "vs recipe",
@@ -223,6 +232,7 @@ def compact_cells(r: Row) -> list[str]:
         full["top-1 %"],
         full["95% CI"],
         full["n"],
+        full["train FLOPs"],
         "-" if r.kind == "dense" else signed_pp(r.delta_dense_mean),
         full["vs leader (pp)"],
         "-" if r.vs_recipe is None else f"{signed_pp(r.vs_recipe_delta)} ({p_value(r.vs_recipe_p)})",

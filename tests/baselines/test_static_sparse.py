@@ -48,9 +48,10 @@ def tf_layout(shape: tuple[int, ...]) -> list[int]:
 
 
 @pytest.mark.parametrize("sparsity", [0.5, 0.8, 0.9, 0.95, 0.99])
-@pytest.mark.parametrize("model", ["cifar_resnet20", "small_cnn", "lenet_300_100"])
+@pytest.mark.parametrize("model", ["cifar_resnet20", "cifar_wrn22_2", "resnet50", "small_cnn", "lenet_300_100"])
 def test_erk_is_rigls(model: str, sparsity: float) -> None:
     shape = (1, 28, 28) if model == "lenet_300_100" else (3, 32, 32) if model.startswith("cifar") else (1, 8, 8)
+    shape = (3, 224, 224) if model == "resnet50" else shape  # torchvision's ResNet-50: RigL's ImageNet model
     shapes = shapes_of(seeded_model(model, shape))
     ours = erk_sparsities(shapes, sparsity)
     theirs = rigl_erdos_renyi({n: tf_layout(s) for n, s in shapes.items()}, sparsity)
