@@ -3,10 +3,48 @@ SparseGPT (Frantar & Alistarh 2023) and Wanda (Sun et al. 2024), checked against
 
 - `corpus`: WikiText-2 raw, C4 shards and plain text from local files, as the references read them, with the
   files' sha256.
+- `calibration`: the references' seeded calibration windows (C4, WikiText-2) and `check_seqlen`.
+- `perplexity`: the references' WikiText-2 (and SparseGPT's C4) perplexity, and a sliding-window variant.
 
-Only torch is needed here; nothing imports transformers.
+Only torch is needed here; a model and its tokenizer (transformers, tokenizers: `pip install 'prunebench[lm]'`)
+come in as callables (`encode`, `logits`), so nothing imports transformers.
 """
 
+from prunebench.language.calibration import (
+    Calibration,
+    Encode,
+    c4_calibration,
+    check_seqlen,
+    hf_encode,
+    wikitext2_calibration,
+)
 from prunebench.language.corpus import Corpus, read_c4, read_text, read_wikitext2
+from prunebench.language.perplexity import (
+    Logits,
+    c4_validation_ids,
+    hf_logits,
+    perplexity,
+    sliding_perplexity,
+    wikitext2_ids,
+    windows,
+)
 
-__all__ = ["Corpus", "read_c4", "read_text", "read_wikitext2"]
+__all__ = [
+    "Calibration",
+    "Corpus",
+    "Encode",
+    "Logits",
+    "c4_calibration",
+    "c4_validation_ids",
+    "check_seqlen",
+    "hf_encode",
+    "hf_logits",
+    "perplexity",
+    "read_c4",
+    "read_text",
+    "read_wikitext2",
+    "sliding_perplexity",
+    "wikitext2_calibration",
+    "wikitext2_ids",
+    "windows",
+]
