@@ -15,12 +15,14 @@
   exact counts of the compacted model, the removal order and how far the target takes it, the masks
   (`prune_channels`: a channel-scoring method's whole `prune`).
 
-`Masks` and `masks_from_scores` (prunebench.masks), and `Taxonomy` with its vocabulary (prunebench.results.taxonomy,
-where it is declared because the result record keeps it), are part of this API: a method imports everything it
-needs from here.
+`Masks` and `masks_from_scores` (prunebench.masks), the one-shot kernels of language models (`magnitude_mask`,
+`wanda_mask`, `sparsegpt_prune` and the input statistics they take, `InputStats` and `Hessian`: prunebench.language),
+and `Taxonomy` with its vocabulary (prunebench.results.taxonomy, where it is declared because the result record keeps
+it), are part of this API: a method imports everything it needs from here.
 """
 
 from prunebench.fairness import Allowance
+from prunebench.language import Hessian, InputStats, SparseGPTResult, magnitude_mask, sparsegpt_prune, wanda_mask
 from prunebench.masks import Masks, masks_from_scores
 from prunebench.methods.access import PruningAccess, SavedState, StepAccess
 from prunebench.methods.api import HookStage, Method, MethodConfig, Reach
@@ -84,7 +86,9 @@ __all__ = [
     "GroupLasso",
     "GroupSlice",
     "GroupSparsity",
+    "Hessian",
     "HookStage",
+    "InputStats",
     "Layout",
     "LoadedMethod",
     "Masks",
@@ -104,6 +108,7 @@ __all__ = [
     "Scope",
     "Slice",
     "SoftMasks",
+    "SparseGPTResult",
     "StepAccess",
     "StepContext",
     "Tally",
@@ -122,6 +127,7 @@ __all__ = [
     "instantiate",
     "label_methods",
     "load_method",
+    "magnitude_mask",
     "magnitude_scores",
     "masks_from_scores",
     "needs_labels",
@@ -138,7 +144,9 @@ __all__ = [
     "replay",
     "slice_magnitudes",
     "slice_sums",
+    "sparsegpt_prune",
     "uniform_sparsities",
     "validate_regularizers",
     "validated_config",
+    "wanda_mask",
 ]
