@@ -188,3 +188,32 @@ def test_under_sx_b_sparse_training_takes_the_epochs_its_flops_buy(tmp_path: Any
         r = records[name]
         epoch_flops = r["ledger"]["retrain"]["train_flops"] / r["ledger"]["retrain"]["epochs"]
         assert r["ledger"]["retrain"]["train_flops"] + 1.5 * epoch_flops > r["budget"]["limits"]["total_train_flops"]
+
+
+def test_a_grown_connection_starts_at_zero_with_zero_optimizer_state() -> None:
+    """What RigL's code does to new connections (grow_init zeros, momentum reset to 0): the engine's doing here."""
+    engine = engine_for(digits(), width=1.0)
+    spec = TrainingSpec(epochs=1, batch_size=64, optimizer=OptimizerSpec(lr=0.05, momentum=0.9))
+    method = RigL(RigL.Config(update_steps=2))
+    engine.retrain_spec, engine.method = spec, method
+    engine.set_masks(method.prune(pruning_context(engine, 0.9)))
+    seen: list[tuple[str, torch.Tensor]] = []
+    original = method.on_step_end
+
+    def watch(ctx: StepContext) -> None:
+        before = {k: v.clone() for k, v in engine.masks.masks.items()}
+        original(ctx)
+        optimizer = engine._optimizer
+        assert optimizer is not None
+        for name, keep in engine.masks.masks.items():
+            grown = keep & ~before[name]
+            if grown.any():
+                param = engine.masks.params[name]
+                assert not param[grown].any()  # at zero
+                buffer = optimizer.state[param].get("momentum_buffer")
+                assert buffer is not None and not buffer[grown].any()  # no momentum carried in
+                seen.append((name, grown))
+
+    method.on_step_end = watch  # type: ignore[method-assign]
+    engine.train(spec, stage="retrain")
+    assert seen  # connections were grown, and each was checked
