@@ -2,7 +2,8 @@
 ranking rule of every leaderboard (`rank_against_leader`).
 
 The ranking rule. With fewer than MIN_SEEDS seeds a method is not ranked at all: two seeds cannot tell methods
-apart. Among the methods with enough seeds the *leader* has the highest mean; every other method is compared
+apart. Among the methods with enough seeds the *leader* has the best mean (the highest accuracy; the lowest
+of a metric where less is better, such as perplexity); every other method is compared
 with the leader by a paired t-test over the seeds they share, and the p-values are Holm-corrected across the
 comparisons of the table (Holm 1979), so that the family of claims "m is worse than the leader" holds at
 ALPHA as a whole. The methods not significantly worse than the leader share rank 1 with it; the rest are
@@ -135,10 +136,14 @@ def rank_against_leader(
     alpha: float = ALPHA,
     resolution: float | None = None,
     degenerate: float | None = None,
+    higher_is_better: bool = True,
 ) -> dict[str, Standing]:
-    """The standing of every method of one table (accuracy per seed, by method); see the module's docstring."""
+    """The standing of every method of one table (a score per seed, by method: accuracy, or a metric of which
+    less is better, such as perplexity, with `higher_is_better` False); see the module's docstring. The direction
+    decides only who leads and the order of means: the paired test is two-sided."""
     means = {m: math.fsum(v.values()) / len(v) for m, v in accuracy.items() if v}
-    eligible = sorted((m for m in means if len(accuracy[m]) >= min_seeds), key=lambda m: (-means[m], m))
+    sign = -1.0 if higher_is_better else 1.0
+    eligible = sorted((m for m in means if len(accuracy[m]) >= min_seeds), key=lambda m: (sign * means[m], m))
     out = {
         m: Standing(None, False, why_unranked=f"{len(accuracy[m])} seed(s); ranks need {min_seeds}")
         for m in means

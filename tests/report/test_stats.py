@@ -26,6 +26,20 @@ def test_a_method_far_below_the_leader_never_shares_its_rank() -> None:
     assert standing["far"].p_holm is not None and standing["far"].p_holm < 0.05
 
 
+def test_a_metric_of_which_less_is_better_ranks_the_lowest_first() -> None:
+    # Perplexity (the language-model track): the lowest mean leads; the same paired test and Holm correction.
+    perplexity = {
+        "sparsegpt": {0: 6.51, 1: 6.49, 2: 6.55},
+        "wanda": {0: 6.52, 1: 6.47, 2: 6.58},  # within the noise of the leader
+        "magnitude": {0: 14.9, 1: 15.2, 2: 14.6},  # far above on every seed
+    }
+    standing = rank_against_leader(perplexity, resolution=0.01, higher_is_better=False)
+    assert standing["sparsegpt"].leader == "sparsegpt" and standing["sparsegpt"].rank == 1
+    assert (standing["wanda"].rank, standing["magnitude"].rank) == (1, 3) and standing["wanda"].shared
+    # Read as an accuracy, the same numbers crown the worst method: the direction is the task's, never assumed.
+    assert rank_against_leader(perplexity, resolution=0.01)["magnitude"].rank == 1
+
+
 def test_nothing_is_ranked_below_the_minimum_of_seeds() -> None:
     two = {"a": {0: 0.986, 1: 0.984}, "b": {0: 0.88, 1: 0.87}}
     standing = rank_against_leader(two)
