@@ -7,6 +7,7 @@ SparseGPT (Frantar & Alistarh 2023) and Wanda (Sun et al. 2024), checked against
 - `perplexity`: the references' WikiText-2 (and SparseGPT's C4) perplexity, and a sliding-window variant.
 - `accumulators`: what pruning gathers of a layer's inputs (Wanda's `InputStats`, SparseGPT's `Hessian`).
 - `kernels`: magnitude, Wanda and SparseGPT on one layer's weight, unstructured and N:M.
+- `layerwise`: the references' loop over a model's decoder layers, calibration inputs caught and carried forward.
 
 Only torch is needed here; a model and its tokenizer (transformers, tokenizers: `pip install 'prunebench[lm]'`)
 come in as callables (`encode`, `logits`), so nothing imports transformers.
@@ -23,6 +24,15 @@ from prunebench.language.calibration import (
 )
 from prunebench.language.corpus import Corpus, read_c4, read_text, read_wikitext2
 from prunebench.language.kernels import SparseGPTResult, magnitude_mask, sparsegpt_prune, wanda_mask
+from prunebench.language.layerwise import (
+    SPARSEGPT_LLAMA_SEQUENTIAL,
+    Accumulator,
+    LayerRecord,
+    Layerwise,
+    Prune,
+    Statistic,
+    layerwise,
+)
 from prunebench.language.perplexity import (
     Logits,
     c4_validation_ids,
@@ -34,18 +44,25 @@ from prunebench.language.perplexity import (
 )
 
 __all__ = [
+    "SPARSEGPT_LLAMA_SEQUENTIAL",
+    "Accumulator",
     "Calibration",
     "Corpus",
     "Encode",
     "Hessian",
     "InputStats",
+    "LayerRecord",
+    "Layerwise",
     "Logits",
+    "Prune",
     "SparseGPTResult",
+    "Statistic",
     "c4_calibration",
     "c4_validation_ids",
     "check_seqlen",
     "hf_encode",
     "hf_logits",
+    "layerwise",
     "magnitude_mask",
     "perplexity",
     "read_c4",
