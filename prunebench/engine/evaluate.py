@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prunebench.engine import distributed as ddp
+from prunebench.tasks import CLASSIFICATION, Task
 
 if TYPE_CHECKING:
     from prunebench.data import Split
@@ -39,10 +40,12 @@ def evaluate(
     top_k: tuple[int, ...] = (1, 5),
     mixed_precision: bool = False,
     limit: int | None = None,
+    task: Task = CLASSIFICATION,
 ) -> Evaluation:
     """Mean cross-entropy, top-1 and top-5 (None unless asked for and there are more than 5 classes) over the
     split, in evaluation mode; bfloat16 autocast on CUDA when `mixed_precision` (the stage that trained the
-    weights used it). `limit`: only the first that many batches (a smoke run, `run --limit`)."""
+    weights used it). `limit`: only the first that many batches (a smoke run, `run --limit`). The means are over
+    the task's units of prediction (prunebench.tasks: an image; a token)."""
     was_training = model.training
     model.eval()
     amp = device.type == "cuda" and mixed_precision
@@ -56,14 +59,14 @@ def evaluate(
             break
         x, y = ddp.shard(x, y)  # on several ranks, each evaluates its share; the sums are added below
         with torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext():
-            out = model(x)
-        out = out.float()
-        loss_sum += F.cross_entropy(out, y, reduction="sum").double()
-        topk = out.topk(k, dim=1).indices
-        hits = topk == y[:, None]
+            out = task.outputs(model, x)
+        scores, labels = task.predictions(out.float(), y)
+        loss_sum += F.cross_entropy(scores, labels, reduction="sum").double()
+        topk = scores.topk(k, dim=1).indices
+        hits = topk == labels[:, None]
         correct1 += hits[:, 0].sum()
         correct5 += hits.any(1).sum()
-        n += len(y)
+        n += len(labels)
     model.train(was_training)
     if ddp.active():
         loss_sum, correct1, correct5 = ddp.all_sum(loss_sum), ddp.all_sum(correct1), ddp.all_sum(correct5)

@@ -36,6 +36,7 @@ from prunebench.masks import Masks, MaskSet, measure_sparsity
 from prunebench.methods import Method, Regularizer, SavedState, StepContext
 from prunebench.protocol import TrainingSpec, retraining_recipe
 from prunebench.results import EpochRecord, Ledger, StageLedger
+from prunebench.tasks import CLASSIFICATION, Task
 
 if TYPE_CHECKING:
     from prunebench.data import DataBundle, Split
@@ -98,13 +99,13 @@ class _EpochTotals:
             correct=torch.zeros((), device=device, dtype=torch.long),
         )
 
-    def count(self, n: int, out: Tensor, y: Tensor, loss: Tensor, objective: Tensor) -> None:
-        """Add a batch of `n` examples (global; `out` and `y` this rank's share)."""
+    def count(self, n: int, scores: Tensor, labels: Tensor, loss: Tensor, objective: Tensor) -> None:
+        """Add a batch of `n` examples (global; `scores` and `labels`, the task's predictions, this rank's share)."""
         self.seen += n
         self.loss_sum += loss.detach().float() * n
         if objective is not loss:
             self.objective_sum += objective.detach().float() * n
-        self.correct += (out.argmax(1) == y).sum()
+        self.correct += (scores.argmax(1) == labels).sum()
 
 
 class Engine:
@@ -128,8 +129,10 @@ class Engine:
         base_spec: TrainingSpec | None = None,
         observer: EngineObserver | None = None,
         limit: int | None = None,
+        task: Task = CLASSIFICATION,
     ) -> None:
         self.device = device
+        self.task = task  # how the model's outputs are scored (prunebench.tasks)
         # A smoke run (`run --limit N`, for testing only): every stage trains N steps, every evaluation N batches.
         self.limit = limit
         self.cuda = device.type == "cuda"
@@ -485,7 +488,7 @@ class Engine:
             x, y = ddp.shard(x, y)
         if run.amp and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        out, loss, total = self._forward(run, x, y, n)
+        scores, labels, loss, total = self._forward(run, x, y, n)
         hook_due = run.on_step_end is not None and run.step + 1 >= self._next_step_hook
         dense = hook_due and run.method is not None and run.method.dense_gradients
         # A step's FLOPs: forward, the backward pass's input gradients and its weight gradients, each a sparse
@@ -495,7 +498,7 @@ class Engine:
         flops = (2.0 * sparse + self.dense_forward_flops if dense else 3.0 * sparse) * n
         step_lr = self._optimizer_step(run, total, keep_dense=dense)
         run.step += 1
-        totals.count(n, out, y, loss, total)
+        totals.count(n, scores, labels, loss, total)
         run.ledger.count_step(n, flops)
         totals.step_examples.append(n)
         totals.step_flops.append(flops)
@@ -516,19 +519,19 @@ class Engine:
             finally:
                 self._dense_grads = None
 
-    def _forward(self, run: _StageRun, x: Tensor, y: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
-        """(outputs, loss, objective) of a batch of `n` examples (global): the loss is the batch's mean
-        cross-entropy, the objective what is minimized (this rank's share, the declared regularizers' terms and the
-        method's loss term added)."""
+    def _forward(self, run: _StageRun, x: Tensor, y: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(scores, labels, loss, objective) of a batch of `n` examples (global): the task's predictions
+        (prunebench.tasks), the batch's mean cross-entropy over them, and what is minimized (this rank's share, the
+        declared regularizers' terms and the method's loss term added)."""
         spec, loss_term = run.spec, run.loss_term
         with run.autocast:
-            out = run.net(x)
+            scores, labels = self.task.predictions(self.task.outputs(run.net, x), y)
             if run.distributed:
                 # This rank's share of the global batch's mean loss; DDP averages the gradients over ranks.
-                loss = F.cross_entropy(out, y, label_smoothing=spec.label_smoothing, reduction="sum") / n
+                loss = F.cross_entropy(scores, labels, label_smoothing=spec.label_smoothing, reduction="sum") / n
                 total = loss * ddp.world()
             else:
-                loss = F.cross_entropy(out, y, label_smoothing=spec.label_smoothing)
+                loss = F.cross_entropy(scores, labels, label_smoothing=spec.label_smoothing)
                 total = loss
             terms = self.regularization.terms()
             if loss_term is not None:
@@ -537,7 +540,7 @@ class Engine:
                     terms.append(extra)
             if terms:  # on the objective: under DDP the loss's share is scaled by the ranks, the terms are not
                 total = total + functools.reduce(operator.add, terms)
-        return out, loss, total
+        return scores, labels, loss, total
 
     def _optimizer_step(self, run: _StageRun, objective: Tensor, *, keep_dense: bool = False) -> float:
         """Backpropagate the objective and take one optimizer and LR-schedule step, the masks holding on the
@@ -693,6 +696,7 @@ class Engine:
             top_k=self.top_k,
             mixed_precision=self.eval_mixed_precision,
             limit=self.limit,
+            task=self.task,
         )
 
 

@@ -169,7 +169,7 @@ def test_under_ddp_the_objective_keeps_the_loss_scaled_when_a_regularizer_adds_t
     def gradient(distributed: bool, xs: torch.Tensor, ys: torch.Tensor) -> list[torch.Tensor]:
         model.zero_grad(set_to_none=True)
         run.net, run.distributed = model, distributed
-        _, _, objective = engine._forward(run, xs, ys, len(y))  # type: ignore[arg-type]
+        _, _, _, objective = engine._forward(run, xs, ys, len(y))  # type: ignore[arg-type]
         objective.backward()
         return [p.grad.detach().clone() for p in model.parameters() if p.grad is not None]
 
