@@ -32,6 +32,14 @@ from prunebench.language.perplexity import (
     wikitext2_ids,
     windows,
 )
+from prunebench.language.tiny import (
+    Topics,
+    read_topics,
+    tiny_llama_config,
+    tokenizer_sha256,
+    topics_mismatch,
+    train_tokenizer,
+)
 
 __all__ = [
     "Calibration",
@@ -41,6 +49,7 @@ __all__ = [
     "InputStats",
     "Logits",
     "SparseGPTResult",
+    "Topics",
     "c4_calibration",
     "c4_validation_ids",
     "check_seqlen",
@@ -50,9 +59,14 @@ __all__ = [
     "perplexity",
     "read_c4",
     "read_text",
+    "read_topics",
     "read_wikitext2",
     "sliding_perplexity",
     "sparsegpt_prune",
+    "tiny_llama_config",
+    "tokenizer_sha256",
+    "topics_mismatch",
+    "train_tokenizer",
     "wanda_mask",
     "wikitext2_calibration",
     "wikitext2_ids",
