@@ -23,6 +23,7 @@ from prunebench.language.calibration import (
 )
 from prunebench.language.corpus import Corpus, read_c4, read_text, read_wikitext2
 from prunebench.language.kernels import SparseGPTResult, magnitude_mask, sparsegpt_prune, wanda_mask
+from prunebench.language.models import decoder_blocks, load_causal_lm, model_sha256, prunable_linears
 from prunebench.language.perplexity import (
     Logits,
     c4_validation_ids,
@@ -53,10 +54,14 @@ __all__ = [
     "c4_calibration",
     "c4_validation_ids",
     "check_seqlen",
+    "decoder_blocks",
     "hf_encode",
     "hf_logits",
+    "load_causal_lm",
     "magnitude_mask",
+    "model_sha256",
     "perplexity",
+    "prunable_linears",
     "read_c4",
     "read_text",
     "read_topics",
