@@ -17,7 +17,13 @@ test, 1 for validation, the rest train (on 3.11.7: test 10 topics, 45,228 charac
 
 Tokenizer (`train_tokenizer`): byte-level BPE (Sennrich et al. 2016, GPT-2's byte alphabet, Radford et al. 2019)
 trained with Hugging Face `tokenizers` on the training documents only, "<s>" (BOS, id 0) and "</s>" (EOS, id 1)
-first; a text is encoded with BOS in front, as LLaMA's tokenizer does, and decodes back to itself exactly.
+first; a text is encoded with BOS in front, as LLaMA's tokenizer does, and decodes back to itself exactly. Training
+is deterministic (`tokenizer_sha256` the same in every process and thread count): on 3.11.7's topics with tokenizers
+0.22.2, 1024 tokens give ce958f72... (train 132,534 tokens, validation 10,552, test 16,817, BOS included).
+
+Model (`tiny_llama_config`): 1,000,576 parameters at 1024 tokens, 738,304 in the decoder blocks. Trained 700 steps
+of 16 x 128 tokens (benchmarks/tiny_lm.py, ~70 s on 2 CPU threads) it reaches validation perplexity 37.5, test 38.8,
+against a unigram model's 390 and 388; longer, it overfits the 132k training tokens.
 """
 
 from __future__ import annotations
