@@ -7,6 +7,9 @@ SparseGPT (Frantar & Alistarh 2023) and Wanda (Sun et al. 2024), checked against
 - `perplexity`: the references' WikiText-2 (and SparseGPT's C4) perplexity, and a sliding-window variant.
 - `accumulators`: what pruning gathers of a layer's inputs (Wanda's `InputStats`, SparseGPT's `Hessian`).
 - `kernels`: magnitude, Wanda and SparseGPT on one layer's weight, unstructured and N:M.
+- `decoder`, `layerwise`: the references' layer-by-layer calibration loop over a causal LM's decoder layers.
+- `models`: a Hugging Face causal LM and its tokenizer from a local directory only, and its prunable set.
+- `tiny`: the embedded quickstart's corpus (Python's pydoc_data topics), tokenizer and tiny LLaMA configuration.
 - `layerwise`: the references' loop over a model's decoder layers, calibration inputs caught and carried forward.
 
 Only torch is needed here; a model and its tokenizer (transformers, tokenizers: `pip install 'prunebench[lm]'`)
@@ -33,6 +36,7 @@ from prunebench.language.layerwise import (
     Statistic,
     layerwise,
 )
+from prunebench.language.models import decoder_blocks, load_causal_lm, model_sha256, prunable_linears
 from prunebench.language.perplexity import (
     Logits,
     c4_validation_ids,
@@ -41,6 +45,14 @@ from prunebench.language.perplexity import (
     sliding_perplexity,
     wikitext2_ids,
     windows,
+)
+from prunebench.language.tiny import (
+    Topics,
+    read_topics,
+    tiny_llama_config,
+    tokenizer_sha256,
+    topics_mismatch,
+    train_tokenizer,
 )
 
 __all__ = [
@@ -57,19 +69,29 @@ __all__ = [
     "Prune",
     "SparseGPTResult",
     "Statistic",
+    "Topics",
     "c4_calibration",
     "c4_validation_ids",
     "check_seqlen",
+    "decoder_blocks",
     "hf_encode",
     "hf_logits",
     "layerwise",
+    "load_causal_lm",
     "magnitude_mask",
+    "model_sha256",
     "perplexity",
+    "prunable_linears",
     "read_c4",
     "read_text",
+    "read_topics",
     "read_wikitext2",
     "sliding_perplexity",
     "sparsegpt_prune",
+    "tiny_llama_config",
+    "tokenizer_sha256",
+    "topics_mismatch",
+    "train_tokenizer",
     "wanda_mask",
     "wikitext2_calibration",
     "wikitext2_ids",
