@@ -195,11 +195,19 @@ def human_cells(r: Row, target_kind: str = "sparsity") -> list[str]:
 AUDIT_HEADERS = ["kind", "method", "sparsity", "seed", "reason", "file"]
 
 
-def audit_cells(i: Issue) -> list[str]:
+def audit_headers(board: Leaderboard) -> list[str]:
+    """AUDIT_HEADERS, the target's column named for the board's kind of target (as `board_headers`)."""
+    name = TARGET_HEADERS.get(board.target_kind)
+    return [name if h == "sparsity" and name else h for h in AUDIT_HEADERS]
+
+
+def audit_cells(i: Issue, target_kind: str = "sparsity") -> list[str]:
+    """An issue's cells; its target as the board states it (a sparsity, or a cost reduction's factor)."""
+    target = "-" if i.sparsity is None else f"{i.sparsity:g}" + ("" if target_kind == "sparsity" else "x")
     return [
         i.kind,
         i.method or "-",
-        "-" if i.sparsity is None else f"{i.sparsity:g}",
+        target,
         "-" if i.seed is None else str(i.seed),
         i.reason,
         i.file or "-",

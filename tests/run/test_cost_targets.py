@@ -63,6 +63,8 @@ def test_cost_targets_are_counted_from_the_compacted_model(tmp_path: Path, capsy
     assert "cost_target" in out and "FLOPs 2x target: " in out  # the audit names the kind and the count
     code, out, _ = run_cli(capsys, "compare", str(results), "--format", "markdown")
     assert "| rank | method | FLOPs target | top-1 %" in out and "| uniform_channels | 2x |" in out
+    # The audit's target column too: a cost board's violations name the reduction, not a sparsity.
+    assert "| kind | method | FLOPs target | seed |" in out and "| under_pruning | 2x | 0 |" in out
 
 
 @pytest.mark.parametrize(

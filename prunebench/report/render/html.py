@@ -17,10 +17,10 @@ import prunebench
 from prunebench.errors import ResultsError
 from prunebench.report.board import Comparison, Leaderboard
 from prunebench.report.cells import (
-    AUDIT_HEADERS,
     CAPTION,
     HUMAN_HEADERS,
     audit_cells,
+    audit_headers,
     board_headers,
     human_cells,
     pick,
@@ -188,10 +188,10 @@ def to_html(c: Comparison, figures: bool = True) -> str:
         out.append(f'</tbody></table><p class="caption">{e(CAPTION)}</p>')
         out.append(f"<h3>Fairness audit ({len(b.issues)})</h3>")
         if b.issues:
-            out.append('<table class="audit"><thead><tr>' + "".join(f"<th>{e(h)}</th>" for h in AUDIT_HEADERS))
+            out.append('<table class="audit"><thead><tr>' + "".join(f"<th>{e(h)}</th>" for h in audit_headers(b)))
             out.append("</tr></thead><tbody>")
             for issue in b.issues:
-                out.append("<tr>" + "".join(f"<td>{e(x)}</td>" for x in audit_cells(issue)) + "</tr>")
+                out.append("<tr>" + "".join(f"<td>{e(x)}</td>" for x in audit_cells(issue, b.target_kind)) + "</tr>")
             out.append("</tbody></table>")
         else:
             out.append("<p>No fairness problems: every expected result is present, within budget and on target.</p>")

@@ -14,6 +14,6 @@ def to_latex(c: Comparison) -> str:
     out = [f"% Note: {' '.join(n.split())}" for n in c.notices]
     for b in c.boards:
         out.append(f"% {b.title}: fairness audit: {len(b.issues)} result(s) kept out of the ranking")
-        out += [f"%   {' '.join('; '.join(audit_cells(i)).split())}" for i in b.issues]
+        out += [f"%   {' '.join('; '.join(audit_cells(i, b.target_kind)).split())}" for i in b.issues]
         out.append(pivot_latex(pivot(b)))
     return "\n".join(out)

@@ -8,6 +8,7 @@ from prunebench.report.cells import (
     CAPTION,
     HUMAN_HEADERS,
     audit_cells,
+    audit_headers,
     board_headers,
     human_cells,
     pick,
@@ -36,10 +37,10 @@ def to_markdown(c: Comparison) -> str:
             lines.append("| " + " | ".join(md_escape(c_) for c_ in pick(human_cells(r, b.target_kind), keep)) + " |")
         lines += ["", f"*{CAPTION}*", "", f"**Fairness audit ({len(b.issues)})**", ""]
         if b.issues:
-            lines.append("| " + " | ".join(AUDIT_HEADERS) + " |")
+            lines.append("| " + " | ".join(audit_headers(b)) + " |")
             lines.append("|" + "|".join("---" for _ in AUDIT_HEADERS) + "|")
             for i in b.issues:
-                lines.append("| " + " | ".join(md_escape(x) for x in audit_cells(i)) + " |")
+                lines.append("| " + " | ".join(md_escape(x) for x in audit_cells(i, b.target_kind)) + " |")
         else:
             lines.append(
                 "No fairness problems: every expected result is present, within budget, on target sparsity and "

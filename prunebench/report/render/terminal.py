@@ -8,7 +8,15 @@ from rich.table import Table
 
 from prunebench.console import text_console
 from prunebench.report.board import Comparison
-from prunebench.report.cells import AUDIT_HEADERS, CAPTION, COMPACT_HEADERS, audit_cells, compact_cells, pick, shown
+from prunebench.report.cells import (
+    CAPTION,
+    COMPACT_HEADERS,
+    audit_cells,
+    audit_headers,
+    compact_cells,
+    pick,
+    shown,
+)
 
 RIGHT = {"rank", "top-1 %", "n", "Δ dense", "FLOPs", "speedup", "params"}
 
@@ -46,10 +54,10 @@ def rich_tables(c: Comparison) -> list[Table]:
             title=f"Fairness audit of {b.protocol}: {len(b.issues)} result(s) shown apart",
             title_style="bold red" if b.issues else "bold green",
         )
-        for h in AUDIT_HEADERS:
+        for h in audit_headers(b):
             audit.add_column(h)
         for i in b.issues:
-            audit.add_row(*audit_cells(i))
+            audit.add_row(*audit_cells(i, b.target_kind))
         if not b.issues:
             audit.add_row("none", "-", "-", "-", "every expected result is present and fair", "-")
         tables.append(audit)
