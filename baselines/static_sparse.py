@@ -43,7 +43,7 @@ class StaticSparse(Method[StaticSparseConfig]):
     and ERK allocations (google-research/rigl, `sparse_utils`)."""
 
     name = "static_sparse"
-    version = "1.0"
+    version = "1.1"  # 1.1: under SX-A / SX-B it trains as long as the setup allows
     citation = "Evci et al. 2020 (ICML), Rigging the Lottery: Making All Tickets Winners"
     taxonomy = Taxonomy(
         when="before_training",
