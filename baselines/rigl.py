@@ -8,7 +8,7 @@ from collections.abc import Callable
 from prunebench_baselines.sparse_evolutionary import SETConfig, SparseEvolutionaryTraining
 from torch import Tensor
 
-from prunebench.methods import Masks, PruningContext, StepContext, Taxonomy
+from prunebench.methods import Masks, PruningContext, StepContext
 
 
 class RigL(SparseEvolutionaryTraining):
@@ -29,14 +29,7 @@ class RigL(SparseEvolutionaryTraining):
     name = "rigl"
     version = "1.0"
     citation = "Evci et al. 2020 (ICML), Rigging the Lottery: Making All Tickets Winners"
-    taxonomy = Taxonomy(
-        when="before_training",
-        granularity="unstructured",
-        scope="layerwise",
-        schedule="dynamic",
-        retraining="fine_tune",
-    )
-    dense_gradients = True
+    dense_gradients = True  # (its taxonomy is SET's: from the initialization, layerwise, dynamic)
     Config = SETConfig
     config: SETConfig
 

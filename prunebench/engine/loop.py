@@ -504,16 +504,7 @@ class Engine:
         totals.step_flops.append(flops)
         self.regularization.step(step_lr)  # the soft-mask scores' own step, where a method's on_step_end runs
         if run.on_step_end is not None and run.step >= self._next_step_hook:
-            context = StepContext(
-                run.stage,
-                epoch,
-                run.step,
-                run.steps_per_epoch,
-                self.model,
-                EngineStepAccess(self),
-                lr=step_lr,
-                epochs=run.spec.epochs,
-            )
+            context = self._step_context(run, epoch, step_lr)
             try:
                 self.call_method("on_step_end", functools.partial(run.on_step_end, context))
             finally:
@@ -586,17 +577,14 @@ class Engine:
         (what they do there shows in the record)."""
         self.regularization.end_epoch()
         if run.on_epoch_end is not None:
-            context = StepContext(
-                run.stage,
-                epoch,
-                run.step,
-                run.steps_per_epoch,
-                self.model,
-                EngineStepAccess(self),
-                lr=lr,
-                epochs=run.spec.epochs,
-            )
-            self.call_method("on_epoch_end", functools.partial(run.on_epoch_end, context))
+            self.call_method("on_epoch_end", functools.partial(run.on_epoch_end, self._step_context(run, epoch, lr)))
+
+    def _step_context(self, run: _StageRun, epoch: int, lr: float) -> StepContext:
+        """What a training hook sees of the stage as it stands (its access: the engine's side of the contract)."""
+        access = EngineStepAccess(self)
+        return StepContext(
+            run.stage, epoch, run.step, run.steps_per_epoch, self.model, access, lr=lr, epochs=run.spec.epochs
+        )
 
     def _evaluate_epoch(
         self, run: _StageRun, epoch: int, lr: float, train_loss: float, totals: _EpochTotals
