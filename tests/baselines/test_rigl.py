@@ -13,6 +13,7 @@ import torch
 from prunebench_baselines.rigl import RigL
 from prunebench_baselines.sparse_evolutionary import SparseEvolutionaryTraining, updated_mask
 
+from prunebench.engine import Engine
 from prunebench.methods import Method, PruningContext, StepContext, Taxonomy, registered_methods
 from prunebench.protocol import OptimizerSpec, TrainingSpec
 from prunebench.testing import digits, engine_for, pruning_context
@@ -58,16 +59,20 @@ def _steps(engine: Any, spec: TrainingSpec) -> list[int]:
     return per_epoch * spec.epochs
 
 
+def _sparse_engine(method: Method[Any], spec: TrainingSpec) -> Engine:
+    """An engine on the digits whose retraining is `spec`, `method` hooked in, its masks at 0.9 in place."""
+    engine = engine_for(digits(), width=1.0)
+    engine.retrain_spec, engine.method = spec, method
+    engine.set_masks(method.prune(pruning_context(engine, 0.9)))
+    return engine
+
+
 def test_through_the_engine_it_grows_by_the_dense_gradient_and_the_ledger_counts_it() -> None:
     assert registered_methods()["rigl"].cls is RigL
     spec = TrainingSpec(epochs=2, batch_size=64, optimizer=OptimizerSpec(lr=0.05))
     ledgers, masks = {}, {}
     for cls in (RigL, SparseEvolutionaryTraining):
-        engine = engine_for(digits(), width=1.0)
-        engine.retrain_spec = spec
-        method = cls(cls.Config(update_steps=5))
-        engine.method = method
-        engine.set_masks(method.prune(pruning_context(engine, 0.9)))
+        engine = _sparse_engine(cls(cls.Config(update_steps=5)), spec)
         before = {k: v.clone() for k, v in engine.masks.masks.items()}
         f_sparse, f_dense = engine.forward_flops, engine.dense_forward_flops
         engine.train(spec, stage="retrain")
@@ -116,12 +121,9 @@ class _Reader(Method[Any]):
 
 
 def test_the_dense_gradient_is_the_unmasked_one_and_only_where_the_hook_runs() -> None:
-    engine = engine_for(digits(), width=1.0)
     spec = TrainingSpec(epochs=1, batch_size=64, optimizer=OptimizerSpec(lr=0.05))
-    engine.retrain_spec = spec
     method = _Reader()
-    engine.method = method
-    engine.set_masks(method.prune(pruning_context(engine, 0.9)))
+    engine = _sparse_engine(method, spec)
     f_sparse, f_dense = engine.forward_flops, engine.dense_forward_flops
     engine.train(spec, stage="retrain")
     assert len(method.seen) == 2  # steps 1 and 3
@@ -141,12 +143,8 @@ def test_a_method_that_does_not_declare_it_gets_none() -> None:
         name = "undeclared_reader"
         dense_gradients: ClassVar[bool] = False
 
-    engine = engine_for(digits(), width=1.0)
     spec = TrainingSpec(epochs=1, batch_size=64, optimizer=OptimizerSpec(lr=0.05))
-    engine.retrain_spec = spec
-    method = Undeclared()
-    engine.method = method
-    engine.set_masks(method.prune(pruning_context(engine, 0.9)))
+    engine = _sparse_engine(Undeclared(), spec)
     with pytest.raises(RuntimeError, match="no dense gradient here"):
         engine.train(spec, stage="retrain")
 
@@ -192,11 +190,9 @@ def test_under_sx_b_sparse_training_takes_the_epochs_its_flops_buy(tmp_path: Any
 
 def test_a_grown_connection_starts_at_zero_with_zero_optimizer_state() -> None:
     """What RigL's code does to new connections (grow_init zeros, momentum reset to 0): the engine's doing here."""
-    engine = engine_for(digits(), width=1.0)
     spec = TrainingSpec(epochs=1, batch_size=64, optimizer=OptimizerSpec(lr=0.05, momentum=0.9))
     method = RigL(RigL.Config(update_steps=2))
-    engine.retrain_spec, engine.method = spec, method
-    engine.set_masks(method.prune(pruning_context(engine, 0.9)))
+    engine = _sparse_engine(method, spec)
     seen: list[tuple[str, torch.Tensor]] = []
     original = method.on_step_end
 
