@@ -108,6 +108,15 @@ class Metrics(Record):
     test_examples: Count | None = Field(
         None, description="Examples in the test split: one of them is the resolution of the test accuracy."
     )
+    # A causal LM's (task causal_lm): top-1 is next-token accuracy, the loss the mean token cross-entropy.
+    test_perplexity: Annotated[float, Field(ge=1)] | None = Field(
+        None,
+        exclude_if=lambda ppl: ppl is None,  # a classification record stays as it was
+        description="exp(test_loss), the references' perplexity (prunebench.tasks.causal_lm); causal LMs only.",
+    )
+    val_perplexity: Annotated[float, Field(ge=1)] | None = Field(
+        None, exclude_if=lambda ppl: ppl is None, description="exp(val_loss); causal LMs only."
+    )
 
 
 class BaseModelRecord(Record):
@@ -119,6 +128,9 @@ class BaseModelRecord(Record):
     test_top1: Fraction
     test_top5: Fraction | None
     val_top1: Fraction
+    test_perplexity: Annotated[float, Field(ge=1)] | None = Field(
+        None, exclude_if=lambda ppl: ppl is None, description="The dense model's test perplexity; causal LMs only."
+    )
 
 
 class CostRecord(Record):
@@ -272,6 +284,12 @@ class ResultSummary(Record):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     job_id: str
+    task: str = Field(
+        "classification",
+        exclude_if=lambda task: task == "classification",  # written for other tasks: older records stay as they were
+        description="The protocol's task (prunebench.tasks): what the metrics mean and which one ranks, in which "
+        "direction.",
+    )
     protocol: ProtocolRef
     method: MethodRecord
     seed: Count

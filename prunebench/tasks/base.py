@@ -12,9 +12,10 @@ from torch import Tensor, nn
 class Metric:
     """A number a task's results are judged by: its name in records, its label on boards, and its direction."""
 
-    name: str
+    name: str  # the field of a record's metrics (and of its base model's) that holds it
     label: str
     higher_is_better: bool
+    percent: bool = False  # a fraction, shown as a percentage (accuracy); otherwise shown as it is (perplexity)
 
 
 class Task:

@@ -12,7 +12,7 @@ class Classification(Task):
 
     name = "classification"
     title = "image classification"
-    ranking = Metric("test_top1", "test top-1 %", higher_is_better=True)
+    ranking = Metric("test_top1", "test top-1 %", higher_is_better=True, percent=True)
 
     def predictions(self, out: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         return out, y
