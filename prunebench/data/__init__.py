@@ -5,7 +5,8 @@
 - `splits` and `streaming`: in-memory and streamed splits, their batches and augmentations.
 - `selection`: class-balanced subsets and the seeded validation split.
 - `folders`: the ImageFolder layout.
-- `sets/`: one reader module per data set (digits, idx, cifar, imagenet, synthetic).
+- `tokens`: text as token windows (task causal_lm), its tokenizer and calibration windows.
+- `sets/`: one reader module per data set (digits, idx, cifar, imagenet, synthetic, text).
 """
 
 from prunebench.data import sets as _sets  # noqa: F401  (registers every data set)
@@ -20,6 +21,7 @@ from prunebench.data.registry import (
 )
 from prunebench.data.splits import AUGMENTATIONS, Normalization, Split, TensorSplit
 from prunebench.data.streaming import StreamingSplit
+from prunebench.data.tokens import TextData, TokenSplit, draw_calibration
 
 __all__ = [
     "AUGMENTATIONS",
@@ -30,7 +32,10 @@ __all__ = [
     "Split",
     "StreamingSplit",
     "TensorSplit",
+    "TextData",
+    "TokenSplit",
     "check_data",
+    "draw_calibration",
     "hidden_from_jobs",
     "load_data",
     "register_dataset",

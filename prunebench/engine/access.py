@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from prunebench.fairness import Allowance
     from prunebench.masks import Masks, MaskSet
     from prunebench.methods.access import PruningAccess, SavedState, StepAccess
+    from prunebench.methods.layerwise import LayerScore, Layerwise
     from prunebench.methods.regularizers import Regularizer
     from prunebench.protocol import TrainingSpec
     from prunebench.results.taxonomy import Regime
@@ -65,6 +66,8 @@ class EngineSide(Protocol):
     ) -> None: ...
 
     def soft_mask_scores(self) -> dict[str, Tensor]: ...
+
+    def prune_layerwise(self, spec: Layerwise, score: LayerScore | None, sparsity: float) -> Masks: ...
 
 
 class EngineStepAccess:
@@ -143,6 +146,9 @@ class EnginePruningAccess(EngineStepAccess):
 
     def soft_mask_scores(self) -> dict[str, Tensor]:
         return self._engine.soft_mask_scores()
+
+    def prune_layerwise(self, spec: Layerwise, score: LayerScore | None, sparsity: float) -> Masks:
+        return self._engine.prune_layerwise(spec, score, sparsity)
 
     def note(self, key: str, value: Any) -> None:
         self._engine.notes[key] = value

@@ -45,6 +45,10 @@ class EngineObserver:
     def scored(self, examples: int, flops: float) -> None:
         """A batch of scoring examples went forward (flops counts the backward pass when there was one)."""
 
+    def reconstructed(self, names: list[str]) -> None:
+        """The engine's declared solver (SparseGPT's, prunebench.engine.layerwise) rewrote these prunable weights
+        where they are kept: the one way a method's pruning changes kept weights without training."""
+
     def epoch_ended(self, report: EpochReport, snapshot: Snapshot | None) -> None:
         """An epoch ended."""
 

@@ -26,6 +26,7 @@ from prunebench.engine.access import EngineStepAccess
 from prunebench.engine.evaluate import Evaluation, evaluate
 from prunebench.engine.events import EngineObserver, EpochReport, Snapshot
 from prunebench.engine.guard import Seal
+from prunebench.engine.layerwise import prune_layerwise as layerwise_pass
 from prunebench.engine.optim import build_optimizer, lr_factor
 from prunebench.engine.regularizers import Regularization
 from prunebench.engine.resume import TrainState, rng_state, set_rng_state
@@ -34,6 +35,7 @@ from prunebench.errors import JobFailed
 from prunebench.fairness import Allowance
 from prunebench.masks import Masks, MaskSet, measure_sparsity
 from prunebench.methods import Method, Regularizer, SavedState, StepContext
+from prunebench.methods.layerwise import LayerScore, Layerwise
 from prunebench.protocol import TrainingSpec, retraining_recipe
 from prunebench.results import EpochRecord, Ledger, StageLedger
 from prunebench.tasks import CLASSIFICATION, Task
@@ -315,10 +317,27 @@ class Engine:
             take = min(len(y), num_examples - seen)
             x, y = x[:take], y[:take]
             seen += take
-            flops = take * self._forward_flops * (3 if backward else 1)
-            self.ledger.pruning.count_scoring(take, flops)
-            self.observer.scored(take, flops)
+            self.count_scoring(take, take * self._forward_flops * (3 if backward else 1))
             yield x, y
+
+    def count_scoring(self, examples: int, flops: float) -> None:
+        """Examples passed forward (and backward) outside training, for a method: counted in the pruning ledger."""
+        self.ledger.pruning.count_scoring(examples, flops)
+        self.observer.scored(examples, flops)
+
+    def prune_layerwise(self, spec: Layerwise, score: LayerScore | None, sparsity: float) -> Masks:
+        """A method's layer-by-layer one-shot pass of a causal LM on the calibration windows, every prunable layer
+        to `sparsity` (prunebench.engine.layerwise; the runner measures what it reached); the masks it chose are in
+        place afterwards, and so are the weights of a declared solver (the one way a method changes the weights it
+        keeps)."""
+        self._entered_from_method("prune_layerwise")
+        masks = layerwise_pass(self, spec, score, sparsity)
+        valid = self.masks.validate(masks)
+        self.masks.set(valid, self._optimizer)
+        self.masks_active = True
+        self._forward_flops = 2.0 * self.masks.effective_macs(self.all_macs)
+        self._resealed()
+        return {name: mask.clone() for name, mask in valid.items()}
 
     # ---- training -----------------------------------------------------------------------------
     def train_while_pruning(

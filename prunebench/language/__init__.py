@@ -36,7 +36,7 @@ from prunebench.language.layerwise import (
     Statistic,
     layerwise,
 )
-from prunebench.language.models import decoder_blocks, load_causal_lm, model_sha256, prunable_linears
+from prunebench.language.models import decoder_blocks, load_causal_lm, load_tokenizer, model_sha256, prunable_linears
 from prunebench.language.perplexity import (
     Logits,
     c4_validation_ids,
@@ -78,6 +78,7 @@ __all__ = [
     "hf_logits",
     "layerwise",
     "load_causal_lm",
+    "load_tokenizer",
     "magnitude_mask",
     "model_sha256",
     "perplexity",

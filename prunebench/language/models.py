@@ -45,7 +45,7 @@ def load_causal_lm(
     directory: Path | str, *, dtype: torch.dtype | str = torch.float32, tokenizer: Path | str | None = None
 ) -> tuple[Any, Any]:
     """(the model in eval mode, its tokenizer) from `directory`; the tokenizer from `tokenizer` if given."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     path = Path(directory)
@@ -68,10 +68,7 @@ def load_causal_lm(
     if causal is None or (config.architectures and causal not in config.architectures):
         saved = ", ".join(config.architectures or [config.model_type])
         raise ValueError(f"the model in {path} is {saved}, not a causal language model ({causal or 'none known'})")
-    try:
-        tok = AutoTokenizer.from_pretrained(source, local_files_only=True, trust_remote_code=False)
-    except (ValueError, OSError, AttributeError, TypeError) as e:
-        raise ValueError(f"the tokenizer in {source} does not load: {first_line(e)}") from None
+    tok = load_tokenizer(source)
     model, info = AutoModelForCausalLM.from_pretrained(
         path, config=config, dtype=dtype, local_files_only=True, trust_remote_code=False, output_loading_info=True
     )
@@ -84,6 +81,21 @@ def load_causal_lm(
             f"the tokenizer in {source} has {len(tok)} tokens, more than the model's vocabulary of {vocabulary}"
         )
     return model.eval(), tok
+
+
+def load_tokenizer(directory: Path | str) -> Any:
+    """The Hugging Face tokenizer saved in a local directory (never the hub), or one sentence why not."""
+    from transformers import AutoTokenizer
+
+    source = Path(directory)
+    if not source.is_dir():
+        raise ValueError(f"the tokenizer directory {source} does not exist")
+    if not any((source / name).is_file() for name in TOKENIZER_FILES):
+        raise ValueError(f"{source} has no tokenizer: none of {', '.join(TOKENIZER_FILES)}")
+    try:
+        return AutoTokenizer.from_pretrained(source, local_files_only=True, trust_remote_code=False)
+    except (ValueError, OSError, AttributeError, TypeError) as e:
+        raise ValueError(f"the tokenizer in {source} does not load: {first_line(e)}") from None
 
 
 def model_type(directory: Path) -> str:

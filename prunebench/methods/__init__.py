@@ -48,6 +48,7 @@ from prunebench.methods.channels import channel_groups, find_channel_groups
 from prunebench.methods.context import PruningContext, StepContext
 from prunebench.methods.coupling import ChannelGroups, Coupling, Slice
 from prunebench.methods.densities import erk_sparsities, random_masks, uniform_sparsities
+from prunebench.methods.layerwise import SPARSEGPT_LLAMA_SEQUENTIAL, LayerScore, Layerwise, SparseGPTSolver, Statistic
 from prunebench.methods.layout import Layout
 from prunebench.methods.registry import (
     ENTRY_POINT_GROUP,
@@ -76,6 +77,7 @@ from prunebench.results.taxonomy import GRANULARITY_ORDER, Granularity, Regime, 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "GRANULARITY_ORDER",
+    "SPARSEGPT_LLAMA_SEQUENTIAL",
     "Allocation",
     "Allowance",
     "BatchNormL1",
@@ -89,6 +91,8 @@ __all__ = [
     "Hessian",
     "HookStage",
     "InputStats",
+    "LayerScore",
+    "Layerwise",
     "Layout",
     "LoadedMethod",
     "Masks",
@@ -109,6 +113,8 @@ __all__ = [
     "Slice",
     "SoftMasks",
     "SparseGPTResult",
+    "SparseGPTSolver",
+    "Statistic",
     "StepAccess",
     "StepContext",
     "Tally",

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from prunebench.fairness import Allowance
     from prunebench.masks import Masks
+    from prunebench.methods.layerwise import LayerScore, Layerwise
     from prunebench.methods.regularizers import Regularizer
     from prunebench.protocol import TrainingSpec
     from prunebench.results.taxonomy import Regime
@@ -127,6 +128,12 @@ class PruningAccess(StepAccess, Protocol):
 
     def soft_mask_scores(self) -> dict[str, Tensor]:
         """A copy of the soft masks' learned scores by weight name (empty when no train call declared them)."""
+        ...
+
+    def prune_layerwise(self, spec: Layerwise, score: LayerScore | None, sparsity: float) -> Masks:
+        """The engine's layer-by-layer pass on the seed's calibration windows (prunebench.methods.layerwise), each
+        prunable layer to `sparsity`: counted in the pruning ledger; the masks it chose (and the solver's weights)
+        are in place afterwards."""
         ...
 
     def note(self, key: str, value: Any) -> None:

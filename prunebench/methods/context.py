@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from prunebench.fairness import Allowance
 from prunebench.masks import Masks, masks_from_scores
 from prunebench.methods.access import PruningAccess, StepAccess
+from prunebench.methods.layerwise import LayerScore, Layerwise
 from prunebench.methods.regularizers import Regularizer, validate_regularizers
 from prunebench.protocol import BudgetSpec, PruningSpec
 from prunebench.results.targets import Target
@@ -170,6 +171,17 @@ class PruningContext:
         """A copy of the soft masks' learned scores by weight name, as the last train call that declared
         `SoftMasks` left them; empty when none did. Free: nothing is counted."""
         return self._access.soft_mask_scores()
+
+    def prune_layerwise(self, spec: Layerwise, score: LayerScore | None = None) -> Masks:
+        """Prune a causal LM to the target sparsity layer by layer on the protocol's calibration windows
+        (prunebench.methods.layerwise): `score(name, weight, statistic)` gives each prunable linear's scores (the
+        highest kept), or `spec.solver` reconstructs the weights (SparseGPT). The masks are applied when this
+        returns; return them from `prune`. The calibration windows are counted in the pruning ledger."""
+        if (score is None) == (spec.solver is None):
+            raise ValueError("give a score, or declare a solver (spec.solver), not both")
+        if self.target_sparsity is None:
+            raise ValueError("layer-by-layer pruning prunes to a sparsity target, not a cost target")
+        return self._access.prune_layerwise(spec, score, self.target_sparsity)
 
 
 class StepContext:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-InputShape = tuple[int, int, int]
+InputShape = tuple[int, ...]  # (channels, height, width) of an image; (seqlen,) of a window of token ids
 
 
 @contextmanager
@@ -32,8 +32,11 @@ def keep_rng(device: torch.device) -> contextlib.AbstractContextManager[None]:
 
 
 def probe_input(model: nn.Module, shape: InputShape) -> torch.Tensor:
+    """One example of zeros: an image in the model's floating type, or a window of token ids (token 0)."""
     tensors = list(itertools.chain(model.parameters(), model.buffers()))
     device = tensors[0].device if tensors else torch.device("cpu")
+    if len(shape) == 1:
+        return torch.zeros(1, *shape, device=device, dtype=torch.long)
     dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.get_default_dtype())
     # Batch of one: every leading dimension a layer sees (windows, tokens, ...) is then per example.
     return torch.zeros(1, *shape, device=device, dtype=dtype)

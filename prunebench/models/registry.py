@@ -32,18 +32,20 @@ class ModelInfo:
     name: str
     description: str
     builder: Builder  # fn(num_classes, input_shape, **args) -> nn.Module
+    text: bool = False  # a causal LM of token windows (input_shape (seqlen,)), not an image model
 
 
 MODELS: dict[str, ModelInfo] = {}
 
 
-def register_model(name: str, description: str) -> Callable[[Builder], Builder]:
-    """Register `builder(num_classes, input_shape, **args) -> nn.Module` under `name`."""
+def register_model(name: str, description: str, *, text: bool = False) -> Callable[[Builder], Builder]:
+    """Register `builder(num_classes, input_shape, **args) -> nn.Module` under `name`; `text`: a causal LM, built
+    for windows of `input_shape[0]` tokens and a vocabulary of at least `num_classes`."""
 
     def decorate(builder: Builder) -> Builder:
         if name in MODELS:
             raise ValueError(f"model {name!r} is registered twice")
-        MODELS[name] = ModelInfo(name, description, builder)
+        MODELS[name] = ModelInfo(name, description, builder, text)
         return builder
 
     return decorate
@@ -74,21 +76,27 @@ _TORCHVISION_DEFAULTS: dict[str, dict[str, Any]] = {
 _RESERVED_ARGS = ("num_classes", "input_shape")
 
 
-def build_model(spec: ModelSpec, *, num_classes: int, input_shape: tuple[int, int, int]) -> nn.Module:
+def build_model(spec: ModelSpec, *, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
     """Build the model a protocol names, freshly initialized from torch's current RNG state.
 
     The model is checked with one forward pass of a zero input (in eval mode, without touching
     the RNG), so that an input shape it cannot take is an error here rather than in training.
+    `input_shape`: (channels, height, width) of an image, whose model gives (1, num_classes) scores;
+    or (seqlen,) of a window of token ids, whose causal LM gives (1, seqlen, vocabulary) logits (its
+    `.logits`), the vocabulary at least num_classes (the tokenizer's).
     """
-    shape: InputShape = tuple(int(d) for d in input_shape)  # type: ignore[assignment]
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"input_shape must be (channels, height, width), got {input_shape!r}")
+    shape: InputShape = tuple(int(d) for d in input_shape)
+    if len(shape) not in (1, 3) or min(shape) < 1:
+        raise ValueError(f"input_shape must be (channels, height, width) or (seqlen,), got {input_shape!r}")
     args = dict(spec.args)
     for key in _RESERVED_ARGS:
         if key in args:
             raise FieldError(("model", "args"), f"{key!r} is not a model argument: it comes from the data set")
     if spec.name in MODELS:
         info = MODELS[spec.name]
+        if info.text != (len(shape) == 1):
+            takes, data = ("token windows", "images") if info.text else ("images", "token windows")
+            raise FieldError(("model", "name"), f"model {spec.name!r} takes {takes}, and the data set gives {data}")
 
         def construct() -> nn.Module:
             return _build_registered(info, args, num_classes, shape)
@@ -193,6 +201,8 @@ def _build_registered(info: ModelInfo, args: dict[str, Any], num_classes: int, s
 def _build_torchvision(name: str, args: dict[str, Any], num_classes: int, shape: InputShape) -> nn.Module:
     import torchvision.models
 
+    if len(shape) != 3:
+        raise FieldError(("model", "name"), f"torchvision model {name!r} takes images, and the data set gives text")
     if shape[0] != 3:
         raise FieldError(
             ("model", "name"),
@@ -219,9 +229,20 @@ def _check_forward(model: nn.Module, name: str, num_classes: int, shape: InputSh
         x = probe_input(model, shape)
         with keep_rng(x.device), eval_mode(model), torch.no_grad():
             out = model(x)
-    except (RuntimeError, ValueError, AssertionError) as exc:
+    except (RuntimeError, ValueError, AssertionError, IndexError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise FieldError(("model", "name"), f"model {name!r} cannot take inputs of shape {shape}: {first}") from None
+    if len(shape) == 1:
+        logits = getattr(out, "logits", out)
+        if not isinstance(logits, torch.Tensor) or logits.dim() != 3 or logits.shape[:2] != (1, shape[0]):
+            got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(out).__name__
+            raise FieldError(("model", "name"), f"model {name!r} gives {got} for a window, not (1, {shape[0]}, vocab)")
+        if logits.shape[2] < num_classes:
+            raise FieldError(
+                ("model", "name"),
+                f"model {name!r} has a vocabulary of {logits.shape[2]}, fewer than the tokenizer's {num_classes}",
+            )
+        return
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, num_classes):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise FieldError(("model", "name"), f"model {name!r} gives {got} for one example, not (1, {num_classes})")

@@ -22,6 +22,7 @@ from prunebench.protocol.expansion import (
     stretch_budget,
 )
 from prunebench.protocol.identity import content_hash
+from prunebench.protocol.language import CalibrationSpec, ExpectSpec, TextSpec
 from prunebench.protocol.loading import load_protocol, parse_protocol, resolved_yaml, with_methods
 from prunebench.protocol.recipes import (
     RETRAINING_RECIPES,
@@ -49,7 +50,7 @@ from prunebench.protocol.sections import (
     SheddingSpec,
     TrainabilitySpec,
 )
-from prunebench.protocol.spec import Protocol, hashed_content_of, plan_from_content, setup_content, setup_hash
+from prunebench.protocol.spec import Protocol, TaskName, hashed_content_of, plan_from_content, setup_content, setup_hash
 from prunebench.protocol.variants import (
     OptimizerChange,
     RecipeChange,
@@ -67,10 +68,12 @@ __all__ = [
     "AnalysesSpec",
     "BaseSpec",
     "BudgetSpec",
+    "CalibrationSpec",
     "CorrelationSpec",
     "DataSpec",
     "EfficiencySpec",
     "EvaluationSpec",
+    "ExpectSpec",
     "Loc",
     "MethodSpec",
     "ModelSpec",
@@ -91,6 +94,8 @@ __all__ = [
     "SheddingSpec",
     "StrictModel",
     "SwapSpec",
+    "TaskName",
+    "TextSpec",
     "TrainabilitySpec",
     "TrainingSpec",
     "VariantError",

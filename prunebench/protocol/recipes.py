@@ -9,6 +9,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from prunebench.protocol.base import MAX_BATCH, MAX_EPOCHS, MAX_ITEMS, StrictModel
 from prunebench.protocol.identity import HASHED_WHEN_SET, NOT_HASHED
+from prunebench.protocol.language import ExpectSpec
 from prunebench.results.taxonomy import Regime
 
 # The recipes a retraining regime can run: the protocol's `retrain`, or base training's tail (see below).
@@ -140,6 +141,12 @@ class BaseSpec(TrainingSpec):
         None,
         pattern=r"^[0-9a-f]{64}$",
         description="sha256 of the checkpoint file (`sha256sum`): part of the protocol's identity.",
+        json_schema_extra=HASHED_WHEN_SET,
+    )
+    expect: ExpectSpec | None = Field(
+        None,
+        description="The dense model's expected test perplexity (task causal_lm): measured before any pruned "
+        "result of it is accepted, a mismatch fails the run in one line.",
         json_schema_extra=HASHED_WHEN_SET,
     )
 

@@ -21,6 +21,7 @@ from prunebench.protocol.base import (
     StrictModel,
 )
 from prunebench.protocol.identity import HASHED_WHEN_ENABLED, HASHED_WHEN_SET, NOT_HASHED
+from prunebench.protocol.language import CalibrationSpec, TextSpec
 from prunebench.results.targets import Target, TargetKind
 from prunebench.results.taxonomy import Granularity
 
@@ -71,6 +72,11 @@ class DataSpec(StrictModel):
         le=256,
         description="Data-loading worker processes for on-disk data (not hashed).",
         json_schema_extra=NOT_HASHED,
+    )
+    text: TextSpec | None = Field(
+        None,
+        description="A text data set's tokenizer and windows (task causal_lm; prunebench.protocol.language).",
+        json_schema_extra=HASHED_WHEN_SET,
     )
 
     def resolved_root(self) -> Path | None:
@@ -211,6 +217,12 @@ class PruningSpec(StrictModel):
         "(GraSP's, SNIP's train mode) depend on it, so it is part of the protocol (hashed when not 512).",
         json_schema_extra=HASHED_WHEN_SET,
     )
+    calibration: CalibrationSpec | None = Field(
+        None,
+        description="The calibration windows of one-shot causal-LM pruning (task causal_lm; the references' "
+        "defaults: 128 windows of C4; prunebench.protocol.language).",
+        json_schema_extra=HASHED_WHEN_SET,
+    )
 
     @field_validator("sparsities")
     @classmethod
@@ -283,6 +295,13 @@ class MethodSpec(StrictModel):
     config: dict[str, Any] = Field(default_factory=dict, max_length=200, description="The method's hyperparameters.")
     budget: BudgetSpec | None = Field(
         None, description="A budget stated for this method alone; it is checked and shown in every table."
+    )
+    sparsities: list[float] | None = Field(
+        None,
+        max_length=MAX_ITEMS,
+        description="Only these of pruning.sparsities, for a method that prunes to one sparsity by its structure "
+        "(N:M 2:4 prunes 0.5); none: every target of the protocol.",
+        json_schema_extra=HASHED_WHEN_SET,
     )
 
     @field_validator("label")

@@ -8,7 +8,7 @@ over the fields that change results; paths and worker counts, which differ betwe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -49,6 +49,10 @@ def located_error(loc: Loc, message: str, value: Any) -> ValidationError:
     return ValidationError.from_exception_data("Protocol", [InitErrorDetails(type=error, loc=loc, input=value)])
 
 
+# The tasks of prunebench.tasks (a layer above this one), by name; a test keeps the two alike.
+TaskName = Literal["classification", "causal_lm"]
+
+
 class Protocol(StrictModel):
     name: str = Field(
         pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
@@ -57,6 +61,13 @@ class Protocol(StrictModel):
     )
     description: str = Field(
         "", max_length=100_000, description="What this protocol compares (not hashed).", json_schema_extra=NOT_HASHED
+    )
+    task: TaskName = Field(
+        "classification",
+        description="What the model is trained and ranked on (prunebench.tasks): classification (test top-1, higher "
+        "is better) or causal_lm (a causal language model: test perplexity, lower is better; data.text says how "
+        "text becomes token windows).",
+        json_schema_extra=HASHED_WHEN_SET,
     )
     data: DataSpec = Field(description="Data set, splits and augmentation.")
     model: ModelSpec = Field(description="Architecture.")
@@ -130,6 +141,37 @@ class Protocol(StrictModel):
                 "pruning.granularity: filter",
                 None,
             )
+        return self
+
+    @model_validator(mode="after")
+    def _method_sparsities_within(self) -> Protocol:
+        for i, method in enumerate(self.methods):
+            if method.sparsities is None:
+                continue
+            outside = [s for s in method.sparsities if s not in (self.pruning.sparsities or [])]
+            if outside or not method.sparsities:
+                raise located_error(
+                    ("methods", i, "sparsities"),
+                    f"{outside[0] if outside else 'none'}: a method's sparsities are some of pruning.sparsities "
+                    f"({', '.join(f'{s:g}' for s in self.pruning.sparsities or []) or 'none: its targets are costs'})",
+                    method.sparsities,
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _task_fields(self) -> Protocol:
+        language = self.task == "causal_lm"
+        if language and self.data.text is None:
+            raise located_error(("data",), "a causal_lm protocol needs data.text (at least its seqlen)", None)
+        if language:
+            return self
+        for loc, value in (
+            (("data", "text"), self.data.text),
+            (("pruning", "calibration"), self.pruning.calibration),
+            (("base", "expect"), self.base.expect),
+        ):
+            if value is not None:
+                raise located_error(loc, f"only a causal_lm protocol has it (this protocol's task: {self.task})", None)
         return self
 
     @model_validator(mode="after")

@@ -272,6 +272,19 @@ class Provenance(Record):
     )
 
 
+class LanguageRecord(Record):
+    """What a causal LM's numbers depend on beyond the protocol's hash: the tokenizer, the data files, the calibration
+    windows' source, and the libraries that tokenize and run the model (the references' users' pitfalls)."""
+
+    tokenizer_sha256: str = Field(description="sha256 of the tokenizer's tokenizer.json serialization.")
+    data_sha256: str = Field(description="sha256 of the data set's files (prunebench.language.corpus).")
+    calibration: dict[str, Any] | None = Field(
+        None, description="The calibration windows' source, count and length, and its files' sha256 (C4's shards)."
+    )
+    transformers: str = Field(description="transformers' version.")
+    tokenizers: str = Field(description="tokenizers' version.")
+
+
 class ResultSummary(Record):
     """Every field of a result record but the per-epoch curves: what a leaderboard reads.
 
@@ -327,6 +340,11 @@ class ResultSummary(Record):
     )
     efficiency: EfficiencyRecord | None = Field(
         None, description="Measured speed and memory, when the protocol has an `efficiency:` section."
+    )
+    language: LanguageRecord | None = Field(
+        None,
+        exclude_if=lambda language: language is None,  # a classification record stays as it was
+        description="A causal LM's tokenizer, data and library versions (task causal_lm).",
     )
     weights_file: str | None = Field(
         None,

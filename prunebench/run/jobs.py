@@ -111,6 +111,7 @@ def grid(
         for k in chosen_methods
         if variant in wanted[k]
         for s in chosen_sparsities
+        if protocol.methods[keys.index(k)].sparsities is None or s in (protocol.methods[keys.index(k)].sparsities or [])
     ]
     if shard is not None:
         index, count = shard

@@ -12,6 +12,7 @@ from prunebench.errors import FieldError
 from prunebench.masks import MaskSet, prunable_parameters
 from prunebench.models import build_model, channel_parameters, layer_macs
 from prunebench.protocol import Protocol, TrainingSpec
+from prunebench.tasks import TASKS
 
 
 def fresh_model(protocol: Protocol, data: DataBundle) -> nn.Module:
@@ -78,4 +79,5 @@ def build_engine(
         base_spec=p.base,
         observer=observer,
         limit=limit,
+        task=TASKS[p.task],
     )

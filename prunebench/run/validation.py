@@ -33,17 +33,18 @@ def validate(protocol: Protocol) -> list[MethodInfo]:
         # Build the model once on the data set's nominal shape: an unknown name, bad arguments or
         # an input it cannot take are reported now, not after hours of training.
         info = DATASETS[p.data.name]
-        model = build_model(p.model, num_classes=info.num_classes or 1000, input_shape=info.input_shape)
+        shape, classes = info.shape_of(p.data), info.classes_of(p.data)
+        model = build_model(p.model, num_classes=classes, input_shape=shape)
         # Which weights are prunable, as a job will see them: a rule that leaves none is an error now.
-        params = prunable_parameters(model, p.pruning.prunable, layer_macs(model, info.input_shape).keys())
+        params = prunable_parameters(model, p.pruning.prunable, layer_macs(model, shape).keys())
         if p.pruning.targets is not None:
-            check_cost_targets(p, model, params, info.input_shape)
+            check_cost_targets(p, model, params, shape)
         if p.base.checkpoint is not None:
             load_into(model, read_pretrained(p.base), p.model.name)
         # What a method says it will reach is checked on these shapes, where they are the jobs' own: not where
         # the classes are counted only when the data set is read (its classifier's shape is not known yet).
         reach = None
-        if info.num_classes is not None:
+        if info.num_classes is not None or (p.data.text is not None and p.data.text.tokenizer is None):
             shapes = {name: tuple(w.shape) for name, w in params.items()}
             targets = tuple(p.pruning.target(v) for v in p.pruning.target_values)
             reach = ReachCheck(
@@ -52,8 +53,8 @@ def validate(protocol: Protocol) -> list[MethodInfo]:
                 targets,
                 p.pruning.tolerance,
                 spec=p.model,
-                num_classes=info.num_classes,
-                input_shape=info.input_shape,
+                num_classes=classes,
+                input_shape=shape,
                 max_training_steps=max_training_steps(p, info.train_examples),
                 comparison=p.comparison,
             )

@@ -5,6 +5,7 @@ cache. On several ranks (torchrun) rank 0 decides, every rank trains, rank 0 wri
 from __future__ import annotations
 
 import functools
+import math
 import pickle
 import warnings
 from collections.abc import Callable, Mapping
@@ -14,6 +15,7 @@ import torch
 
 from prunebench.data import DataBundle
 from prunebench.engine import distributed as ddp
+from prunebench.errors import FieldError
 from prunebench.fairness import job_states
 from prunebench.protocol import Protocol
 from prunebench.run.checkpoints import StageCheckpoints
@@ -79,8 +81,19 @@ class DenseModels:
             finally:
                 if self.rank == 0:
                     self.claims.release(path.stem)
+            self._check_expected(found[0])
             self._bases[seed] = found[0]
         return self._bases[seed]
+
+    def _check_expected(self, base: BaseCheckpoint) -> None:
+        """The dense model measures what the protocol says it should (base.expect), before any pruned result of
+        it is accepted; a smoke run (`--limit`) evaluates too little to say."""
+        expect = self.protocol.base.expect
+        if expect is None or self.limit is not None:
+            return
+        mismatch = expect.mismatch(math.exp(base.test["loss"]))
+        if mismatch is not None:
+            raise self.protocol.locate(FieldError(("base", "expect", "test_perplexity"), mismatch))
 
     def states(self, seed: int, when: str) -> bytes:
         """The saved states of a seed's dense model (initialization, rewind point, final) that a job of a method

@@ -3,6 +3,7 @@ other jobs. `RunResources` makes what every job of a run shares, once, when firs
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from prunebench import forkserver
-from prunebench.data import DataBundle, load_data
+from prunebench.data import DataBundle, draw_calibration, load_data
 from prunebench.errors import FieldError
 from prunebench.protocol import Protocol
 from prunebench.run.checkpoints import StageCheckpoints
@@ -46,6 +47,19 @@ class JobEnvironment:
     events: RunnerEvents
 
 
+def with_calibration(protocol: Protocol, data: DataBundle) -> DataBundle:
+    """The data with the calibration windows of every seed of the protocol drawn (pruning.calibration), here in the
+    runner: a job's process gets its seed's windows, not what they are drawn from."""
+    spec = protocol.pruning.calibration
+    if spec is None or data.text is None or protocol.data.text is None:
+        return data
+    try:
+        text = draw_calibration(data.text, spec, protocol.data.text.seqlen, protocol.seeds)
+    except ValueError as exc:
+        raise FieldError(("pruning", "calibration"), str(exc)) from None
+    return dataclasses.replace(data, text=text)
+
+
 class RunResources:
     """What every job of one run shares, made once when first needed (so that validating, planning or asking
     for status never loads the data)."""
@@ -65,7 +79,7 @@ class RunResources:
     def data(self) -> DataBundle:
         if self._data is None:
             try:
-                self._data = load_data(self.protocol.data)
+                self._data = with_calibration(self.protocol, load_data(self.protocol.data))
             except FieldError as exc:
                 raise self.protocol.locate(exc) from None
         return self._data

@@ -50,9 +50,12 @@ class JobReports:
         self._run_steps: dict[str, int] = {}
         # The model retraining started from ({state, weights, masks}: a Snapshot's tensors), as the job reported it.
         self.retraining_start: dict[str, dict[str, Any]] | None = None
+        # The prunable weights the engine's declared solver rewrote while pruning (SparseGPT's reconstruction).
+        self.reconstructed: set[str] = set()
 
     def on_message(self, message: Message) -> None:
-        handler = {"stage": self._stage, "scored": self._scored, "epoch": self._epoch}.get(message.kind)
+        handlers = {"stage": self._stage, "scored": self._scored, "epoch": self._epoch}
+        handler = {**handlers, "reconstructed": self._reconstructed}.get(message.kind)
         if handler is None:
             rewarn(message)
             return
@@ -66,6 +69,12 @@ class JobReports:
         if stage not in STAGES:
             raise BadMessage(f"a report of stage {str(stage)[:40]!r}")
         return stage, getattr(self.ledger, stage)
+
+    def _reconstructed(self, message: Message) -> None:
+        names = message.header["names"]
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            raise TypeError("names must be a list of parameter names")
+        self.reconstructed.update(names)
 
     def _stage(self, message: Message) -> None:
         stage, ledger = self._stage_ledger(message.header)

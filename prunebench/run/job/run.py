@@ -8,6 +8,7 @@ and the grid goes on.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Collection
@@ -27,6 +28,7 @@ from prunebench.protocol import RecipeError, TrainingSpec
 from prunebench.results import (
     BaseModelRecord,
     EpochRecord,
+    LanguageRecord,
     Ledger,
     MethodRecord,
     Metrics,
@@ -222,7 +224,9 @@ class JobRun:
             return
         held = held_states(self.base.states, self.info.taxonomy.when)
         filters = self.info.taxonomy.granularity == "filter"
-        keys, prunable = list(self.measurer.keys), set(self.measurer.params)
+        # Prunable weights the engine's solver rewrote are the engine's work; every other entry must be untouched.
+        prunable = set(self.measurer.params)
+        keys = [key for key in self.measurer.keys if key not in self.reports.reconstructed & prunable]
         differences = {
             name: kept_differences(start, state, keys, prunable, filters=filters) for name, state in held.items()
         }
@@ -270,6 +274,7 @@ class JobRun:
             test_top1=base.test["top1"],
             test_top5=base.test["top5"],
             val_top1=base.val_top1,
+            test_perplexity=math.exp(base.test["loss"]) if self.protocol.task == "causal_lm" else None,
         )
         if m.test is None or m.val is None:
             return  # nothing of the architecture's to measure: the problems say why
@@ -285,9 +290,35 @@ class JobRun:
                 val_top1=m.val.top1,
                 val_loss=m.val.loss,
                 test_examples=self._test_examples(),
+                **self._perplexities(m),
             ),
             "weights_sha256": weights_sha256({k: self.final[k] for k in self.measurer.keys}),  # measured_weights
         }
+
+    def _language(self) -> LanguageRecord | None:
+        text, calibration = self.env.data.text, self.protocol.pruning.calibration
+        if text is None:
+            return None
+        import tokenizers
+        import transformers
+
+        drawn = None
+        if calibration is not None:
+            drawn = calibration.model_dump(mode="json", exclude={"files"}) | {"files_sha256": text.calibration_sha256}
+            drawn["seqlen"] = calibration.seqlen or self.env.data.input_shape[0]
+        return LanguageRecord(
+            tokenizer_sha256=text.tokenizer_sha256,
+            data_sha256=text.data_sha256,
+            calibration=drawn,
+            transformers=transformers.__version__,
+            tokenizers=tokenizers.__version__,
+        )
+
+    def _perplexities(self, m: Measured) -> dict[str, float]:
+        """A causal LM's test and validation perplexity: exp of the mean token loss, the references' definition."""
+        if self.protocol.task != "causal_lm" or m.test is None or m.val is None:
+            return {}
+        return {"test_perplexity": math.exp(m.test.loss), "val_perplexity": math.exp(m.val.loss)}
 
     def measure_efficiency(self) -> None:
         """Latency, throughput and memory of the pruned model beside its dense base model (the protocol's
@@ -353,6 +384,8 @@ class JobRun:
         source = self.env.protocol.source
         return ResultRecord(
             job_id=job.id,
+            task=p.task,
+            language=self._language(),
             protocol=ProtocolRef(
                 name=p.name,
                 hash=self.env.protocol.hash,  # the protocol's own hash, also for a variant's job

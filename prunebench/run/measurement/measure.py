@@ -22,6 +22,7 @@ from prunebench.masks import effective_macs, measure_sparsity, weight_density
 from prunebench.protocol import Protocol
 from prunebench.results import CompactionRecord, CostRecord, LayerSparsity, SparsityRecord
 from prunebench.run.setup import fresh_model, prunable_of
+from prunebench.tasks import TASKS
 
 MAX_NAMED = 5
 
@@ -93,6 +94,7 @@ class Measurer:
             top_k=tuple(p.evaluation.top_k),
             mixed_precision=mixed_precision,
             limit=self.limit,
+            task=TASKS[p.task],
         )
 
     def measure(

@@ -23,7 +23,7 @@ from torch import Tensor
 
 MAGIC = b"PBM1"
 MAX_HEADER = 16 * 2**20
-KINDS = frozenset({"method", "stage", "scored", "epoch", "checkpoint", "warning", "result", "failed"})
+KINDS = frozenset({"method", "stage", "scored", "reconstructed", "epoch", "checkpoint", "warning", "result", "failed"})
 # Between a job's engine process and its method process (prunebench.run.sandbox.bridge).
 BRIDGE_KINDS = frozenset({"call", "reply", "error", "warning"})
 

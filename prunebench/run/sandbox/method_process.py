@@ -123,6 +123,10 @@ class MethodHost:
             )
             getattr(method, op)(ctx)
             return {}, {}
+        if op == "layer_scores":
+            if self.access is None:
+                raise RemoteError("no layer-by-layer pass of this method is asking for scores")
+            return self.access.layer_scores(header, args)
         if op == "state_dict":
             packed, tensors = pack(method.state_dict())
             return {"state": packed}, tensors

@@ -19,7 +19,7 @@ from torch import Tensor
 from prunebench.engine.access import EnginePruningAccess, EngineStepAccess
 from prunebench.errors import JobFailed
 from prunebench.masks import Masks
-from prunebench.methods import Method, MethodConfig, PruningContext, StepContext, Taxonomy
+from prunebench.methods import Layerwise, Method, MethodConfig, PruningContext, StepContext, Taxonomy
 from prunebench.methods.regularizers import validate_regularizers
 from prunebench.protocol import TrainingSpec
 from prunebench.run.sandbox.bridge import Bridge, Closed, RemoteError, pack, unpack
@@ -34,8 +34,9 @@ STEP_OPS = frozenset({"state", "masks", "weights", "set_masks", "next_call_at", 
 class EngineServer:
     """Serves the method process's calls with one access object: a hook's (`EngineStepAccess`) or prune's."""
 
-    def __init__(self, access: EngineStepAccess | None) -> None:
+    def __init__(self, access: EngineStepAccess | None, bridge: Bridge | None = None) -> None:
         self.access = access  # None: nothing may be asked (a method's state_dict, load_state_dict)
+        self.bridge = bridge  # to the method process: for the scores a layer-by-layer pass asks of it
         self.streams: dict[int, Iterator[tuple[Tensor, Tensor]]] = {}
 
     def __call__(
@@ -134,6 +135,23 @@ class EngineServer:
     def _soft_mask_scores(self, header: Header, args: Args) -> Reply:
         return {}, self.pruning.soft_mask_scores()
 
+    def _prune_layerwise(self, header: Header, args: Args) -> Reply:
+        spec = Layerwise.model_validate(header["spec"])
+        sparsity = header.get("sparsity")
+        if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not 0 <= sparsity < 1:
+            raise ValueError(f"sparsity must be a number in [0, 1), not {str(sparsity)[:40]}")
+        score = self._remote_score if header.get("score") is True else None
+        return {}, self.pruning.prune_layerwise(spec, score, float(sparsity))
+
+    def _remote_score(self, name: str, weight: Tensor, statistic: Tensor | None) -> Tensor:
+        """One layer's scores from the method process (its `score`, asked while its prune_layerwise call waits)."""
+        assert self.bridge is not None
+        tensors = {"weight": weight} if statistic is None else {"weight": weight, "statistic": statistic}
+        header, out = self.bridge.call("layer_scores", EngineServer(None), {"name": name}, tensors)
+        if "scores" not in out:
+            raise ValueError(f"the method's score of {name} gave {str(header.get('not_scores'))[:40]}, not a tensor")
+        return out["scores"]
+
     def _note(self, header: Header, args: Args) -> Reply:
         self.pruning.note(str(header["key"]), unpack(header.get("value"), args))
         return {}, {}
@@ -161,7 +179,7 @@ class RemoteMethod(Method[MethodConfig]):
         tensors: dict[str, Tensor] | None = None,
     ) -> Any:
         try:
-            return self.bridge.call(hook, EngineServer(access), header, tensors)
+            return self.bridge.call(hook, EngineServer(access, self.bridge), header, tensors)
         except RemoteError as exc:
             raise JobFailed(exc.reason) from None
         except Closed as exc:

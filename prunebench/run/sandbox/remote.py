@@ -16,11 +16,12 @@ from torch import Tensor, nn
 
 from prunebench.fairness import Allowance
 from prunebench.protocol import TrainingSpec
-from prunebench.run.sandbox.bridge import Bridge, Handler, pack
+from prunebench.run.sandbox.bridge import Bridge, Handler, RemoteError, pack
 
 if TYPE_CHECKING:
     from prunebench.masks import Masks
     from prunebench.methods.access import PruningAccess, SavedState
+    from prunebench.methods.layerwise import LayerScore, Layerwise
     from prunebench.methods.regularizers import Regularizer
     from prunebench.results.taxonomy import Regime
 
@@ -48,13 +49,12 @@ class RemoteAccess:
         self._model, self._prunable = model, prunable
         self._device, self._num_classes, self._input_shape = device, num_classes, input_shape
         self.stale = True  # the engine may have changed its model since the copy was made: read it again
+        self._score: LayerScore | None = None  # the scores of a layer-by-layer pass under way
         self._synced: list[tuple[int, int]] = []  # (identity, version) of every tensor of the copy, as synced
 
     def _call(
         self, op: str, header: dict[str, Any] | None = None, tensors: dict[str, Tensor] | None = None
     ) -> tuple[dict[str, Any], dict[str, Tensor]]:
-        from prunebench.run.sandbox.bridge import RemoteError
-
         try:
             return self._bridge.call(op, self._serve, header, tensors)
         except RemoteError as exc:
@@ -156,6 +156,30 @@ class RemoteAccess:
 
     def soft_mask_scores(self) -> dict[str, Tensor]:
         return self._on_device(self._call("soft_mask_scores")[1])
+
+    def prune_layerwise(self, spec: Layerwise, score: LayerScore | None, sparsity: float) -> Masks:
+        """The engine's pass; while it runs, it asks this process for each layer's scores (`layer_scores`)."""
+        self.stale = True
+        self._score = score
+        header = {"spec": spec.model_dump(mode="json"), "score": score is not None, "sparsity": float(sparsity)}
+        try:
+            return self._on_device(self._call("prune_layerwise", header)[1])
+        finally:
+            self._score = None
+
+    def layer_scores(self, header: dict[str, Any], args: dict[str, Tensor]) -> tuple[dict[str, Any], dict[str, Tensor]]:
+        """The method's scores of one layer, asked by the engine's pass (its weight, the statistic of its inputs)."""
+        if self._score is None:
+            raise RemoteError("no layer-by-layer pass of this method is asking for scores")
+        statistic = args.get("statistic")
+        scores = self._score(
+            str(header["name"]),
+            args["weight"].to(self._device),
+            None if statistic is None else statistic.to(self._device),
+        )
+        if not isinstance(scores, Tensor):
+            return {"not_scores": type(scores).__name__}, {}
+        return {}, {"scores": scores.detach()}
 
     def note(self, key: str, value: Any) -> None:
         try:

@@ -51,6 +51,9 @@ class Reporter(EngineObserver):
     def scored(self, examples: int, flops: float) -> None:
         send(self.conn, "scored", {"examples": examples, "flops": flops})
 
+    def reconstructed(self, names: list[str]) -> None:
+        send(self.conn, "reconstructed", {"names": [str(name) for name in names]})
+
     def epoch_ended(self, report: EpochReport, snapshot: Snapshot | None) -> None:
         header = {
             "stage": report.stage,

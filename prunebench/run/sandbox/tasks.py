@@ -3,6 +3,7 @@ method; and what the runner knows of a method (`MethodInfo`), from the descripti
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass
@@ -115,7 +116,10 @@ def describe_in_child(task: DescribeTask) -> dict[str, Any]:
             method, loaded = instantiate(spec, i, base_dir=task.base_dir)
         except FieldError as exc:
             return {"error": {"loc": list(exc.loc), "message": exc.message}}
-        refused = refusal(method, task.reach, layout) if task.reach is not None and layout is not None else None
+        check = task.reach
+        if check is not None and spec.sparsities is not None:  # only the targets the method runs at
+            check = dataclasses.replace(check, targets=tuple(t for t in check.targets if t.value in spec.sparsities))
+        refused = refusal(method, check, layout) if check is not None and layout is not None else None
         if refused is not None:
             return {"error": {"loc": ["methods", i, "name"], "message": refused}}
         infos.append(
