@@ -88,6 +88,7 @@ class _EpochTotals:
     loss_sum: Tensor  # the cross-entropy, summed over examples
     objective_sum: Tensor  # what was minimized, where it is not the cross-entropy itself (a method's loss term)
     correct: Tensor
+    predicted: Tensor  # the task's units of prediction (an image; a token), this rank's: what correct counts among
     seen: int = 0
     step_examples: list[int] = field(default_factory=list)
     step_flops: list[float] = field(default_factory=list)
@@ -99,6 +100,7 @@ class _EpochTotals:
             loss_sum=torch.zeros((), device=device),
             objective_sum=torch.zeros((), device=device),
             correct=torch.zeros((), device=device, dtype=torch.long),
+            predicted=torch.zeros((), device=device, dtype=torch.long),
         )
 
     def count(self, n: int, scores: Tensor, labels: Tensor, loss: Tensor, objective: Tensor) -> None:
@@ -108,6 +110,7 @@ class _EpochTotals:
         if objective is not loss:
             self.objective_sum += objective.detach().float() * n
         self.correct += (scores.argmax(1) == labels).sum()
+        self.predicted += labels.numel()
 
 
 class Engine:
@@ -580,6 +583,7 @@ class Engine:
         a loss or loss term that diverged fails the job."""
         if run.distributed:
             totals.loss_sum, totals.correct = ddp.all_sum(totals.loss_sum), ddp.all_sum(totals.correct)
+            totals.predicted = ddp.all_sum(totals.predicted)
             ddp.sync_buffers(self.model)
             if not ddp.same_everywhere(self.model, self.masks.masks if self.masks_active else None):
                 raise self._fail(f"the ranks' weights or masks differ after {run.stage} epoch {epoch}")
@@ -617,7 +621,7 @@ class Engine:
             epoch=epoch,
             lr=lr,
             train_loss=train_loss,
-            train_top1=float(totals.correct) / max(1, totals.seen),
+            train_top1=float(totals.correct) / max(1, int(totals.predicted)),
             val_loss=val.loss,
             val_top1=val.top1,
             test_top1=test,

@@ -209,6 +209,8 @@ def test_registry_describes_every_dataset() -> None:
         "cifar100",
         "imagenet",
         "synthetic",
+        "python_topics",
+        "wikitext2",
     }
     for name, info in DATASETS.items():
         assert info.name == name and info.description and info.layout

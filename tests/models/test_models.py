@@ -52,8 +52,12 @@ CASES = [(name, shape) for name in sorted(EXPECTED) for shape in [(3, 32, 32), (
 CASES += [("small_cnn", (1, 8, 8)), ("lenet_300_100", (1, 8, 8))]
 
 
+TEXT_MODELS = {"tiny_llama", "hf_causal_lm"}  # causal LMs of token windows (tests/language)
+
+
 def test_registry_lists_the_models() -> None:
-    assert set(MODELS) == EXPECTED
+    assert set(MODELS) == EXPECTED | TEXT_MODELS
+    assert {name for name, info in MODELS.items() if info.text} == TEXT_MODELS
     assert all(info.name == name and info.description for name, info in MODELS.items())
     names = model_names()
     assert names[: len(MODELS)] == list(MODELS)

@@ -63,7 +63,14 @@ def test_a_reported_model_that_is_missing_or_malformed_differs(broken) -> None: 
     assert kept_differences(start, final, KEYS, PRUNABLE, filters=False)
 
 
-def job(when: str, regime: str, start: dict | None, *, trained_while_pruning: bool = False) -> JobRun:
+def job(
+    when: str,
+    regime: str,
+    start: dict | None,
+    *,
+    trained_while_pruning: bool = False,
+    reconstructed: frozenset = frozenset(),
+) -> JobRun:
     """A JobRun at the step of the check, with what it reads: the reports, the dense model, the method."""
     run = JobRun.__new__(JobRun)
     taxonomy = Taxonomy(when=when, granularity="unstructured", scope="global", schedule="one_shot", retraining=regime)
@@ -76,6 +83,7 @@ def job(when: str, regime: str, start: dict | None, *, trained_while_pruning: bo
             pruning_specs=["a run"] if trained_while_pruning else [],
             retrain_specs=["a run"],
             retraining_start=start,
+            reconstructed=reconstructed,
         )
     )
     run.reasons = []
@@ -107,3 +115,22 @@ def test_retraining_starts_from_a_state_the_job_held_or_the_job_is_a_violation()
     run = job("after_training", "fine_tune", None)
     run.check_kept_weights()
     assert run.reasons == ["the job's process did not report the weights retraining started from"]
+
+
+def test_only_the_prunable_weights_the_engines_solver_rewrote_may_differ_where_kept() -> None:
+    """SparseGPT's reconstruction (the engine's declared solver) changes kept weights: the job's process reports which
+    (`reconstructed`); they are the engine's work, every other entry must still be the state it started from."""
+    s, keep = states(), torch.ones(4, 3, dtype=torch.bool)
+    solved = {k: v.clone() for k, v in s["final"].items()}
+    solved["conv.weight"] += 0.25
+    run = job("after_training", "fine_tune", started(solved, keep), reconstructed={"conv.weight"})
+    run.check_kept_weights()
+    assert run.reasons == []
+    run = job("after_training", "fine_tune", started(solved, keep))  # not reported as reconstructed
+    run.check_kept_weights()
+    assert len(run.reasons) == 1 and "conv.weight differ" in run.reasons[0]
+    # Naming a non-prunable entry exempts nothing: a bias changed is still off the books.
+    solved["conv.bias"] += 1
+    run = job("after_training", "fine_tune", started(solved, keep), reconstructed={"conv.weight", "conv.bias"})
+    run.check_kept_weights()
+    assert len(run.reasons) == 1 and "conv.bias differ" in run.reasons[0]

@@ -39,6 +39,20 @@ def _check_spec(info: DatasetInfo, spec: DataSpec) -> None:
     for name in ("train_subset", "test_subset"):
         if getattr(spec, name) is not None:
             raise FieldError(("data", name), f"{info.title} has fixed splits: a subset of its windows is not offered")
+    if spec.text.tokenizer is not None:
+        path = expand_path(spec.text.tokenizer, (*TEXT, "tokenizer"), "the tokenizer directory")
+        if not path.is_dir():
+            raise FieldError((*TEXT, "tokenizer"), f"the tokenizer directory {path} does not exist")
+
+
+def _check_sha256(info: DatasetInfo, spec: DataSpec, data_sha256: str) -> None:
+    assert spec.text is not None
+    if spec.text.sha256 is not None and spec.text.sha256 != data_sha256:
+        raise FieldError(
+            (*TEXT, "sha256"),
+            f"{info.title} here has sha256 {data_sha256[:12]}, not the protocol's {spec.text.sha256[:12]}: its "
+            "perplexities would not be comparable with those of the pinned text",
+        )
 
 
 def _tokenizer(spec: DataSpec, train: Sequence[str]) -> object:
@@ -55,12 +69,7 @@ def _tokenizer(spec: DataSpec, train: Sequence[str]) -> object:
 def text_bundle(info: DatasetInfo, spec: DataSpec, documents: Documents, data_sha256: str) -> DataBundle:
     """The token-window splits of a text data set's documents."""
     assert spec.text is not None
-    if spec.text.sha256 is not None and spec.text.sha256 != data_sha256:
-        raise FieldError(
-            (*TEXT, "sha256"),
-            f"{info.title} here has sha256 {data_sha256[:12]}, not the protocol's {spec.text.sha256[:12]}: its "
-            "perplexities would not be comparable with those of the pinned text",
-        )
+    _check_sha256(info, spec, data_sha256)
     tokenizer = _tokenizer(spec, documents["train"])
     text = TextData(tokenizer, tokenizer_sha256(tokenizer), data_sha256, tuple(documents["train"]))
     seqlen = spec.text.seqlen
@@ -91,7 +100,7 @@ def _topics(info: DatasetInfo) -> Topics:
 
 def _topics_probe(info: DatasetInfo, spec: DataSpec) -> None:
     _check_spec(info, spec)
-    _topics(info)
+    _check_sha256(info, spec, _topics(info).sha256)
 
 
 def _topics_read(info: DatasetInfo, spec: DataSpec) -> DataBundle:

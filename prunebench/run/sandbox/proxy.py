@@ -29,14 +29,19 @@ Args = dict[str, Tensor]
 Reply = tuple[Header, Args]
 # What a training hook may ask.
 STEP_OPS = frozenset({"state", "masks", "weights", "set_masks", "next_call_at", "dense_gradients"})
+# What a score may ask while the engine's layer-by-layer pass waits for it: reads of the model as the pass left it.
+SCORE_OPS = frozenset({"state", "masks", "weights"})
 
 
 class EngineServer:
     """Serves the method process's calls with one access object: a hook's (`EngineStepAccess`) or prune's."""
 
-    def __init__(self, access: EngineStepAccess | None, bridge: Bridge | None = None) -> None:
+    def __init__(
+        self, access: EngineStepAccess | None, bridge: Bridge | None = None, only: frozenset[str] | None = None
+    ) -> None:
         self.access = access  # None: nothing may be asked (a method's state_dict, load_state_dict)
         self.bridge = bridge  # to the method process: for the scores a layer-by-layer pass asks of it
+        self.only = only  # the operations that may be asked (None: all of the access's)
         self.streams: dict[int, Iterator[tuple[Tensor, Tensor]]] = {}
 
     def __call__(
@@ -44,6 +49,8 @@ class EngineServer:
     ) -> tuple[dict[str, Any], dict[str, Tensor]]:
         if self.access is None:
             raise RemoteError(f"{op} is not available here: a method's state_dict and load_state_dict ask nothing")
+        if self.only is not None and op not in self.only:
+            raise RemoteError(f"{op} is not available to a layer's score (only {', '.join(sorted(self.only))})")
         if op not in STEP_OPS and not isinstance(self.access, EnginePruningAccess):
             raise RemoteError(f"{op} is not available to a training hook (only {', '.join(sorted(STEP_OPS))})")
         serve = getattr(self, f"_{op}", None)
@@ -147,7 +154,9 @@ class EngineServer:
         """One layer's scores from the method process (its `score`, asked while its prune_layerwise call waits)."""
         assert self.bridge is not None
         tensors = {"weight": weight} if statistic is None else {"weight": weight, "statistic": statistic}
-        header, out = self.bridge.call("layer_scores", EngineServer(None), {"name": name}, tensors)
+        header, out = self.bridge.call(
+            "layer_scores", EngineServer(self.access, only=SCORE_OPS), {"name": name}, tensors
+        )
         if "scores" not in out:
             raise ValueError(f"the method's score of {name} gave {str(header.get('not_scores'))[:40]}, not a tensor")
         return out["scores"]
