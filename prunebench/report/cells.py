@@ -53,14 +53,6 @@ def caption(metric: Metric) -> str:
     return _caption(value, " (* cut to [0, 100])" if metric.percent else "", unit_words(metric))
 
 
-def pct(x: float | None, digits: int = 2) -> str:
-    return "n/a" if x is None else f"{100 * x:.{digits}f}"
-
-
-def signed_pp(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:+.2f}"
-
-
 def interval(
     low: float | None, high: float | None, signed: bool = False, cut: bool = False, metric: Metric | None = None
 ) -> str:
