@@ -12,7 +12,8 @@ over seeds (accuracies are fractions in the data, percentages in the tables):
 - ranks: one rule, prunebench.report.stats.rank_against_leader: nothing is ranked with fewer than
   MIN_SEEDS seeds; the methods not significantly worse than the leader (paired t-tests, Holm-corrected)
   share rank 1 with it, the others are ranked by their place in the order of means;
-- intervals are cut to what an accuracy can be ([0, 100] %), and marked where they were cut.
+- intervals are cut to what an accuracy can be ([0, 100] %), and marked where they were cut (a perplexity's are
+  not cut).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import pytest
 
 from prunebench.protocol import Protocol
 from prunebench.report.check import check_markdown, run_check
+from prunebench.report.efficiency_plots import pareto_front
 from prunebench.report.recipe_selection import select
 from prunebench.report.stats import paired_difference
 from prunebench.report.swap import winner
@@ -94,3 +95,9 @@ def test_the_swap_test_and_selection_prefer_the_lower_perplexity() -> None:
     chosen = select({"x": high, "y": low}, task="causal_lm")
     assert chosen is not None and chosen.chosen == "y" and chosen.describe() == ["x=35.57", "y=30.50"]
     assert select({"x": high, "y": low}).chosen == "x"  # type: ignore[union-attr]  # classification: the higher
+
+
+def test_the_pareto_front_of_perplexity_keeps_the_faster_lower_points() -> None:
+    points = [(1.0, 30.0), (2.0, 25.0), (3.0, 28.0), (4.0, 20.0)]  # (latency, perplexity)
+    assert pareto_front(points, higher_is_better=False) == [(1.0, 30.0), (2.0, 25.0), (4.0, 20.0)]
+    assert pareto_front(points) == [(1.0, 30.0)]  # were it an accuracy, nothing slower beats the first
