@@ -127,13 +127,19 @@ def make_record(
     measured: bool = True,
     name: str | None = None,
     layers: int = 1,
+    perplexity: float | None = None,
+    base_perplexity: float | None = None,
 ) -> ResultRecord:
-    """A record as the runner writes it, with chosen numbers (`layers` prunable layers of 1,000 weights)."""
+    """A record as the runner writes it, with chosen numbers (`layers` prunable layers of 1,000 weights). With a
+    `perplexity`, a causal LM's (task causal_lm): `top1` is then its next-token accuracy, and its dense base
+    model's perplexity `base_perplexity` (default 30 + seed)."""
     base_top1 = 0.95 + 0.01 * seed if base_top1 is None else base_top1
     achieved = target if achieved is None else achieved
     ok = status != "failed" and measured
+    lm = None if perplexity is None else (perplexity, 30.0 + seed if base_perplexity is None else base_perplexity)
     return ResultRecord(
         job_id=RunDirectory.job_id(label, None, target, seed),
+        task="classification" if lm is None else "causal_lm",
         protocol=ProtocolRef(name=proto.name, hash=proto.hash, comparison=proto.comparison, source="tiny.yaml"),
         method=MethodRecord(
             name=name or {"a": "global_magnitude", "b": "layerwise_magnitude"}.get(label, "random"),
@@ -165,7 +171,7 @@ def make_record(
         ),
         curves=_curves(top1, achieved, curves),
         provenance=_provenance(),
-        **(_measured(proto, target, seed, top1, achieved, base_top1, base_sha, violations, layers) if ok else {}),
+        **(_measured(proto, target, seed, top1, achieved, base_top1, base_sha, violations, layers, lm) if ok else {}),
     )
 
 
@@ -179,8 +185,12 @@ def _measured(
     base_sha: str | None,
     violations: tuple[str, ...],
     layers: int,
+    lm: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
-    """The fields of a record that the runner measures: none of them on a failed or unmeasured job."""
+    """The fields of a record that the runner measures: none of them on a failed or unmeasured job; `lm`: a causal
+    LM's (perplexity, its dense base model's perplexity), with no top-5."""
+    ppl, base_ppl = lm if lm is not None else (None, None)
+    top5 = None if lm is not None else 0.99
     per_layer = {f"layer{i}.weight": LayerSparsity(numel=1000, zeros=round(1000 * achieved)) for i in range(layers)}
     if layers == 1:
         per_layer = {"conv.weight": per_layer["layer0.weight"]}
@@ -188,13 +198,22 @@ def _measured(
         "sparsity": SparsityRecord(
             target=target, achieved=achieved, tolerance=proto.pruning.tolerance, per_layer=per_layer
         ),
-        "metrics": Metrics(test_top1=top1, test_top5=0.99, test_loss=0.3, val_top1=top1, val_loss=0.3),
+        "metrics": Metrics(
+            test_top1=top1,
+            test_top5=top5,
+            test_loss=0.3,
+            val_top1=top1,
+            val_loss=0.3,
+            test_perplexity=ppl,
+            val_perplexity=ppl,
+        ),
         "base": BaseModelRecord(
             checkpoint_sha256=base_sha or f"base-of-seed-{seed}",
             key=f"key-{seed}",
             test_top1=base_top1,
-            test_top5=0.999,
+            test_top5=None if lm is not None else 0.999,
             val_top1=base_top1,
+            test_perplexity=base_ppl,
         ),
         "cost": CostRecord(
             params_dense=10_000,

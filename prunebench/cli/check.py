@@ -21,7 +21,11 @@ def check(
         typer.Option("--reference", "-r", help="Reference results (repeatable); default: the committed results/."),
     ] = [Path("results")],  # noqa: B006  (typer reads the default; it is never mutated)
     floor: Annotated[
-        float, typer.Option(help="Smallest tolerated drop of mean test top-1, in percentage points.")
+        float,
+        typer.Option(
+            help="Smallest tolerated worsening of the ranked metric's mean: percentage points of test top-1 "
+            "(perplexity points of a causal LM's perplexity)."
+        ),
     ] = 100 * 0.005,
     sigmas: Annotated[
         float, typer.Option(help="Tolerance in standard errors of the difference (from the reference's seed spread).")

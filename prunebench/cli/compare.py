@@ -97,7 +97,8 @@ def compare(
 ) -> None:
     """Leaderboards per protocol and sparsity, with statistics over seeds and a fairness audit.
 
-    Test top-1 mean ± std and 95% CI over seeds, paired difference to the dense model, ties, costs and budget.
+    Test top-1 (a causal LM's perplexity) mean ± std and 95% CI over seeds, paired difference to the dense model,
+    ties, costs and budget.
 
     Results with fairness problems are listed apart with the reason, never ranked.
     """

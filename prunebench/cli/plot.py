@@ -33,7 +33,7 @@ def plot_accuracy(
     methods: MethodsFilter = None,
     sparsities: SparsitiesFilter = None,
 ) -> None:
-    """Test top-1 against weights remaining (log axis) per method; the figure of `compare --plot`.
+    """Test top-1 (a causal LM's perplexity) against weights remaining (log axis) per method; `compare --plot`.
 
     Error bars are ± one standard deviation over seeds; the dense model is a line with its band.
     """
@@ -150,12 +150,18 @@ def plot_correlation(
 def plot_lr_sweep(
     results: ResultPaths,
     output: FigureFile,
-    metric: Annotated[str, typer.Option(help="test_top1, val_top1 or trainability.")] = "test_top1",
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            help="test_top1, val_top1, trainability, test_perplexity or val_perplexity (default: the metric that "
+            "ranks the results: test_top1; test_perplexity for a causal LM)."
+        ),
+    ] = None,
     protocol: ProtocolFilter = None,
     methods: MethodsFilter = None,
     sparsities: SparsitiesFilter = None,
 ) -> None:
-    """Final accuracy against the peak retraining LR (log axis), a panel per target sparsity.
+    """Final accuracy (or perplexity) against the peak retraining LR (log axis), a panel per target sparsity.
 
     A line per method, and one per retraining-epoch extension (dashed) and named schedule of the
     protocol's `variants:`; mean ± std over seeds. Swap variants are left out.

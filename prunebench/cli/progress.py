@@ -94,11 +94,14 @@ class RunProgress:
         self._progress.advance(self._grid)
         left = self.time_left()
         self._progress.update(self._grid, left=f"about {duration(left)} left" if left is not None else "")
-        top1 = f"{record.metrics.test_top1:.4f}" if record.metrics else "-"
+        from prunebench.report.metric import format_value, ranked_value, ranking_metric
+
+        metric, value = ranking_metric(record), ranked_value(record)  # test top-1, or a causal LM's perplexity
+        shown = "-" if value is None else (f"{value:.4f}" if metric.percent else format_value(metric, value))
         note = "" if record.status == "ok" else f" [{record.status}: {'; '.join(record.reasons)}]"
         where = f"[{len(self.finished)}/{self.todo}] " if not self.terminal else ""
         eta = f" ({duration(left)} left)" if left is not None and not self.terminal and left > 0 else ""
-        self._line(f"{where}{job.id}: test top-1 {top1}{note}{eta}")
+        self._line(f"{where}{job.id}: {metric.label.removesuffix(' %')} {shown}{note}{eta}")
 
     def base_started(self, seed: int, epochs: int) -> None:
         self.base = f"dense base model, seed {seed}"

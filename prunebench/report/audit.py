@@ -15,6 +15,7 @@ from typing import Any
 
 from prunebench.fairness import EPS, off_target
 from prunebench.report.load import ProtocolInfo
+from prunebench.report.metric import base_value, ranked_value
 from prunebench.results import ResultSummary
 from prunebench.results.targets import Target
 
@@ -183,10 +184,9 @@ def audit_duplicates(entries: list[Entry], protocol: str, setup: str) -> None:
         same.sort(key=lambda e: str(e.path))
 
         def outcome(e: Entry) -> tuple[Any, ...]:
-            m = e.record.metrics
             return (
                 e.record.status,
-                m.test_top1 if m else None,
+                ranked_value(e.record),
                 e.record.base.checkpoint_sha256 if e.record.base else None,
             )
 
@@ -248,22 +248,20 @@ def audit_configs(entries: list[Entry], protocol: str, setup: str) -> None:
             e.issues.append(Issue(protocol, setup, label, e.target, e.record.seed, "method_config", why, str(e.path)))
 
 
-def audit_bases(entries: list[Entry], protocol: str, setup: str) -> dict[int, tuple[str, float]]:
+def audit_bases(entries: list[Entry], protocol: str, setup: str) -> dict[int, tuple[str, float | None]]:
     """Per seed, the dense checkpoint most results started from; the others are flagged.
-    Returns each seed's agreed checkpoint and its test top-1."""
+    Returns each seed's agreed checkpoint and its value of the ranked metric (test top-1, perplexity)."""
     by_seed: dict[int, list[Entry]] = defaultdict(list)
     for e in entries:
         if e.record.base is not None:
             by_seed[e.record.seed].append(e)
-    agreed: dict[int, tuple[str, float]] = {}
+    agreed: dict[int, tuple[str, float | None]] = {}
     for seed, group in sorted(by_seed.items()):
         counts = Counter(e.record.base.checkpoint_sha256 for e in group)  # type: ignore[union-attr]
         winner = majority(counts)
         if winner is not None:
-            agreed[seed] = (
-                winner,
-                next(e.record.base.test_top1 for e in group if e.record.base.checkpoint_sha256 == winner),
-            )  # type: ignore[union-attr]
+            first = next(e.record for e in group if e.record.base.checkpoint_sha256 == winner)  # type: ignore[union-attr]
+            agreed[seed] = (winner, base_value(first))
         majority_machines = {machine(e.record) for e in group if e.record.base.checkpoint_sha256 == winner}  # type: ignore[union-attr]
         for e in group:
             sha = e.record.base.checkpoint_sha256  # type: ignore[union-attr]

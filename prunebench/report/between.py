@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from prunebench.report.audit import same_target
 from prunebench.report.board import Leaderboard
+from prunebench.report.metric import unit_words
 from prunebench.report.row import Row
 from prunebench.report.stats import paired_difference
 
@@ -43,9 +44,10 @@ def add_between_variants(boards: Sequence[Leaderboard], against: str | None = No
             if other is not None and row.top1_by_seed and other.top1_by_seed:
                 _fill(row, other, target, board)
         if any(r.vs_recipe is not None for r in board.rows):
+            units = "pp" if board.metric.percent else unit_words(board.metric)
             board.notes.append(
                 f"Δ vs {target}: each row minus the same method and sparsity under the {target} "
-                f"{'recipe' if target == PROTOCOL else 'variant'}, paired by seed (pp, 95% paired t-interval, p)"
+                f"{'recipe' if target == PROTOCOL else 'variant'}, paired by seed ({units}, 95% paired t-interval, p)"
             )
 
 

@@ -4,14 +4,16 @@ Results are grouped by protocol; only results that share a protocol's setup are 
 result with a fairness problem is shown apart in the audit (prunebench.report.audit) with its reason, and
 every missing seed is named.
 
-Statistics (all over seeds; accuracies are fractions in the data, percentages in the tables):
+Statistics of the board's ranked metric (prunebench.report.metric: test top-1, or a causal LM's perplexity), all
+over seeds (accuracies are fractions in the data, percentages in the tables):
 - mean, sample standard deviation and the 95% t-interval of the mean;
 - the difference to the dense base model, paired by seed (each job starts from its seed's dense
   checkpoint), with its 95% t-interval;
 - ranks: one rule, prunebench.report.stats.rank_against_leader: nothing is ranked with fewer than
   MIN_SEEDS seeds; the methods not significantly worse than the leader (paired t-tests, Holm-corrected)
   share rank 1 with it, the others are ranked by their place in the order of means;
-- intervals are cut to what an accuracy can be ([0, 100] %), and marked where they were cut.
+- intervals are cut to what an accuracy can be ([0, 100] %), and marked where they were cut (a perplexity's are
+  not cut).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prunebench.fairness import TOTAL_SETUPS, counted, uses_dense_model
 from prunebench.report.audit import (
@@ -35,10 +38,22 @@ from prunebench.report.audit import (
 from prunebench.report.efficiency import efficiency_note, fill_efficiency
 from prunebench.report.filters import among, among_sparsities
 from prunebench.report.load import ProtocolInfo
+from prunebench.report.metric import (
+    DEFAULT_TASK,
+    base_value,
+    best_first,
+    bounds,
+    ranked_value,
+    ranking_metric,
+    shows_top5,
+)
 from prunebench.report.row import Row
 from prunebench.report.stats import MIN_SEEDS, clipped, estimate, paired_difference, rank_against_leader
 from prunebench.results import ResultSummary
 from prunebench.results.targets import Target
+
+if TYPE_CHECKING:
+    from prunebench.tasks import Metric
 
 
 @dataclass
@@ -58,6 +73,11 @@ class Leaderboard:
     resolution: float | None = None  # one test example's share of the accuracy (prunebench.report.stats)
     degenerate: float | None = None
     target_kind: str = "sparsity"  # what its rows' targets are (prunebench.results.targets)
+    task: str = DEFAULT_TASK  # the task of its results: which metric ranks them (prunebench.report.metric)
+
+    @property
+    def metric(self) -> Metric:
+        return ranking_metric(self.task)
 
     def target_label(self, value: float) -> str:
         """A target as its board names it: `sparsity 0.9`, `FLOPs 2x`."""
@@ -164,10 +184,17 @@ def fill_measurements(row: Row, clean: list[Entry]) -> None:
 
 
 def rank_rows(
-    rows: list[Row], accuracy: dict[str, dict[int, float]], resolution: float | None, degenerate: float | None
+    rows: list[Row],
+    accuracy: dict[str, dict[int, float]],
+    resolution: float | None,
+    degenerate: float | None,
+    higher_is_better: bool,
 ) -> None:
-    """Rank the rows of one table by the one rule (prunebench.report.stats.rank_against_leader)."""
-    standings = rank_against_leader(accuracy, resolution=resolution, degenerate=degenerate)
+    """Rank the rows of one table by the one rule (prunebench.report.stats.rank_against_leader); `accuracy`: each
+    method's ranked metric per seed, better when higher or (perplexity) lower."""
+    standings = rank_against_leader(
+        accuracy, resolution=resolution, degenerate=degenerate, higher_is_better=higher_is_better
+    )
     for row in rows:
         s = standings.get(row.method)
         if s is None:
@@ -197,8 +224,9 @@ def build_board(
     infos = {e.info.hash: e.info for e in entries}
     agreed = audit_entries(entries, name, setup)
     layout = board_layout(entries, infos, declared, methods, sparsities)
-    resolution, degenerate = test_resolution(entries)
-    frame = BoardFrame(name, setup, sorted(infos), mixed, layout.expected_seeds, resolution, degenerate)
+    task = board_task(entries)
+    resolution, degenerate = test_resolution(entries, task)
+    frame = BoardFrame(name, setup, sorted(infos), mixed, layout.expected_seeds, resolution, degenerate, task)
     rows, issues = method_rows(frame, layout, entries)
     return Leaderboard(
         protocol=name,
@@ -213,6 +241,7 @@ def build_board(
         machines=sorted({machine(e.record) for e in entries}),
         resolution=resolution,
         degenerate=degenerate,
+        task=task,
         target_kind=next(
             (i.target_kind for i in infos.values() if i.content),
             next((e.record.target.kind for e in entries if e.record.target is not None), "sparsity"),
@@ -222,8 +251,8 @@ def build_board(
 
 @dataclass(frozen=True)
 class BoardFrame:
-    """What every row of one board shares: its protocol, setup and hashes, the seeds it expects, and the
-    resolution of its test accuracies (test_resolution)."""
+    """What every row of one board shares: its protocol, setup and hashes, the seeds it expects, the resolution
+    of its test accuracies (test_resolution), and its task."""
 
     protocol: str
     setup: str
@@ -232,6 +261,11 @@ class BoardFrame:
     expected_seeds: list[int]
     resolution: float | None
     degenerate: float | None
+    task: str = DEFAULT_TASK
+
+    @property
+    def metric(self) -> Metric:
+        return ranking_metric(self.task)
 
 
 @dataclass(frozen=True)
@@ -245,9 +279,9 @@ class BoardLayout:
     targets: list[float]
 
 
-def audit_entries(entries: list[Entry], name: str, setup: str) -> dict[int, tuple[str, float]]:
-    """Audit the entries in place (each one's issues); returns each seed's agreed dense checkpoint and its test
-    top-1 (audit_bases)."""
+def audit_entries(entries: list[Entry], name: str, setup: str) -> dict[int, tuple[str, float | None]]:
+    """Audit the entries in place (each one's issues); returns each seed's agreed dense checkpoint and its value
+    of the ranked metric (audit_bases)."""
     for e in entries:
         e.issues = record_issues(e, name, setup)
     audit_duplicates(entries, name, setup)
@@ -302,12 +336,13 @@ def method_rows(frame: BoardFrame, layout: BoardLayout, entries: list[Entry]) ->
                 apart.add(row.method)
         # The rows with fair results; a method that shared its engine's process is shown, apart: never ranked.
         accuracy = {r.method: r.top1_by_seed for r in table if r.top1_by_seed and r.method not in apart}
-        rank_rows(table, accuracy, frame.resolution, frame.degenerate)
+        rank_rows(table, accuracy, frame.resolution, frame.degenerate, frame.metric.higher_is_better)
         for row in table:
             if row.method in apart:
                 row.unranked_why = "shown apart: its code ran in the engine's process"
         rows.extend(table)
-    rows.sort(key=lambda r: (r.sparsity_target, r.rank is None, r.rank or 0, -(r.top1_mean or 0.0), r.method))
+    metric = frame.metric
+    rows.sort(key=lambda r: (r.sparsity_target, r.rank is None, r.rank or 0, best_first(metric, r.top1_mean), r.method))
     return rows, issues
 
 
@@ -328,6 +363,7 @@ def method_row(frame: BoardFrame, label: str, target: float, group: list[Entry])
         expected_seeds=frame.expected_seeds,
         missing_seeds=missing,
         files=[str(e.path) for e in group],
+        task=frame.task,
     )
     fill_accuracy(row, clean, frame)
     if clean:
@@ -356,19 +392,20 @@ def missing_seed_issues(
 
 
 def fill_accuracy(row: Row, clean: list[Entry], frame: BoardFrame) -> None:
-    """The row's test accuracies over its fair results: mean, spread and interval, and the paired difference to
-    the dense base model."""
-    acc = {e.record.seed: e.record.metrics.test_top1 for e in clean}  # type: ignore[union-attr]
+    """The row's ranked metric over its fair results (test top-1, perplexity): mean, spread and interval, and the
+    paired difference to the dense base model."""
+    acc: dict[int, float] = {e.record.seed: ranked_value(e.record) for e in clean}  # type: ignore[misc]
     row.top1_by_seed = dict(sorted(acc.items()))
     est = estimate([acc[s] for s in sorted(acc)])
     row.n_seeds, row.seeds = est.n, sorted(acc)
     row.top1_mean, row.top1_std = est.mean, est.std
-    row.top1_ci_low, row.top1_ci_high, row.top1_ci_clipped = clipped(est.low, est.high, 0.0, 1.0)
+    row.top1_ci_low, row.top1_ci_high, row.top1_ci_clipped = clipped(est.low, est.high, *bounds(frame.metric))
     if not clean:
         return
-    top5 = [e.record.metrics.test_top5 for e in clean if e.record.metrics.test_top5 is not None]  # type: ignore[union-attr]
-    row.top5_mean = mean_of(t for t in top5 if t is not None)
-    dense = {e.record.seed: e.record.base.test_top1 for e in clean}  # type: ignore[union-attr]
+    if shows_top5(frame.task):
+        top5 = [e.record.metrics.test_top5 for e in clean if e.record.metrics.test_top5 is not None]  # type: ignore[union-attr]
+        row.top5_mean = mean_of(t for t in top5 if t is not None)
+    dense = {e.record.seed: v for e in clean if (v := base_value(e.record)) is not None}
     row.dense_top1_mean = mean_of(dense[s] for s in sorted(dense))
     d = paired_difference(acc, dense, resolution=frame.resolution, degenerate=frame.degenerate)
     row.delta_dense_mean, row.delta_dense_std = d.mean, d.std
@@ -388,11 +425,11 @@ def row_status(row: Row, group: list[Entry], clean: list[Entry], row_issues: lis
     return "ok"
 
 
-def dense_row(frame: BoardFrame, agreed: dict[int, tuple[str, float]]) -> Row:
-    """The row of the dense base models: each seed's agreed checkpoint's test top-1."""
-    dense_acc = {s: acc for s, (_, acc) in sorted(agreed.items())}
+def dense_row(frame: BoardFrame, agreed: dict[int, tuple[str, float | None]]) -> Row:
+    """The row of the dense base models: each seed's agreed checkpoint's value of the ranked metric."""
+    dense_acc = {s: acc for s, (_, acc) in sorted(agreed.items()) if acc is not None}
     dense_est = estimate(list(dense_acc.values()))
-    low, high, cut = clipped(dense_est.low, dense_est.high, 0.0, 1.0)
+    low, high, cut = clipped(dense_est.low, dense_est.high, *bounds(frame.metric))
     return Row(
         protocol=frame.protocol,
         setup_hash=frame.setup,
@@ -412,6 +449,7 @@ def dense_row(frame: BoardFrame, agreed: dict[int, tuple[str, float]]) -> Row:
         dense_top1_mean=dense_est.mean,
         achieved_sparsity_mean=0.0,
         status="ok" if dense_acc else "missing (no results)",
+        task=frame.task,
     )
 
 
@@ -448,14 +486,20 @@ def board_notes(rows: list[Row], hashes: list[str], mixed: bool) -> list[str]:
     return notes
 
 
-def test_resolution(entries: Iterable[Entry]) -> tuple[float | None, float | None]:
+def board_task(entries: Iterable[Entry]) -> str:
+    """The task of a board's results (one protocol setup has one task); classification for a board without any."""
+    return next((e.record.task for e in entries), DEFAULT_TASK)
+
+
+def test_resolution(entries: Iterable[Entry], task: str = DEFAULT_TASK) -> tuple[float | None, float | None]:
     """(the smallest difference two test accuracies can have: one test example's share, when every record says how
-    many it was measured on; else None, and the smallest gap between two of the accuracies as a stand-in for a
-    spread of exactly zero)."""
+    many it was measured on; else None, and the smallest gap between two of the ranked values as a stand-in for a
+    spread of exactly zero). A metric that is no share of examples (perplexity) has no such resolution."""
+    entries = list(entries)
     metrics = [e.record.metrics for e in entries if e.record.metrics is not None]
     counts = [m.test_examples for m in metrics]
-    if counts and all(c is not None and c > 0 for c in counts):
+    if ranking_metric(task).percent and counts and all(c is not None and c > 0 for c in counts):
         return 1.0 / max(counts), None  # type: ignore[type-var]
-    values = sorted({m.test_top1 for m in metrics})
+    values = sorted({v for e in entries if (v := ranked_value(e.record)) is not None})
     gaps = [b - a for a, b in itertools.pairwise(values) if b - a > 1e-12]
     return None, (min(gaps) if gaps else None)

@@ -1,13 +1,30 @@
 """Human-readable cells of a leaderboard: every format that people read (terminal, markdown, LaTeX, HTML)
-shows these, and the boards of retraining variants and the swap test format their numbers with them."""
+shows these, and the boards of retraining variants and the swap test format their numbers with them. Values and
+differences are those of the row's ranked metric, formatted by prunebench.report.metric (accuracy as a percentage,
+differences in pp; perplexity as it is)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from prunebench.report.audit import Issue
 from prunebench.report.board import Leaderboard
 from prunebench.report.efficiency import speedup_cell, speedup_compact
+from prunebench.report.metric import (
+    DEFAULT_TASK,
+    capitalized,
+    column,
+    format_delta,
+    format_value,
+    ranking_metric,
+    unit,
+    unit_words,
+)
 from prunebench.report.row import Row
 from prunebench.report.stats import ALPHA, MIN_SEEDS
+
+if TYPE_CHECKING:
+    from prunebench.tasks import Metric
 
 TIED_DEFINITION = (
     f"Ranks: methods with fewer than {MIN_SEEDS} seeds are not ranked; of the others, those not significantly "
@@ -15,28 +32,37 @@ TIED_DEFINITION = (
     "it, the rest are ranked by their place in the order of means; vs leader gives the paired difference and "
     "the Holm-corrected p."
 )
-CAPTION = (
-    "Test top-1 %: mean ± std over seeds, 95% t-interval of the mean (* cut to [0, 100]), n seeds. Δ dense: "
-    "difference to the dense base model, paired by seed over the shared dense checkpoints (percentage points, "
-    "95% t-interval). "
-    + TIED_DEFINITION
-    + " Results with fairness problems are not ranked: they are listed in the audit."
-)
 
 
-def pct(x: float | None, digits: int = 2) -> str:
-    return "n/a" if x is None else f"{100 * x:.{digits}f}"
+def _caption(value: str, cut: str, units: str) -> str:
+    return (
+        f"{value}: mean ± std over seeds, 95% t-interval of the mean{cut}, n seeds. Δ dense: "
+        f"difference to the dense base model, paired by seed over the shared dense checkpoints ({units}, "
+        "95% t-interval). "
+        + TIED_DEFINITION
+        + " Results with fairness problems are not ranked: they are listed in the audit."
+    )
 
 
-def signed_pp(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:+.2f}"
+CAPTION = _caption("Test top-1 %", " (* cut to [0, 100])", "percentage points")  # classification's: caption()
 
 
-def interval(low: float | None, high: float | None, signed: bool = False, cut: bool = False) -> str:
+def caption(metric: Metric) -> str:
+    """What a board's columns are, for a board ranked by `metric` (CAPTION for test top-1)."""
+    value = capitalized(metric.label) + ("" if metric.higher_is_better else " (lower is better)")
+    return _caption(value, " (* cut to [0, 100])" if metric.percent else "", unit_words(metric))
+
+
+def interval(
+    low: float | None, high: float | None, signed: bool = False, cut: bool = False, metric: Metric | None = None
+) -> str:
+    """[low, high] in the units of `metric` (default: classification's, percentages)."""
     if low is None or high is None:
         return "n/a"
-    f = signed_pp if signed else pct
-    return f"[{f(low)}, {f(high)}]" + ("*" if cut else "")
+    m = metric or ranking_metric(DEFAULT_TASK)
+    if signed:
+        return f"[{format_delta(m, low)}, {format_delta(m, high)}]" + ("*" if cut else "")
+    return f"[{format_value(m, low)}, {format_value(m, high)}]" + ("*" if cut else "")
 
 
 def p_value(p: float | None) -> str:
@@ -82,7 +108,7 @@ def rank_cell(r: Row) -> str:
 
 
 def vs_leader_cell(r: Row) -> str:
-    """leader; tied or lower by Δ pp (Holm-corrected p); n/a (why)."""
+    """leader; tied or lower by Δ (pp, perplexity points) (Holm-corrected p); n/a (why)."""
     if r.vs_leader_verdict is None:
         return "-"  # the board's notes say why a row is not ranked
     if r.vs_leader_verdict == "leader":
@@ -90,7 +116,7 @@ def vs_leader_cell(r: Row) -> str:
     if r.vs_leader_verdict == "n/a":
         return f"n/a ({r.vs_leader_n} shared seed{'s' if r.vs_leader_n != 1 else ''})"
     word = "tied " if r.vs_leader_verdict == "tied" else ""
-    return f"{word}{signed_pp(r.vs_leader_delta)} ({p_value(r.vs_leader_p_holm)})"
+    return f"{word}{format_delta(ranking_metric(r), r.vs_leader_delta)} ({p_value(r.vs_leader_p_holm)})"
 
 
 VS_RECIPE = "Δ vs recipe (pp)"
@@ -100,8 +126,9 @@ def vs_recipe_cell(r: Row) -> str:
     """This variant's row minus the same method under the recipe compared with (prunebench.report.between)."""
     if r.vs_recipe is None:
         return "-"
+    m = ranking_metric(r)
     return (
-        f"{signed_pp(r.vs_recipe_delta)} {interval(r.vs_recipe_ci_low, r.vs_recipe_ci_high, True)} "
+        f"{format_delta(m, r.vs_recipe_delta)} {interval(r.vs_recipe_ci_low, r.vs_recipe_ci_high, True, metric=m)} "
         f"({p_value(r.vs_recipe_p)}, n={r.vs_recipe_n})"
     )
 
@@ -146,18 +173,34 @@ HUMAN_HEADERS = [
 TARGET_HEADERS = {"flops_reduction": "FLOPs target", "params_reduction": "params target"}
 
 
-def board_headers(board: Leaderboard) -> list[str]:
-    """HUMAN_HEADERS, the target's column named for the board's kind of target."""
+def metric_headers(metric: Metric) -> dict[str, str]:
+    """The heads of the columns of the ranked metric, named for it: "top-1 %" is "perplexity" on a causal LM's
+    board, and its differences drop "(pp)"."""
+    u = f" ({unit(metric)})" if unit(metric) else ""
+    return {
+        "top-1 %": column(metric),
+        "Δ dense (pp)": f"Δ dense{u}",
+        "vs leader (pp)": f"vs leader{u}",
+        VS_RECIPE: f"Δ vs recipe{u}",
+    }
+
+
+def board_headers(board: Leaderboard, headers: list[str] | None = None) -> list[str]:
+    """`headers` (default HUMAN_HEADERS) as a board shows them: the target's column named for the board's kind of
+    target, the ranked metric's for its metric."""
     name = TARGET_HEADERS.get(board.target_kind)
-    return [name if h == "sparsity" and name else h for h in HUMAN_HEADERS]
+    heads = metric_headers(board.metric)
+    return [name if h == "sparsity" and name else heads.get(h, h) for h in headers or HUMAN_HEADERS]
 
 
 def human_cells(r: Row, target_kind: str = "sparsity") -> list[str]:
-    top1 = "n/a" if r.top1_mean is None else f"{pct(r.top1_mean)} ± {pct(r.top1_std)}"
+    m = ranking_metric(r)
+    top1 = "n/a" if r.top1_mean is None else f"{format_value(m, r.top1_mean)} ± {format_value(m, r.top1_std)}"
     delta = (
         "-"
         if r.kind == "dense"
-        else f"{signed_pp(r.delta_dense_mean)} {interval(r.delta_dense_ci_low, r.delta_dense_ci_high, True)}"
+        else f"{format_delta(m, r.delta_dense_mean)} "
+        f"{interval(r.delta_dense_ci_low, r.delta_dense_ci_high, True, metric=m)}"
     )
     retraining = "-"
     if r.retraining_regime is not None:
@@ -175,7 +218,7 @@ def human_cells(r: Row, target_kind: str = "sparsity") -> list[str]:
         if r.kind == "dense"
         else f"{r.sparsity_target:g}" + ("" if target_kind == "sparsity" else "x"),
         top1,
-        interval(r.top1_ci_low, r.top1_ci_high, cut=r.top1_ci_clipped),
+        interval(r.top1_ci_low, r.top1_ci_high, cut=r.top1_ci_clipped, metric=m),
         f"{r.n_seeds}/{len(r.expected_seeds)}",
         train_flops_cell(r),
         delta,
@@ -234,6 +277,7 @@ COMPACT_HEADERS = [
 
 def compact_cells(r: Row) -> list[str]:
     full = dict(zip(HUMAN_HEADERS, human_cells(r), strict=True))
+    m = ranking_metric(r)
     return [
         full["rank"],
         full["method"],
@@ -241,9 +285,9 @@ def compact_cells(r: Row) -> list[str]:
         full["95% CI"],
         full["n"],
         full["train FLOPs"],
-        "-" if r.kind == "dense" else signed_pp(r.delta_dense_mean),
+        "-" if r.kind == "dense" else format_delta(m, r.delta_dense_mean),
         full["vs leader (pp)"],
-        "-" if r.vs_recipe is None else f"{signed_pp(r.vs_recipe_delta)} ({p_value(r.vs_recipe_p)})",
+        "-" if r.vs_recipe is None else f"{format_delta(m, r.vs_recipe_delta)} ({p_value(r.vs_recipe_p)})",
         full["FLOPs"],
         speedup_compact(r),
         full["params"],

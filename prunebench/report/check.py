@@ -3,7 +3,8 @@
 For every (protocol, method, sparsity) that the submission and the reference both have, the
 submission fails when
 
-- its mean test top-1 falls below the reference mean by more than the tolerance
+- its mean of the ranked metric gets worse than the reference mean by more than the tolerance (test top-1 falls
+  below it; a causal LM's perplexity rises above it: prunebench.report.metric)
       tolerance = max(floor, sigmas * s * sqrt(1/n_ref + 1/n_sub))
   (a multiple of the standard error of a difference of two means), where n_ref and n_sub are the
   numbers of seeds and s is the reference's standard deviation over seeds for this row when it has
@@ -12,7 +13,8 @@ submission fails when
   always, the noise of the noisiest method would hide a 3-point regression of the steadiest). The
   spread is the reference's alone, so a submission cannot widen its tolerance by being erratic; the
   floor keeps a row whose seeds agree exactly from a tolerance of zero. With no reference spread at
-  all (one seed everywhere) only the floor applies; or
+  all (one seed everywhere) only the floor applies. The floor is given in hundredths of the metric's shown
+  unit: 0.005 is 0.5 pp of accuracy, or 0.5 perplexity points; or
 - any fairness rule is broken: another protocol setup than the reference's (protocol hash
   mismatch beyond the method list), a budget violation, sparsity off the target, a failed job,
   results from different dense checkpoints (among themselves, or from the reference's for a seed),
@@ -28,7 +30,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from rich.table import Table
 
@@ -37,11 +39,27 @@ from prunebench.report.audit import Issue
 from prunebench.report.board import Comparison, Leaderboard
 from prunebench.report.compare import compare
 from prunebench.report.load import ProtocolIndex, ProtocolInfo, describe_differences
+from prunebench.report.metric import (
+    DEFAULT_TASK,
+    column,
+    format_delta,
+    format_value,
+    ranking_metric,
+    scale,
+    unit,
+    unit_words,
+    with_unit,
+    word,
+    worsening,
+)
 from prunebench.report.row import Row
 from prunebench.report.stats import MIN_SEEDS
 from prunebench.results import load_records
 
-DEFAULT_FLOOR = 0.005  # 0.5 percentage points of test top-1
+if TYPE_CHECKING:
+    from prunebench.tasks import Metric
+
+DEFAULT_FLOOR = 0.005  # 0.5 percentage points of test top-1 (0.5 perplexity points of a causal LM's perplexity)
 DEFAULT_SIGMAS = 2.0
 # Kinds of audit issue that fail the gate; a missing seed is reported but does not fail it.
 FAILING_KINDS = frozenset(
@@ -63,13 +81,24 @@ FAILING_KINDS = frozenset(
 )
 Verdict = Literal["pass", "new", "regression", "unfair"]
 
-TOLERANCE_DEFINITION = (
-    "A submission regresses when its mean test top-1 is below the reference mean by more than "
-    "max(floor, sigmas x s x sqrt(1/n_ref + 1/n_sub)), n being numbers of seeds and s the reference's standard "
-    f"deviation over seeds for that row (with fewer than {MIN_SEEDS} reference seeds: its pooled standard deviation "
-    "over all rows of the protocol; only the floor applies where the reference has no spread). `detects` is the "
-    "smallest true regression caught with 80% probability: the tolerance plus 0.84 of that standard error."
-)
+
+def _definition(value: str, worse: str) -> str:
+    return (
+        f"A submission regresses when its mean {value} is {worse} the reference mean by more than "
+        "max(floor, sigmas x s x sqrt(1/n_ref + 1/n_sub)), n being numbers of seeds and s the reference's standard "
+        f"deviation over seeds for that row (with fewer than {MIN_SEEDS} reference seeds: its pooled standard "
+        "deviation over all rows of the protocol; only the floor applies where the reference has no spread). "
+        "`detects` is the smallest true regression caught with 80% probability: the tolerance plus 0.84 of that "
+        "standard error."
+    )
+
+
+TOLERANCE_DEFINITION = _definition("test top-1", "below")  # classification's tolerance_definition
+
+
+def tolerance_definition(metric: Metric) -> str:
+    """When a submission regresses, for results ranked by `metric`."""
+    return _definition(metric.label.removesuffix(" %"), "below" if metric.higher_is_better else "above")
 
 
 @dataclass
@@ -162,6 +191,8 @@ def _check_board(
 ) -> None:
     ref_rows = {(r.method, r.sparsity_target): r for r in ref.rows if r.kind == "method"}
     pooled = pooled_std(ref)
+    metric = sub.metric
+    floor *= 100 / scale(metric)  # hundredths of the shown unit: a fraction of accuracy, or perplexity points
     by_row: dict[tuple[str | None, float | None], list[Issue]] = {}
     for issue in _failing(sub.issues, shared_allowed):
         by_row.setdefault((issue.method, issue.sparsity), []).append(issue)
@@ -186,12 +217,15 @@ def _check_board(
             item.delta = row.top1_mean - ref_row.top1_mean
             item.tolerance = tolerance(ref_row, row.n_seeds, floor=floor, sigmas=sigmas, pooled=pooled)
             item.detectable = detectable(ref_row, row.n_seeds, floor=floor, sigmas=sigmas, pooled=pooled)
-            if item.delta < -item.tolerance and item.verdict == "pass":
+            worse = worsening(metric, item.delta)  # a drop of accuracy, a rise of perplexity
+            if worse > item.tolerance and item.verdict == "pass":
                 item.verdict = "regression"
-            if item.delta < -item.tolerance:
+            if worse > item.tolerance:
+                u = f" {unit(metric)}" if unit(metric) else ""
                 item.reasons.append(
-                    f"mean {100 * row.top1_mean:.2f}% is {100 * -item.delta:.2f} pp below the reference "
-                    f"{100 * ref_row.top1_mean:.2f}% (tolerance {100 * item.tolerance:.2f} pp)"
+                    f"mean {with_unit(metric, row.top1_mean)} is {format_value(metric, worse)}{u} "
+                    f"{'below' if metric.higher_is_better else 'above'} the reference "
+                    f"{with_unit(metric, ref_row.top1_mean)} (tolerance {format_value(metric, item.tolerance)}{u})"
                 )
         if row.missing_seeds:
             item.reasons.append(f"missing seeds {', '.join(map(str, row.missing_seeds))}")
@@ -206,7 +240,8 @@ def _check_board(
         # from other ones compare other experiments. (Another machine trains other dense weights, floating-point
         # order differing: the references ship theirs, and `prunebench run --dense-from` uses them.)
         dense = (
-            f" (dense top-1 {100 * sub.dense.top1_mean:.2f}% submitted vs {100 * ref.dense.top1_mean:.2f}% reference)"
+            f" (dense {word(metric)} {with_unit(metric, sub.dense.top1_mean)} submitted vs "
+            f"{with_unit(metric, ref.dense.top1_mean)} reference)"
             if sub.dense and ref.dense and sub.dense.top1_mean is not None and ref.dense.top1_mean is not None
             else ""
         )
@@ -285,14 +320,14 @@ def _info(index: ProtocolIndex, board: Leaderboard) -> ProtocolInfo:
 def _acc(row: Row | None) -> str:
     if row is None or row.top1_mean is None:
         return "-"
-    std = "n/a" if row.top1_std is None else f"{100 * row.top1_std:.2f}"
-    return f"{100 * row.top1_mean:.2f} ± {std} (n={row.n_seeds})"
+    m = ranking_metric(row)
+    return f"{format_value(m, row.top1_mean)} ± {format_value(m, row.top1_std)} (n={row.n_seeds})"
 
 
-def _pp(x: float | None, signed: bool = False) -> str:
+def _pp(metric: Metric, x: float | None, signed: bool = False) -> str:
     if x is None:
         return "-"
-    return f"{100 * x:+.2f}" if signed else f"{100 * x:.2f}"
+    return format_delta(metric, x) if signed else format_value(metric, x)
 
 
 VERDICT_MARK = {"pass": "pass", "new": "new (fairness only)", "regression": "REGRESSION", "unfair": "UNFAIR"}
@@ -306,18 +341,46 @@ HEADERS = [
     "tolerance / detects (pp)",
     "verdict",
     "why",
-]
+]  # classification's: headers()
+
+
+def _metrics(report: CheckReport) -> list[Metric]:
+    """The ranking metrics of a report's rows, in order (classification's when it has none)."""
+    tasks = dict.fromkeys(i.submitted.task for i in report.items) or {DEFAULT_TASK: None}
+    return [ranking_metric(t) for t in tasks]
+
+
+def headers(report: CheckReport) -> list[str]:
+    """HEADERS, named for the metrics of the report's rows."""
+    metrics = _metrics(report)
+    value = " / ".join(column(m) for m in metrics)
+    units = f" ({' / '.join(unit(m) or word(m) for m in metrics)})" if any(unit(m) for m in metrics) else ""
+    heads = {
+        "reference top-1 %": f"reference {value}",
+        "submitted top-1 %": f"submitted {value}",
+        "Δ (pp)": f"Δ{units}",
+        "tolerance / detects (pp)": f"tolerance / detects{units}",
+    }
+    return [heads.get(h, h) for h in HEADERS]
+
+
+def _judged(report: CheckReport) -> str:
+    """How the report's rows are judged, and its floor and sigmas in the metrics' units."""
+    metrics = _metrics(report)
+    units = " / ".join(unit(m) or unit_words(m) for m in metrics)
+    return " ".join(tolerance_definition(m) for m in metrics) + f" floor {100 * report.floor:.2f} {units}"
 
 
 def _cells(i: CheckItem) -> list[str]:
+    m = ranking_metric(i.submitted)
     return [
         i.protocol,
         i.method,
         f"{i.sparsity:g}",
         _acc(i.reference),
         _acc(i.submitted),
-        _pp(i.delta, signed=True),
-        f"{_pp(i.tolerance)} / {_pp(i.detectable)}" if i.tolerance is not None else "-",
+        _pp(m, i.delta, signed=True),
+        f"{_pp(m, i.tolerance)} / {_pp(m, i.detectable)}" if i.tolerance is not None else "-",
         VERDICT_MARK[i.verdict],
         "; ".join(i.reasons) or "-",
     ]
@@ -335,9 +398,9 @@ def check_table(report: CheckReport) -> Table:
     table = Table(
         title=f"prunebench check: {report.submitted_files} submitted result(s) against {report.reference_files} "
         "reference result(s)",
-        caption=TOLERANCE_DEFINITION + f" floor {100 * report.floor:.2f} pp, sigmas {report.sigmas:g}.",
+        caption=_judged(report) + f", sigmas {report.sigmas:g}.",
     )
-    for h in HEADERS:
+    for h in headers(report):
         table.add_column(h)
     for item in report.items:
         style = {"regression": "red", "unfair": "red", "new": "cyan"}.get(item.verdict)
@@ -363,7 +426,7 @@ def check_markdown(report: CheckReport) -> str:
         "",
     ]
     if report.items:
-        lines.append("| " + " | ".join(HEADERS) + " |")
+        lines.append("| " + " | ".join(headers(report)) + " |")
         lines.append("|" + "|".join("---" for _ in HEADERS) + "|")
         for item in report.items:
             cells = [c.replace("|", "\\|") for c in _cells(item)]
@@ -382,8 +445,9 @@ def check_markdown(report: CheckReport) -> str:
     lines += [
         "<details><summary>How this is judged</summary>",
         "",
-        TOLERANCE_DEFINITION
-        + f" Here floor = {100 * report.floor:.2f} pp and sigmas = {report.sigmas:g}. Any fairness problem (protocol "
+        " ".join(tolerance_definition(m) for m in _metrics(report))
+        + f" Here floor = {100 * report.floor:.2f} {' / '.join(unit(m) or unit_words(m) for m in _metrics(report))}"
+        + f" and sigmas = {report.sigmas:g}. Any fairness problem (protocol "
         "hash mismatch, budget violation, sparsity off target, failed job, another dense checkpoint) fails the check. "
         "A method without reference results is checked for fairness only.",
         "",

@@ -1,7 +1,8 @@
 """`prunebench plot efficiency`: what pruning buys on real hardware (docs/efficiency.md).
 
-Left, test top-1 against the measured latency per batch (log axis), a point per method and sparsity, with
-each method's Pareto front (the points no faster point beats in accuracy) and the dense model as a star.
+Left, the ranked metric (test top-1; a causal LM's perplexity) against the measured latency per batch (log axis), a
+point per method and sparsity, with each method's Pareto front (the points no faster point beats) and the dense model
+as a star.
 Right, the FLOPs reduction counted against the speedup measured (both log axes), with the line where the
 two agree: the distance below it is what the hardware does not deliver.
 """
@@ -18,18 +19,21 @@ from matplotlib.ticker import FuncFormatter
 from prunebench.errors import ResultsError
 from prunebench.report.board import Comparison
 from prunebench.report.figures import check_figure_path, save_figure
+from prunebench.report.metric import quality, scale
 from prunebench.report.plots import board_title, styles
 from prunebench.report.row import Row
 
 PLAIN = FuncFormatter(lambda value, _: f"{value:.3g}")  # 0.4, 2, 3: not 4x10^-1
-Point = tuple[float, float, float, float, float]  # latency ms, top-1 %, FLOPs reduction x, speedup, sparsity
+Point = tuple[float, float, float, float, float]  # latency ms, top-1 % (perplexity), FLOPs reduction, speedup, sparsity
 
 
-def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """(latency, accuracy) points no other point beats: faster and at least as accurate. By latency."""
+def pareto_front(points: list[tuple[float, float]], higher_is_better: bool = True) -> list[tuple[float, float]]:
+    """(latency, accuracy) points no other point beats: faster and at least as good (as accurate; where less is
+    better, as low a perplexity). By latency."""
+    sign = 1.0 if higher_is_better else -1.0
     front: list[tuple[float, float]] = []
-    for latency, accuracy in sorted(points, key=lambda p: (p[0], -p[1])):
-        if not front or accuracy > front[-1][1]:
+    for latency, accuracy in sorted(points, key=lambda p: (p[0], -sign * p[1])):
+        if not front or sign * accuracy > sign * front[-1][1]:
             front.append((latency, accuracy))
     return front
 
@@ -64,6 +68,7 @@ def efficiency_figure(comparison: Comparison, batch_size: int | None = None) -> 
     fig = Figure(figsize=(12.5, 4.8 * len(boards)), layout="constrained")
     axes = fig.subplots(len(boards), 2, squeeze=False)
     for (left, right), board in zip(axes, boards, strict=True):
+        metric, k = board.metric, scale(board.metric)
         by_method: dict[str, list[Point]] = defaultdict(list)
         dense_ms: list[float] = []
         for r in board.rows:
@@ -72,14 +77,14 @@ def efficiency_figure(comparison: Comparison, batch_size: int | None = None) -> 
                 continue
             i = r.speedup_batch_sizes.index(batch_size)
             dense_ms.append(1000 * r.dense_latency_s[i])
-            point = (1000 * at[0], 100 * r.top1_mean, r.flops_speedup or 1.0, at[1], r.sparsity_target)
+            point = (1000 * at[0], k * r.top1_mean, r.flops_speedup or 1.0, at[1], r.sparsity_target)
             by_method[r.method].append(point)
         methods = sorted(by_method)
         for method, style in zip(methods, styles(len(methods)), strict=True):
             pts = by_method[method]
             color = style["color"]
             left.scatter([p[0] for p in pts], [p[1] for p in pts], color=color, marker=style["marker"], label=method)
-            front = pareto_front([(p[0], p[1]) for p in pts])
+            front = pareto_front([(p[0], p[1]) for p in pts], metric.higher_is_better)
             left.step([p[0] for p in front], [p[1] for p in front], where="post", color=color, alpha=0.6)
             right.scatter([p[2] for p in pts], [p[3] for p in pts], color=color, marker=style["marker"], label=method)
             for p in pts:
@@ -87,11 +92,11 @@ def efficiency_figure(comparison: Comparison, batch_size: int | None = None) -> 
         dense = board.dense
         if dense is not None and dense.top1_mean is not None and dense_ms:
             ms = math.fsum(dense_ms) / len(dense_ms)
-            left.scatter([ms], [100 * dense.top1_mean], marker="*", s=160, color="black", label="dense", zorder=3)
+            left.scatter([ms], [k * dense.top1_mean], marker="*", s=160, color="black", label="dense", zorder=3)
         left.set_xscale("log")
         left.set_xlabel(f"measured latency, ms per batch of {batch_size} (log scale)")
-        left.set_ylabel("test top-1 % (mean over seeds)")
-        left.set_title(f"{board_title(board)}: accuracy against latency, Pareto front per method", fontsize=10)
+        left.set_ylabel(f"{metric.label} (mean over seeds)")
+        left.set_title(f"{board_title(board)}: {quality(metric)} against latency, Pareto front per method", fontsize=10)
         reach = max([2.0] + [max(p[2], p[3]) for pts in by_method.values() for p in pts])
         right.plot([1, reach], [1, reach], linestyle="--", color="grey", linewidth=1, label="speedup = FLOPs reduction")
         right.axhline(1.0, color="black", linestyle=":", linewidth=1)

@@ -1,4 +1,5 @@
-"""The paper's table: method x target sparsity, test top-1 mean ± std over seeds, from a leaderboard.
+"""The paper's table: method x target sparsity, the ranked metric's mean ± std over seeds (test top-1; a causal
+LM's perplexity), from a leaderboard.
 
 The best method of each column (the leader) is bold and the methods that share its rank (not significantly
 worse, prunebench.report.stats) carry `=`; a cell of a method with fewer seeds than a rank needs carries its
@@ -8,6 +9,7 @@ seed count, and a cell with results kept out of its mean says `!audit`. As markd
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from rich.markup import escape
@@ -15,6 +17,7 @@ from rich.table import Table
 
 from prunebench.report.board import Leaderboard
 from prunebench.report.cells import latex_escape
+from prunebench.report.metric import best_first, capitalized, format_value, ranking_metric
 from prunebench.report.row import Row
 from prunebench.report.stats import ALPHA, MIN_SEEDS
 from prunebench.results.targets import Target
@@ -31,13 +34,14 @@ class Cell:
 def cell(r: Row | None, seed_notes: bool = True) -> Cell:
     if r is None or r.top1_mean is None:
         return Cell("-", False, False, "" if r is None else r.status.split(" ")[0])
-    std = "n/a" if r.top1_std is None else f"{100 * r.top1_std:.2f}"
+    m = ranking_metric(r)
+    std = format_value(m, r.top1_std)
     notes = [f"n={r.n_seeds}"] if seed_notes and r.kind == "method" and r.rank is None else []
     if r.n_issues:
         notes.append("!audit")  # results of the cell kept out of the mean: the audit says why
     note = ", ".join(notes)
     leader = r.vs_leader_verdict == "leader" and r.rank == 1
-    return Cell(f"{100 * r.top1_mean:.2f} ± {std}", leader, r.rank == 1 and not leader, note)
+    return Cell(f"{format_value(m, r.top1_mean)} ± {std}", leader, r.rank == 1 and not leader, note)
 
 
 @dataclass(frozen=True)
@@ -60,16 +64,20 @@ def pivot(board: Leaderboard) -> Pivot:
     rows = [r for r in board.rows if r.kind == "method" and r.sparsity_target is not None and r.files]
     sparsities = sorted({r.sparsity_target for r in rows})  # type: ignore[type-var]
     by = {(r.method, r.sparsity_target): r for r in rows}
+    metric = board.metric
 
     def overall(m: str) -> float:
+        """Best first: the mean over the columns, negated where higher is better; a method without any last."""
         means = [by[(m, s)].top1_mean for s in sparsities if (m, s) in by and by[(m, s)].top1_mean is not None]
-        return -sum(means) / len(means) if means else 1.0  # type: ignore[operator]
+        return best_first(metric, sum(means) / len(means)) if means else math.inf  # type: ignore[arg-type]
 
     methods = sorted({r.method for r in rows}, key=lambda m: (overall(m), m))
     seeds = sorted({s for r in rows for s in r.seeds})
     ranked = any(r.rank is not None for r in rows)
     caption = (
-        f"Test top-1 % (mean ± std over {len(seeds)} seed(s)) at each {_each(board.target_kind)}; dense base model: "
+        f"{capitalized(metric.label)} (mean ± std over {len(seeds)} seed(s)"
+        + ("" if metric.higher_is_better else ", lower is better")
+        + f") at each {_each(board.target_kind)}; dense base model: "
         f"{cell(board.dense).text}. "
         + (
             f"Bold: the best method of the column; =: not significantly worse than it (paired t-test, "

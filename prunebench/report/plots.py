@@ -1,5 +1,5 @@
-"""Figures: accuracy against sparsity per method, and per-epoch curves from the result records (the figures
-of the seed papers' analyses are in `science_plots`).
+"""Figures: the ranked metric (test top-1; a causal LM's perplexity) against sparsity per method, and per-epoch
+curves from the result records (the figures of the seed papers' analyses are in `science_plots`).
 
 Figures are drawn on matplotlib's object API (Figure, not pyplot), so nothing depends on or
 changes the user's backend; the file's suffix (.png, .pdf, .svg) picks the format.
@@ -19,6 +19,7 @@ from prunebench.report.audit import target_of
 from prunebench.report.board import Comparison, Leaderboard
 from prunebench.report.figures import check_figure_path, save_figure
 from prunebench.report.filters import passes_filters
+from prunebench.report.metric import best_first, scale, with_unit
 from prunebench.results import EpochRecord, Loaded, ResultRecord
 
 CURVE_METRICS = ("val_top1", "train_loss", "train_top1", "val_loss", "test_top1", "lr", "sparsity")
@@ -68,24 +69,26 @@ def plot_accuracy(comparison: Comparison, path: Path) -> Path:
 
 
 def accuracy_figure(comparison: Comparison) -> Figure:
-    """Test top-1 against density (fraction of weights remaining, log axis, sparser to the right), one panel per
-    protocol, a bar chart where a protocol has one sparsity; error bars are ± one standard deviation over seeds;
-    the dense base model is a horizontal line with its ± std band. Only ranked (fair) results are drawn."""
+    """Each board's ranked metric (test top-1, perplexity) against density (fraction of weights remaining, log
+    axis, sparser to the right), one panel per protocol, a bar chart where a protocol has one sparsity; error bars
+    are ± one standard deviation over seeds; the dense base model is a horizontal line with its ± std band. Only
+    ranked (fair) results are drawn."""
     boards = [b for b in comparison.boards if any(r.kind == "method" and r.n_seeds for r in b.rows)]
     if not boards:
         raise ResultsError("no ranked results to plot (every result is missing or shown apart in the audit)")
     fig = Figure(figsize=(7.6 * len(boards), 4.8), layout="constrained")
     axes = fig.subplots(1, len(boards), squeeze=False)[0]
     for ax, board in zip(axes, boards, strict=True):
+        metric, k = board.metric, scale(board.metric)
         by_method: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
         for r in board.rows:
             if r.kind == "method" and r.n_seeds and r.top1_mean is not None and r.sparsity_target is not None:
                 left = remaining(board.target_kind, r.sparsity_target)
-                by_method[r.method].append((left, 100 * r.top1_mean, 100 * (r.top1_std or 0.0)))
+                by_method[r.method].append((left, k * r.top1_mean, k * (r.top1_std or 0.0)))
         densities = sorted({d for pts in by_method.values() for d, _, _ in pts}, reverse=True)
         methods = sorted(by_method)
         if len(densities) == 1:
-            _bars(ax, methods, by_method, styles(len(methods)), densities[0], REMAINING[board.target_kind])
+            _bars(ax, methods, by_method, styles(len(methods)), densities[0], REMAINING[board.target_kind], metric)
         else:
             for method, style in zip(methods, styles(len(methods)), strict=True):
                 pts = sorted(by_method[method], reverse=True)
@@ -106,12 +109,14 @@ def accuracy_figure(comparison: Comparison) -> Figure:
             ax.set_xlabel(f"{REMAINING[board.target_kind]} remaining (log scale)")
         dense = board.dense
         if dense is not None and dense.top1_mean is not None:
-            mean, std = 100 * dense.top1_mean, 100 * (dense.top1_std or 0.0)
-            ax.axhline(mean, color="black", linestyle=":", linewidth=1.2, label=f"dense ({mean:.2f}%)")
+            mean, std = k * dense.top1_mean, k * (dense.top1_std or 0.0)
+            label = f"dense ({with_unit(metric, dense.top1_mean)})"
+            ax.axhline(mean, color="black", linestyle=":", linewidth=1.2, label=label)
             if std:
                 ax.axhspan(mean - std, mean + std, color="black", alpha=0.08, linewidth=0)
-        ax.set_ylabel("test top-1 % (mean ± std over seeds)")
-        ax.set_ylim(top=min(ax.get_ylim()[1], 101.0))  # accuracy ends at 100 %
+        ax.set_ylabel(f"{metric.label} (mean ± std over seeds)")
+        if metric.percent:
+            ax.set_ylim(top=min(ax.get_ylim()[1], 101.0))  # accuracy ends at 100 %
         ax.set_title(board_title(board), fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
@@ -127,9 +132,9 @@ def remaining(kind: str, target: float) -> float:
     return 1.0 - target if kind == "sparsity" else 1.0 / target
 
 
-def _bars(ax, methods, by_method, looks, density, what) -> None:  # type: ignore[no-untyped-def]
-    """One sparsity: a bar per method (with its ± std), best first."""
-    order = sorted(methods, key=lambda m: -by_method[m][0][1])
+def _bars(ax, methods, by_method, looks, density, what, metric) -> None:  # type: ignore[no-untyped-def]
+    """One sparsity: a bar per method (with its ± std), best first (by `metric`'s direction)."""
+    order = sorted(methods, key=lambda m: best_first(metric, by_method[m][0][1]))
     for i, m in enumerate(order):
         _, mean, std = by_method[m][0]
         look = looks[methods.index(m)]
@@ -144,8 +149,9 @@ def _bars(ax, methods, by_method, looks, density, what) -> None:  # type: ignore
         )
     ax.set_xticks(range(len(order)), order, rotation=30, ha="right", fontsize=8)
     ax.set_xlabel(f"method, {100 * density:.3g}% of the {what} remaining")
-    low = min(by_method[m][0][1] - by_method[m][0][2] for m in methods)
-    ax.set_ylim(max(0.0, low - 5), None)
+    if metric.percent:  # accuracies close together: the axis starts 5 points below the lowest bar
+        low = min(by_method[m][0][1] - by_method[m][0][2] for m in methods)
+        ax.set_ylim(max(0.0, low - 5), None)
 
 
 def plot_curves(

@@ -1,9 +1,15 @@
-"""One row of a leaderboard: every column a board shows or exports (JSON, CSV, pandas), in their order."""
+"""One row of a leaderboard: every column a board shows or exports (JSON, CSV, pandas), in their order.
+
+The `top1_*` columns hold the board's ranked metric (prunebench.report.metric): test top-1 for classification,
+test perplexity for a causal LM; exports name them after it (`perplexity_mean`, ...: `columns_for`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from typing import Literal
+
+from prunebench.report.metric import DEFAULT_TASK, ranking_metric, shows_top5, stem
 
 
 @dataclass
@@ -101,6 +107,23 @@ class Row:
     retrain_variant: str | None = None
     selected_variant: str | None = None  # the candidate chosen for this row, on validation top-1 only
     selection: list[str] = field(default_factory=list)  # each candidate's mean validation top-1 %, as chosen on
+    task: str = DEFAULT_TASK  # exported only for another task than classification (as records write it)
 
 
-COLUMNS = [f.name for f in fields(Row)]
+COLUMNS = [f.name for f in fields(Row) if f.name != "task"]  # a classification board's exported columns
+
+
+def exported_name(name: str, task: str) -> str:
+    """A column's exported name on a board of `task`: the ranked metric's columns named after it."""
+    if task == DEFAULT_TASK:
+        return name
+    return name.replace("top1", stem(ranking_metric(task)), 1) if "top1" in name else name
+
+
+def columns_for(task: str) -> list[str]:
+    """The exported columns of a board of `task`: COLUMNS for classification; another task's ranked metric's
+    columns named after it, without top-5 where it means nothing, and the task."""
+    if task == DEFAULT_TASK:
+        return COLUMNS
+    kept = [c for c in COLUMNS if c != "top5_mean" or shows_top5(task)]
+    return [exported_name(c, task) for c in kept] + ["task"]

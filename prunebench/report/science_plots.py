@@ -13,6 +13,7 @@ from prunebench.errors import ResultsError
 from prunebench.report.audit import target_of
 from prunebench.report.figures import check_figure_path, save_figure
 from prunebench.report.filters import passes_filters
+from prunebench.report.metric import DEFAULT_TASK, ranking_metric
 from prunebench.results import EpochRecord, Loaded, ResultRecord, ResultSummary
 
 # ---- the science figures: shedding curves, weight-correlation bars, retraining-LR sweeps ----------
@@ -21,12 +22,15 @@ SHEDDING_LABELS = {
     "shed_fraction": "shed fraction % (kept weights below τ)",
     "effective_sparsity": "effective sparsity % ((pruned + shed) / N)",
 }
-SWEEP_METRICS = ("test_top1", "val_top1", "trainability")
+SWEEP_METRICS = ("test_top1", "val_top1", "trainability", "test_perplexity", "val_perplexity")
 SWEEP_LABELS = {
     "test_top1": "final test top-1 %",
     "val_top1": "final validation top-1 %",
     "trainability": "trainability accuracy % (val, first LR stage)",
+    "test_perplexity": "final test perplexity",
+    "val_perplexity": "final validation perplexity",
 }
+SWEEP_AS_IS = {"test_perplexity", "val_perplexity"}  # shown as they are; the others are percentages
 
 
 def _selected(
@@ -236,8 +240,8 @@ def _retraining_lr(r: ResultSummary) -> float | None:
 
 
 def lr_sweep_table(records: Sequence[ResultSummary], metric: str) -> dict[float, dict[str, dict[float, list[float]]]]:
-    """{target: {'method [+e epochs][, schedule]': {retraining LR: [metric per seed, %]}}}. The protocol's
-    own records and the sweep and extension variants; swap variants are left out."""
+    """{target: {'method [+e epochs][, schedule]': {retraining LR: [metric per seed, % or perplexity]}}}. The
+    protocol's own records and the sweep and extension variants; swap variants are left out."""
     if metric not in SWEEP_METRICS:
         raise ResultsError(f"unknown metric {metric!r} (known: {', '.join(SWEEP_METRICS)})")
     out: dict[float, dict[str, dict[float, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
@@ -256,7 +260,7 @@ def lr_sweep_table(records: Sequence[ResultSummary], metric: str) -> dict[float,
             key += f" +{r.variant.extra_epochs} epochs"
         if r.variant is not None and r.variant.schedule:
             key += f", {r.variant.schedule}"
-        out[target][key][lr].append(100 * value)
+        out[target][key][lr].append(value if metric in SWEEP_AS_IS else 100 * value)
     return out
 
 
@@ -264,17 +268,19 @@ def plot_lr_sweep(
     loaded: Sequence[Loaded],
     path: Path,
     *,
-    metric: str = "test_top1",
+    metric: str | None = None,
     protocols: Sequence[str] | None = None,
     methods: Sequence[str] | None = None,
     sparsities: Sequence[float] | None = None,
 ) -> Path:
-    """Final accuracy against the peak retraining LR (log axis), a panel per target sparsity, a line
-    per method, and a line of its own for each retraining-epoch extension (dashed) and named schedule;
-    points are means over seeds with ± one std (Wang et al. 2023's LR "boost" and whether longer
-    retraining closes the gap)."""
+    """Final accuracy (`metric`; default: the records' ranked metric, test top-1 or a causal LM's test perplexity)
+    against the peak retraining LR (log axis), a panel per target sparsity, a line per method, and a line of its
+    own for each retraining-epoch extension (dashed) and named schedule; points are means over seeds with ± one
+    std (Wang et al. 2023's LR "boost" and whether longer retraining closes the gap)."""
     check_figure_path(path)
     records = _selected(loaded, protocols, methods, sparsities, None)
+    if metric is None:
+        metric = ranking_metric(records[0] if records else DEFAULT_TASK).name
     table = lr_sweep_table(records, metric)
     if not table:
         raise ResultsError("no results to draw against the retraining LR")

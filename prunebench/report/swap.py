@@ -3,7 +3,8 @@
 For methods A and B with own retraining recipes FT_A and FT_B: the paired per-seed differences A - B under
 FT_A and under FT_B, A+FT_A - B+FT_B (how papers compare, each method with its own recipe), and the
 interaction (A - B under FT_A) - (A - B under FT_B), each with its 95% t-interval; the four runs of a seed
-must share one dense checkpoint, or the seed is left out.
+must share one dense checkpoint, or the seed is left out. The numbers are the ranked metric's (test top-1; a causal
+LM's perplexity, where A wins by being lower: prunebench.report.metric).
 """
 
 from __future__ import annotations
@@ -13,24 +14,29 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
 from prunebench.console import text_console
 from prunebench.report.audit import Entry, same_target, target_of
-from prunebench.report.cells import interval, signed_pp
+from prunebench.report.cells import interval
 from prunebench.report.filters import passes_filters
 from prunebench.report.load import ProtocolIndex
+from prunebench.report.metric import DEFAULT_TASK, format_delta, ranked_value, ranking_metric, unit_words
 from prunebench.report.render.markdown import md_escape
 from prunebench.report.stats import CONFIDENCE, Paired, paired_difference
 from prunebench.report.variants import group_plan
 from prunebench.results import Loaded
 
+if TYPE_CHECKING:
+    from prunebench.tasks import Metric
+
 
 @dataclass
 class SwapResult:
-    """The swap test of methods a and b at one sparsity. Differences are a - b (fractions; pp in tables)."""
+    """The swap test of methods a and b at one sparsity. Differences are a - b in the ranked metric (accuracy:
+    fractions, pp in tables; perplexity as it is)."""
 
     protocol: str
     setup_hash: str
@@ -48,8 +54,9 @@ class SwapResult:
     winner_b: str
     verdict: str
     interaction_verdict: str
-    accuracy: dict[str, dict[int, float]] = field(default_factory=dict)  # "A+FT_A" -> seed -> test top-1
+    accuracy: dict[str, dict[int, float]] = field(default_factory=dict)  # "A+FT_A" -> seed -> ranked value
     excluded: list[str] = field(default_factory=list)  # seeds left out, and why
+    task: str = DEFAULT_TASK  # whose ranked metric the numbers are (written to JSON for another task only)
 
 
 @dataclass
@@ -58,14 +65,15 @@ class SwapReport:
     notices: list[str]
 
 
-def winner(diff: Paired, a: str, b: str) -> str:
-    """Who wins a paired comparison a - b at 95%: a, b, "tie" (the interval holds 0) or "n/a" (< 2 seeds)."""
+def winner(diff: Paired, a: str, b: str, higher_is_better: bool = True) -> str:
+    """Who wins a paired comparison a - b at 95%: a, b, "tie" (the interval holds 0) or "n/a" (< 2 seeds); a wins
+    by being higher, or lower where less is better (perplexity)."""
     zero = diff.contains_zero()
     if zero is None or diff.mean is None:
         return "n/a"
     if zero:
         return "tie"
-    return a if diff.mean > 0 else b
+    return a if (diff.mean > 0) == higher_is_better else b
 
 
 def swap_verdict(a: str, b: str, winner_a: str, winner_b: str) -> str:
@@ -103,9 +111,11 @@ def swap_result(
     recipe_b: str,
     runs: dict[str, dict[int, tuple[float, str]]],
     excluded: list[str] | None = None,
+    task: str = DEFAULT_TASK,
 ) -> SwapResult:
-    """The swap test from the four runs' (test top-1, dense checkpoint hash) per seed, keyed "A+FT_A",
-    "A+FT_B", "B+FT_A", "B+FT_B". A seed enters only when all four ran from one dense checkpoint."""
+    """The swap test from the four runs' (ranked value, dense checkpoint hash) per seed, keyed "A+FT_A",
+    "A+FT_B", "B+FT_A", "B+FT_B", of results of `task`. A seed enters only when all four ran from one dense
+    checkpoint."""
     keys = ("A+FT_A", "B+FT_A", "A+FT_B", "B+FT_B")
     excluded = list(excluded or [])
     seeds = []
@@ -126,7 +136,8 @@ def swap_result(
     d_a = {s: acc["A+FT_A"][s] - acc["B+FT_A"][s] for s in seeds}
     d_b = {s: acc["A+FT_B"][s] - acc["B+FT_B"][s] for s in seeds}
     inter = paired_difference(d_a, d_b)
-    wa, wb = winner(under_a, a, b), winner(under_b, a, b)
+    up = ranking_metric(task).higher_is_better
+    wa, wb = winner(under_a, a, b, up), winner(under_b, a, b, up)
     return SwapResult(
         protocol=protocol,
         setup_hash=setup,
@@ -146,6 +157,7 @@ def swap_result(
         interaction_verdict=interaction_verdict(inter),
         accuracy={_named(k, a, b): v for k, v in acc.items()},
         excluded=excluded,
+        task=task,
     )
 
 
@@ -202,19 +214,20 @@ def swap_report(
                         if e.label == method and same_target(e.target, target)
                     ]
                     runs[key] = _usable(found, _named(key, a, b), excluded)
-                results.append(swap_result(name, setup, target, a, b, ra, rb, runs, excluded))
+                task = group[0].record.task
+                results.append(swap_result(name, setup, target, a, b, ra, rb, runs, excluded, task))
     return SwapReport(results, notices)
 
 
 def _usable(records: Sequence[Any], what: str, excluded: list[str]) -> dict[int, tuple[float, str]]:
-    """Per seed, (test top-1, dense checkpoint) of the ok records; the others are named in `excluded`."""
+    """Per seed, (ranked value, dense checkpoint) of the ok records; the others are named in `excluded`."""
     out: dict[int, tuple[float, str]] = {}
     conflicting: set[int] = set()
     for r in records:
         if r.status != "ok" or r.metrics is None or r.base is None:
             excluded.append(f"{what} seed {r.seed}: {r.status} ({'; '.join(r.reasons) or 'incomplete record'})")
             continue
-        value = (r.metrics.test_top1, r.base.checkpoint_sha256)
+        value = (ranked_value(r), r.base.checkpoint_sha256)
         if r.seed in out and out[r.seed] != value:
             conflicting.add(r.seed)
         out.setdefault(r.seed, value)
@@ -226,13 +239,32 @@ def _usable(records: Sequence[Any], what: str, excluded: list[str]) -> dict[int,
 
 # ---- rendering ---------------------------------------------------------------------------------------
 SWAP_FORMATS = ("rich", "markdown", "json")  # what swap_render writes
-SWAP_CAPTION = (
-    "Swap test (Wang et al. 2023, §5). Differences A - B in test top-1 percentage points, paired by seed over the "
-    "seeds where all four runs (A+FT_A, B+FT_A, A+FT_B, B+FT_B) exist and share one dense checkpoint, with their "
-    "95% t-interval and p-value. A wins under a recipe when the interval lies above 0, B when below, tie when it "
-    "holds 0. own recipes: A+FT_A - B+FT_B, the comparison papers usually make. interaction: (A - B under FT_A) - "
-    "(A - B under FT_B); significant when its interval excludes 0."
-)
+
+
+def _swap_caption(units: str, above: str, below: str) -> str:
+    return (
+        f"Swap test (Wang et al. 2023, §5). Differences A - B in {units}, paired by seed over the "
+        "seeds where all four runs (A+FT_A, B+FT_A, A+FT_B, B+FT_B) exist and share one dense checkpoint, with their "
+        f"95% t-interval and p-value. A wins under a recipe when the interval lies {above} 0, B when {below}, tie "
+        "when it holds 0. own recipes: A+FT_A - B+FT_B, the comparison papers usually make. interaction: (A - B "
+        "under FT_A) - (A - B under FT_B); significant when its interval excludes 0."
+    )
+
+
+SWAP_CAPTION = _swap_caption("test top-1 percentage points", "above", "below")  # classification's
+
+
+def swap_caption(tasks: Sequence[str]) -> str:
+    """The caption of swap results of `tasks` (SWAP_CAPTION for classification's alone)."""
+    captions = []
+    for task in dict.fromkeys(tasks or [DEFAULT_TASK]):
+        metric = ranking_metric(task)
+        units = f"test top-1 {unit_words(metric)}" if metric.percent else unit_words(metric)
+        above, below = ("above", "below") if metric.higher_is_better else ("below", "above")
+        captions.append(_swap_caption(units, above, below))
+    return " ".join(captions)
+
+
 SWAP_HEADERS = [
     "protocol",
     "sparsity",
@@ -246,22 +278,23 @@ SWAP_HEADERS = [
 ]
 
 
-def _diff_cell(d: Paired) -> str:
+def _diff_cell(d: Paired, metric: Metric) -> str:
     if d.mean is None:
         return "n/a"
     p = "" if d.p is None else f" p={d.p:.3g}"
-    return f"{signed_pp(d.mean)} {interval(d.low, d.high, True)}{p}"
+    return f"{format_delta(metric, d.mean)} {interval(d.low, d.high, True, metric=metric)}{p}"
 
 
 def swap_cells(r: SwapResult) -> list[str]:
+    metric = ranking_metric(r.task)
     return [
         r.protocol,
         f"{r.sparsity:g}",
         f"{r.a} vs {r.b}",
-        _diff_cell(r.under_a),
-        _diff_cell(r.under_b),
-        _diff_cell(r.own),
-        f"{_diff_cell(r.interaction)}: {r.interaction_verdict}",
+        _diff_cell(r.under_a, metric),
+        _diff_cell(r.under_b, metric),
+        _diff_cell(r.own, metric),
+        f"{_diff_cell(r.interaction, metric)}: {r.interaction_verdict}",
         str(len(r.seeds)),
         r.verdict + (f" (left out: {'; '.join(r.excluded)})" if r.excluded else ""),
     ]
@@ -277,11 +310,16 @@ def swap_json(report: SwapReport) -> str:
     doc = {
         "prunebench_swap": 1,
         "confidence": CONFIDENCE,
-        "caption": SWAP_CAPTION,
+        "caption": swap_caption([r.task for r in report.results]),
         "notices": report.notices,
         "results": [
             {
-                **{k: v for k, v in asdict(r).items() if k not in ("under_a", "under_b", "own", "interaction")},
+                **{
+                    k: v
+                    for k, v in asdict(r).items()
+                    if k not in ("under_a", "under_b", "own", "interaction")
+                    and (k != "task" or v != DEFAULT_TASK)  # a classification result as it always was
+                },
                 "accuracy": {k: {str(s): v for s, v in acc.items()} for k, acc in r.accuracy.items()},
                 "under_a": _paired_dict(r.under_a),
                 "under_b": _paired_dict(r.under_b),
@@ -298,12 +336,12 @@ def swap_markdown(report: SwapReport) -> str:
     lines = [f"> **Note:** {md_escape(n)}" for n in report.notices]
     lines += ["| " + " | ".join(SWAP_HEADERS) + " |", "|" + "|".join("---" for _ in SWAP_HEADERS) + "|"]
     lines += ["| " + " | ".join(md_escape(c) for c in swap_cells(r)) + " |" for r in report.results]
-    lines += ["", f"*{SWAP_CAPTION}*", ""]
+    lines += ["", f"*{swap_caption([r.task for r in report.results])}*", ""]
     return "\n".join(lines)
 
 
 def swap_table(report: SwapReport) -> Table:
-    table = Table(title="Swap test", caption=SWAP_CAPTION)
+    table = Table(title="Swap test", caption=swap_caption([r.task for r in report.results]))
     for h in SWAP_HEADERS:
         table.add_column(h, justify="right" if h in ("sparsity", "n") else "left")
     for r in report.results:

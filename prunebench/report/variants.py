@@ -17,7 +17,8 @@ from typing import Any
 from prunebench.protocol import VariantPlan, content_hash, plan_from_content
 from prunebench.report.audit import Entry, same_target
 from prunebench.report.board import Leaderboard, build_board
-from prunebench.report.recipe_selection import SELECTION_RULE, Selection, select, validation_accuracies
+from prunebench.report.metric import DEFAULT_TASK
+from prunebench.report.recipe_selection import Selection, select, selection_rule, validation_accuracies
 
 
 def group_plan(group: Sequence[Entry]) -> VariantPlan | None:
@@ -123,7 +124,8 @@ def _selected_board(
                 job = plan.job_variant(c, label)
                 group = [e for e in by_variant.get(job, []) if e.label == label and same_target(e.target, target)]
                 pool[c] = sorted(group, key=lambda e: str(e.path))
-            selection = select({c: validation_accuracies(e.record for e in es) for c, es in pool.items()})
+            task = next((e.record.task for es in pool.values() for e in es), DEFAULT_TASK)
+            selection = select({c: validation_accuracies(e.record for e in es) for c, es in pool.items()}, task)
             if selection is not None:
                 selections[(label, target)] = selection
                 chosen.extend(e.copy() for e in pool[selection.chosen])
@@ -139,7 +141,7 @@ def _selected_board(
         declared=labels,
     )
     _mark(board, variant, f"validation-selected recipe among {', '.join(candidates)}{extended}")
-    board.notes.append("VALIDATION-SELECTED RETRAINING RECIPE: " + SELECTION_RULE)
+    board.notes.append("VALIDATION-SELECTED RETRAINING RECIPE: " + selection_rule(board.metric))
     for row in board.rows:
         if row.kind != "method" or row.sparsity_target is None:
             continue

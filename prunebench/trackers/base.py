@@ -71,6 +71,10 @@ def final_metrics(record: ResultRecord) -> dict[str, float]:
         out |= {"test_top1": m.test_top1, "test_loss": m.test_loss, "val_top1": m.val_top1, "val_loss": m.val_loss}
         if m.test_top5 is not None:
             out["test_top5"] = m.test_top5
+        if m.test_perplexity is not None:  # a causal LM's: its ranked metric
+            out["test_perplexity"] = m.test_perplexity
+        if m.val_perplexity is not None:
+            out["val_perplexity"] = m.val_perplexity
     if record.sparsity is not None:
         out["sparsity_achieved"] = record.sparsity.achieved
     if record.cost is not None and record.cost.flops_dense:
@@ -81,6 +85,8 @@ def final_metrics(record: ResultRecord) -> dict[str, float]:
         out |= {f"ledger.{stage}.epochs": ledger.epochs, f"ledger.{stage}.train_flops": ledger.train_flops}
     if record.base is not None:
         out["base_test_top1"] = record.base.test_top1
+        if record.base.test_perplexity is not None:
+            out["base_test_perplexity"] = record.base.test_perplexity
     return out
 
 

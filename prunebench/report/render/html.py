@@ -17,15 +17,16 @@ import prunebench
 from prunebench.errors import ResultsError
 from prunebench.report.board import Comparison, Leaderboard
 from prunebench.report.cells import (
-    CAPTION,
     HUMAN_HEADERS,
     audit_cells,
     audit_headers,
     board_headers,
+    caption,
     human_cells,
     pick,
     shown,
 )
+from prunebench.report.metric import quality
 from prunebench.report.row import Row
 
 NUMBER = re.compile(r"^[=~]?\s*([+-]?\d+(?:\.\d+)?)")
@@ -135,10 +136,13 @@ def _figures(c: Comparison) -> list[tuple[str, bytes]]:
     from prunebench.report.plots import accuracy_figure
 
     own = replace(c, boards=[b for b in c.boards if b.variant is None])
+    metrics = list(dict.fromkeys(b.metric for b in own.boards))  # what the figures' values are: test top-1, ...
+    value = " / ".join(m.label.removesuffix(" %") for m in metrics)
+    what = " / ".join(quality(m) for m in metrics)
     out = []
     for alt, draw in (
-        ("test top-1 against the weights remaining", lambda: accuracy_figure(own)),
-        ("accuracy against measured latency; counted FLOPs against measured speedup", lambda: efficiency_figure(own)),
+        (f"{value} against the weights remaining", lambda: accuracy_figure(own)),
+        (f"{what} against measured latency; counted FLOPs against measured speedup", lambda: efficiency_figure(own)),
     ):
         try:
             out.append((alt, png_bytes(draw())))
@@ -185,7 +189,7 @@ def to_html(c: Comparison, figures: bool = True) -> str:
             listing = "".join(f"<dt>{e(k)}</dt><dd>{e(v).replace(chr(10), '<br>')}</dd>" for k, v in prov)
             span = len(headers)
             out.append(f'<tr class="prov" id="prov-{i}-{j}" hidden><td colspan="{span}"><dl>{listing}</dl></td></tr>')
-        out.append(f'</tbody></table><p class="caption">{e(CAPTION)}</p>')
+        out.append(f'</tbody></table><p class="caption">{e(caption(b.metric))}</p>')
         out.append(f"<h3>Fairness audit ({len(b.issues)})</h3>")
         if b.issues:
             out.append('<table class="audit"><thead><tr>' + "".join(f"<th>{e(h)}</th>" for h in audit_headers(b)))

@@ -5,11 +5,11 @@ from __future__ import annotations
 from prunebench.report.board import Comparison
 from prunebench.report.cells import (
     AUDIT_HEADERS,
-    CAPTION,
     HUMAN_HEADERS,
     audit_cells,
     audit_headers,
     board_headers,
+    caption,
     human_cells,
     pick,
     shown,
@@ -35,7 +35,7 @@ def to_markdown(c: Comparison) -> str:
         lines.append("|" + "|".join("---" for _ in headers) + "|")
         for r in b.rows:
             lines.append("| " + " | ".join(md_escape(c_) for c_ in pick(human_cells(r, b.target_kind), keep)) + " |")
-        lines += ["", f"*{CAPTION}*", "", f"**Fairness audit ({len(b.issues)})**", ""]
+        lines += ["", f"*{caption(b.metric)}*", "", f"**Fairness audit ({len(b.issues)})**", ""]
         if b.issues:
             lines.append("| " + " | ".join(audit_headers(b)) + " |")
             lines.append("|" + "|".join("---" for _ in AUDIT_HEADERS) + "|")

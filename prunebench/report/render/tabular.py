@@ -1,4 +1,8 @@
-"""Machine-readable leaderboards: JSON (every column, the audit, what each table is) and CSV."""
+"""Machine-readable leaderboards: JSON (every column, the audit, what each table is) and CSV.
+
+A board of another task than classification names its ranked metric's columns after it (`perplexity_mean`, ...:
+prunebench.report.row.columns_for) and says which metric it is; a classification board's are as they always were.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ from typing import Any
 
 from prunebench.report.audit import AUDIT_KINDS
 from prunebench.report.board import Comparison
-from prunebench.report.cells import CAPTION, TIED_DEFINITION
-from prunebench.report.row import COLUMNS, Row
+from prunebench.report.cells import CAPTION, TIED_DEFINITION, caption
+from prunebench.report.metric import DEFAULT_TASK, ranking_metric
+from prunebench.report.row import COLUMNS, Row, columns_for, exported_name
 from prunebench.report.stats import CONFIDENCE
 
 
@@ -23,11 +28,22 @@ def plain(value: Any) -> Any:
 
 
 def row_dict(r: Row) -> dict[str, Any]:
-    return {k: plain(v) for k, v in asdict(r).items()}
+    """A row's exported columns (columns_for its task)."""
+    out = {exported_name(k, r.task): plain(v) for k, v in asdict(r).items()}
+    return {c: out[c] for c in columns_for(r.task)}
+
+
+def _ranking(task: str) -> dict[str, Any]:
+    """What ranks a board of another task than classification (nothing for a classification board)."""
+    if task == DEFAULT_TASK:
+        return {}
+    metric = ranking_metric(task)
+    return {"task": task, "ranking": {**asdict(metric), "caption": caption(metric)}}
 
 
 def to_json(c: Comparison) -> str:
-    """Every column of every row, the audit and what each table is; `pd.DataFrame(doc["rows"])`."""
+    """Every column of every row, the audit and what each table is (another task's: its metric and caption, in
+    `ranking`); `pd.DataFrame(doc["rows"])`."""
     doc = {
         "prunebench_leaderboard": 1,
         "confidence": CONFIDENCE,
@@ -45,6 +61,7 @@ def to_json(c: Comparison) -> str:
                 "notes": b.notes,
                 "dense_checkpoints": {str(k): v for k, v in b.dense_checkpoints.items()},
                 "n_issues": len(b.issues),
+                **_ranking(b.task),
             }
             for b in c.boards
         ],
@@ -57,7 +74,8 @@ def to_json(c: Comparison) -> str:
 def to_csv(c: Comparison) -> str:
     """One line per row with every column (lists joined by ' | '), for pandas.read_csv."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    columns = list(dict.fromkeys(col for b in c.boards for col in columns_for(b.task))) or COLUMNS
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for b in c.boards:
         for r in b.rows:

@@ -9,10 +9,11 @@ from rich.table import Table
 from prunebench.console import text_console
 from prunebench.report.board import Comparison
 from prunebench.report.cells import (
-    CAPTION,
     COMPACT_HEADERS,
     audit_cells,
     audit_headers,
+    board_headers,
+    caption,
     compact_cells,
     pick,
     shown,
@@ -32,15 +33,15 @@ def rich_tables(c: Comparison) -> list[Table]:
             last = i == len(targets) - 1
             t = Table(
                 title=f"{b.title}: {b.target_label(target)}",
-                caption=escape(" ".join([*b.notes, CAPTION])) if last else None,
+                caption=escape(" ".join([*b.notes, caption(b.metric)])) if last else None,
                 box=box.SIMPLE_HEAD,
                 padding=(0, 1),
             )
             rows = dense + [r for r in b.rows if r.kind == "method" and r.sparsity_target == target]
             keep = shown(b, COMPACT_HEADERS)
-            for h, kept in zip(COMPACT_HEADERS, keep, strict=True):
+            for h, head, kept in zip(COMPACT_HEADERS, board_headers(b, COMPACT_HEADERS), keep, strict=True):
                 if kept:
-                    t.add_column(h, justify="right" if h in RIGHT else "left", overflow="fold", no_wrap=h in RIGHT)
+                    t.add_column(head, justify="right" if h in RIGHT else "left", overflow="fold", no_wrap=h in RIGHT)
             for r in rows:
                 style = (
                     "dim"
