@@ -4,48 +4,24 @@ record's and its dense base model's value of it, which way is better, and how it
 Classification ranks by test top-1, a fraction shown as a percentage (differences in percentage points); a causal
 LM by test perplexity, shown as it is with two decimals (differences in perplexity points), lower being better.
 Everything on a board (its rows' `top1_*` columns hold the ranked metric, whatever the task) reads it from here.
-
-prunebench.tasks imports torch, which `compare` over classification results never pays for (two seconds;
-tests/cli/test_startup.py): classification's metric, the default, is its copy here (held equal to prunebench.tasks'
-by tests/report/test_task_metric.py), and prunebench.tasks is imported for the first result of another task.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from prunebench.errors import ResultsError
 from prunebench.results import ResultSummary
-
-if TYPE_CHECKING:
-    from prunebench.tasks import Metric
+from prunebench.tasks import TASKS, Metric
 
 DEFAULT_TASK: str = ResultSummary.model_fields["task"].default  # a record that names no task: classification
-
-
-@dataclass(frozen=True)
-class _Ranking:
-    """prunebench.tasks.Metric's fields, without its import of torch."""
-
-    name: str
-    label: str
-    higher_is_better: bool
-    percent: bool = False
-
-
-CLASSIFICATION = _Ranking("test_top1", "test top-1 %", higher_is_better=True, percent=True)  # as prunebench.tasks
 
 
 @functools.cache
 def task_metric(task: str) -> Metric:
     """The ranking metric of the task named `task`."""
-    if task == DEFAULT_TASK:
-        return cast("Metric", CLASSIFICATION)
-    from prunebench.tasks import TASKS
-
     if task not in TASKS:
         raise ResultsError(f"a result of task {task!r}, which prunebench does not know (tasks: {', '.join(TASKS)})")
     return TASKS[task].ranking

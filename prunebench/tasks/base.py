@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
 from dataclasses import dataclass
 from typing import ClassVar
-
-from torch import Tensor, nn
 
 
 @dataclass(frozen=True)

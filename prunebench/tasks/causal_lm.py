@@ -10,7 +10,11 @@ windows' means is the mean over their tokens), to float rounding.
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
 
 from prunebench.tasks.base import Metric, Task
 

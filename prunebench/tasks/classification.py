@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from torch import Tensor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
 
 from prunebench.tasks.base import Metric, Task
 
