@@ -72,10 +72,19 @@ class DatasetInfo:
         return (spec.text.seqlen,) if spec.text is not None else self.input_shape
 
     def classes_of(self, spec: DataSpec) -> int:
-        """The classes (a text data set's vocabulary) under `spec` before the data is read; 1000 where only the
-        files can say (class folders, a tokenizer's directory)."""
+        """The classes (a text data set's vocabulary: its tokenizer's) under `spec` before the data is read; 1000
+        where only the data can say (class folders)."""
         if spec.text is not None and spec.text.tokenizer is None:
             return spec.text.vocab_size
+        if spec.text is not None:
+            from prunebench.language import load_tokenizer
+            from prunebench.protocol.sections import expand_path
+
+            where = ("data", "text", "tokenizer")
+            try:
+                return len(load_tokenizer(expand_path(spec.text.tokenizer, where, "the tokenizer directory")))
+            except ValueError as exc:
+                raise FieldError(where, str(exc)) from None
         return self.num_classes or 1000
 
 

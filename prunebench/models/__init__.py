@@ -10,7 +10,7 @@ from prunebench.models import causal_lm as _causal_lm  # noqa: F401  (registers 
 # isort: on
 from prunebench.models.channels import channel_parameters
 from prunebench.models.cost import layer_macs, other_macs
-from prunebench.models.registry import MODELS, ModelInfo, build_model, model_names, register_model
+from prunebench.models.registry import MODELS, ModelInfo, build_model, model_files, model_names, register_model
 
 __all__ = [
     "MODELS",
@@ -18,6 +18,7 @@ __all__ = [
     "build_model",
     "channel_parameters",
     "layer_macs",
+    "model_files",
     "model_names",
     "other_macs",
     "register_model",

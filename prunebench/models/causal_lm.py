@@ -5,6 +5,7 @@ pruning prunes (base.epochs: 0). Both give their logits as `.logits` (prunebench
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -47,11 +48,17 @@ def tiny_llama(
     return LlamaForCausalLM(config)
 
 
+def _directory(args: dict[str, Any]) -> tuple[Path, ...]:
+    path = args.get("path")
+    return (expand_path(path, ("model", "args", "path"), "the model directory"),) if isinstance(path, str) else ()
+
+
 @register_model(
     "hf_causal_lm",
     "a Hugging Face causal LM from a local directory (args: path; LLaMA, Mistral, Qwen2/3, OPT, ...), its weights "
     "the dense model to prune (base.epochs: 0); never downloaded",
     text=True,
+    files=_directory,
 )
 def hf_causal_lm(num_classes: int, input_shape: InputShape, path: str, dtype: str = "float32") -> nn.Module:
     directory = expand_path(path, ("model", "args", "path"), "the model directory")

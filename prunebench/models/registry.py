@@ -14,6 +14,7 @@ import inspect
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,19 +34,28 @@ class ModelInfo:
     description: str
     builder: Builder  # fn(num_classes, input_shape, **args) -> nn.Module
     text: bool = False  # a causal LM of token windows (input_shape (seqlen,)), not an image model
+    # The files the builder reads, from its args (a local model directory): a job's process must see them.
+    files: Callable[[dict[str, Any]], tuple[Path, ...]] | None = None
 
 
 MODELS: dict[str, ModelInfo] = {}
 
 
-def register_model(name: str, description: str, *, text: bool = False) -> Callable[[Builder], Builder]:
+def register_model(
+    name: str,
+    description: str,
+    *,
+    text: bool = False,
+    files: Callable[[dict[str, Any]], tuple[Path, ...]] | None = None,
+) -> Callable[[Builder], Builder]:
     """Register `builder(num_classes, input_shape, **args) -> nn.Module` under `name`; `text`: a causal LM, built
-    for windows of `input_shape[0]` tokens and a vocabulary of at least `num_classes`."""
+    for windows of `input_shape[0]` tokens and a vocabulary of at least `num_classes`; `files(args)`: the local
+    files it reads (a job's process is let see them)."""
 
     def decorate(builder: Builder) -> Builder:
         if name in MODELS:
             raise ValueError(f"model {name!r} is registered twice")
-        MODELS[name] = ModelInfo(name, description, builder, text)
+        MODELS[name] = ModelInfo(name, description, builder, text, files)
         return builder
 
     return decorate
@@ -59,6 +69,17 @@ def torchvision_names() -> tuple[str, ...]:
     # module= keeps the classification models: detection, segmentation, video and quantized
     # models live in sub-packages and take different inputs or outputs.
     return tuple(torchvision.models.list_models(module=torchvision.models))
+
+
+def model_files(spec: ModelSpec) -> tuple[Path, ...]:
+    """The local files the protocol's model is built from (none for architectures built from scratch)."""
+    info = MODELS.get(spec.name)
+    if info is None or info.files is None:
+        return ()
+    try:
+        return info.files(dict(spec.args))
+    except FieldError:  # an unset variable: building the model says so
+        return ()
 
 
 def model_names() -> list[str]:

@@ -24,6 +24,7 @@ from prunebench.analyses import Analyses
 from prunebench.errors import JobFailed, PrunebenchError, one_line
 from prunebench.fairness import audit_budget, off_target, uses_dense_model
 from prunebench.methods import Taxonomy
+from prunebench.models import model_files
 from prunebench.protocol import RecipeError, TrainingSpec
 from prunebench.results import (
     BaseModelRecord,
@@ -126,7 +127,7 @@ class JobRun:
         env, job = self.env, self.job
         base_dir = env.protocol.source.parent if env.protocol.source else None
         task = JobTask(
-            environment=Environment.here(base_dir, (job.method_spec,)),
+            environment=Environment.here(base_dir, (job.method_spec,), model_files(job.protocol.model)),
             job=job,
             base_dir=base_dir,
             device=str(env.device),

@@ -17,6 +17,7 @@ from prunebench import confine
 from prunebench.data import hidden_from_jobs
 from prunebench.errors import FieldError, PrunebenchError, one_line
 from prunebench.methods import label_methods, needs_labels
+from prunebench.models import model_files
 from prunebench.protocol import Protocol
 from prunebench.run.dense import default_cache_dir
 from prunebench.run.sandbox.messages import rewarn
@@ -33,7 +34,8 @@ def describe(protocol: Protocol, reach: ReachCheck | None = None) -> list[Method
     base_dir = protocol.source.parent if protocol.source else None
     # A runner hid these, its results and its cache already; `validate` and `status` have only the default cache.
     confine.hide(*hidden_from_jobs(protocol.data), default_cache_dir())
-    task = DescribeTask(Environment.here(base_dir, tuple(protocol.methods)), tuple(protocol.methods), base_dir, reach)
+    environment = Environment.here(base_dir, tuple(protocol.methods), model_files(protocol.model))
+    task = DescribeTask(environment, tuple(protocol.methods), base_dir, reach)
     try:
         result = run_child("describe", pickle.dumps(task), rewarn, Limits(timeout=DESCRIBE_TIMEOUT_S))
     except ChildFailed as exc:

@@ -55,10 +55,14 @@ class Environment:
     visible: tuple[str, ...] = ()  # directories of the protocol and its methods' files: kept visible
 
     @classmethod
-    def here(cls, base_dir: Path | None = None, methods: tuple[MethodSpec, ...] = ()) -> Environment:
+    def here(
+        cls, base_dir: Path | None = None, methods: tuple[MethodSpec, ...] = (), files: tuple[Path, ...] = ()
+    ) -> Environment:
+        """`files`: what the protocol's model is built from (a local model directory), kept visible."""
         import torch
 
         visible = [str(base_dir)] if base_dir is not None else []
+        visible += [str(path.expanduser().absolute()) for path in files]
         for spec in methods:  # a method given by path: its file's directory
             if ".py:" in spec.name:
                 file = Path(spec.name.rpartition(":")[0]).expanduser()
