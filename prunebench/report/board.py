@@ -277,6 +277,11 @@ class BoardLayout:
     expected: list[str]
     labels: list[str]
     targets: list[float]
+    only_at: dict[str, list[float]] = field(default_factory=dict)  # methods declared for some targets only
+
+    def declared_at(self, label: str, target: float) -> bool:
+        """Whether the protocols declare `label` at `target`."""
+        return label in self.expected and (label not in self.only_at or target in self.only_at[label])
 
 
 def audit_entries(entries: list[Entry], name: str, setup: str) -> dict[int, tuple[str, float | None]]:
@@ -304,11 +309,16 @@ def board_layout(
     targets = sorted(
         {s for i in infos.values() for s in i.sparsities} | {e.target for e in entries if e.target is not None}
     )
+    only_at: dict[str, list[float]] = {}
+    for info in infos.values():
+        for label, values in info.method_sparsities.items():
+            only_at.setdefault(label, []).extend(values)
     return BoardLayout(
         expected_seeds,
         expected,
         [m for m in labels if among(m, methods)],
         [t for t in targets if among_sparsities(t, sparsities)],
+        only_at,
     )
 
 
@@ -327,7 +337,7 @@ def method_rows(frame: BoardFrame, layout: BoardLayout, entries: list[Entry]) ->
         table: list[Row] = []
         for label in layout.labels:
             group = cells.get((label, target), [])
-            if not group and label not in layout.expected:
+            if not group and not layout.declared_at(label, target):
                 continue  # a method that neither ran at this sparsity nor was declared for it
             row, row_issues = method_row(frame, label, target, group)
             issues.extend(row_issues)

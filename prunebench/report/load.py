@@ -50,6 +50,14 @@ class ProtocolInfo:
             return []
         return [m.get("label") or m["name"] for m in self.content.get("methods", [])]
 
+    @property
+    def method_sparsities(self) -> dict[str, list[float]]:
+        """The methods that run at some of the targets only (a protocol's `methods[i].sparsities`), by label."""
+        if not self.content:
+            return {}
+        methods = self.content.get("methods", [])
+        return {m.get("label") or m["name"]: list(m["sparsities"]) for m in methods if m.get("sparsities")}
+
 
 class ProtocolIndex:
     """Finds the protocol.json the runner writes into each run directory, once per directory."""

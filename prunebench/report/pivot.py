@@ -71,7 +71,9 @@ def pivot(board: Leaderboard) -> Pivot:
         means = [by[(m, s)].top1_mean for s in sparsities if (m, s) in by and by[(m, s)].top1_mean is not None]
         return best_first(metric, sum(means) / len(means)) if means else math.inf  # type: ignore[arg-type]
 
-    methods = sorted({r.method for r in rows}, key=lambda m: (overall(m), m))
+    # Methods with results in more columns first (an N:M row has one sparsity): means over other columns do not compare.
+    columns = {m: sum((m, s) in by for s in sparsities) for m in {r.method for r in rows}}
+    methods = sorted(columns, key=lambda m: (-columns[m], overall(m), m))
     seeds = sorted({s for r in rows for s in r.seeds})
     ranked = any(r.rank is not None for r in rows)
     caption = (
