@@ -114,3 +114,23 @@ def test_one_module_decides_the_metric_as_prunebench_tasks_states_it() -> None:
     lm, cls = TASKS["causal_lm"].ranking, TASKS["classification"].ranking
     assert (format_value(lm, 37.5234), format_delta(lm, -1.5)) == ("37.52", "-1.50")
     assert (format_value(cls, 0.97254), format_delta(cls, 0.0125)) == ("97.25", "+1.25")
+
+
+def test_a_method_declared_at_some_targets_only_is_missing_nowhere_else(tmp_path: Path) -> None:
+    """An N:M method runs at its pattern's sparsity only (`methods[i].sparsities`): its row at the protocol's other
+    sparsities is neither shown nor audited as missing; a declared sparsity without results still is."""
+    text = BOARD.replace("  - {name: random, label: c}", "  - {name: random, label: c, sparsities: [0.5]}")
+    proto = make_protocol(text)
+    records = [make_record(proto, m, s, seed, 0.9) for m in "ab" for s in (0.5, 0.9) for seed in (0, 1, 2)]
+    records += [make_record(proto, "c", 0.5, seed, 0.9) for seed in (0, 1)]  # seed 2 missing at its one sparsity
+    write_run(tmp_path / "r", proto, records)
+    board = compare(load_records([tmp_path / "r"])).boards[0]
+    assert {(r.method, r.sparsity_target) for r in board.rows if r.kind == "method"} == {
+        ("a", 0.5),
+        ("a", 0.9),
+        ("b", 0.5),
+        ("b", 0.9),
+        ("c", 0.5),
+    }
+    missing = [(i.method, i.sparsity, i.seed) for i in board.issues if i.kind == "missing_seed"]
+    assert missing == [("c", 0.5, 2)]
