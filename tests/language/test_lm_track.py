@@ -206,3 +206,14 @@ class Host:
 
     def count_scoring(self, examples: int, flops: float) -> None:
         self.counted.append((examples, flops))
+
+
+def test_a_pruned_language_model_is_timed_on_token_windows(tmp_path: Path) -> None:
+    timed = TINY_LM.replace(
+        "comparison: S4.1", "comparison: S4.1\nefficiency: {batch_sizes: [1, 4], min_run_time: 0.02}"
+    )
+    code, output, records = run(tmp_path, tmp_path / "cache", HONEST[1:2], "--limit", "1", text=timed)
+    assert code == 0, output[-3000:]
+    efficiency = records["wanda"].efficiency
+    assert efficiency is not None and efficiency.not_measured is None, efficiency
+    assert efficiency.pruned is not None and [t.batch_size for t in efficiency.pruned.timings] == [1, 4]

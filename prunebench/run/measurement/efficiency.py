@@ -161,5 +161,7 @@ class EfficiencyMeasurement:
         )
 
     def _batch(self, model: nn.Module, size: int) -> Tensor:
+        if not self.x.is_floating_point():  # token ids (a causal LM's windows): never cast to the model's dtype
+            return self.x[:size]
         dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), self.x.dtype)
         return self.x[:size].to(dtype)
