@@ -50,12 +50,18 @@ def test_a_record_edited_by_hand_is_re_run(
 
 
 def test_the_committed_references_load_without_a_digest() -> None:
+    """The classification quickstart's references were written before digests: they load as they are. Those
+    written since (the language-model quickstart's) carry one, and it matches."""
     files = sorted(REFERENCES.rglob("sparsity-*.json"))
-    assert files
+    legacy = [path for path in files if path.parent.parent.name.startswith("quickstart-")]
+    assert legacy and len(legacy) < len(files)
     for path in files:
         record, intact = load_checked(path)
-        assert intact is None and "digest" not in json.loads(path.read_text())
-        assert "digest" not in json.loads(record.model_dump_json())  # nor does one appear when it is dumped
+        if path in legacy:
+            assert intact is None and "digest" not in json.loads(path.read_text())
+            assert "digest" not in json.loads(record.model_dump_json())  # nor does one appear when it is dumped
+        else:
+            assert intact is True and "digest" in json.loads(path.read_text())
 
 
 def test_the_digest_is_over_the_content_not_the_layout() -> None:
