@@ -29,6 +29,8 @@ def validate(protocol: Protocol) -> list[MethodInfo]:
     field."""
     p = protocol
     try:
+        if p.task == "causal_lm":
+            require_language_libraries()
         check_data(p.data)
         # Build the model once on the data set's nominal shape: an unknown name, bad arguments or
         # an input it cannot take are reported now, not after hours of training.
@@ -64,6 +66,17 @@ def validate(protocol: Protocol) -> list[MethodInfo]:
     except FieldError as exc:
         raise p.locate(exc) from None
     return methods
+
+
+def require_language_libraries() -> None:
+    """The language-model track's libraries (the `lm` extra) are installed, or one line saying how to get them."""
+    try:
+        import tokenizers  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise FieldError(
+            ("task",), f"a causal_lm protocol needs transformers and tokenizers ({exc}): pip install 'prunebench[lm]'"
+        ) from None
 
 
 def max_training_steps(p: Protocol, train_examples: int | None) -> int | None:

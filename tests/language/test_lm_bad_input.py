@@ -81,3 +81,15 @@ def test_bad_language_input_is_one_line(cli, tmp_path: Path, text: str, old: str
     assert res.code == 2 and len(lines) == 1 and "Traceback" not in res.err, res
     assert lines[0].startswith(f"error: {path}:") and fragment in lines[0], lines[0]
     assert list(results.iterdir()) == []
+
+
+def test_without_the_language_libraries_the_protocol_says_how_to_get_them(cli, tmp_path: Path, monkeypatch) -> None:
+    import sys
+
+    path = tmp_path / "lm.yaml"
+    path.write_text(LM)
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as if it were not installed: importing it fails
+    res = cli("validate", path)
+    assert res.code == 2 and len(res.err.strip().splitlines()) == 1, res
+    assert f"error: {path}:2:" in res.err and "task: a causal_lm protocol needs transformers and tokenizers" in res.err
+    assert "pip install 'prunebench[lm]'" in res.err
