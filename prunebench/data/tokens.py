@@ -23,20 +23,25 @@ from prunebench.protocol import CalibrationSpec
 from prunebench.protocol.sections import expand_path
 
 SEPARATOR = "\n\n"
+IGNORED = -100  # a target no prediction is scored at (prunebench.tasks.causal_lm's; torch's ignore_index)
 _NO_PIXELS = Normalization((0.0,), (1.0,), 1.0)  # token ids are not normalized: the field is unused
 
 
 class TokenSplit(Split):
-    """Windows of token ids (windows, seqlen) int64 held in memory; each batch is (windows, windows)."""
+    """Windows of token ids (windows, seqlen) int64 held in memory; each batch is (windows, targets): the windows
+    themselves, or (sliding windows) the same with IGNORED where a token is not scored."""
 
-    def __init__(self, windows: Tensor, *, source: str) -> None:
+    def __init__(self, windows: Tensor, *, source: str, targets: Tensor | None = None) -> None:
         if windows.dim() != 2 or windows.dtype != torch.long:
             raise ValueError(f"windows must be (n, seqlen) int64 token ids, got {tuple(windows.shape)} {windows.dtype}")
+        if targets is not None and (targets.shape != windows.shape or targets.dtype != torch.long):
+            raise ValueError(f"targets must be int64 of the windows' shape {tuple(windows.shape)}")
         n = windows.shape[0]
+        labels = windows if targets is None else targets
         super().__init__(
-            labels=windows, indices=torch.arange(n), source=source, augmentation="none", normalization=_NO_PIXELS
+            labels=labels, indices=torch.arange(n), source=source, augmentation="none", normalization=_NO_PIXELS
         )
-        self.windows = windows
+        self.windows, self.targets = windows, labels
 
     @property
     def num_examples(self) -> int:
@@ -52,8 +57,34 @@ class TokenSplit(Split):
         n = self.num_examples
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         for start in range(0, n, batch_size):
-            x = self.windows.index_select(0, order[start : start + batch_size]).to(device)
-            yield x, x
+            chosen = order[start : start + batch_size]
+            x = self.windows.index_select(0, chosen).to(device)
+            yield x, (x if self.targets is self.windows else self.targets.index_select(0, chosen).to(device))
+
+
+def sliding_windows(ids: Sequence[int] | Tensor, seqlen: int, stride: int) -> tuple[Tensor, Tensor]:
+    """(windows, targets) of the sliding perplexity (prunebench.language.perplexity.sliding_perplexity, transformers'
+    "Perplexity of fixed-length models"): a window of up to `seqlen` tokens starts every `stride` tokens until one
+    reaches the end, each scoring only the tokens no earlier window scored (the others' targets IGNORED). A last
+    window shorter than `seqlen` is padded on the right with token 0, its targets IGNORED there: a causal model's
+    logits at a position see no later one, so the padding changes no scored logit."""
+    ids = torch.as_tensor(ids, dtype=torch.long).reshape(-1)
+    if not 1 <= stride <= seqlen:
+        raise ValueError(f"stride must be between 1 and seqlen {seqlen}, got {stride}")
+    windows, targets, previous = [], [], 0
+    for begin in range(0, ids.numel(), stride):
+        end = min(begin + seqlen, ids.numel())
+        window = torch.full((seqlen,), 0, dtype=torch.long)
+        target = torch.full((seqlen,), IGNORED, dtype=torch.long)
+        window[: end - begin] = ids[begin:end]
+        new = end - previous  # the tokens this window scores: its last ones
+        target[end - begin - new : end - begin] = ids[end - new : end]
+        windows.append(window)
+        targets.append(target)
+        previous = end
+        if end == ids.numel():
+            break
+    return torch.stack(windows), torch.stack(targets)
 
 
 def token_windows(ids: Sequence[int] | Tensor, seqlen: int) -> Tensor:
@@ -83,6 +114,14 @@ class TextData:
     def windows(self, documents: Sequence[str], seqlen: int) -> Tensor:
         """The documents joined by a blank line, tokenized once, in windows of `seqlen` tokens."""
         return token_windows(self.encode(SEPARATOR.join(documents)), seqlen)
+
+    def split(self, documents: Sequence[str], seqlen: int, stride: int | None, *, source: str) -> TokenSplit:
+        """A split of the documents: non-overlapping windows, the tail dropped (stride None: the references'), or
+        sliding windows every `stride` tokens (`sliding_windows`)."""
+        if stride is None:
+            return TokenSplit(self.windows(documents, seqlen), source=source)
+        windows, targets = sliding_windows(self.encode(SEPARATOR.join(documents)), seqlen, stride)
+        return TokenSplit(windows, source=source, targets=targets)
 
 
 def draw_calibration(text: TextData, spec: CalibrationSpec, seqlen: int, seeds: Sequence[int]) -> TextData:

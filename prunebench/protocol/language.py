@@ -16,13 +16,19 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from prunebench.protocol.base import MAX_EXAMPLES, StrictModel
-from prunebench.protocol.identity import NOT_HASHED
+from prunebench.protocol.identity import HASHED_WHEN_SET, NOT_HASHED
 
 MAX_SEQLEN = 1 << 20
 
 
 class TextSpec(StrictModel):
     """How a text data set becomes the windows of token ids a causal LM trains and is evaluated on."""
+
+    @model_validator(mode="after")
+    def _stride_within(self) -> TextSpec:
+        if self.stride is not None and self.stride > self.seqlen:
+            raise ValueError(f"stride {self.stride} exceeds seqlen {self.seqlen}: windows would skip tokens")
+        return self
 
     seqlen: int = Field(
         ge=2,
@@ -40,6 +46,16 @@ class TextSpec(StrictModel):
     )
     vocab_size: int = Field(
         1024, ge=260, le=1_000_000, description="Vocabulary of the trained tokenizer (ignored with `tokenizer`)."
+    )
+    stride: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_SEQLEN,
+        description="Evaluation (validation and test): none, the references' perplexity (non-overlapping windows, the "
+        "tail dropped); a number, sliding windows every `stride` tokens, each scoring the tokens no earlier one did, "
+        "the tail included (transformers' 'Perplexity of fixed-length models'): another number, lower for a trained "
+        "model (more context). Training always takes non-overlapping windows.",
+        json_schema_extra=HASHED_WHEN_SET,
     )
     sha256: str | None = Field(
         None,

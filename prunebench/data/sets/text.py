@@ -21,7 +21,7 @@ from prunebench.data.registry import (
     register_dataset,
     root_error,
 )
-from prunebench.data.tokens import TextData, TokenSplit
+from prunebench.data.tokens import TextData
 from prunebench.errors import FieldError
 from prunebench.language import load_tokenizer, read_topics, read_wikitext2, tokenizer_sha256, train_tokenizer
 from prunebench.language.corpus import PARQUET_SPLITS, file_digests
@@ -74,7 +74,8 @@ def text_bundle(info: DatasetInfo, spec: DataSpec, documents: Documents, data_sh
     text = TextData(tokenizer, tokenizer_sha256(tokenizer), data_sha256, tuple(documents["train"]))
     seqlen = spec.text.seqlen
     splits = {
-        name: TokenSplit(text.windows(docs, seqlen), source=f"{info.name}:{name}") for name, docs in documents.items()
+        name: text.split(docs, seqlen, None if name == "train" else spec.text.stride, source=f"{info.name}:{name}")
+        for name, docs in documents.items()
     }
     for name, split in splits.items():
         if split.num_examples == 0:
