@@ -283,6 +283,12 @@ class LanguageRecord(Record):
     )
     transformers: str = Field(description="transformers' version.")
     tokenizers: str = Field(description="tokenizers' version.")
+    model_sha256: str | None = Field(
+        None,
+        exclude_if=lambda digest: digest is None,
+        description="sha256 of the local model directory's files the model was loaded from (hf_causal_lm; "
+        "prunebench.language.model_sha256); none for a model trained here, whose weights' hash is in `base`.",
+    )
 
 
 class ResultSummary(Record):

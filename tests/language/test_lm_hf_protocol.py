@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from prunebench.language import model_sha256
 from prunebench.language.corpus import file_digests
 from prunebench.results import load_result
 
@@ -80,6 +81,7 @@ def test_the_llama2_protocol_runs_every_method_on_local_files(files: dict, tmp_p
         assert language.data_sha256 == file_digests([wiki / f"wiki.{s}.raw" for s in ("train", "valid", "test")])
         assert language.calibration["files_sha256"] == file_digests([files["C4_SHARD"]])
         assert language.calibration["seqlen"] == 32 and language.calibration["nsamples"] == 4
+        assert language.model_sha256 == model_sha256(files["LLAMA2_7B"])
         assert record.sparsity is not None and abs(record.sparsity.achieved - 0.5) <= 0.005
         if record.method.config.get("n_m"):
             assert record.method.taxonomy.granularity == "n:m"

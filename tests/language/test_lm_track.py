@@ -89,6 +89,7 @@ def test_the_records_hold_the_tasks_metrics_and_what_they_depend_on(grid: tuple[
         language = record.language
         assert language is not None and language.transformers and language.tokenizers
         assert language.data_sha256 == "71f2ff5d99bdc1f9c48c5c2353ad138201c5ca1c377e0226857ef8fa89b8bcee"
+        assert language.model_sha256 is None  # trained here: its weights' hash is base.checkpoint_sha256
         assert language.calibration == {"source": "train", "nsamples": 8, "seqlen": 32, "files_sha256": None}
         assert record.retraining.epochs == 0 and record.ledger.retrain.steps == 0
     # The calibration windows are counted where they went through the model: not for magnitude, which gathers nothing.

@@ -8,12 +8,14 @@ and the grid goes on.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
 from collections.abc import Collection
 from dataclasses import replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -307,7 +309,9 @@ class JobRun:
         if calibration is not None:
             drawn = calibration.model_dump(mode="json", exclude={"files"}) | {"files_sha256": text.calibration_sha256}
             drawn["seqlen"] = calibration.seqlen or self.env.data.input_shape[0]
+        files = model_files(self.protocol.model)
         return LanguageRecord(
+            model_sha256=directory_sha256(files[0]) if files else None,
             tokenizer_sha256=text.tokenizer_sha256,
             data_sha256=text.data_sha256,
             calibration=drawn,
@@ -420,6 +424,14 @@ class JobRun:
             limit=self.env.limit,
             **self.measured,
         )
+
+
+@functools.cache
+def directory_sha256(directory: Path) -> str:
+    """A local model directory's digest, once per runner process (a 7B model's 13 GB take a while)."""
+    from prunebench.language import model_sha256
+
+    return model_sha256(directory)
 
 
 def kept_differences(
