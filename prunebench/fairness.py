@@ -7,7 +7,8 @@
   model (`trains_from_scratch`), is compared with pruning at equal total epochs or FLOPs, and only there
   (`assumes_shared_dense_model`).
 - The sparsity tolerance: achieved sparsity may differ from the target by the protocol's tolerance
-  (`off_target`), compared with one slack `EPS` for floating-point noise.
+  (`off_target`), compared with one slack `EPS` for floating-point noise; effective sparsity above the target by
+  more than the protocol's margin (`over_effective`); an accuracy within its margin of chance (`near_chance`).
 - The budget audit of one job's ledger against the protocol (`audit_budget`), and how a retraining recipe
   differs from the protocol's (`recipe_differences`).
 - Which of its dense model's saved states a job may have (`job_states`): a method that prunes before training
@@ -193,6 +194,19 @@ def allowance(
 def off_target(achieved: float, target: float, tolerance: float) -> bool:
     """Whether an achieved sparsity misses its target by more than the protocol's tolerance."""
     return abs(achieved - target) > tolerance + EPS
+
+
+def near_chance(top1: float, chance: float, margin: float) -> bool:
+    """Whether a test top-1 is degenerate: no higher than chance (1 / classes) plus the protocol's margin
+    (evaluation.chance_margin). A collapsed model predicts one class, or no better than a guess; below chance is as
+    degenerate as at it. Such a result stays in its method's mean: it is the method's result."""
+    return top1 <= chance + margin + EPS
+
+
+def over_effective(effective: float, target: float, margin: float) -> bool:
+    """Whether an effective sparsity (Vysogorets & Kempe 2023: zeros plus kept weights on no input-output path)
+    exceeds the target sparsity by more than the protocol's margin (pruning.effective_margin)."""
+    return effective - target > margin + EPS
 
 
 def recipe_differences(used: AuditedRecipe, fixed: AuditedRecipe) -> list[str]:

@@ -11,6 +11,8 @@ from prunebench.fairness import (
     audit_budget,
     counted,
     job_states,
+    near_chance,
+    over_effective,
     recipe_differences,
     trains_from_scratch,
 )
@@ -195,3 +197,12 @@ def test_the_allowance_is_what_is_left_from_where_the_job_starts() -> None:
     assert fits.violations == []
     beyond = _ledger(retrain_epochs=13, flops_per_example=DENSE / 4)
     assert audit_budget(sx_b, None, beyond, [], DENSE, N, dense_model=False).violations
+
+
+def test_the_margins_of_chance_and_of_effective_sparsity_are_inclusive_bounds() -> None:
+    """docs/analyses.md: degenerate at or below chance plus the margin (below chance too); effective sparsity flagged
+    only beyond the target plus its margin, as achieved sparsity beyond its tolerance."""
+    assert near_chance(0.12, 0.1, 0.02) and near_chance(0.0, 0.1, 0.02) and not near_chance(0.1201, 0.1, 0.02)
+    assert near_chance(0.1, 0.1, 0.0) and not near_chance(0.1001, 0.1, 0.0)
+    assert not over_effective(0.51, 0.5, 0.01) and over_effective(0.5101, 0.5, 0.01)
+    assert over_effective(1.0, 0.99, 0.005) and not over_effective(0.9, 0.9, 0.0)

@@ -191,6 +191,15 @@ class PruningSpec(StrictModel):
     tolerance: float = Field(
         0.005, ge=0, lt=1, description="Achieved sparsity may differ from the target by this much."
     )
+    effective_margin: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="The audit flags a result whose effective sparsity (zeros plus kept weights on no path from "
+        "the input to the output; Vysogorets & Kempe 2023) exceeds its target by more than this (e.g. 0.01); the "
+        "result stays ranked. None: effective sparsity is recorded and shown, not judged.",
+        json_schema_extra=HASHED_WHEN_SET,
+    )
     granularity: Granularity = Field(
         "unstructured",
         description="The finest structure a method may remove. Sparsity is always counted in weights; a "
@@ -329,6 +338,14 @@ class EvaluationSpec(StrictModel):
         default_factory=lambda: [1, 5],
         description="Top-k accuracies to report: 1 and 5 are measured (top-1 always; top-5 when the data set has "
         "more than 5 classes).",
+    )
+    chance_margin: float | None = Field(
+        0.02,
+        ge=0,
+        lt=1,
+        description="A test top-1 no higher than chance (1 / classes) plus this is marked degenerate (a collapsed "
+        "model): kept in its method's mean, counted on the board. Classification only; None: not judged.",
+        json_schema_extra=HASHED_WHEN_SET,
     )
 
 

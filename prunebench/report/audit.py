@@ -1,8 +1,9 @@
 """The fairness audit of a group of records: every result that may not be ranked, and why.
 
 Each rule is derived from a record's measurements, not only from its status: a hand-edited or older record
-marked ok is audited all the same. Every kind keeps its result out of the ranking; a missing seed is a result
-that is not there, and a copy repeats a result that is counted once.
+marked ok is audited all the same. Every kind keeps its result out of the ranking but the kept ones (KEPT_KINDS):
+a missing seed is a result that is not there, and what a method's zeros did to its network (a collapsed layer, a
+disconnected network, an accuracy at chance) is its result; a copy repeats a result that is counted once.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prunebench.fairness import EPS, off_target
+from prunebench.fairness import EPS, off_target, over_effective
 from prunebench.report.load import ProtocolInfo
 from prunebench.report.metric import base_value, ranked_value
-from prunebench.results import ResultSummary
+from prunebench.results import ResultSummary, SparsityRecord
 from prunebench.results.targets import Target
 
 AUDIT_KINDS = {
@@ -32,10 +33,17 @@ AUDIT_KINDS = {
     "incomplete_record": "a result without the measurements a ranking needs",
     "missing_seed": "no result for a seed of the protocol",
     "shared_engine": "the method's code ran in the engine's process (code inside the training step): shown apart",
+    "collapsed": "a prunable layer left with no kept weight (layer collapse)",
+    "disconnected": "no path from the input to the output survives: every kept weight is ineffective",
+    "cut_block": "a block with a layer on no input-output path, the network carried by its other branch",
+    "effective_sparsity": "effective sparsity above the target by more than the protocol's margin",
+    "degenerate": "test top-1 within the protocol's margin of chance: a collapsed model",
 }
 # Kinds that leave a result in its row: a missing seed, and a method that shared its engine's process, whose row
-# is shown (apart: unranked) and which the gate refuses unless the reference's maintainer allows its label.
-KEPT_KINDS = frozenset({"missing_seed", "shared_engine"})
+# is shown (apart: unranked) and which the gate refuses unless the reference's maintainer allows its label; and what
+# a method's own zeros did to its network (docs/analyses.md): its result, kept in its mean and ranked.
+CONNECTIVITY_KINDS = frozenset({"collapsed", "disconnected", "cut_block", "effective_sparsity", "degenerate"})
+KEPT_KINDS = frozenset({"missing_seed", "shared_engine"}) | CONNECTIVITY_KINDS
 
 
 @dataclass(frozen=True)
@@ -156,6 +164,7 @@ def record_issues(e: Entry, protocol: str, setup: str) -> list[Issue]:
             )
         )
         explained.update(x for x in r.reasons if "sparsity" in x)
+    out.extend(issue(kind, reason) for kind, reason in connectivity_findings(r))
     missing = [n for n in ("metrics", "sparsity", "base", "cost", "budget") if getattr(r, n) is None]
     if missing:
         out.append(issue("incomplete_record", f"no {', '.join(missing)} in the record"))
@@ -164,6 +173,46 @@ def record_issues(e: Entry, protocol: str, setup: str) -> list[Issue]:
         if rest or not out:
             out.append(issue("violation", "; ".join(rest) or "marked a violation (no reason recorded)"))
     return out
+
+
+def connectivity_findings(r: ResultSummary) -> list[tuple[str, str]]:
+    """(kind, reason) of what a record's zeros did to its network and its accuracy (CONNECTIVITY_KINDS), from its
+    measurements; nothing for a record written before they were measured."""
+    out: list[tuple[str, str]] = []
+    s, m = r.sparsity, r.metrics
+    c = s.connectivity if s is not None else None
+    if c is not None and c.collapsed:
+        out.append(("collapsed", f"no kept weight in {_layers(c.collapsed)}"))
+    if c is not None and c.disconnected:
+        out.append(("disconnected", "no path from the input to the output survives (SynFlow's objective is 0)"))
+    elif c is not None and c.cut_blocks:
+        cut = _layers(c.collapsed + c.cut_off)
+        out.append(("cut_block", f"{_layers(c.cut_blocks)}: no path through {cut}; the network lives on around it"))
+    over = _over_effective(s) if s is not None else None
+    if over is not None:
+        out.append(("effective_sparsity", over))
+    if m is not None and m.degenerate and m.chance is not None:
+        chance = f"test top-1 {100 * m.test_top1:.2f} % against chance {100 * m.chance:.2f} %"
+        out.append(("degenerate", f"{chance}; kept in the mean"))
+    return out
+
+
+def _over_effective(s: SparsityRecord) -> str | None:
+    """Why an effective sparsity is above its target by more than the protocol's margin; None when it is not, or
+    when it is not judged (no effective sparsity, a cost target, no margin)."""
+    if s.effective is None or s.target is None or s.effective_margin is None:
+        return None
+    if not over_effective(s.effective, s.target, s.effective_margin):
+        return None
+    return (
+        f"effective sparsity {s.effective:.4f} (achieved {s.achieved:.4f}), target {s.target:g}, "
+        f"margin {s.effective_margin:g}"
+    )
+
+
+def _layers(names: list[str], shown: int = 3) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def majority(counts: Counter[Any]) -> Any | None:

@@ -139,6 +139,10 @@ def fill_measurements(row: Row, clean: list[Entry]) -> None:
         row.achieved_sparsity_min = min(s.achieved for s in sp)
         row.achieved_sparsity_max = max(s.achieved for s in sp)
         row.sparsity_tolerance = sp[0].tolerance
+        effective = [s.effective for s in sp]
+        if all(e is not None for e in effective) and len(sp) == len(recs):
+            row.effective_sparsity_mean = mean_of(e for e in effective if e is not None)
+    row.degenerate_seeds = sum(1 for r in recs if r.metrics is not None and r.metrics.degenerate)
     costs = [r.cost for r in recs if r.cost is not None]
     if costs:
         row.params_dense = mean_of(float(c.params_dense) for c in costs)
@@ -475,6 +479,16 @@ def board_notes(rows: list[Row], hashes: list[str], mixed: bool) -> list[str]:
         )
     if any(r.top1_ci_clipped for r in rows):
         notes.append("* an interval cut to [0, 100] %: with so few seeds the t-interval leaves what accuracy can be")
+    if any(r.effective_sparsity_mean is not None for r in rows):
+        notes.append(
+            "effective: mean effective sparsity over seeds, zeros plus kept weights on no path from the input to the "
+            "output (Vysogorets & Kempe 2023)"
+        )
+    if any(r.degenerate_seeds for r in rows):
+        notes.append(
+            "at chance: seeds whose test top-1 is within the protocol's margin of chance (evaluation.chance_margin), "
+            "a collapsed model; they stay in the method's mean"
+        )
     measured = efficiency_note(rows)
     if measured:
         notes.append(measured)

@@ -134,12 +134,14 @@ def vs_recipe_cell(r: Row) -> str:
 
 
 def shown(board: Leaderboard, headers: list[str]) -> list[bool]:
-    """Which of `headers` a board shows: the columns of between-variant differences and measured speedups only
-    where some row has one (most boards have neither)."""
+    """Which of `headers` a board shows: the columns of between-variant differences, measured speedups and effective
+    sparsity only where some row has one (most boards have no speedups or variants; older records no effective
+    sparsity)."""
     speed = any(r.speedup_batch_sizes or r.efficiency_not_measured for r in board.rows)
     between = any(r.vs_recipe is not None for r in board.rows)
     hidden = {"speedup (measured)", "speedup"} if not speed else set()
     hidden |= {VS_RECIPE, "vs recipe"} if not between else set()
+    hidden |= {"effective"} if not any(r.effective_sparsity_mean is not None for r in board.rows) else set()
     return [h not in hidden for h in headers]
 
 
@@ -159,6 +161,7 @@ HUMAN_HEADERS = [
     "vs leader (pp)",
     VS_RECIPE,
     "achieved",
+    "effective",
     "FLOPs",
     "speedup (measured)",
     "params",
@@ -219,12 +222,13 @@ def human_cells(r: Row, target_kind: str = "sparsity") -> list[str]:
         else f"{r.sparsity_target:g}" + ("" if target_kind == "sparsity" else "x"),
         top1,
         interval(r.top1_ci_low, r.top1_ci_high, cut=r.top1_ci_clipped, metric=m),
-        f"{r.n_seeds}/{len(r.expected_seeds)}",
+        f"{r.n_seeds}/{len(r.expected_seeds)}" + (f" ({r.degenerate_seeds} at chance)" if r.degenerate_seeds else ""),
         train_flops_cell(r),
         delta,
         vs_leader_cell(r),
         vs_recipe_cell(r),
         "-" if r.achieved_sparsity_mean is None else f"{r.achieved_sparsity_mean:.4f}",
+        "-" if r.effective_sparsity_mean is None else f"{r.effective_sparsity_mean:.4f}",
         "-" if r.kind == "dense" else times(r.flops_speedup),
         speedup_cell(r),
         "-" if r.kind == "dense" else times(r.compression),

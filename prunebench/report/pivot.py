@@ -3,7 +3,8 @@ LM's perplexity), from a leaderboard.
 
 The best method of each column (the leader) is bold and the methods that share its rank (not significantly
 worse, prunebench.report.stats) carry `=`; a cell of a method with fewer seeds than a rank needs carries its
-seed count, and a cell with results kept out of its mean says `!audit`. As markdown (a README, a pull request), LaTeX
+seed count, a cell with seeds at chance says how many (`2 at chance`: kept in its mean), and a cell whose results the
+audit names (kept out of its mean, or flagged) says `!audit`. As markdown (a README, a pull request), LaTeX
 (booktabs, one column of a two-column paper wide at most) and a terminal table.
 """
 
@@ -37,8 +38,10 @@ def cell(r: Row | None, seed_notes: bool = True) -> Cell:
     m = ranking_metric(r)
     std = format_value(m, r.top1_std)
     notes = [f"n={r.n_seeds}"] if seed_notes and r.kind == "method" and r.rank is None else []
+    if r.degenerate_seeds:
+        notes.append(f"{r.degenerate_seeds} at chance")  # kept in the mean: the board's note says what it means
     if r.n_issues:
-        notes.append("!audit")  # results of the cell kept out of the mean: the audit says why
+        notes.append("!audit")  # results of the cell kept out of the mean, or flagged: the audit says why
     note = ", ".join(notes)
     leader = r.vs_leader_verdict == "leader" and r.rank == 1
     return Cell(f"{format_value(m, r.top1_mean)} ± {std}", leader, r.rank == 1 and not leader, note)

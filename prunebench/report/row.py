@@ -56,6 +56,10 @@ class Row:
     achieved_sparsity_mean: float | None = None
     achieved_sparsity_min: float | None = None
     achieved_sparsity_max: float | None = None
+    # Vysogorets & Kempe 2023: zeros plus kept weights on no input-output path (docs/analyses.md); None where a
+    # result has none (not computed, or written before it was measured)
+    effective_sparsity_mean: float | None = None
+    degenerate_seeds: int = 0  # fair results whose test top-1 is within the protocol's margin of chance
     sparsity_tolerance: float | None = None
     params_dense: float | None = None
     params_effective: float | None = None

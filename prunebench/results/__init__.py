@@ -2,6 +2,7 @@
 the layout of a run directory, the loader; and the taxonomy's vocabulary (`taxonomy`), declared here, at the
 bottom of the layers, because a record keeps a method's taxonomy."""
 
+from prunebench.results.connectivity import ConnectivityRecord
 from prunebench.results.efficiency import (
     CompactionRecord,
     EfficiencyRecord,
@@ -71,6 +72,7 @@ __all__ = [
     "BaseModelRecord",
     "BudgetRecord",
     "CompactionRecord",
+    "ConnectivityRecord",
     "CostRecord",
     "EfficiencyRecord",
     "EpochRecord",

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from prunebench.results.base import Amount, Count, Fraction, Loss, Rate, Record
+from prunebench.results.connectivity import ConnectivityRecord
 from prunebench.results.efficiency import CompactionRecord, EfficiencyRecord
 from prunebench.results.targets import CostKind, Target
 from prunebench.results.taxonomy import Regime, Taxonomy
@@ -80,11 +81,18 @@ class EpochRecord(Record):
 class LayerSparsity(Record):
     numel: Count
     zeros: Count
+    effective_zeros: Count | None = Field(
+        None,
+        exclude_if=lambda n: n is None,  # records written before it was measured have none
+        description="Zeros plus kept weights on no path from the input to the output (docs/analyses.md).",
+    )
 
     @model_validator(mode="after")
     def _within(self) -> LayerSparsity:
         if self.zeros > self.numel:
             raise ValueError(f"{self.zeros} zeros among {self.numel} weights")
+        if self.effective_zeros is not None and not self.zeros <= self.effective_zeros <= self.numel:
+            raise ValueError(f"{self.effective_zeros} effective zeros, {self.zeros} zeros among {self.numel} weights")
         return self
 
     @property
@@ -97,6 +105,23 @@ class SparsityRecord(Record):
     achieved: Fraction = Field(description="Zeros among all prunable weights of the final model.")
     tolerance: Fraction
     per_layer: dict[str, LayerSparsity]
+    effective: Fraction | None = Field(
+        None,
+        exclude_if=lambda e: e is None,  # records written before it was measured have none
+        description="Effective sparsity (Vysogorets & Kempe 2023): zeros plus kept weights on no path from the input "
+        "to the output, among all prunable weights. None: not computed (`connectivity.not_computed` says why).",
+    )
+    effective_margin: Fraction | None = Field(
+        None,
+        exclude_if=lambda m: m is None,
+        description="The protocol's pruning.effective_margin: the audit flags an effective sparsity above the "
+        "target by more than this. None: not judged.",
+    )
+    connectivity: ConnectivityRecord | None = Field(
+        None,
+        exclude_if=lambda c: c is None,  # records written before it was measured have none
+        description="Collapsed and cut-off layers, cut blocks, a disconnected network (prunebench.connectivity).",
+    )
 
 
 class Metrics(Record):
@@ -116,6 +141,17 @@ class Metrics(Record):
     )
     val_perplexity: Annotated[float, Field(ge=1)] | None = Field(
         None, exclude_if=lambda ppl: ppl is None, description="exp(val_loss); causal LMs only."
+    )
+    chance: Fraction | None = Field(
+        None,
+        exclude_if=lambda c: c is None,
+        description="Top-1 of a uniform guess, 1 / classes; classification only, absent in older records.",
+    )
+    degenerate: bool | None = Field(
+        None,
+        exclude_if=lambda d: d is None,
+        description="Test top-1 no higher than chance plus the protocol's evaluation.chance_margin "
+        "(prunebench.fairness.near_chance): a collapsed model. Kept in its method's mean. None: not judged.",
     )
 
 

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from prunebench.analyses import Analyses
 from prunebench.errors import JobFailed, PrunebenchError, one_line
-from prunebench.fairness import audit_budget, off_target, uses_dense_model
+from prunebench.fairness import audit_budget, near_chance, off_target, uses_dense_model
 from prunebench.methods import Taxonomy
 from prunebench.models import model_files
 from prunebench.protocol import RecipeError, TrainingSpec
@@ -294,6 +294,7 @@ class JobRun:
                 val_loss=m.val.loss,
                 test_examples=self._test_examples(),
                 **self._perplexities(m),
+                **self._chance(m.test.top1),
             ),
             "weights_sha256": weights_sha256({k: self.final[k] for k in self.measurer.keys}),  # measured_weights
         }
@@ -324,6 +325,15 @@ class JobRun:
         if self.protocol.task != "causal_lm" or m.test is None or m.val is None:
             return {}
         return {"test_perplexity": math.exp(m.test.loss), "val_perplexity": math.exp(m.val.loss)}
+
+    def _chance(self, top1: float) -> dict[str, Any]:
+        """A classifier's chance top-1 (1 / classes), and whether its test top-1 is degenerate: within the protocol's
+        evaluation.chance_margin of chance (prunebench.fairness.near_chance). Nothing for a causal LM."""
+        if self.protocol.task != "classification":
+            return {}
+        chance = 1.0 / self.env.data.num_classes
+        margin = self.protocol.evaluation.chance_margin
+        return {"chance": chance, "degenerate": None if margin is None else near_chance(top1, chance, margin)}
 
     def measure_efficiency(self) -> None:
         """Latency, throughput and memory of the pruned model beside its dense base model (the protocol's

@@ -3,8 +3,9 @@
 The weights a job's process returns are loaded into a fresh model of the protocol's architecture, strictly:
 a parameter, buffer or module the architecture does not have (a dense copy, a shadow layer, extra capacity),
 or one it has and the weights lack, is a violation naming it. Sparsity is counted from the weights' zeros,
-FLOPs from the same zeros, parameters from the architecture, accuracy by evaluating the loaded model, so no
-number of a record comes from what a method's process says about itself.
+FLOPs from the same zeros, effective sparsity and disconnection from the same zeros (`connectivity`), parameters
+from the architecture, accuracy by evaluating the loaded model, so no number of a record comes from what a
+method's process says about itself.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from prunebench.engine import Evaluation, evaluate
 from prunebench.masks import effective_macs, measure_sparsity, weight_density
 from prunebench.protocol import Protocol
 from prunebench.results import CompactionRecord, CostRecord, LayerSparsity, SparsityRecord
+from prunebench.run.measurement.connectivity import measure_connectivity
 from prunebench.run.setup import fresh_model, prunable_of
 from prunebench.tasks import TASKS
 
@@ -113,11 +115,19 @@ class Measurer:
         achieved, per_layer = measure_sparsity(self.params)
         kept = sum(n - z for n, z in per_layer.values())
         prunable_total = sum(n for n, _ in per_layer.values())
+        connected = measure_connectivity(self.model, per_layer, self.data.input_shape, self.protocol.task)
+        ineffective = connected.effective_zeros or {}
         out.sparsity = SparsityRecord(
             target=target,
             achieved=achieved,
             tolerance=self.protocol.pruning.tolerance,
-            per_layer={k: LayerSparsity(numel=n, zeros=z) for k, (n, z) in per_layer.items()},
+            per_layer={
+                k: LayerSparsity(numel=n, zeros=z, effective_zeros=ineffective.get(k))
+                for k, (n, z) in per_layer.items()
+            },
+            effective=connected.effective(per_layer),
+            effective_margin=self.protocol.pruning.effective_margin,
+            connectivity=connected.record,
         )
         out.cost = CostRecord(
             params_dense=self.params_dense,

@@ -125,6 +125,8 @@ def _check(
         ("validation top-1", record.metrics.val_top1, measured.val.top1, 1 / measurer.data.val.num_examples),
         ("sparsity", record.sparsity.achieved, measured.sparsity.achieved, 0.0),
     ]
+    if record.sparsity.effective is not None and measured.sparsity.effective is not None:  # older records have none
+        checks.append(("effective sparsity", record.sparsity.effective, measured.sparsity.effective, 0.0))
     wrong = [
         f"{what} {100 * claimed:.2f}% in the record, {100 * real:.2f}% measured"
         for what, claimed, real, slack in checks
