@@ -59,6 +59,17 @@ class ResultsError(PrunebenchError):
     """Result files that cannot be used."""
 
 
+class TableError(PrunebenchError):
+    """A problem located in a table file (the published figures of protocols/published/): names the file, its line
+    and column (1-based, the column of the offending field's first character) and the field's column name."""
+
+    def __init__(self, message: str, *, file: str | Path, line: int, column: int = 1, field: str | None = None) -> None:
+        self.message = message
+        self.file, self.line, self.column, self.field = str(file), line, column, field
+        named = f" {field}:" if field else ""
+        super().__init__(f"{self.file}:{line}:{column}:{named} {message}")
+
+
 class JobFailed(Exception):
     """A job that failed for a reason recorded in its result (a method raised, the loss diverged)."""
 

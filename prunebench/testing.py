@@ -391,6 +391,22 @@ def digits() -> DataBundle:
     return load_data(DataSpec(name="digits"))
 
 
+def write_image_folder(root: Path, classes: int, train: int, test: int, *, seed: int = 0) -> Path:
+    """A generated ImageFolder tree of 32x32 PNGs of random pixels, `train` and `test` images per class (class000,
+    class001, ...): what a CIFAR protocol's `data.root` can point at where the real data are not."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for part, count in (("train", train), ("test", test)):
+        for c in range(classes):
+            folder = root / part / f"class{c:03d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i:04d}.png")
+    return root
+
+
 def run_cli(capsys: Any, *args: str) -> tuple[int, str, str]:
     """prunebench's main() in-process (a subprocess would spend seconds importing): exit code, stdout, and
     stderr with the console's line wrapping undone. `capsys` is pytest's fixture."""
@@ -425,6 +441,7 @@ __all__ = [
     "run_cli",
     "seeded_model",
     "standard_records",
+    "write_image_folder",
     "write_run",
 ]
 

@@ -1,4 +1,5 @@
-"""`prunebench check`: the CI regression gate of submitted results against reference results."""
+"""`prunebench check`: the CI regression gate of submitted results against reference results, or (`--published`)
+whether a run reproduces a paper's published figures."""
 
 from __future__ import annotations
 
@@ -45,6 +46,15 @@ def check(
             "step): the reference maintainer's label, given in the gate's own command (docs/submitting.md).",
         ),
     ] = [],  # noqa: B006  (typer reads the default; it is never mutated)
+    published: Annotated[
+        Path | None,
+        typer.Option(
+            "--published",
+            metavar="FILE",
+            help="Instead of the references: whether the results reproduce a paper's figures for their protocol "
+            "(protocols/published/<protocol>.csv); --reference, --floor, --sigmas and --verify are not used.",
+        ),
+    ] = None,
     verify: Annotated[
         bool,
         typer.Option(
@@ -54,12 +64,17 @@ def check(
         ),
     ] = False,
 ) -> None:
-    """CI regression gate of submitted results against reference results.
+    """CI regression gate of submitted results against reference results (or, --published, against a paper's).
 
-    Exit 0: within tolerance and fair; 1: a regression or a broken fairness rule; 2: unusable input.
+    Exit 0: within tolerance and fair; 1: a regression or a broken fairness rule; 2: unusable input. With
+    --published: 0 every published row with results reproduced; 1 one or more not reproduced, not testable or
+    unfair; 2 unusable input.
 
     The markdown summary is appended to $GITHUB_STEP_SUMMARY when that is set.
     """
+    if published is not None:
+        _check_published(results, published, markdown)
+        return
     from prunebench.report.check import check_markdown, check_table, check_text, run_check
 
     report = run_check(
@@ -81,7 +96,29 @@ def check(
     for line in check_text(report):
         style = "bold red" if line.startswith("FAIL") else None
         console.print(line, markup=False, highlight=False, style=style, soft_wrap=True)
-    text = check_markdown(report)
+    _summarize(check_markdown(report), markdown)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
+
+
+def _check_published(results: list[Path], published: Path, markdown: Path | None) -> None:
+    """`check --published`: the results against a paper's figures (prunebench.report.reproduction)."""
+    from prunebench.report.reproduction import run_reproduction
+    from prunebench.report.reproduction_render import reproduction_markdown, reproduction_table, reproduction_text
+
+    rep = run_reproduction(results, published)
+    console = wide()
+    console.print(reproduction_table(rep))
+    for line in reproduction_text(rep):
+        style = "bold red" if line.startswith("NOT") else None
+        console.print(line, markup=False, highlight=False, style=style, soft_wrap=True)
+    _summarize(reproduction_markdown(rep), markdown)
+    if rep.exit_code:
+        raise typer.Exit(rep.exit_code)
+
+
+def _summarize(text: str, markdown: Path | None) -> None:
+    """Write the markdown summary to `markdown`, and append it to $GITHUB_STEP_SUMMARY when that is set."""
     if markdown is not None:
         write_text(markdown, text)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -93,5 +130,3 @@ def check(
             from prunebench.results import describe_os_error
 
             raise PrunebenchError(f"$GITHUB_STEP_SUMMARY {summary}: cannot write ({describe_os_error(exc)})") from None
-    if report.exit_code:
-        raise typer.Exit(report.exit_code)

@@ -12,6 +12,10 @@ above it, let a method 10 points below the leader share its rank.) A paired diff
 vary (two identical gaps) has no spread to test with: its standard deviation is taken to be at least the
 resolution of the metric (one test example), never zero.
 
+Comparing with a published figure (prunebench.report.reproduction), whose seeds are not ours: Welch's unpaired
+t-test from two summaries (`welch`), the spread of a median/min/max summary estimated from its range
+(`range_summary`), and the smallest true difference a test detects (`detectable_difference`).
+
 scipy.special is the backend of scipy.stats.t and imports in a fraction of the time.
 """
 
@@ -167,3 +171,83 @@ def rank_against_leader(
         rank = 1 if m in group else place
         out[m] = Standing(rank, m in group and len(group) > 1, leader, versus.get(m), adjusted.get(m))
     return out
+
+
+# ---- comparing with summaries: Welch's test, spread from a range, the detectable difference -----------------------
+POWER = 0.8  # the power at which a detectable difference is stated
+
+# d2(n): the expected range of n standard normal values, E[R_n] = integral of 1 - Phi^n - (1 - Phi)^n (Tippett
+# 1925; the d2 constants of control charts): 2/sqrt(pi) for n = 2, 3/sqrt(pi) = 1.693 for n = 3. A range over n
+# values estimates the standard deviation as R / d2(n).
+D2 = {2: 2 / math.sqrt(math.pi), 3: 3 / math.sqrt(math.pi), 4: 2.058751, 5: 2.325929}
+# The variance of the median of n standard normal values: what the median's standard error is sigma times the root
+# of. n = 3: the integral of x^2 * 6 phi(x) Phi(x) (1 - Phi(x)), 0.4487 (David & Nagaraja 2003, Order Statistics);
+# n = 2: the median is the mean, 1/2. Larger n are not supported: no published file here needs them.
+MEDIAN_VARIANCE = {2: 0.5, 3: 0.448671}
+
+
+@dataclass(frozen=True)
+class Summary:
+    """An estimate of a mean as a test needs it: the center, its standard error and the degrees of freedom of that
+    error (se 0: a value taken as exact, such as a published point value)."""
+
+    center: float
+    se: float
+    df: float
+
+
+def mean_summary(mean: float, std: float, n: int) -> Summary:
+    """A mean and standard deviation (n - 1 in the denominator) of n values."""
+    return Summary(mean, std / math.sqrt(n), n - 1)
+
+
+def range_summary(median: float, low: float, high: float, n: int) -> Summary:
+    """A median, minimum and maximum of n values from a normal distribution (symmetric: its median estimates its
+    mean): sigma estimated as (high - low) / d2(n), the median's standard error sigma * sqrt(MEDIAN_VARIANCE[n]),
+    with n - 1 degrees of freedom (Patnaik 1950 gives the range of 3 an equivalent 1.98)."""
+    if n not in MEDIAN_VARIANCE:
+        raise ValueError(f"a median/min/max summary of {n} values: supported for {sorted(MEDIAN_VARIANCE)}")
+    sigma = (high - low) / D2[n]
+    return Summary(median, sigma * math.sqrt(MEDIAN_VARIANCE[n]), n - 1)
+
+
+@dataclass(frozen=True)
+class Welch:
+    """a - b with its standard error, Welch-Satterthwaite degrees of freedom and two-sided p (None: no spread on
+    either side, nothing to test with)."""
+
+    delta: float
+    se: float
+    df: float | None
+    p: float | None
+
+
+def welch(a: Summary, b: Summary) -> Welch:
+    """Welch's unpaired t-test of a's and b's means from their summaries (Welch 1947): t = (a - b) / sqrt(se_a^2 +
+    se_b^2), df = (se_a^2 + se_b^2)^2 / (se_a^4 / df_a + se_b^4 / df_b). A side with se 0 adds nothing (a one-sample
+    test of the other side against that value, on its own degrees of freedom)."""
+    va, vb = a.se**2, b.se**2
+    delta = a.center - b.center
+    if va + vb == 0.0:
+        return Welch(delta, 0.0, None, None)
+    df = (va + vb) ** 2 / sum(v * v / d for v, d in ((va, a.df), (vb, b.df)) if v > 0)
+    se = math.sqrt(va + vb)
+    return Welch(delta, se, df, float(2 * special.stdtr(df, -abs(delta) / se)))
+
+
+def detectable_difference(se: float, df: float, alpha: float = ALPHA, power: float = POWER) -> float:
+    """The smallest true difference that a two-sided t-test at `alpha`, with this standard error and these degrees
+    of freedom, detects with probability `power`: exactly, from the noncentral t distribution (the power at a true
+    difference d is P(|T| > t_crit) with T noncentral t of df, noncentrality d / se), solved by bisection."""
+    crit = float(special.stdtrit(df, 1 - alpha / 2))
+
+    def power_at(nc: float) -> float:
+        return float(1 - special.nctdtr(df, nc, crit) + special.nctdtr(df, nc, -crit))
+
+    low, high = 0.0, 1.0
+    while power_at(high) < power:
+        low, high = high, 2 * high
+    for _ in range(100):
+        mid = (low + high) / 2
+        low, high = (mid, high) if power_at(mid) < power else (low, mid)
+    return high * se
