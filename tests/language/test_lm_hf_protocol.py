@@ -6,6 +6,7 @@ every method; without it, the dense check refuses a model that does not measure 
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import os
 import subprocess
@@ -32,8 +33,12 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     from prunebench.language import tiny_llama_config, tokenizer_sha256, train_tokenizer
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from conftest import wiki_lines
+    # This directory's conftest by its path: the name `conftest` is another directory's in a whole-suite run.
+    spec = importlib.util.spec_from_file_location("language_conftest", Path(__file__).parent / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    wiki_lines = module.wiki_lines
 
     root = tmp_path_factory.mktemp("files")
     wiki = root / "wikitext-2-raw"
