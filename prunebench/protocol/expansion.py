@@ -72,7 +72,7 @@ class RetrainVariant:
     def description(self) -> str:
         parts = []
         if self.ablation is not None:
-            parts.append(f"sanity ablation: {DEFINITIONS[self.ablation]}")
+            parts.append(DEFINITIONS[self.ablation])
         elif self.kind == "swap":
             parts.append(f"the own retraining recipe of {self.recipe_of} (swap test)")
         else:

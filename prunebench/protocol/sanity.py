@@ -59,7 +59,7 @@ def not_applicable(ablation: str, taxonomy: Taxonomy, *, scored: bool) -> str | 
     if ablation == "reinit" and taxonomy.retraining == "scratch":
         return "it retrains from a fresh initialization already"
     if ablation == "invert" and not (scored and taxonomy.granularity == "unstructured"):
-        return "its masks do not come from masks_from_scores (Method.scored)"
+        return "its masks do not come from masks_from_scores (Method.scored is false)"
     return None
 
 
