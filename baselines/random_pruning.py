@@ -94,8 +94,8 @@ class RandomShuffled(Method[RandomShuffledConfig]):
     It is the `layer_shuffle` sanity ablation of its source (`variants: {sanity: [layer_shuffle]}`,
     prunebench.protocol.sanity) as a method of its own, a row on the protocol's own board: the same
     shuffle (`shuffle_within_layers`), drawn from this job's generator, which under the registered name
-    is the ablation's draw; with a source that draws nothing from the generator (global magnitude) its
-    masks are the ablation's, bit for bit. The ablation is the one to trust: the engine makes it after
+    is the ablation's draw; with a source that draws nothing from the generator (global magnitude, SNIP)
+    its masks are the ablation's, bit for bit. The ablation is the one to trust: the engine makes it after
     the source's own code ran, where this method is the source's code and its own.
     """
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from prunebench.report.listing import list_runs
 from prunebench.results import ResultRecord, load_records
 from prunebench.testing import TINY, make_protocol
 
@@ -117,3 +118,11 @@ def test_a_method_cannot_change_what_the_ablation_does(run: Path) -> None:
     undone = found[("restores_its_masks", "layer_shuffle")]
     assert undone.status == "failed"
     assert any("changed its masks while retraining a layer_shuffle sanity ablation" in r for r in undone.reasons)
+
+
+def test_ls_and_status_count_the_ablations_that_apply(run: Path, cli, shared_cache: Path) -> None:  # type: ignore[no-untyped-def]
+    (listing,) = list_runs([run])
+    assert listing.expected == 15  # 4 + 3 (random_shuffled: no invert) + 4 + 4
+    shown = cli("status", run.parent / "p.yaml", "--results", run, "--cache", shared_cache)
+    assert shown.code == 0, shown.err
+    assert "15 job(s)" in shown.out
