@@ -110,7 +110,8 @@ class MethodHost:
         if op == "prune":
             ctx = self._pruning_context(header)
             masks = method.prune(ctx)
-            problem = not_from_scores(ctx, masks) if self.job.ablation == "invert" else None
+            invert = self.job.ablation == "invert" and isinstance(masks, dict)  # (not masks: said below)
+            problem = not_from_scores(ctx, masks) if invert else None
             if problem:
                 raise RemoteError(problem)
             if isinstance(masks, dict) and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in masks.items()):

@@ -205,7 +205,7 @@ class MethodSteps:
                     exempt[id(param)] = keep.to(param.device) != 0
         engine.seal.verify("prune()", exempt=exempt)
         self._check_code("in prune()")
-        if self.job.ablation == "invert" and self.method_conn is None:
+        if self.job.ablation == "invert" and self.method_conn is None and isinstance(masks, dict):
             problem = not_from_scores(self.ctx, masks)
             if problem:
                 raise JobFailed(problem)
