@@ -56,11 +56,19 @@ def not_applicable(ablation: str, taxonomy: Taxonomy, *, scored: bool) -> str | 
         return "dynamic sparse training moves its masks while it trains: there is no one mask to ablate"
     if ablation == "layer_shuffle" and taxonomy.granularity != "unstructured":
         return f"its {taxonomy.granularity} structure would not survive shuffling single weights"
+    if ablation == "layer_shuffle" and prunes_while_training(taxonomy) and taxonomy.retraining != "weight_rewinding":
+        return "it retrains the weights it left, zeros where it pruned earlier: a shuffle would keep those zeros"
     if ablation == "reinit" and taxonomy.retraining == "scratch":
         return "it retrains from a fresh initialization already"
     if ablation == "invert" and not (scored and taxonomy.granularity == "unstructured"):
         return "its masks do not come from masks_from_scores (Method.scored is false)"
     return None
+
+
+def prunes_while_training(taxonomy: Taxonomy) -> bool:
+    """Whether a method's earlier prunings were trained past before it returned its masks (iterative rounds, a
+    gradual schedule, after or during training): the weights it returns are zero wherever it pruned before."""
+    return taxonomy.schedule in ("iterative", "gradual") and taxonomy.when != "before_training"
 
 
 Applicability = dict[str, dict[str, str | None]]  # method label -> ablation -> why not (None: it applies)

@@ -85,6 +85,12 @@ def test_where_each_ablation_applies() -> None:
     assert why("reinit", granularity="filter") is None
     assert "fresh initialization already" in (why("reinit", retraining="scratch") or "")
     assert why("layer_shuffle", retraining="scratch") is None
+    # Rounds or a schedule trained past, then retrained from those weights: they are zeros where it pruned before.
+    assert "keep those zeros" in (why("layer_shuffle", schedule="gradual", when="during_training") or "")
+    assert "keep those zeros" in (why("layer_shuffle", schedule="iterative", retraining="lr_rewinding") or "")
+    assert why("layer_shuffle", schedule="iterative", retraining="weight_rewinding") is None  # rewound: dense again
+    assert why("layer_shuffle", schedule="iterative", when="before_training") is None  # SynFlow trains nothing
+    assert why("reinit", schedule="gradual", when="during_training") is None
     assert "masks_from_scores" in (why("invert", scored=False) or "")
     for a in ("layer_shuffle", "reinit", "invert"):
         assert "dynamic sparse training" in (why(a, schedule="dynamic", when="before_training") or "")
