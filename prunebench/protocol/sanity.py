@@ -40,12 +40,11 @@ MADE_BY: dict[str, str] = {
     "invert": "the method's context made it (masks_from_scores kept the lowest scores, in the method's process)",
 }
 
-# What each ablation's verdict says when a method is not distinguishable from it.
+# What a method is not distinguishable from, in the board's words.
 VERDICTS: dict[str, str] = {
-    "layer_shuffle": "its layer-shuffled self: its per-layer densities account for its accuracy here, not which "
-    "weights it keeps",
-    "reinit": "its masks on a fresh initialization: the weights it retrains from add nothing measurable here",
-    "invert": "its inverted scores: which end of its ranking it keeps makes no measurable difference here",
+    "layer_shuffle": "its layer-shuffled self (its per-layer densities, its kept weights at random positions)",
+    "reinit": "its masks on a fresh initialization",
+    "invert": "its inverted scores",
 }
 
 

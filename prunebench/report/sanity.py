@@ -60,7 +60,13 @@ def add_sanity(boards: Sequence[Leaderboard], plan: VariantPlan | None, table: T
             board.notes.append("sanity verdicts are made against the protocol's own board only (not --against)")
             continue
         judge(rows)
-        board.notes.extend(sentence(board, r, ablation) for r in rows if r.sanity_verdict == "tied")
+        tied = [sentence(board, r, ablation) for r in rows if r.sanity_verdict == "tied"]
+        if tied:
+            board.notes.append(
+                "Not distinguishable is no proof of equality: the paired test over these seeds cannot tell the two "
+                "apart; the 95% interval (not Holm-adjusted) shows how large a difference it leaves open"
+            )
+        board.notes.extend(tied)
         if table is not None:
             excused = [f"{m} ({table[m][ablation]})" for m in table if table[m].get(ablation) is not None]
             if excused:
