@@ -126,9 +126,10 @@ class SwapSpec(StrictModel):
 
 
 class VariantsSpec(StrictModel):
-    """Retraining variants: the protocol run again with another retraining recipe in place of `retrain`, from
-    the same dense checkpoints; each variant's jobs and results stand beside the protocol's own, never mixed
-    into its ranking. Hashed only when set, so protocols without variants keep their identity."""
+    """Retraining variants: the protocol run again with another retraining recipe in place of `retrain`, or with
+    a sanity ablation of each method's masks under its own recipe, from the same dense checkpoints; each variant's
+    jobs and results stand beside the protocol's own, never mixed into its ranking. Hashed only when set, so
+    protocols without variants keep their identity."""
 
     retrain_sweep: RetrainSweepSpec | None = Field(
         None,
