@@ -5,7 +5,8 @@ protocol` column (prunebench.report.between) is the ablation minus the method it
 seed. Here the ranking rule of every board (prunebench.report.stats) judges the pair: a paired t-test over the
 seeds both have (at least MIN_SEEDS), its p Holm-corrected across the methods of the ablation's board at that
 target; where the corrected p is at least ALPHA the two are tied, and the board says in words that the method is
-not distinguishable from its ablated self. The ablations that do not apply to a method are named, with why.
+not distinguishable from its ablated self (and, where the ablation is significantly better, that the method does
+worse than it). The ablations that do not apply to a method are named, with why.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def add_sanity(boards: Sequence[Leaderboard], plan: VariantPlan | None, table: T
                 "apart; the 95% interval (not Holm-adjusted) shows how large a difference it leaves open"
             )
         board.notes.extend(tied)
+        board.notes.extend(sentence(board, r, ablation) for r in rows if r.sanity_verdict == "above")
         if table is not None:
             excused = [f"{m} ({table[m][ablation]})" for m in table if table[m].get(ablation) is not None]
             if excused:
@@ -93,10 +95,12 @@ def judge(rows: Sequence[Row]) -> None:
 
 
 def sentence(board: Leaderboard, r: Row, ablation: str) -> str:
-    """The words for a method not distinguishable from its ablation."""
+    """The words for a method not distinguishable from its ablation (`tied`), or worse than it (`above`)."""
     m = board.metric
     where = board.target_label(r.sparsity_target) if r.sparsity_target is not None else "its target"
     p = "n/a" if r.vs_recipe_p_holm is None else f"{r.vs_recipe_p_holm:.3f}"
     ci = interval(r.vs_recipe_ci_low, r.vs_recipe_ci_high, True, metric=m)
     delta = f"Δ {format_delta(m, r.vs_recipe_delta)} {unit(m)}, 95% CI {ci}, Holm p {p}, n={r.vs_recipe_n}"
+    if r.sanity_verdict == "above":
+        return f"{r.method} at {where} does worse than {VERDICTS[ablation]} ({delta})"
     return f"{r.method} at {where} is not distinguishable from {VERDICTS[ablation]} ({delta})"

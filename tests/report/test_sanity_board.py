@@ -27,12 +27,14 @@ TABLE = {
 }
 
 
-def shuffle_board(root: Path, *, table: dict[str, dict[str, str | None]] | None = TABLE) -> Leaderboard:
+def shuffle_board(
+    root: Path, *, table: dict[str, dict[str, str | None]] | None = TABLE, shuffled: dict[str, list[float]] = SHUFFLED
+) -> Leaderboard:
     variant = VariantRecord(
         name="layer_shuffle", kind="sanity", recipe=PROTOCOL.retrain.model_dump(mode="json"), ablation="layer_shuffle"
     )
     records = [make_record(PROTOCOL, m, 0.9, s, OWN[m][s]) for m in OWN for s in range(3)]
-    records += [make_record(PROTOCOL, m, 0.9, s, SHUFFLED[m][s], variant=variant) for m in SHUFFLED for s in range(3)]
+    records += [make_record(PROTOCOL, m, 0.9, s, shuffled[m][s], variant=variant) for m in shuffled for s in range(3)]
     write_run(root, PROTOCOL, records, sanity=table)
     boards = compare(load_records([root])).boards
     return next(b for b in boards if b.variant == "layer_shuffle")
@@ -57,6 +59,13 @@ def test_each_ablation_is_paired_with_its_own_method_seed_by_seed(tmp_path: Path
     assert "b at sparsity 0.9 is not distinguishable from its layer-shuffled self" in notes
     assert "a at sparsity 0.9 is not distinguishable" not in notes
     assert "layer_shuffle does not apply to: c (its filter structure would not survive shuffling" in notes
+
+
+def test_a_method_worse_than_its_ablation_is_said_so(tmp_path: Path) -> None:
+    board = shuffle_board(tmp_path, shuffled={"a": [v + 0.03 for v in OWN["a"]], "b": SHUFFLED["b"]})
+    a = next(r for r in board.rows if r.method == "a")
+    assert a.sanity_verdict == "above"
+    assert "a at sparsity 0.9 does worse than its layer-shuffled self" in "\n".join(board.notes)
 
 
 def test_without_the_runners_table_the_board_expects_the_methods_that_ran(tmp_path: Path) -> None:
