@@ -90,6 +90,11 @@ class ContinuousSparsification(Method[CSConfig]):
         retraining="weight_rewinding",
     )
 
+    def __init__(self, config: CSConfig | None = None) -> None:
+        super().__init__(config)
+        # Thresholded to the target, its mask is masks_from_scores of the learned scores: invert applies.
+        self.scored = self.config.threshold == "target"
+
     def soft_masks(self, epochs: int) -> SoftMasks:
         """What every round declares: the soft masks over a round of `epochs` epochs. The first round's reset
         has nothing to reset (its scores are new); each later one resets the scores the round before left."""

@@ -98,6 +98,7 @@ class GraSP(Method[GraSPConfig]):
     name = "grasp"
     version = "1.1"  # 1.1: the authors' class-sorted halves by default (1.0 scored the batches as drawn)
     citation = "Wang et al. 2020 (ICLR), Picking winning tickets before training by preserving gradient flow"
+    scored = True  # its masks are masks_from_scores of its scores: the invert sanity ablation applies
     taxonomy = Taxonomy(
         when="before_training",
         granularity="unstructured",

@@ -79,6 +79,7 @@ class LotteryTicket(Method[IterativeConfig]):
     name = "lottery_ticket"
     version = "1.0"
     citation = "Frankle & Carbin 2019 (ICLR); Frankle et al. 2020 (ICML)"
+    scored = True  # every round's masks are masks_from_scores of magnitudes (so are lr_rewinding's and imp_fine_tune's)
     taxonomy = Taxonomy(
         when="after_training",
         granularity="unstructured",

@@ -51,6 +51,7 @@ class LAMP(Method):
     name = "lamp"
     version = "1.0"
     citation = "Lee et al. 2021 (ICLR)"
+    scored = True  # its masks are masks_from_scores of its scores: the invert sanity ablation applies
     taxonomy = Taxonomy(
         when="after_training",
         granularity="unstructured",

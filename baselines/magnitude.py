@@ -16,6 +16,7 @@ class GlobalMagnitude(Method):
     name = "global_magnitude"
     version = "1.0"
     citation = "Han et al. 2015 (NeurIPS); Blalock et al. 2020 (MLSys)"
+    scored = True  # its masks are masks_from_scores of its scores: the invert sanity ablation applies
     taxonomy = Taxonomy(
         when="after_training",
         granularity="unstructured",
@@ -36,6 +37,7 @@ class LayerwiseMagnitude(GlobalMagnitude):
 
     name = "layerwise_magnitude"
     citation = "Han et al. 2015 (NeurIPS); Gale et al. 2019 (arXiv:1902.09574)"
+    scored = True  # its masks are masks_from_scores of its scores: the invert sanity ablation applies
     taxonomy = Taxonomy(
         when="after_training",
         granularity="unstructured",

@@ -8,7 +8,15 @@ import torch
 from pydantic import Field, ValidationError, model_validator
 
 from prunebench.errors import MethodError
-from prunebench.methods import Masks, Method, MethodConfig, PruningContext, Taxonomy, load_method
+from prunebench.methods import (
+    Masks,
+    Method,
+    MethodConfig,
+    PruningContext,
+    Taxonomy,
+    load_method,
+    shuffle_within_layers,
+)
 
 
 class RandomPruningConfig(MethodConfig):
@@ -29,6 +37,7 @@ class RandomPruning(Method[RandomPruningConfig]):
     name = "random"
     version = "1.0"
     citation = "Blalock et al. 2020 (MLSys); Liu et al. 2022 (ICLR)"
+    scored = True  # its masks are masks_from_scores of its scores: the invert sanity ablation applies
     taxonomy = Taxonomy(
         when="after_training",
         granularity="unstructured",
@@ -81,6 +90,13 @@ class RandomShuffled(Method[RandomShuffledConfig]):
     pruning), run with its own config on this job's context (its scoring counts against the budget).
     The shuffled method prunes when its source does (before training for snip, grasp or synflow, as
     in the paper; after training for magnitude) and retrains as its source does.
+
+    It is the `layer_shuffle` sanity ablation of its source (`variants: {sanity: [layer_shuffle]}`,
+    prunebench.protocol.sanity) as a method of its own, a row on the protocol's own board: the same
+    shuffle (`shuffle_within_layers`), drawn from this job's generator, which under the registered name
+    is the ablation's draw; with a source that draws nothing from the generator (global magnitude, SNIP)
+    its masks are the ablation's, bit for bit. The ablation is the one to trust: the engine makes it after
+    the source's own code ran, where this method is the source's code and its own.
     """
 
     name = "random_shuffled"
@@ -103,9 +119,4 @@ class RandomShuffled(Method[RandomShuffledConfig]):
         )
 
     def prune(self, ctx: PruningContext) -> Masks:
-        shuffled: Masks = {}
-        for name, mask in self.source.prune(ctx).items():
-            flat = (mask != 0).flatten()
-            order = torch.randperm(flat.numel(), generator=ctx.generator).to(flat.device)
-            shuffled[name] = flat[order].view(mask.shape)
-        return shuffled
+        return shuffle_within_layers(self.source.prune(ctx), ctx.generator)

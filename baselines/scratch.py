@@ -30,6 +30,7 @@ class ScratchE(Method[ScratchConfig]):
     name = "scratch_e"
     version = "1.0"
     citation = "Liu et al. 2019 (ICLR)"
+    scored = True  # its masks are masks_from_scores of its scores: the invert sanity ablation applies
     taxonomy = Taxonomy(
         when="after_training",
         granularity="unstructured",

@@ -81,6 +81,7 @@ class SNIP(Method[SNIPConfig]):
     name = "snip"
     version = "1.1"  # 1.1: BatchNorm in inference mode by default, as the references (1.0: batch statistics)
     citation = "Lee et al. 2019 (ICLR), SNIP: Single-shot network pruning based on connection sensitivity"
+    scored = True  # its masks are masks_from_scores of its scores: the invert sanity ablation applies
     taxonomy = Taxonomy(
         when="before_training",
         granularity="unstructured",

@@ -93,6 +93,20 @@ def masks_from_scores(
     return out
 
 
+def shuffle_within_layers(masks: Masks, generator: torch.Generator) -> Masks:
+    """Each mask's kept positions moved uniformly at random within its own tensor: exactly as many kept weights
+    per tensor, at positions drawn from `generator` (one permutation per tensor, in the order of `masks`). The
+    layer_shuffle sanity ablation (Frankle et al. 2021, "Pruning neural networks at initialization: why are we
+    missing the mark?", section 5; Su et al. 2020, "Sanity-checking pruning methods: random tickets can win the
+    jackpot"): what survives it is a method's per-layer densities, nothing of which weights it chose."""
+    shuffled: Masks = {}
+    for name, mask in masks.items():
+        flat = (mask != 0).flatten()
+        order = torch.randperm(flat.numel(), generator=generator).to(flat.device)
+        shuffled[name] = flat[order].view(mask.shape)
+    return shuffled
+
+
 class MaskSet:
     """The engine's masks over the prunable weights, and their enforcement.
 

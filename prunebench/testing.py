@@ -39,6 +39,7 @@ from prunebench.results import (
     SparsityRecord,
     StageLedger,
     Taxonomy,
+    VariantRecord,
     save_result,
 )
 from prunebench.results.targets import Target
@@ -129,16 +130,18 @@ def make_record(
     layers: int = 1,
     perplexity: float | None = None,
     base_perplexity: float | None = None,
+    variant: VariantRecord | None = None,
 ) -> ResultRecord:
     """A record as the runner writes it, with chosen numbers (`layers` prunable layers of 1,000 weights). With a
     `perplexity`, a causal LM's (task causal_lm): `top1` is then its next-token accuracy, and its dense base
-    model's perplexity `base_perplexity` (default 30 + seed)."""
+    model's perplexity `base_perplexity` (default 30 + seed). With a `variant`, a job of that retraining variant
+    or sanity ablation."""
     base_top1 = 0.95 + 0.01 * seed if base_top1 is None else base_top1
     achieved = target if achieved is None else achieved
     ok = status != "failed" and measured
     lm = None if perplexity is None else (perplexity, 30.0 + seed if base_perplexity is None else base_perplexity)
     return ResultRecord(
-        job_id=RunDirectory.job_id(label, None, target, seed),
+        job_id=RunDirectory.job_id(label, variant.name if variant is not None else None, target, seed),
         task="classification" if lm is None else "causal_lm",
         protocol=ProtocolRef(name=proto.name, hash=proto.hash, comparison=proto.comparison, source="tiny.yaml"),
         method=MethodRecord(
@@ -171,6 +174,7 @@ def make_record(
         ),
         curves=_curves(top1, achieved, curves),
         provenance=_provenance(),
+        variant=variant,
         **(_measured(proto, target, seed, top1, achieved, base_top1, base_sha, violations, layers, lm) if ok else {}),
     )
 
@@ -269,14 +273,21 @@ def _provenance() -> Provenance:
 
 
 def write_run(
-    root: Path, proto: Protocol, records: list[ResultRecord], *, protocol_json: bool = True, durable: bool = True
+    root: Path,
+    proto: Protocol,
+    records: list[ResultRecord],
+    *,
+    protocol_json: bool = True,
+    durable: bool = True,
+    sanity: dict[str, dict[str, str | None]] | None = None,
 ) -> Path:
-    """Save records where the runner would, with its protocol.json; `durable=False` skips the atomic, fsynced
-    write (for benchmarks that write thousands of files)."""
+    """Save records where the runner would, with its protocol.json (and in it `sanity`, which sanity ablation
+    applied to which method, as a runner writes it); `durable=False` skips the atomic, fsynced write (for
+    benchmarks that write thousands of files)."""
     directory = RunDirectory.of(root, proto.run_name)
     directory.path.mkdir(parents=True, exist_ok=True)
     if protocol_json:
-        directory.write_protocol(proto.hash, proto.model_dump(mode="json"))
+        directory.write_protocol(proto.hash, proto.model_dump(mode="json"), sanity=sanity)
     for r in records:
         path = directory.path_of(r)
         if durable:
@@ -340,9 +351,10 @@ def pruning_context(
     scoring_examples: int = 256,
     target: Target | None = None,
     budget: BudgetSpec | None = None,
+    invert: bool = False,
 ) -> PruningContext:
     """The context a method's `prune` gets, on `engine`, at a target sparsity (or another `target`), under the
-    protocol's default budget or `budget`."""
+    protocol's default budget or `budget`; `invert`: in a job of the invert sanity ablation."""
     return PruningContext(
         EnginePruningAccess(engine),
         target_sparsity=sparsity,
@@ -350,6 +362,7 @@ def pruning_context(
         scoring_examples=scoring_examples,
         target=target,
         budget=budget,
+        invert=invert,
     )
 
 

@@ -295,18 +295,24 @@ def validate(
     start()  # methods are loaded in a job process, never here
     from prunebench.protocol import load_protocol, resolved_yaml
     from prunebench.run.sandbox import labelled
+    from prunebench.run.scheduling.plan import sanity_table
     from prunebench.run.validation import validate as check
 
     proto = labelled(load_protocol(protocol, overrides or ()))
-    check(proto)
+    described = check(proto)
     if quiet:
         out.print(proto.hash)
         return
     out.print(resolved_yaml(proto), markup=False, highlight=False, end="")
+    table = sanity_table(proto, described) or {}
     for v in proto.variant_plan().variants:  # what each retraining variant expands to, and what it runs
         runs = ", ".join(m if v.runs_as[m] == v.name else f"{m} (= {v.runs_as[m] or 'protocol'})" for m in v.methods)
+        if v.kind == "sanity":
+            runs = ", ".join(m for m in v.methods if table[m][v.name] is None) or "nothing"
+            runs += "".join(f"; not {m} ({table[m][v.name]})" for m in v.methods if table[m][v.name] is not None)
         out.print(
-            f"# retraining variant {v.name}: {v.description}; runs {runs}",
+            f"# {'sanity ablation' if v.kind == 'sanity' else 'retraining variant'} {v.name}: {v.description}; "
+            f"runs {runs}",
             markup=False,
             highlight=False,
             soft_wrap=True,

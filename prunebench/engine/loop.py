@@ -147,6 +147,9 @@ class Engine:
         self.masks.to(device)
         self.masks_active = False  # all-ones masks need no enforcement (dense training)
         self._retrain_kept: int | None = None  # during retraining: the weights kept when it began (set_masks)
+        # Set (to why) for a job whose masks the engine made (a sanity ablation): a method may not move them while
+        # retraining.
+        self.frozen_masks: str | None = None
         self.all_macs = all_macs
         self.seed = seed
         self.eval_batch_size = eval_batch_size
@@ -225,6 +228,8 @@ class Engine:
         except ValueError as exc:
             raise self._fail(f"the method returned invalid masks: {exc}") from None
         kept = sum(int(m.sum()) for m in valid.values())
+        if self._retrain_kept is not None and self.frozen_masks is not None:
+            raise self._fail(self.frozen_masks)
         if self._retrain_kept is not None and kept > self._retrain_kept:
             # Retraining is the same for every method: moving connections (dynamic sparse training) is a method's
             # choice, training more weights than it pruned to is not (a dense network trained, then cut at the end).

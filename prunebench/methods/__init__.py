@@ -15,15 +15,15 @@
   exact counts of the compacted model, the removal order and how far the target takes it, the masks
   (`prune_channels`: a channel-scoring method's whole `prune`).
 
-`Masks` and `masks_from_scores` (prunebench.masks), the one-shot kernels of language models (`magnitude_mask`,
-`wanda_mask`, `sparsegpt_prune` and the input statistics they take, `InputStats` and `Hessian`: prunebench.language),
-and `Taxonomy` with its vocabulary (prunebench.results.taxonomy, where it is declared because the result record keeps
-it), are part of this API: a method imports everything it needs from here.
+`Masks`, `masks_from_scores` and `shuffle_within_layers` (prunebench.masks), the one-shot kernels of language
+models (`magnitude_mask`, `wanda_mask`, `sparsegpt_prune` and the input statistics they take, `InputStats` and
+`Hessian`: prunebench.language), and `Taxonomy` with its vocabulary (prunebench.results.taxonomy, where it is
+declared because the result record keeps it), are part of this API: a method imports everything it needs from here.
 """
 
 from prunebench.fairness import Allowance
 from prunebench.language import Hessian, InputStats, SparseGPTResult, magnitude_mask, sparsegpt_prune, wanda_mask
-from prunebench.masks import Masks, masks_from_scores
+from prunebench.masks import Masks, masks_from_scores, shuffle_within_layers
 from prunebench.methods.access import PruningAccess, SavedState, StepAccess
 from prunebench.methods.api import HookStage, Method, MethodConfig, Reach
 from prunebench.methods.channel_allocation import Allocation, reach_target, removal_limits, removal_order, replay
@@ -148,6 +148,7 @@ __all__ = [
     "removal_limits",
     "removal_order",
     "replay",
+    "shuffle_within_layers",
     "slice_magnitudes",
     "slice_sums",
     "sparsegpt_prune",

@@ -85,6 +85,11 @@ class Method(Generic[C]):
     # growth criterion). At the steps where the hook is called (its cadence: `StepContext.next_call_at`) the engine
     # keeps it and counts its cost: a weight gradient of the dense layers in place of the sparse one.
     dense_gradients: ClassVar[bool] = False
+    # Whether its final masks are what `PruningContext.masks_from_scores` returned for its scores (the last call):
+    # then the `invert` sanity ablation applies, and in its jobs the context keeps the lowest scores instead
+    # (prunebench.protocol.sanity). A job of that ablation whose masks are not that call's fails. An instance whose
+    # config decides it sets its own in `__init__`.
+    scored: bool = False
     config: C
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

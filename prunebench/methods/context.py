@@ -40,10 +40,12 @@ class PruningContext:
         scoring_examples: int | None = None,
         budget: BudgetSpec | None = None,
         target: Target | None = None,
+        invert: bool = False,
     ) -> None:
         """`access`: the engine's side of the contract (prunebench.engine.access.EnginePruningAccess). `target`:
         what the job prunes to (prunebench.results.targets); by default the weight sparsity `target_sparsity`,
-        which is None when the target is a cost reduction."""
+        which is None when the target is a cost reduction. `invert`: a job of the `invert` sanity ablation
+        (prunebench.protocol.sanity): `masks_from_scores` keeps the lowest scores."""
         self._access = access
         if target is None:
             if target_sparsity is None:
@@ -55,6 +57,8 @@ class PruningContext:
         # The protocol's pruning.scoring_examples; its default where a context is built by hand.
         self._scoring_examples = scoring_examples
         self._budget = budget
+        self._invert = invert
+        self.last_from_scores: Masks | None = None  # what masks_from_scores returned last (Method.scored)
 
     @property
     def model(self) -> nn.Module:
@@ -145,10 +149,14 @@ class PruningContext:
 
     def masks_from_scores(self, scores: dict[str, Tensor], *, scope: Scope, sparsity: float | None = None) -> Masks:
         """Keep the highest scores so that exactly the target sparsity is reached; weights already
-        pruned stay pruned."""
-        return masks_from_scores(
+        pruned stay pruned. In a job of the `invert` sanity ablation, the lowest (the scores negated)."""
+        if self._invert:
+            scores = {k: -s for k, s in scores.items()}
+        masks = masks_from_scores(
             scores, self.target_sparsity if sparsity is None else sparsity, scope=scope, current=self.masks()
         )
+        self.last_from_scores = masks
+        return masks
 
     def set_masks(self, masks: Masks) -> None:
         """Apply intermediate masks (iterative methods); the engine validates and enforces them."""

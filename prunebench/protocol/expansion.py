@@ -5,6 +5,9 @@
 - `retrain_extension`: `ext-10` (the protocol's recipe over retrain.epochs + 10 epochs) and
   `lr-0.01_ext-10` (each sweep candidate, extended likewise); schedules are stretched.
 - `swap`: `recipe-A`, the own recipe of method A, run for A and for every method it is paired with.
+- `sanity`: `layer_shuffle`, `reinit`, `invert` (prunebench.protocol.sanity), each under the protocol's own
+  recipe, for every method: a job of its own always (its masks are not the protocol's job's). Which methods an
+  ablation applies to is known once the methods are described (prunebench.run.scheduling.plan).
 
 Each variant is a recipe and the methods it runs for. A job of a variant runs under
 `Protocol.for_variant(name)`: the protocol with the variant's recipe as its `retrain`, so the engine,
@@ -27,6 +30,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from prunebench.protocol.recipes import TrainingSpec
+from prunebench.protocol.sanity import DEFINITIONS
 from prunebench.protocol.sections import BudgetSpec
 from prunebench.protocol.variants import (
     RecipeChange,
@@ -38,7 +42,7 @@ from prunebench.protocol.variants import (
 
 PROTOCOL = "protocol"  # the name of the protocol's own recipe among sweep candidates and in reports
 RESERVED = (PROTOCOL, "selected")
-VariantKind = Literal["sweep", "extension", "swap"]
+VariantKind = Literal["sweep", "extension", "swap", "sanity"]
 
 
 class VariantError(ValueError):
@@ -62,11 +66,14 @@ class RetrainVariant:
     schedule: str | None = None  # sweep: the candidate's schedule name (None: the protocol's)
     recipe_of: str | None = None  # swap: the method whose own recipe this is
     loc: tuple[str | int, ...] = ()  # where it is declared, under `variants`
+    ablation: str | None = None  # sanity: the ablation the engine makes (prunebench.protocol.sanity)
 
     @property
     def description(self) -> str:
         parts = []
-        if self.kind == "swap":
+        if self.ablation is not None:
+            parts.append(DEFINITIONS[self.ablation])
+        elif self.kind == "swap":
             parts.append(f"the own retraining recipe of {self.recipe_of} (swap test)")
         else:
             if self.lr is not None:
@@ -111,6 +118,11 @@ class VariantPlan:
         if label not in variant.runs_as:
             raise KeyError(f"variant {name!r} does not run method {label!r}")
         return variant.runs_as[label]
+
+    @property
+    def ablations(self) -> list[str]:
+        """The names of the sanity ablations, in the protocol's order."""
+        return [v.name for v in self.variants if v.kind == "sanity"]
 
     def own_jobs(self, label: str) -> list[str]:
         """The variants that run a job of their own for a method."""
@@ -157,15 +169,21 @@ Draft = dict[str, Any]
 
 
 def expand_variants(
-    spec: VariantsSpec, *, retrain: TrainingSpec, labels: Sequence[str], trainability_epochs: int | None = None
+    spec: VariantsSpec,
+    *,
+    retrain: TrainingSpec,
+    labels: Sequence[str],
+    trainability_epochs: int | None = None,
+    task: str = "classification",
 ) -> VariantPlan:
-    """The variants of a protocol's `variants:` section, in order: sweep candidates, extensions, swap recipes.
-    Raises VariantError (with the offending field) for a recipe that is not valid or an unknown method.
+    """The variants of a protocol's `variants:` section, in order: sweep candidates, extensions, swap recipes,
+    sanity ablations. Raises VariantError (with the offending field) for a recipe that is not valid, an unknown
+    method, or sanity ablations of another task than classification.
 
     The steps, in this order (each raises on what it finds wrong): the sweep's candidates (`_sweep_drafts`);
     the extensions of the protocol's recipe and of each candidate (`_extension_drafts`); the swap test's own
-    recipes (`_swap_drafts`); the checks every variant passes (`_check_drafts`); and which job each variant's
-    job is for each method (`_resolve_jobs`)."""
+    recipes (`_swap_drafts`); the sanity ablations (`_sanity_drafts`); the checks every variant passes
+    (`_check_drafts`); and which job each variant's job is for each method (`_resolve_jobs`)."""
     labels = list(labels)
     candidates = _sweep_drafts(spec.retrain_sweep, retrain)
     extensions, extension_levels = _extension_drafts(spec.retrain_extension, retrain, candidates)
@@ -181,6 +199,7 @@ def expand_variants(
     if spec.swap is not None:
         swaps, pairs, own = _swap_drafts(spec.swap, retrain, labels, earlier=drafts)
         drafts.extend(swaps)
+    drafts.extend(_sanity_drafts(spec.sanity, retrain, labels, task))
     _check_drafts(drafts, trainability_epochs)
     return VariantPlan(_resolve_jobs(drafts, retrain), sweep_levels, tuple(pairs), own)
 
@@ -280,6 +299,25 @@ def _swap_drafts(
     return drafts, pairs, own
 
 
+def _sanity_drafts(
+    sanity: Sequence[str] | None, retrain: TrainingSpec, labels: Sequence[str], task: str
+) -> list[Draft]:
+    """One variant per ablation, named by it, under the protocol's own recipe, for every method (those it does not
+    apply to are left out when the jobs are planned). Classification only: a causal LM is pruned one-shot, without
+    the retraining these ablations are judged after."""
+    if not sanity:
+        return []
+    if task != "classification":
+        raise VariantError(
+            ("sanity",),
+            f"the sanity ablations are for classification protocols with retraining; task {task} is pruned one-shot",
+        )
+    return [
+        {"name": a, "kind": "sanity", "retrain": retrain, "methods": tuple(labels), "ablation": a, "loc": ("sanity", i)}
+        for i, a in enumerate(sanity)
+    ]
+
+
 def _check_drafts(drafts: Sequence[Draft], trainability_epochs: int | None) -> None:
     """Every variant's name is its own and not reserved, and it retrains at least as long as the trainability
     analysis looks."""
@@ -302,6 +340,9 @@ def _resolve_jobs(drafts: Sequence[Draft], retrain: TrainingSpec) -> tuple[Retra
     for d in drafts:
         runs_as: dict[str, str | None] = {}
         for m in d["methods"]:
+            if d["kind"] == "sanity":  # an ablation's masks are its own: never another job's
+                runs_as[m] = d["name"]
+                continue
             if d["retrain"] == retrain:
                 runs_as[m] = None
                 continue
@@ -321,6 +362,7 @@ def _resolve_jobs(drafts: Sequence[Draft], retrain: TrainingSpec) -> tuple[Retra
                 schedule=d.get("schedule"),
                 recipe_of=d.get("recipe_of"),
                 loc=d["loc"],
+                ablation=d.get("ablation"),
             )
         )
     return tuple(variants)

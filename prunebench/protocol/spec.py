@@ -97,7 +97,8 @@ class Protocol(StrictModel):
     variants: VariantsSpec = Field(
         default_factory=VariantsSpec,
         description="Retraining variants run beside the protocol's own recipe: an LR sweep, an epoch extension, "
-        "the swap test (docs/analyses.md). They add jobs beside the protocol's own: not part of the setup.",
+        "the swap test, the sanity ablations (docs/analyses.md). They add jobs beside the protocol's own: not part "
+        "of the setup.",
         json_schema_extra={**HASHED_WHEN_SET, **OUTSIDE_SETUP},
     )
     efficiency: EfficiencySpec | None = Field(
@@ -214,6 +215,7 @@ class Protocol(StrictModel):
                 retrain=info.data["retrain"],
                 labels=[m.key for m in info.data["methods"]],
                 trainability_epochs=info.data["analyses"].trainability.epochs,
+                task=info.data.get("task", "classification"),
             )
         except VariantError as exc:
             raise located_error(exc.loc, exc.message, v.model_dump(mode="json")) from None
@@ -259,15 +261,19 @@ class Protocol(StrictModel):
             retrain=self.retrain,
             labels=[m.key for m in self.methods],
             trainability_epochs=self.analyses.trainability.epochs,
+            task=self.task,
         )
 
     def for_variant(self, name: str | None) -> Protocol:
         """This protocol with a retraining variant's recipe as its `retrain` (and budgets stated in epochs moved
         by the variant's extra epochs): what a variant's jobs run and are audited under. None: itself. Its
-        hash is not the protocol's: results carry the protocol's own hash and the variant's record."""
+        hash is not the protocol's: results carry the protocol's own hash and the variant's record. A sanity
+        ablation runs under the protocol itself: its method sees the very job its own job is."""
         if name is None:
             return self
         variant = self.variant_plan().get(name)
+        if variant.kind == "sanity":
+            return self
         n, m = self.retrain.epochs, variant.retrain.epochs
         methods = [
             spec if spec.budget is None else spec.model_copy(update={"budget": stretch_budget(spec.budget, n, m)})

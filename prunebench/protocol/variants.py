@@ -1,6 +1,7 @@
 """Retraining variants, as a protocol declares them: the protocol run again with another retraining recipe
-in place of `retrain` (a retraining-LR sweep, extended retraining, the swap test). `expansion` turns these
-sections into the named variants and the jobs they run; docs/analyses.md defines each."""
+in place of `retrain` (a retraining-LR sweep, extended retraining, the swap test), or with the engine's sanity
+ablations of every method's masks under the protocol's own recipe (prunebench.protocol.sanity). `expansion` turns
+these sections into the named variants and the jobs they run; docs/analyses.md defines each."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from prunebench.protocol.base import MAX_BATCH, MAX_EPOCHS, MAX_ITEMS, StrictModel
 from prunebench.protocol.identity import HASHED_WHEN_SET
 from prunebench.protocol.recipes import ScheduleSpec
+from prunebench.protocol.sanity import Ablation
 
 
 class OptimizerChange(StrictModel):
@@ -124,9 +126,10 @@ class SwapSpec(StrictModel):
 
 
 class VariantsSpec(StrictModel):
-    """Retraining variants: the protocol run again with another retraining recipe in place of `retrain`, from
-    the same dense checkpoints; each variant's jobs and results stand beside the protocol's own, never mixed
-    into its ranking. Hashed only when set, so protocols without variants keep their identity."""
+    """Retraining variants: the protocol run again with another retraining recipe in place of `retrain`, or with
+    a sanity ablation of each method's masks under its own recipe, from the same dense checkpoints; each variant's
+    jobs and results stand beside the protocol's own, never mixed into its ranking. Hashed only when set, so
+    protocols without variants keep their identity."""
 
     retrain_sweep: RetrainSweepSpec | None = Field(
         None,
@@ -141,3 +144,19 @@ class VariantsSpec(StrictModel):
     swap: SwapSpec | None = Field(
         None, description="The swap test of two methods' own retraining recipes.", json_schema_extra=HASHED_WHEN_SET
     )
+    sanity: list[Ablation] | None = Field(
+        None,
+        min_length=1,
+        description="Sanity ablations (Frankle et al. 2021; Su et al. 2020), each run for every method, seed and "
+        "target where it applies, under the protocol's own retraining recipe: layer_shuffle (the method's masks "
+        "shuffled within each layer), reinit (its masks on a fresh initialization), invert (its lowest scores "
+        "kept). The engine ablates after the method prunes; docs/analyses.md says where each applies.",
+        json_schema_extra=HASHED_WHEN_SET,
+    )
+
+    @field_validator("sanity")
+    @classmethod
+    def _distinct(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError("each sanity ablation once")
+        return v

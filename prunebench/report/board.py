@@ -70,6 +70,7 @@ class Leaderboard:
     machines: list[str] = field(default_factory=list)  # where its results were computed (report.audit.machine)
     variant: str | None = None  # a retraining variant's board (None: the protocol's own recipe)
     variant_title: str | None = None  # what the variant is, for the title
+    variant_kind: str | None = None  # `sanity` for a sanity ablation's board (prunebench.report.sanity)
     resolution: float | None = None  # one test example's share of the accuracy (prunebench.report.stats)
     degenerate: float | None = None
     target_kind: str = "sparsity"  # what its rows' targets are (prunebench.results.targets)
@@ -90,7 +91,8 @@ class Leaderboard:
     @property
     def title(self) -> str:
         hashes = ", ".join(h[:10] for h in self.protocol_hashes)
-        which = f" -- RETRAINING VARIANT {self.variant_title or self.variant}" if self.variant else ""
+        kind = "SANITY ABLATION" if self.variant_kind == "sanity" else "RETRAINING VARIANT"
+        which = f" -- {kind} {self.variant_title or self.variant}" if self.variant else ""
         if self.mixed:
             return (
                 f"{self.protocol}: MIXED PROTOCOLS (hashes {hashes}), ranked together on request (--mix-protocols)"

@@ -14,7 +14,8 @@ from prunebench.report.between import add_between_variants
 from prunebench.report.board import Comparison, build_board
 from prunebench.report.filters import passes_filters
 from prunebench.report.load import ProtocolIndex, ProtocolInfo, describe_differences
-from prunebench.report.variants import variant_boards
+from prunebench.report.sanity import add_sanity, sanity_of
+from prunebench.report.variants import group_plan, variant_boards
 from prunebench.results import Loaded
 from prunebench.results.store import no_gc
 
@@ -94,6 +95,7 @@ def _compare(
             group_boards.extend(more_boards)
             notices.extend(more_notices)
             add_between_variants(group_boards, against)
+            add_sanity(group_boards, group_plan(group), sanity_of(group))
         boards.extend(group_boards)
     if against is not None and not any(r.vs_recipe for b in boards for r in b.rows):
         variants = sorted({b.variant for b in boards if b.variant is not None})

@@ -8,8 +8,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from prunebench.protocol import Protocol
+from prunebench.report.load import sanity_table
 from prunebench.results import PROTOCOL_FILE, load_records
 from prunebench.results.store import read_protocol_file
 
@@ -52,10 +54,22 @@ def run_directories(paths: Sequence[Path]) -> list[Path]:
     return sorted(found)
 
 
-def planned_jobs(protocol: Protocol) -> int:
+def planned_jobs(protocol: Protocol, sanity: Any = None) -> int:
+    """The jobs a run of `protocol` plans; a sanity ablation's for the methods protocol.json's `sanity` table says it
+    applies to (without the table: for every method)."""
     cells = len(protocol.pruning.sparsities) * len(protocol.seeds)
+    table = sanity_table(sanity)
+
+    def planned(ablation: str, label: str) -> bool:
+        return table is None or (label in table and table[label].get(ablation, "") is None)
+
     # A variant's job that another variant (or the protocol's recipe) already runs is not run twice.
-    variant_jobs = sum(1 for v in protocol.variant_plan().variants for m in v.methods if v.runs_as[m] == v.name)
+    variant_jobs = sum(
+        1
+        for v in protocol.variant_plan().variants
+        for m in v.methods
+        if v.runs_as[m] == v.name and (v.kind != "sanity" or planned(v.name, m))
+    )
     return cells * (len(protocol.methods) + variant_jobs)
 
 
@@ -72,7 +86,7 @@ def list_runs(paths: Sequence[Path]) -> list[RunListing]:
             path=directory,
             protocol=str(dump.get("name", "?")),
             hash=str(content.get("hash", "?")),
-            expected=planned_jobs(protocol) if protocol is not None else None,
+            expected=planned_jobs(protocol, content.get("sanity")) if protocol is not None else None,
         )
         finished = []
         for loaded in load_records([directory]):

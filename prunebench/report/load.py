@@ -21,6 +21,9 @@ class ProtocolInfo:
     hash: str
     setup_hash: str
     content: dict[str, Any] | None
+    # For a protocol with sanity ablations: which applied to which method, and why not, as its runner found
+    # (protocol.json's "sanity"; prunebench.protocol.sanity.applicability).
+    sanity: dict[str, dict[str, str | None]] | None = None
 
     @property
     def seeds(self) -> list[int]:
@@ -67,6 +70,7 @@ class ProtocolIndex:
         self._infos: dict[tuple[str, str, Path], ProtocolInfo] = {}
         self._setups: dict[tuple[str, str], ProtocolInfo] = {}
         self._by_hash: dict[str, dict[str, Any]] = {}
+        self._sanity: dict[str, dict[str, dict[str, str | None]]] = {}
 
     def _read(self, path: Path) -> dict[str, Any] | None:
         if path not in self._by_file:
@@ -76,26 +80,30 @@ class ProtocolIndex:
                 hashed = hashed_content_of(raw["protocol"])
                 # Trusted only when its content has the hash it claims (same content, same hashing rules).
                 if hashed is not None and content_hash(hashed) == raw.get("hash"):
-                    blob = {"hash": raw["hash"], "protocol": hashed}
+                    blob = {"hash": raw["hash"], "protocol": hashed, "sanity": sanity_table(raw.get("sanity"))}
             self._by_file[path] = blob
             if blob is not None:
                 self._by_hash.setdefault(blob["hash"], blob["protocol"])
+                if blob["sanity"] is not None:
+                    self._sanity.setdefault(blob["hash"], blob["sanity"])
         return self._by_file[path]
 
     def info(self, ref: ProtocolRef, file: Path) -> ProtocolInfo:
         key = (ref.name, ref.hash, file.parent)
         if key not in self._infos:
             found: dict[str, Any] | None = None
+            sanity = None
             for candidate in RunDirectory.candidates(file):
                 blob = self._read(candidate)
                 if blob is not None and blob["hash"] == ref.hash:
-                    found = blob["protocol"]
+                    found, sanity = blob["protocol"], blob["sanity"]
                     break
             self._infos[key] = ProtocolInfo(
                 name=ref.name,
                 hash=ref.hash,
                 setup_hash=setup_hash(found) if found is not None else ref.hash,
                 content=found,
+                sanity=sanity,
             )
             info = self._infos[key]
             if info.content is not None or (ref.name, info.setup_hash) not in self._setups:
@@ -108,13 +116,27 @@ class ProtocolIndex:
         if info.content is not None or info.hash not in self._by_hash:
             return info
         content = self._by_hash[info.hash]
-        resolved = ProtocolInfo(info.name, info.hash, setup_hash(content), content)
+        resolved = ProtocolInfo(info.name, info.hash, setup_hash(content), content, self._sanity.get(info.hash))
         self._setups.setdefault((info.name, resolved.setup_hash), resolved)
         return resolved
 
     def by_setup(self, name: str, setup: str) -> ProtocolInfo:
         """A protocol seen with this setup hash (its content, when a protocol.json was found)."""
         return self._setups.get((name, setup)) or ProtocolInfo(name, setup, setup, None)
+
+
+def sanity_table(raw: Any) -> dict[str, dict[str, str | None]] | None:
+    """protocol.json's "sanity" (which ablation applied to which method, and why not) when it has that shape."""
+    if not isinstance(raw, dict):
+        return None
+    table: dict[str, dict[str, str | None]] = {}
+    for label, row in raw.items():
+        if not isinstance(label, str) or not isinstance(row, dict):
+            return None
+        if not all(isinstance(a, str) and (why is None or isinstance(why, str)) for a, why in row.items()):
+            return None
+        table[label] = dict(row)
+    return table
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:

@@ -87,6 +87,10 @@ class Row:
     vs_recipe_ci_high: float | None = None
     vs_recipe_p: float | None = None
     vs_recipe_n: int | None = None
+    # A sanity ablation's row (prunebench.report.sanity): its p Holm-corrected across the methods of its board at
+    # its target, and the verdict: tied (not distinguishable from the method), below or above it, untested.
+    vs_recipe_p_holm: float | None = None
+    sanity_verdict: Literal["tied", "below", "above", "untested"] | None = None
     pruning_epochs: float | None = None
     pruning_epochs_limit: float | None = None
     retrain_epochs: float | None = None

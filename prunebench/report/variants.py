@@ -19,6 +19,7 @@ from prunebench.report.audit import Entry, same_target
 from prunebench.report.board import Leaderboard, build_board
 from prunebench.report.metric import DEFAULT_TASK
 from prunebench.report.recipe_selection import Selection, select, selection_rule, validation_accuracies
+from prunebench.report.sanity import declared_for, sanity_of
 
 
 def group_plan(group: Sequence[Entry]) -> VariantPlan | None:
@@ -58,23 +59,23 @@ def variant_boards(
             "declares them: each is shown as its own board, without validation selection or swap test"
         )
     if plan:
+        table = sanity_of(group)
         for v in plan.variants:
-            entries = [e.copy() for m in v.methods for e in by_variant.get(v.runs_as[m], []) if e.label == m]
-            boards.append(
-                _mark(
-                    build_board(
-                        name,
-                        _setup(setup, v.name, v.retrain.model_dump(mode="json")),
-                        entries,
-                        mixed,
-                        methods,
-                        sparsities,
-                        declared=v.methods,
-                    ),
-                    v.name,
-                    f"{v.name}: {v.description}",
-                )
+            declared = list(v.methods)
+            if v.kind == "sanity":  # only the methods it applies to (prunebench.report.sanity)
+                declared = declared_for(v.name, v.methods, table, {e.label for e in by_variant.get(v.name, [])})
+            entries = [e.copy() for m in declared for e in by_variant.get(v.runs_as[m], []) if e.label == m]
+            board = build_board(
+                name,
+                _setup(setup, v.name, v.retrain.model_dump(mode="json")),
+                entries,
+                mixed,
+                methods,
+                sparsities,
+                declared=declared,
             )
+            board.variant_kind = v.kind
+            boards.append(_mark(board, v.name, f"{v.name}: {v.description}"))
         for level, candidates in plan.sweep.items():
             boards.append(_selected_board(name, setup, by_variant, plan, level, candidates, mixed, methods, sparsities))
     for vname in unknown:

@@ -238,9 +238,10 @@ class VariantRecord(Record):
     """The retraining variant a job ran (docs/analyses.md); absent for the protocol's own recipe."""
 
     name: str = Field(description="Variant name: lr-0.1, cosine, ext-10, lr-0.1_ext-10, recipe-<method>, ...")
-    kind: Literal["sweep", "extension", "swap"] = Field(
+    kind: Literal["sweep", "extension", "swap", "sanity"] = Field(
         description="sweep: a candidate of the retraining-LR sweep (at any extension); extension: the protocol's "
-        "recipe over more epochs; swap: a method's own recipe in the swap test."
+        "recipe over more epochs; swap: a method's own recipe in the swap test; sanity: an ablation of the method's "
+        "masks under the protocol's own recipe."
     )
     recipe: dict[str, Any] = Field(
         description="The retraining recipe the variant puts in place of the protocol's `retrain` (a TrainingSpec); "
@@ -250,6 +251,12 @@ class VariantRecord(Record):
     lr: Rate | None = Field(None, description="Sweep: the candidate's peak LR (None: the protocol's).")
     schedule: str | None = Field(None, description="Sweep: the candidate's schedule name (None: the protocol's).")
     recipe_of: str | None = Field(None, description="Swap test: the method whose own recipe this is.")
+    ablation: Literal["layer_shuffle", "reinit", "invert"] | None = Field(
+        None,
+        exclude_if=lambda ablation: ablation is None,  # sanity ablations only: other records stay as they were
+        description="Sanity ablation (docs/analyses.md): layer_shuffle (the method's masks shuffled within each "
+        "layer by the engine), reinit (its masks on a fresh initialization), invert (its lowest scores kept).",
+    )
 
 
 class BudgetRecord(Record):

@@ -122,12 +122,21 @@ class RunDirectory:
     def protocol_file(self) -> Path:
         return self.path / PROTOCOL_FILE
 
-    def write_protocol(self, protocol_hash: str, resolved: dict[str, Any], overrides: Sequence[str] = ()) -> None:
+    def write_protocol(
+        self,
+        protocol_hash: str,
+        resolved: dict[str, Any],
+        overrides: Sequence[str] = (),
+        sanity: dict[str, dict[str, str | None]] | None = None,
+    ) -> None:
         """{"hash", "protocol": the resolved protocol, "overrides": the command-line overrides it was loaded with,
-        when there were any}."""
+        when there were any, "sanity": for a protocol with sanity ablations, which apply to which method and why
+        not (prunebench.protocol.sanity.applicability: the runner knows it from the methods' descriptions)}."""
         content: dict[str, Any] = {"hash": protocol_hash, "protocol": resolved}
         if overrides:
             content["overrides"] = list(overrides)
+        if sanity is not None:
+            content["sanity"] = sanity
         write_atomic(self.protocol_file, json.dumps(content, indent=1))
 
     def remove_stale_temporaries(self) -> int:

@@ -117,6 +117,7 @@ def prepare(request: RunRequest) -> Execution:
         seeds=request.seeds,
         shard=request.shard,
         variants=request.variants,
+        described=runner.methods,
     )
     if not jobs:
         raise PrunebenchError(

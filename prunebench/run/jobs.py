@@ -5,12 +5,13 @@ labels them first."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from prunebench.errors import PrunebenchError
 from prunebench.protocol import PROTOCOL, BudgetSpec, MethodSpec, Protocol, RetrainVariant
+from prunebench.protocol.sanity import Applicability
 from prunebench.results import RunDirectory
 from prunebench.results.targets import Target, TargetKind
 
@@ -45,6 +46,18 @@ class Job:
         )
 
     @property
+    def ablation(self) -> str | None:
+        """The sanity ablation this job makes (prunebench.protocol.sanity); None for any other job."""
+        return self.retraining_variant.ablation if self.retraining_variant is not None else None
+
+    def as_method_sees_it(self) -> Job:
+        """The job as its method's process gets it: for an ablation the engine makes after the method (layer_shuffle,
+        reinit), the method's own job, so that nothing there tells the method which of the two it prunes for."""
+        if self.ablation in (None, "invert"):
+            return self
+        return replace(self, variant=None, retraining_variant=None)
+
+    @property
     def method_spec(self) -> MethodSpec:
         return self.protocol.methods[self.method_index]
 
@@ -76,12 +89,15 @@ def grid(
     seeds: Sequence[int] | None = None,
     shard: tuple[int, int] | None = None,
     variants: Sequence[str] | None = None,
+    sanity: Applicability | None = None,
 ) -> list[Job]:
     """The jobs of the grid, optionally filtered (filters may only narrow the protocol's grid).
 
     The protocol's own recipe comes first, then each retraining variant's own jobs (`variants` names them;
-    `protocol` is the protocol's recipe). A variant whose job for a method is another's runs nothing more.
-    The protocol's methods given by path must be labelled (prunebench.run.scheduling.plan does that)."""
+    `protocol` is the protocol's recipe). A variant whose job for a method is another's runs nothing more. A sanity
+    ablation runs for the methods `sanity` says it applies to (prunebench.protocol.sanity.applicability; without
+    it, for none). The protocol's methods given by path must be labelled (prunebench.run.scheduling.plan does
+    that)."""
     keys = [m.key for m in protocol.methods]
     chosen_methods = _pick(keys, methods, "methods")
     chosen_sparsities = _pick(protocol.pruning.target_values, sparsities, "sparsities")
@@ -89,9 +105,17 @@ def grid(
     chosen_seeds = _pick(protocol.seeds, seeds, "seeds")
     vplan = protocol.variant_plan()
     chosen_variants = _pick([PROTOCOL, *vplan.names], variants, "variants")
+
+    def runs(v: str, k: str) -> bool:
+        if v == PROTOCOL:
+            return True
+        variant = vplan.get(v)
+        if variant.kind == "sanity":
+            return sanity is not None and k in sanity and sanity[k].get(v, "") is None
+        return k in variant.methods
+
     wanted: dict[str, set[str | None]] = {
-        k: {vplan.job_variant(v, k) for v in chosen_variants if v == PROTOCOL or k in vplan.get(v).methods}
-        for k in chosen_methods
+        k: {vplan.job_variant(v, k) for v in chosen_variants if runs(v, k)} for k in chosen_methods
     }
     order: list[str | None] = [None, *vplan.names]
     under = {name: protocol.for_variant(name) for name in order}

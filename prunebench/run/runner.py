@@ -33,6 +33,7 @@ from prunebench.run.provenance import resolve_device, resolve_threads
 from prunebench.run.ranks import join_runners
 from prunebench.run.sandbox import MethodInfo, describe, warm_up
 from prunebench.run.scheduling import Choices, RecordKeeper, Scheduler, job_status
+from prunebench.run.scheduling.plan import sanity_table
 from prunebench.run.validation import validate
 from prunebench.run.writing import RunWriter
 from prunebench.trackers import Tracker
@@ -211,7 +212,11 @@ class Runner:
         if self.rank == 0:
             resolved = self.protocol.model_dump(mode="json")
             write = functools.partial(
-                self.directory.write_protocol, self.protocol.hash, resolved, self.protocol.overrides
+                self.directory.write_protocol,
+                self.protocol.hash,
+                resolved,
+                self.protocol.overrides,
+                sanity_table(self.protocol, self.methods),
             )
             self.writer.write(self.directory.protocol_file, write)
         scheduler.run(todo)

@@ -29,6 +29,17 @@ def seeded_model(protocol: Protocol, data: DataBundle, seed: int) -> nn.Module:
     return fresh_model(protocol, data)
 
 
+def reinitialized(protocol: Protocol, data: DataBundle, seed: int) -> dict[str, torch.Tensor]:
+    """The weights of the reinit sanity ablation (prunebench.protocol.sanity): the protocol's architecture freshly
+    initialized from derive_seed(seed, "reinit"), a second draw beside the seed's own initialization
+    (derive_seed(seed, "init")), the same for every method and target of the seed. Frankle et al. 2021 ("Pruning
+    neural networks at initialization: why are we missing the mark?", section 5) call it reinitialization. torch's
+    global generator is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "reinit"))
+        return fresh_model(protocol, data).state_dict()
+
+
 def prunable_of(
     protocol: Protocol, model: nn.Module, data: DataBundle
 ) -> tuple[dict[str, nn.Parameter], dict[str, int]]:

@@ -18,6 +18,7 @@ from prunebench.masks import prunable_parameters
 from prunebench.methods import GRANULARITY_ORDER
 from prunebench.models import build_model, layer_macs
 from prunebench.protocol import Protocol, RecipeError
+from prunebench.protocol.sanity import applicability, unused
 from prunebench.run.dense.pretrained import load_into, read_pretrained
 from prunebench.run.measurement.targets import max_reduction
 from prunebench.run.sandbox import MethodInfo, describe
@@ -63,6 +64,7 @@ def validate(protocol: Protocol) -> list[MethodInfo]:
         methods = describe(p, reach)
         for i, method in enumerate(methods):
             check_method(p, i, method)
+        check_sanity(p, methods)
     except FieldError as exc:
         raise p.locate(exc) from None
     return methods
@@ -115,6 +117,16 @@ def check_cost_targets(
             f"{beyond[0]:g}x is beyond what whole filters reach on {p.model.name}: at most {most:.3g}x, every "
             "prunable layer keeping one channel",
         )
+
+
+def check_sanity(p: Protocol, methods: list[MethodInfo]) -> None:
+    """A sanity ablation that applies to none of the protocol's methods (prunebench.protocol.sanity): its field,
+    and why for each method."""
+    ablations = p.variant_plan().ablations
+    described = {m.key: (info.taxonomy, info.scored) for m, info in zip(p.methods, methods, strict=True)}
+    found = unused(ablations, applicability(ablations, described)) if ablations else None
+    if found is not None:
+        raise FieldError(("variants", "sanity", found[0]), found[1])
 
 
 def check_method(p: Protocol, i: int, method: MethodInfo) -> None:

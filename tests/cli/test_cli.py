@@ -117,6 +117,19 @@ BAD = [
         "methods[3].name: set cannot prune small_cnn to sparsity 0.5: update_steps 100 is beyond the 27 steps before "
         "end_fraction 0.75 of its training (at most 36 steps)",
     ),
+    # Sanity ablations: a name that is none, one named twice, one that applies to no method of the protocol.
+    ("seeds: [0]\n", "seeds: [0]\nvariants: {sanity: [layer_shufle]}\n", ":8:21: variants.sanity[0]: Input should be"),
+    (
+        "seeds: [0]\n",
+        "seeds: [0]\nvariants: {sanity: [reinit, reinit]}\n",
+        "variants.sanity: each sanity ablation once",
+    ),
+    (
+        "  - name: global_magnitude\n  - name: layerwise_magnitude\n  - name: random\n",
+        "  - name: random_shuffled\nvariants: {sanity: [reinit, invert]}\n",
+        ":10:29: variants.sanity[1]: invert applies to no method of this protocol (random_shuffled: its masks do not "
+        "come from masks_from_scores",
+    ),
 ]
 
 

@@ -71,8 +71,9 @@ def job(
     trained_while_pruning: bool = False,
     reconstructed: frozenset = frozenset(),
 ) -> JobRun:
-    """A JobRun at the step of the check, with what it reads: the reports, the dense model, the method."""
+    """A JobRun at the step of the check, with what it reads: the job, the reports, the dense model, the method."""
     run = JobRun.__new__(JobRun)
+    run.job = SimpleNamespace(ablation=None)  # no sanity ablation (reinit: tests/run/test_sanity_run.py)
     taxonomy = Taxonomy(when=when, granularity="unstructured", scope="global", schedule="one_shot", retraining=regime)
     run.info = SimpleNamespace(taxonomy=taxonomy)
     run.regime = regime

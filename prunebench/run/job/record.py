@@ -19,6 +19,7 @@ def variant_record(job: Job) -> VariantRecord | None:
         lr=v.lr,
         schedule=v.schedule,
         recipe_of=v.recipe_of,
+        ablation=v.ablation,
     )
 
 

@@ -52,6 +52,7 @@ from prunebench.run.ranks import job_group
 from prunebench.run.sandbox import ChildFailed, Environment, JobTask, Limits, Message, MethodInfo, run_job
 from prunebench.run.sandbox.inprocess import run_job_in_process
 from prunebench.run.sandbox.method_process import MethodTask, method_process_wanted
+from prunebench.run.setup import reinitialized
 
 
 class JobRun:
@@ -147,7 +148,8 @@ class JobRun:
             # The method's process reads no data at all: the data root is hidden from it even where the engine's
             # process reads its batches from there (a data set streamed from disk).
             environment = replace(task.environment, hidden=(*task.environment.hidden, *self._data_root()))
-            method = MethodTask(environment, job, base_dir, task.device, data.num_classes, data.input_shape)
+            seen = job.as_method_sees_it()  # an ablation the engine makes is not the method's to know of
+            method = MethodTask(environment, seen, base_dir, task.device, data.num_classes, data.input_shape)
         limits = Limits(
             timeout=env.protocol.runtime.job_timeout,
             memory=env.protocol.runtime.job_memory,
@@ -226,6 +228,8 @@ class JobRun:
             self.reasons.append("the job's process did not report the weights retraining started from")
             return
         held = held_states(self.base.states, self.info.taxonomy.when)
+        if self.job.ablation == "reinit":  # the engine's fresh draw in place of what the regime would start from
+            held = {"reinit": reinitialized(self.protocol, self.env.data, self.job.seed)}
         filters = self.info.taxonomy.granularity == "filter"
         # Prunable weights the engine's solver rewrote are the engine's work; every other entry must be untouched.
         prunable = set(self.measurer.params)
@@ -235,6 +239,7 @@ class JobRun:
         }
         if all(differences.values()):
             origin = "init" if self.info.taxonomy.when == "before_training" else "final"
+            origin = "reinit" if "reinit" in held else origin
             found = differences.get(origin) or next(iter(differences.values()))
             more = f" and {len(found) - 1} more" if len(found) > 1 else ""
             self.reasons.append(

@@ -29,7 +29,7 @@ from prunebench.models import build_model
 from prunebench.run.sandbox.bridge import Bridge, Closed, RemoteError, pack, unpack
 from prunebench.run.sandbox.lifecycle import detach, flush_output, redirect_output
 from prunebench.run.sandbox.messages import send
-from prunebench.run.sandbox.steps import describe
+from prunebench.run.sandbox.steps import describe, not_from_scores
 from prunebench.run.sandbox.tasks import Environment
 
 if TYPE_CHECKING:
@@ -52,7 +52,8 @@ def method_process_wanted(step_code: bool, *, in_process: bool) -> bool:
 
 @dataclass(frozen=True)
 class MethodTask:
-    """What a job's method process gets: the job (its protocol, method, seed, sparsity) and what the model is."""
+    """What a job's method process gets: the job as its method may see it (Job.as_method_sees_it: its protocol,
+    method, seed, sparsity) and what the model is."""
 
     environment: Environment
     job: Job
@@ -107,7 +108,12 @@ class MethodHost:
 
     def _hook(self, method: Method[Any], op: str, header: dict[str, Any], args: dict[str, Tensor]) -> Any:
         if op == "prune":
-            masks = method.prune(self._pruning_context(header))
+            ctx = self._pruning_context(header)
+            masks = method.prune(ctx)
+            invert = self.job.ablation == "invert" and isinstance(masks, dict)  # (not masks: said below)
+            problem = not_from_scores(ctx, masks) if invert else None
+            if problem:
+                raise RemoteError(problem)
             if isinstance(masks, dict) and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in masks.items()):
                 return {}, {k: v.detach() for k, v in masks.items()}
             return {"not_masks": type(masks).__name__}, {}
@@ -156,6 +162,7 @@ class MethodHost:
             generator=torch.Generator().manual_seed(derive_seed(job.seed, job.method_key, job.sparsity)),
             scoring_examples=p.pruning.scoring_examples,
             budget=job.budget,
+            invert=job.ablation == "invert",
         )
         return self.context
 

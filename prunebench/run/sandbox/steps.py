@@ -25,7 +25,7 @@ from prunebench.data import DataBundle
 from prunebench.engine import EngineObserver, EnginePruningAccess, EpochReport, Snapshot, TrainState, derive_seed
 from prunebench.errors import FieldError, JobFailed
 from prunebench.fairness import allowance, uses_dense_model
-from prunebench.masks import Masks
+from prunebench.masks import Masks, shuffle_within_layers
 from prunebench.methods import Method, PruningContext, Taxonomy, load_method, validated_config
 from prunebench.protocol import RecipeError, TrainingSpec
 from prunebench.run.sandbox.bridge import Bridge, Closed, RemoteError
@@ -33,7 +33,7 @@ from prunebench.run.sandbox.messages import Message, send
 from prunebench.run.sandbox.patches import CodeInventory
 from prunebench.run.sandbox.proxy import EngineServer, remote_method
 from prunebench.run.sandbox.tasks import JobTask
-from prunebench.run.setup import build_engine, fresh_model, seeded_model
+from prunebench.run.setup import build_engine, fresh_model, reinitialized, seeded_model
 
 T = TypeVar("T")
 
@@ -145,6 +145,7 @@ class MethodSteps:
             generator=torch.Generator().manual_seed(derive_seed(job.seed, job.method_key, job.sparsity)),
             scoring_examples=p.pruning.scoring_examples,
             budget=job.budget,
+            invert=job.ablation == "invert",
         )
 
     def _local_method(self) -> Method[Any]:
@@ -204,17 +205,23 @@ class MethodSteps:
                     exempt[id(param)] = keep.to(param.device) != 0
         engine.seal.verify("prune()", exempt=exempt)
         self._check_code("in prune()")
+        if self.job.ablation == "invert" and self.method_conn is None and isinstance(masks, dict):
+            problem = not_from_scores(self.ctx, masks)
+            if problem:
+                raise JobFailed(problem)
         return masks
 
     def apply_regime(self, masks: Masks) -> None:
         """Enforce the final masks, put the weights retraining starts from in place, and fix its recipe."""
         job, engine = self.job, self.engine
-        engine.set_masks(masks)
+        engine.set_masks(self.shuffled(masks) if job.ablation == "layer_shuffle" else masks)
         if self.regime == "weight_rewinding":
             engine.load_weights(engine.saved["rewind"])
         elif self.regime == "scratch":
             torch.manual_seed(derive_seed(job.seed, job.method_key, job.sparsity, "scratch"))
             engine.load_weights(fresh_model(self.protocol, self.data).state_dict())
+        if job.ablation == "reinit":
+            engine.load_weights(reinitialized(self.protocol, self.data, job.seed))
         asked = self._call(
             "retrain_epochs",
             lambda: engine.call_method("retrain_epochs()", lambda: self.method.retrain_epochs(self.ctx)),
@@ -229,6 +236,16 @@ class MethodSteps:
         # From here the model is the protocol's architecture: a parametrization left on it is a violation.
         engine.seal.wrappers_allowed = False
         engine.seal.verify("prune() (left on for retraining)")
+
+    def shuffled(self, masks: Masks) -> Masks:
+        """The layer_shuffle ablation of the method's masks (prunebench.protocol.sanity): each prunable tensor's kept
+        positions moved uniformly at random within it, drawn from the job's seed and target (SHUFFLE_DRAW)."""
+        try:
+            valid = self.engine.masks.validate(masks)
+        except ValueError:
+            return masks  # set_masks fails the job, saying why
+        draw = derive_seed(self.job.seed, SHUFFLE_DRAW, self.job.sparsity)
+        return shuffle_within_layers(valid, torch.Generator().manual_seed(draw))
 
     def resume(self, header: dict[str, Any], blob: bytes) -> None:
         """Instead of pruning: the masks, recipe and findings of the earlier job process whose retraining was
@@ -258,6 +275,11 @@ class MethodSteps:
         send(self.reporter.conn, "checkpoint", header, {"state": {"blob": blob}})
 
     def retrain(self) -> None:
+        if self.job.ablation is not None:  # the ablation's masks stay as the engine made them (no mask moves)
+            self.engine.frozen_masks = (
+                f"the method changed its masks while retraining a {self.job.ablation} sanity ablation, whose masks "
+                "are the engine's"
+            )
         try:
             self.engine.train(
                 self.retrain_spec,
@@ -308,6 +330,28 @@ class MethodSteps:
     def method_name(self) -> str:
         method = getattr(self, "method", None)
         return str(method.name) if method is not None else self.job.method_key
+
+
+# The layer_shuffle ablation's permutations are drawn from derive_seed(seed, SHUFFLE_DRAW, target): the same draws
+# for every method at a seed and target, and those random_shuffled (baselines/random_pruning.py) always made under
+# its registered name, so that its masks are this ablation of its source, bit for bit, for a source that draws
+# nothing from the job's generator (global magnitude).
+SHUFFLE_DRAW = "random_shuffled"
+
+
+def not_from_scores(ctx: PruningContext, masks: Any) -> str | None:
+    """Why the masks of an `invert` ablation's job are not what the context's masks_from_scores returned last (the
+    only masks that ablation inverts; Method.scored says they are), or None when they are."""
+    last = ctx.last_from_scores
+    same = (
+        last is not None
+        and isinstance(masks, dict)
+        and set(masks) == set(last)
+        and all(isinstance(m, Tensor) and torch.equal(m.to(last[k].device) != 0, last[k]) for k, m in masks.items())
+    )
+    if same:
+        return None
+    return "the invert sanity ablation: the method's masks are not what masks_from_scores returned last (Method.scored)"
 
 
 def describe(exc: BaseException) -> str:

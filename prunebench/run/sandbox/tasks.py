@@ -41,6 +41,8 @@ class MethodInfo(BaseModel):
     step_code: bool = False
     # The kinds of target it can prune to (Method.targets; prunebench.results.targets).
     targets: list[TargetKind] = Field(default_factory=lambda: ["sparsity"])
+    # Whether its masks come from PruningContext.masks_from_scores (Method.scored): the `invert` ablation applies.
+    scored: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ def describe_in_child(task: DescribeTask) -> dict[str, Any]:
                 "config": method.config.model_dump(mode="json"),
                 "step_code": any(_overrides(method, hook) for hook in ("loss_term", "own_parameters")),
                 "targets": [str(kind) for kind in method.targets],
+                "scored": getattr(method, "scored", False) is True,
             }
         )
     return {"methods": infos}
