@@ -36,8 +36,10 @@ def test_a_smoke_run_is_quick_marked_and_never_ranked(cli, tmp_path: Path) -> No
     assert board.out.count("a smoke run (--limit 2: 2 batches a stage), for testing only") == 3
     rows = [line.split(" | ") for line in board.out.splitlines() if line.startswith("| ") and "magnitude" in line]
     rows += [line.split(" | ") for line in board.out.splitlines() if line.startswith("| ") and "| random |" in line]
-    method_rows = [cells for cells in rows if cells[2] == "0.5" and not cells[0].startswith("| smoke_run")]
-    assert len(method_rows) == 3 and all(cells[0] == "| -" for cells in method_rows)  # nothing ranked
+    # The audit's rows (a smoke run; a seed at chance, which 2 batches of training may well be) are not the board's.
+    method_rows = [cells for cells in rows if cells[2] == "0.5" and cells[0] == "| -"]
+    assert any(cells[0] == "| smoke_run" for cells in rows)
+    assert len(method_rows) == 3  # every method's row is there, unranked ("-"): a ranked one would be missing here
 
     real = cli("run", protocol, *common, "--methods", "global_magnitude")
     assert real.code == 0, real.err
