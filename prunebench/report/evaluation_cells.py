@@ -12,7 +12,7 @@ from prunebench.report.evaluations import EvaluationRow
 from prunebench.report.stats import ALPHA, MIN_SEEDS, Paired
 
 HEADERS = {
-    "robustness": ["corr. top-1 %", "Δ corr. (pp)", "most hurt corruption (pp)"],
+    "robustness": ["corr. top-1 %", "Δ corr. (pp)", "Δ corr. - Δ clean (pp)", "most hurt corruption (pp)"],
     "calibration": ["ECE %", "Δ ECE (pp)", "NLL", "Δ NLL"],
     "forgetting": ["agree %", "PIEs", "top-1 on PIEs % (dense / pruned)", "worst class (pp)", "classes changed"],
 }
@@ -20,8 +20,8 @@ HEADERS = {
 CAPTIONS = {
     "robustness": "corr. top-1: mean test top-1 over every corruption and severity (Hendrycks & Dietterich 2019's "
     "corruptions generated from the test split: not CIFAR-10-C's numbers), mean over seeds; Δ corr.: minus the dense "
-    "model's, paired by seed (95% t-interval); most hurt: the corruption whose accuracy fell most against the dense "
-    "model's.",
+    "model's, paired by seed (95% t-interval); Δ corr. - Δ clean: what corruption takes beyond the clean test top-1's "
+    "change, paired by seed; most hurt: the corruption whose accuracy fell most against the dense model's.",
     "calibration": "ECE: expected calibration error, 15 equal-width confidence bins (Guo et al. 2017); NLL: negative "
     "log-likelihood per test example (the test loss); means over seeds, Δ minus the dense model's, paired by seed.",
     "forgetting": "agree: share of test examples on which the pruned model predicts what its dense model does; PIEs: "
@@ -46,7 +46,8 @@ def evaluation_cells(row: EvaluationRow, show: Sequence[str], target_label: str 
     cells = [row.method, "0" if dense else target_label]
     for s in show:
         if s == "robustness":
-            cells += [_pct(row.corruption_top1), "-" if dense else _delta(row.corruption_delta), _most_hurt(row)]
+            cells += [_pct(row.corruption_top1), "-" if dense else _delta(row.corruption_delta)]
+            cells += ["-" if dense else _delta(row.corruption_excess), _most_hurt(row)]
         elif s == "calibration":
             cells += [_pct(row.ece), "-" if dense else _delta(row.ece_delta)]
             cells += [_num(row.nll, 3), "-" if dense else _delta(row.nll_delta, 1.0, 3)]
@@ -60,6 +61,7 @@ def evaluation_columns(row: EvaluationRow, show: Sequence[str]) -> dict[str, Any
     out: dict[str, Any] = {}
     if "robustness" in show:
         out |= {"corruption_top1": row.corruption_top1, **_paired("corruption_delta", row.corruption_delta)}
+        out |= _paired("corruption_excess", row.corruption_excess)
         out |= {
             "corruption_top1_by_name": row.corruption_by_name,
             "corruption_delta_by_name": row.corruption_delta_by_name,

@@ -31,6 +31,7 @@ class EvaluationRow:
     n_seeds: int = 0
     corruption_top1: float | None = None  # mean over seeds of the mean corruption accuracy
     corruption_delta: Paired | None = None  # its difference to the dense model's, paired by seed
+    corruption_excess: Paired | None = None  # that difference minus the clean test top-1's difference, by seed
     corruption_by_name: dict[str, float] = field(default_factory=dict)  # each corruption's, over severities
     corruption_delta_by_name: dict[str, float] = field(default_factory=dict)  # each one's pruned - dense, mean
     ece: float | None = None
@@ -55,6 +56,10 @@ def evaluation_row(method: str, target: float | None, records: Sequence[ResultSu
         row.corruption_top1 = _mean(x.mean_top1 for x in rob.values())
         row.corruption_delta = _paired(
             {s: x.mean_top1 for s, x in rob.items()}, {s: x.dense_mean_top1 for s, x in rob.items()}
+        )
+        clean = {r.seed: r.metrics.test_top1 - r.base.test_top1 for r in records if r.metrics and r.base}
+        row.corruption_excess = _paired(
+            {s: x.mean_top1 - x.dense_mean_top1 for s, x in rob.items() if s in clean}, clean
         )
         names = dict.fromkeys(n for x in rob.values() for n in x.top1)
         row.corruption_by_name = {n: _mean(v for x in rob.values() for v in x.top1.get(n, [])) for n in names}

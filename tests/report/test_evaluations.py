@@ -97,6 +97,8 @@ def test_a_row_over_seeds_by_hand(tmp_path: Path) -> None:
     assert row.changed_classes == 0  # two examples a class: one example (0.5) is the least spread assumed
     assert row.corruption_top1 == pytest.approx((1.9 * 3 + 0.06) / 12)
     assert row.corruption_delta is not None and row.corruption_delta.mean == pytest.approx(-0.2 + 0.01 / 4)
+    # beyond the clean change, (0.9 + 0.001 s) - (0.95 + 0.01 s) at seed s: -0.15 + 0.0115 s
+    assert row.corruption_excess is not None and row.corruption_excess.mean == pytest.approx(-0.15 + 0.0115)
     assert row.corruption_delta_by_name["contrast"] == pytest.approx((-0.1 + (-0.1 + 0.01)) / 2)
     assert row.ece_delta is not None and row.ece_delta.mean == pytest.approx(0.04)
     dense = board.evaluations[0]
