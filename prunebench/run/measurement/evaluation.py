@@ -2,8 +2,9 @@
 `evaluation.robustness`, `calibration`, `forgetting`; docs/analyses.md), on the test split, by its own code.
 
 The dense model's outcome is measured once per checkpoint in a runner process and kept: every job of a seed shares
-it. Each corrupted split is generated once per job (prunebench.data.corruptions) and evaluated on the pruned model,
-and on the dense one when its outcome is not kept yet; none is held beyond that.
+it. The corrupted splits (prunebench.data.corruptions) are generated once per runner process and kept while all of
+them fit in KEEP_BYTES (the quickstart's 45 take 1 MB, the CPU CIFAR protocol's 138 MB); beyond, each job generates
+them again, one at a time.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from prunebench.results import (
     encode_labels,
 )
 
+KEEP_BYTES = 256 * 2**20  # corrupted splits a runner process keeps between jobs
+
 
 @dataclass
 class Outcome:
@@ -63,7 +66,12 @@ class EvaluationMeasurement:
         self.spec, self.test, self.num_classes = spec, test, num_classes
         self.batch_size, self.device, self.limit = batch_size, device, limit
         self._dense: dict[str, Outcome] = {}  # by the dense checkpoint's sha256
+        self._corrupted: dict[tuple[str, int], Split] = {}  # kept when they all fit in KEEP_BYTES
         self.labels: Tensor | None = None
+        robustness = spec.robustness
+        count = len(robustness.corruptions) * len(robustness.severities) if robustness is not None else 0
+        images = getattr(test, "images", None)
+        self._keep = images is not None and count * images.numel() <= KEEP_BYTES  # stored as uint8
 
     def record(
         self, model: nn.Module, dense: Callable[[], nn.Module], dense_sha256: str, *, mixed_precision: bool = False
@@ -93,7 +101,11 @@ class EvaluationMeasurement:
             return out
         for corruption in robustness.corruptions:
             for severity in robustness.severities:
-                split = corrupted_split(self.test, corruption, severity, robustness.seed)
+                split = self._corrupted.get((corruption, severity))
+                if split is None:
+                    split = corrupted_split(self.test, corruption, severity, robustness.seed)
+                    if self._keep:
+                        self._corrupted[(corruption, severity)] = split
                 for name, m in models.items():
                     logits, labels = self._logits(m, split, mixed_precision)
                     out[name].corrupted.setdefault(corruption, []).append(accuracy(logits, labels))
