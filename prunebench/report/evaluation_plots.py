@@ -24,9 +24,9 @@ def _pie_share(e: EvaluationRow) -> float | None:
 
 
 PANELS: dict[str, tuple[str, Callable[[EvaluationRow], float | None]]] = {
-    "robustness": ("mean corruption top-1 %", lambda e: e.corruption_top1),
-    "calibration": ("expected calibration error %", lambda e: e.ece),
-    "forgetting": ("PIEs, % of the test split", _pie_share),
+    "robustness": ("mean corruption top-1 % (mean over seeds)", lambda e: e.corruption_top1),
+    "calibration": ("expected calibration error % (mean over seeds)", lambda e: e.ece),
+    "forgetting": ("PIEs, % of the test split (across seeds)", _pie_share),
 }
 
 
@@ -75,7 +75,7 @@ def evaluations_figure(comparison: Comparison) -> Figure:
                 ax.xaxis.set_minor_locator(NullLocator())
                 ax.set_xticklabels([f"{100 * d:.3g}%" for d in sorted(densities)])
             ax.set_xlabel(f"{REMAINING[board.target_kind]} remaining (log scale)")
-            ax.set_ylabel(f"{label} (mean over seeds)")
+            ax.set_ylabel(label)
             ax.set_title(board_title(board), fontsize=10)
             ax.grid(True, alpha=0.3)
         for ax in axes[len(board.shown) :]:
