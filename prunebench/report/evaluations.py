@@ -103,15 +103,21 @@ def fill_forgetting(row: EvaluationRow, by_seed: dict[int, ForgettingRecord]) ->
     if len(labels) != 1 or any(len(f.class_top1) != classes for f in by_seed.values()):
         row.forgetting_note = "the records were measured on different test splits: no PIEs"
         return
-    truth = decode_labels(labels.pop(), classes)
-    pruned = [decode_labels(f.predictions, classes) for f in by_seed.values()]
-    dense = [decode_labels(f.dense_predictions, classes) for f in by_seed.values()]
+    seeds = sorted(by_seed)
+    try:
+        truth = decode_labels(labels.pop(), classes)
+        pruned = [decode_labels(by_seed[s].predictions, classes) for s in seeds]
+        dense = [decode_labels(by_seed[s].dense_predictions, classes) for s in seeds]
+    except ValueError:
+        pruned, dense, truth = [], [], []
+    if not truth or any(len(p) != len(truth) for p in (*pruned, *dense)):
+        row.forgetting_note = "the records' predictions are not one per test example: no PIEs"
+        return
     pies = pruning_identified_exemplars(pruned, dense)
     row.pies, row.test_examples = len(pies), len(truth)
     if pies:
         row.pie_top1_dense = _mean(_top1(p, truth, pies) for p in dense)
         row.pie_top1_pruned = _mean(_top1(p, truth, pies) for p in pruned)
-    seeds = sorted(by_seed)
     for c in range(classes):
         diffs = [d for s in seeds if (d := _difference(by_seed[s], c)) is not None]
         row.class_delta.append(_mean(diffs) if diffs else None)

@@ -4,6 +4,7 @@ corruption and calibration differences; shown on request only, every default out
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -107,6 +108,23 @@ def test_a_row_over_seeds_by_hand(tmp_path: Path) -> None:
     assert others and all(e.agreement is None and e.corruption_top1 is None for e in others)  # they have none
     text = render(compare(load_records([run]), show=("forgetting",)), "markdown")
     assert "| a | 0.9 | 66.67 | 2 (25.0%) | 100 / 0 | 1: -83.3 | 0/4 |" in text
+
+
+def test_the_order_of_the_records_changes_nothing_and_a_bad_prediction_string_is_said(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", make_protocol(), records(evaluated=True))
+    show = ("forgetting",)
+    forward = json.loads(render(compare(load_records([run]), show=show), "json"))["tables"][0]["evaluations"]
+    backward = render(compare(list(reversed(load_records([run]))), show=show), "json")
+    assert json.loads(backward)["tables"][0]["evaluations"] == forward
+    short = [
+        r.model_copy(update={"evaluation": EvaluationRecord(forgetting=forgetting(r.seed).model_copy(
+            update={"predictions": encode_labels(PRUNED[r.seed][:5], 4)}))}) if r.method.label == "a" else r
+        for r in records(evaluated=True)
+    ]  # fmt: skip
+    bad = write_run(tmp_path / "bad", make_protocol(), short)
+    board = compare(load_records([bad]), show=show).boards[0]
+    (row,) = [e for e in board.evaluations if e.method == "a" and e.sparsity_target == 0.9]
+    assert row.pies is None and row.forgetting_note is not None and "not one per test example" in row.forgetting_note
 
 
 def test_classes_changed_beyond_the_overall_change() -> None:
