@@ -82,7 +82,8 @@ class EvaluationMeasurement:
         if dense_sha256 not in self._dense:
             models["dense"] = dense().to(self.device)
         outcomes = self._measure(models, mixed_precision)
-        self._dense.setdefault(dense_sha256, outcomes.get("dense"))  # type: ignore[arg-type]
+        if "dense" in outcomes:
+            self._dense[dense_sha256] = outcomes["dense"]
         return self._build(outcomes["pruned"], self._dense[dense_sha256])
 
     def _measure(self, models: dict[str, nn.Module], mixed_precision: bool) -> dict[str, Outcome]:
