@@ -7,9 +7,12 @@ seed (its dense model measured too) and for every later one (the dense model's o
 
 `runs`: the quickstart's seed 0 (24 jobs, one worker) through `prunebench run`, with the evaluations off and with all
 three on, alternating: the jobs' `duration_s` summed from their records, and the wall time. Off, the step returns
-before anything is computed (`RunResources.evaluations` is None), so the two differ by the evaluations alone.
+before anything is computed (`RunResources.evaluations` is None), so the two differ by the evaluations alone; with
+`--before REV`, the same run at that git revision (a checkout made with `git archive`) alternates with them: off
+against the code before the evaluations existed.
 
-    [CIFAR10_ROOT=...] OMP_NUM_THREADS=1 .venv/bin/python benchmarks/evaluations.py [--parts per-job,runs]
+    [CIFAR10_ROOT=...] OMP_NUM_THREADS=1 .venv/bin/python benchmarks/evaluations.py [--parts per-job,runs] \
+        [--before REV]
 """
 
 from __future__ import annotations
@@ -76,25 +79,28 @@ def per_job(protocol: Path, repeats: int) -> None:
         )
 
 
-def runs(repeats: int) -> None:
+def runs(repeats: int, before: str | None) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PRUNEBENCH_WORKERS": "1"}
-    durations: dict[str, list[float]] = {"off": [], "on": []}
-    walls: dict[str, list[float]] = {"off": [], "on": []}
+    modes = ["off", "on"] + ([f"off at {before}"] if before else [])
+    durations: dict[str, list[float]] = {m: [] for m in modes}
+    walls: dict[str, list[float]] = {m: [] for m in modes}
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "cache"
+        old = checkout(before, Path(tmp) / "before") if before else None
         for r in range(repeats):
-            for mode in ("off", "on"):
-                results = Path(tmp) / f"{mode}-{r}"
-                command = [sys.executable, "-m", "prunebench", "run", str(ROOT / "protocols" / "quickstart.yaml")]
+            for i, mode in enumerate(modes):
+                results = Path(tmp) / f"{i}-{r}"
+                root, path = (old, {**env, "PYTHONPATH": str(old / "pp")}) if mode.startswith("off at") else (ROOT, env)
+                command = [sys.executable, "-m", "prunebench", "run", str(root / "protocols" / "quickstart.yaml")]
                 command += [*(ALL if mode == "on" else []), "--seeds", "0", "--workers", "1"]
                 command += ["--results", str(results), "--cache", str(cache)]
                 start = time.perf_counter()
-                subprocess.run(command, check=True, env=env, capture_output=True)
+                subprocess.run(command, check=True, env=path, cwd=root, capture_output=True)
                 walls[mode].append(time.perf_counter() - start)
                 records = [json.loads(f.read_text()) for f in results.glob("*/*/*.json")]
                 durations[mode].append(sum(rec["provenance"]["duration_s"] for rec in records))
                 assert len(records) == 24 and all(("evaluation" in rec) == (mode == "on") for rec in records)
-    for mode in ("off", "on"):
+    for mode in modes:
         print(
             f"  quickstart seed 0, 24 jobs, evaluations {mode}: jobs' duration_s summed "
             f"{statistics.median(durations[mode]):.1f} s, wall {statistics.median(walls[mode]):.1f} s "
@@ -102,10 +108,23 @@ def runs(repeats: int) -> None:
         )
 
 
+def checkout(revision: str, into: Path) -> Path:
+    """The repository at `revision`, unpacked into `into`, importable from `into / "pp"` as prunebench and
+    prunebench_baselines."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", revision], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    (into / "pp").mkdir()
+    (into / "pp" / "prunebench").symlink_to(into / "prunebench")
+    (into / "pp" / "prunebench_baselines").symlink_to(into / "baselines")
+    return into
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default="per-job,runs")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--before", metavar="REV", help="Also run the quickstart's seed 0 at this git revision.")
     args = parser.parse_args()
     print(
         f"machine: {os.cpu_count()} CPU(s), torch {torch.__version__}, "
@@ -117,7 +136,7 @@ def main() -> None:
         if os.environ.get("CIFAR10_ROOT"):
             per_job(ROOT / "protocols" / "cifar10_cpu.yaml", args.repeats)
     if "runs" in parts:
-        runs(args.repeats)
+        runs(args.repeats, args.before)
 
 
 if __name__ == "__main__":
