@@ -17,6 +17,7 @@ from prunebench.cli.options import (
     OutputFile,
     ProtocolFilter,
     ResultPaths,
+    ShowEvaluations,
     SparsitiesFilter,
     split,
     write_text,
@@ -34,8 +35,10 @@ def comparison_of(
     sparsities: str | None,
     mix_protocols: bool,
     against: str | None = None,
+    show: str | None = None,
 ) -> Comparison:
-    """The leaderboards of the records under `results`, filtered; an error when nothing is left."""
+    """The leaderboards of the records under `results`, filtered, with the optional evaluations `show` names; an
+    error when nothing is left."""
     from prunebench.report import compare
     from prunebench.results import load_or_fail
 
@@ -46,6 +49,7 @@ def comparison_of(
         methods=split(methods),
         sparsities=split(sparsities, float),
         against=against,
+        show=split(show) or (),
     )
     if not comparison.boards:
         raise ResultsError("no results match --protocol/--methods/--sparsities")
@@ -94,6 +98,7 @@ def compare(
             "the protocol's own recipe.",
         ),
     ] = None,
+    show: ShowEvaluations = None,
 ) -> None:
     """Leaderboards per protocol and sparsity, with statistics over seeds and a fairness audit.
 
@@ -108,7 +113,9 @@ def compare(
     kind = format_for(fmt, output)  # a bad --output or --plot fails before anything is read or written
     if plot is not None:
         check_figure_path(plot)
-    comparison = comparison_of(results, protocol, methods, sparsities, mix_protocols, against)
+    if show and kind == "latex":
+        raise ResultsError("--show: LaTeX is the paper's pivot table alone; show the evaluations in another format")
+    comparison = comparison_of(results, protocol, methods, sparsities, mix_protocols, against, show)
     if output is not None:
         write_text(output, render(comparison, kind, table))
         say(f"wrote {output} ({kind})")
@@ -117,8 +124,12 @@ def compare(
 
         console = out if out.is_terminal else wide()  # a log has no width: the tables' own, up to 200 columns
         if table == "pivot":
+            from prunebench.report.render.terminal import evaluations_table
+
             for board in comparison.boards:
                 console.print(pivot_table(pivot(board)))
+                if board.evaluations:
+                    console.print(evaluations_table(board))
         else:
             for t in rich_tables(comparison):
                 console.print(t)

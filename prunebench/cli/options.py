@@ -51,6 +51,15 @@ Overrides = Annotated[
         show_default=False,
     ),
 ]
+ShowEvaluations = Annotated[
+    str | None,
+    typer.Option(
+        "--show",
+        metavar="EVALUATIONS",
+        help="Also show what pruning takes away, where the records have it (comma-separated): robustness, "
+        "calibration, forgetting (the protocol's evaluation.robustness, calibration, forgetting; docs/analyses.md).",
+    ),
+]
 OutputFile = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Describe every entry in full.")]
 

@@ -14,6 +14,7 @@ from prunebench.cli.options import (
     MixProtocols,
     ProtocolFilter,
     ResultPaths,
+    ShowEvaluations,
     SparsitiesFilter,
     VariantsFilter,
     split,
@@ -199,4 +200,26 @@ def plot_efficiency(
     efficiency_plots.plot_efficiency(
         own_recipe(comparison_of(results, protocol, methods, sparsities, mix_protocols)), output, batch_size
     )
+    say(f"wrote {output}")
+
+
+@plot_app.command("evaluations")
+def plot_evaluations(
+    results: ResultPaths,
+    output: FigureFile,
+    show: ShowEvaluations = "robustness,calibration,forgetting",
+    mix_protocols: MixProtocols = False,
+    protocol: ProtocolFilter = None,
+    methods: MethodsFilter = None,
+    sparsities: SparsitiesFilter = None,
+) -> None:
+    """What pruning takes away against the weights remaining: mean corruption accuracy, expected calibration error
+    (the dense models' dotted) and the share of pruning-identified exemplars, a panel each, a line per method.
+
+    Needs the protocol's evaluation.robustness, calibration or forgetting (docs/analyses.md).
+    """
+    from prunebench.report import evaluation_plots
+
+    comparison = comparison_of(results, protocol, methods, sparsities, mix_protocols, show=show)
+    evaluation_plots.plot_evaluations(own_recipe(comparison), output)
     say(f"wrote {output}")

@@ -20,7 +20,8 @@ from prunebench.protocol.base import (
     MAX_SEED,
     StrictModel,
 )
-from prunebench.protocol.identity import HASHED_WHEN_ENABLED, HASHED_WHEN_SET, NOT_HASHED
+from prunebench.protocol.evaluations import RobustnessSpec
+from prunebench.protocol.identity import HASHED_WHEN_ENABLED, HASHED_WHEN_SET, NOT_HASHED, OUTSIDE_SETUP
 from prunebench.protocol.language import CalibrationSpec, TextSpec
 from prunebench.results.targets import Target, TargetKind
 from prunebench.results.taxonomy import Granularity
@@ -347,6 +348,33 @@ class EvaluationSpec(StrictModel):
         "model): kept in its method's mean, counted on the board. Classification only; None: not judged.",
         json_schema_extra=HASHED_WHEN_SET,
     )
+    # What pruning takes away (prunebench.protocol.evaluations): measured on the test split beside the dense model.
+    robustness: RobustnessSpec | None = Field(
+        None,
+        description="Accuracy on corrupted copies of the test split (Hendrycks & Dietterich 2019's corruptions, "
+        "generated here from the test split: not CIFAR-10-C's files), of the pruned and the dense model; none: not "
+        "measured. Images held in memory only; classification only.",
+        json_schema_extra={**HASHED_WHEN_SET, **OUTSIDE_SETUP},
+    )
+    calibration: bool = Field(
+        False,
+        description="Expected calibration error (15 equal-width confidence bins) and negative log-likelihood on the "
+        "test split, of the pruned and the dense model. Classification only.",
+        json_schema_extra={**HASHED_WHEN_SET, **OUTSIDE_SETUP},
+    )
+    forgetting: bool = Field(
+        False,
+        description="Per-class test accuracy and every test example's prediction, of the pruned and the dense model "
+        "(Hooker et al. 2019): the per-class change, the agreement with the dense model and the pruning-identified "
+        "exemplars across seeds. Classification only.",
+        json_schema_extra={**HASHED_WHEN_SET, **OUTSIDE_SETUP},
+    )
+
+    @property
+    def extras(self) -> tuple[str, ...]:
+        """The optional evaluations asked for: robustness, calibration, forgetting (in that order)."""
+        asked = {"robustness": self.robustness is not None, "calibration": self.calibration}
+        return tuple(k for k, on in (*asked.items(), ("forgetting", self.forgetting)) if on)
 
 
 class SheddingSpec(StrictModel):

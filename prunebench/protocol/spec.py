@@ -165,6 +165,10 @@ class Protocol(StrictModel):
         if language and self.data.text is None:
             raise located_error(("data",), "a causal_lm protocol needs data.text (at least its seqlen)", None)
         if language:
+            extras = self.evaluation.extras  # what an image classifier's outputs give, a token's do not
+            if extras:
+                why = f"only a classification protocol has it (this protocol's task: {self.task})"
+                raise located_error(("evaluation", extras[0]), why, None)
             return self
         for loc, value in (
             (("data", "text"), self.data.text),
@@ -320,13 +324,19 @@ class Protocol(StrictModel):
         return ProtocolError(error.message, file=self._source, line=line, column=col, field=dotted(error.loc))
 
 
-SETUP_EXCLUDED = outside_setup(Protocol)  # methods, analyses, variants
+SETUP_EXCLUDED = outside_setup(Protocol)  # methods, analyses, variants, efficiency
+EVALUATION_EXCLUDED = outside_setup(EvaluationSpec)  # robustness, calibration, forgetting
 
 
 def setup_content(content: dict[str, Any]) -> dict[str, Any]:
     """The part of a protocol's hashed content that its comparison setup is: everything a protocol fixes but
-    the fields marked OUTSIDE_SETUP. Results of protocols with one setup are ranked together."""
-    return {k: v for k, v in content.items() if k not in SETUP_EXCLUDED}
+    the fields marked OUTSIDE_SETUP (at the top, and in `evaluation`). Results of protocols with one setup are
+    ranked together."""
+    out = {k: v for k, v in content.items() if k not in SETUP_EXCLUDED}
+    evaluation = out.get("evaluation")
+    if isinstance(evaluation, dict):
+        out["evaluation"] = {k: v for k, v in evaluation.items() if k not in EVALUATION_EXCLUDED}
+    return out
 
 
 def setup_hash(content: dict[str, Any]) -> str:

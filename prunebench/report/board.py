@@ -36,6 +36,7 @@ from prunebench.report.audit import (
     record_issues,
 )
 from prunebench.report.efficiency import efficiency_note, fill_efficiency
+from prunebench.report.evaluations import EvaluationRow
 from prunebench.report.filters import among, among_sparsities
 from prunebench.report.load import ProtocolInfo
 from prunebench.report.metric import (
@@ -75,6 +76,9 @@ class Leaderboard:
     degenerate: float | None = None
     target_kind: str = "sparsity"  # what its rows' targets are (prunebench.results.targets)
     task: str = DEFAULT_TASK  # the task of its results: which metric ranks them (prunebench.report.metric)
+    # The optional evaluations shown on request (`compare --show`), one per row, in the rows' order.
+    shown: tuple[str, ...] = ()
+    evaluations: list[EvaluationRow] = field(default_factory=list)
 
     @property
     def metric(self) -> Metric:

@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from prunebench.errors import ResultsError
 from prunebench.report.audit import Entry, same_target, target_of
 from prunebench.report.between import add_between_variants
-from prunebench.report.board import Comparison, build_board
+from prunebench.report.board import Comparison, Leaderboard, build_board
+from prunebench.report.evaluations import SHOWABLE, evaluation_row
+from prunebench.report.evaluations import dense_row as evaluation_dense_row
 from prunebench.report.filters import passes_filters
 from prunebench.report.load import ProtocolIndex, ProtocolInfo, describe_differences
 from prunebench.report.sanity import add_sanity, sanity_of
@@ -29,6 +31,7 @@ def compare(
     sparsities: Sequence[float] | None = None,
     index: ProtocolIndex | None = None,
     against: str | None = None,
+    show: Sequence[str] = (),
 ) -> Comparison:
     """Group the records by protocol and build one leaderboard per group.
 
@@ -36,10 +39,16 @@ def compare(
     never ranked together: each gets its own table and a notice says how the protocols differ.
     With mix_protocols they are ranked together and the table is marked. Every board of a protocol's
     retraining variants is compared with its own recipe's board (or `against`, a variant's), paired by seed
-    (prunebench.report.between).
+    (prunebench.report.between). `show`: the optional evaluations (robustness, calibration, forgetting) to put
+    beside each protocol's own board (prunebench.report.evaluations).
     """
+    unknown = [s for s in show if s not in SHOWABLE]
+    if unknown:
+        raise ResultsError(f"--show {unknown[0]!r}: not an evaluation (known: {', '.join(SHOWABLE)})")
     with no_gc():
-        return _compare(loaded, mix_protocols, protocols, methods, sparsities, index or ProtocolIndex(), against)
+        return _compare(
+            loaded, mix_protocols, protocols, methods, sparsities, index or ProtocolIndex(), against, tuple(show)
+        )
 
 
 def _compare(
@@ -50,6 +59,7 @@ def _compare(
     sparsities: Sequence[float] | None,
     index: ProtocolIndex,
     against: str | None = None,
+    show: tuple[str, ...] = (),
 ) -> Comparison:
     check_filters(loaded, protocols, methods, sparsities)
     selected = _filtered_entries(loaded, protocols, methods, sparsities, index)
@@ -90,6 +100,8 @@ def _compare(
         # Results of retraining variants get boards of their own; the protocol's board is built as ever.
         entries = [e for e in group if e.record.variant is None]
         group_boards = [build_board(name, setup, entries, mixed, methods, sparsities)] if entries else []
+        if show and group_boards:
+            attach_evaluations(group_boards[0], entries, show)
         if len(entries) < len(group) or any(e.info.content and "variants" in e.info.content for e in group):
             more_boards, more_notices = variant_boards(name, setup, group, mixed, methods, sparsities)
             group_boards.extend(more_boards)
@@ -104,6 +116,23 @@ def _compare(
             f"{', '.join(variants) or 'none'})"
         )
     return Comparison(boards=boards, notices=notices, files=len(loaded))
+
+
+def attach_evaluations(board: Leaderboard, entries: Sequence[Entry], show: tuple[str, ...]) -> None:
+    """A board's optional evaluations, one per row, from the fair records of its rows (audited by now)."""
+    clean: dict[tuple[str, float], list[Entry]] = defaultdict(list)
+    for e in entries:
+        if e.clean and e.target is not None:
+            clean[(e.label, e.target)].append(e)
+    board.shown = show
+    board.evaluations = [
+        evaluation_dense_row([e.record for es in clean.values() for e in es])
+        if r.kind == "dense"
+        else evaluation_row(
+            r.method, r.sparsity_target, [e.record for e in clean.get((r.method, r.sparsity_target), [])]
+        )
+        for r in board.rows
+    ]
 
 
 def _filtered_entries(

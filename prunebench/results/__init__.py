@@ -11,6 +11,14 @@ from prunebench.results.efficiency import (
     Speedup,
     Timing,
 )
+from prunebench.results.evaluation import (
+    CalibrationRecord,
+    EvaluationRecord,
+    ForgettingRecord,
+    RobustnessRecord,
+    decode_labels,
+    encode_labels,
+)
 from prunebench.results.files import describe_os_error, ensure_writable
 from prunebench.results.integrity import IntegrityKey, ephemeral_key
 from prunebench.results.schema import (
@@ -71,11 +79,14 @@ __all__ = [
     "SCHEMA_VERSION",
     "BaseModelRecord",
     "BudgetRecord",
+    "CalibrationRecord",
     "CompactionRecord",
     "ConnectivityRecord",
     "CostRecord",
     "EfficiencyRecord",
     "EpochRecord",
+    "EvaluationRecord",
+    "ForgettingRecord",
     "Granularity",
     "IntegrityKey",
     "Kernel",
@@ -94,6 +105,7 @@ __all__ = [
     "ResultRecord",
     "ResultSummary",
     "RetrainingRecord",
+    "RobustnessRecord",
     "RunDirectory",
     "Schedule",
     "Scope",
@@ -106,7 +118,9 @@ __all__ = [
     "Timing",
     "VariantRecord",
     "When",
+    "decode_labels",
     "describe_os_error",
+    "encode_labels",
     "ensure_writable",
     "ephemeral_key",
     "guard_references",

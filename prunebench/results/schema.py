@@ -13,6 +13,7 @@ from pydantic import ConfigDict, Field, model_validator
 from prunebench.results.base import Amount, Count, Fraction, Loss, Rate, Record
 from prunebench.results.connectivity import ConnectivityRecord
 from prunebench.results.efficiency import CompactionRecord, EfficiencyRecord
+from prunebench.results.evaluation import EvaluationRecord
 from prunebench.results.targets import CostKind, Target
 from prunebench.results.taxonomy import Regime, Taxonomy
 
@@ -394,6 +395,12 @@ class ResultSummary(Record):
         None,
         exclude_if=lambda language: language is None,  # a classification record stays as it was
         description="A causal LM's tokenizer, data and library versions (task causal_lm).",
+    )
+    evaluation: EvaluationRecord | None = Field(
+        None,
+        exclude_if=lambda evaluation: evaluation is None,  # only when asked for: other records stay as they were
+        description="The optional evaluations the protocol asked for (evaluation.robustness, calibration, forgetting), "
+        "of the pruned model beside its dense base model (docs/analyses.md).",
     )
     weights_file: str | None = Field(
         None,

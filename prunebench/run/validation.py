@@ -36,6 +36,12 @@ def validate(protocol: Protocol) -> list[MethodInfo]:
         # Build the model once on the data set's nominal shape: an unknown name, bad arguments or
         # an input it cannot take are reported now, not after hours of training.
         info = DATASETS[p.data.name]
+        if p.evaluation.robustness is not None and not info.in_memory:
+            raise FieldError(
+                ("evaluation", "robustness"),
+                f"not supported for {info.title}, streamed from disk: corruptions are applied to a test split held in "
+                "memory",
+            )
         shape, classes = info.shape_of(p.data), info.classes_of(p.data)
         model = build_model(p.model, num_classes=classes, input_shape=shape)
         # Which weights are prunable, as a job will see them: a rule that leaves none is an error now.

@@ -10,9 +10,9 @@ from prunebench.report.figures import FIGURE_SUFFIXES, check_figure_path
 from prunebench.report.formats import FORMATS, SUFFIX_FORMATS, Format, format_for
 from prunebench.report.render.html import to_html
 from prunebench.report.render.latex import to_latex
-from prunebench.report.render.markdown import to_markdown
+from prunebench.report.render.markdown import evaluations_markdown, to_markdown
 from prunebench.report.render.tabular import to_csv, to_json
-from prunebench.report.render.terminal import rich_tables, to_rich_text
+from prunebench.report.render.terminal import evaluations_table, rich_tables, to_rich_text
 
 TABLES = ("board", "pivot")
 
@@ -26,10 +26,12 @@ def render(c: Comparison, fmt: str, table: str = "board") -> str:
         from prunebench.report.pivot import pivot, pivot_markdown, pivot_table
 
         if fmt == "markdown":
-            return "\n".join(pivot_markdown(pivot(b)) for b in c.boards)
+            return "\n".join("\n".join([pivot_markdown(pivot(b)), *evaluations_markdown(b)]) for b in c.boards)
         console = text_console(120)
         for b in c.boards:
             console.print(pivot_table(pivot(b)))
+            if b.evaluations:
+                console.print(evaluations_table(b))
         return console.file.getvalue()  # type: ignore[attr-defined]
     if fmt == "markdown":
         return to_markdown(c)

@@ -26,6 +26,7 @@ from prunebench.report.cells import (
     pick,
     shown,
 )
+from prunebench.report.evaluation_cells import evaluation_caption, evaluation_cells, evaluation_headers
 from prunebench.report.metric import quality
 from prunebench.report.row import Row
 
@@ -130,6 +131,23 @@ def provenance(row: Row, board: Leaderboard) -> list[tuple[str, str]]:
     return items
 
 
+def _evaluations(b: Leaderboard) -> list[str]:
+    """The board's optional evaluations (`compare --show`) as a table under it; nothing when none are shown."""
+    if not b.evaluations:
+        return []
+    e = html.escape
+    out = [f"<h3>What pruning takes away ({e(', '.join(b.shown))})</h3>", '<table class="evaluations"><thead><tr>']
+    out.append("".join(f"<th>{e(h)}</th>" for h in evaluation_headers(b.shown)) + "</tr></thead><tbody>")
+    for row in b.evaluations:
+        target = "-" if row.sparsity_target is None else f"{row.sparsity_target:g}"
+        kind = ' class="dense"' if row.kind == "dense" else ""
+        out.append(
+            f"<tr{kind}>" + "".join(f"<td>{e(x)}</td>" for x in evaluation_cells(row, b.shown, target)) + "</tr>"
+        )
+    out.append(f'</tbody></table><p class="caption">{e(evaluation_caption(b.shown))}</p>')
+    return out
+
+
 def _figures(c: Comparison) -> list[tuple[str, bytes]]:
     from prunebench.report.efficiency_plots import efficiency_figure
     from prunebench.report.figures import png_bytes
@@ -140,10 +158,15 @@ def _figures(c: Comparison) -> list[tuple[str, bytes]]:
     value = " / ".join(m.label.removesuffix(" %") for m in metrics)
     what = " / ".join(quality(m) for m in metrics)
     out = []
-    for alt, draw in (
+    drawn = [
         (f"{value} against the weights remaining", lambda: accuracy_figure(own)),
         (f"{what} against measured latency; counted FLOPs against measured speedup", lambda: efficiency_figure(own)),
-    ):
+    ]
+    if any(b.evaluations for b in own.boards):  # shown on request only (`compare --show`)
+        from prunebench.report.evaluation_plots import evaluations_figure
+
+        drawn.append(("what pruning takes away against the weights remaining", lambda: evaluations_figure(own)))
+    for alt, draw in drawn:
         try:
             out.append((alt, png_bytes(draw())))
         except ResultsError:
@@ -190,6 +213,7 @@ def to_html(c: Comparison, figures: bool = True) -> str:
             span = len(headers)
             out.append(f'<tr class="prov" id="prov-{i}-{j}" hidden><td colspan="{span}"><dl>{listing}</dl></td></tr>')
         out.append(f'</tbody></table><p class="caption">{e(caption(b.metric))}</p>')
+        out += _evaluations(b)
         out.append(f"<h3>Fairness audit ({len(b.issues)})</h3>")
         if b.issues:
             out.append('<table class="audit"><thead><tr>' + "".join(f"<th>{e(h)}</th>" for h in audit_headers(b)))

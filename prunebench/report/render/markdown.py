@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prunebench.report.board import Comparison
+from prunebench.report.board import Comparison, Leaderboard
 from prunebench.report.cells import (
     AUDIT_HEADERS,
     HUMAN_HEADERS,
@@ -14,6 +14,7 @@ from prunebench.report.cells import (
     pick,
     shown,
 )
+from prunebench.report.evaluation_cells import evaluation_caption, evaluation_cells, evaluation_headers
 
 
 def md_escape(text: str) -> str:
@@ -47,4 +48,19 @@ def to_markdown(c: Comparison) -> str:
                 "from the shared dense checkpoints."
             )
         lines.append("")
+        lines += evaluations_markdown(b)
     return "\n".join(lines)
+
+
+def evaluations_markdown(b: Leaderboard) -> list[str]:
+    """The board's optional evaluations (`compare --show`), a table under it; nothing when none are shown."""
+    if not b.evaluations:
+        return []
+    headers = evaluation_headers(b.shown)
+    lines = [f"**What pruning takes away ({', '.join(b.shown)})**", ""]
+    lines.append("| " + " | ".join(md_escape(h) for h in headers) + " |")
+    lines.append("|" + "|".join("---" for _ in headers) + "|")
+    for e in b.evaluations:
+        target = "-" if e.sparsity_target is None else f"{e.sparsity_target:g}"
+        lines.append("| " + " | ".join(md_escape(c) for c in evaluation_cells(e, b.shown, target)) + " |")
+    return [*lines, "", f"*{md_escape(evaluation_caption(b.shown))}*", ""]

@@ -14,8 +14,9 @@ from dataclasses import asdict
 from typing import Any
 
 from prunebench.report.audit import AUDIT_KINDS
-from prunebench.report.board import Comparison
+from prunebench.report.board import Comparison, Leaderboard
 from prunebench.report.cells import CAPTION, TIED_DEFINITION, caption
+from prunebench.report.evaluation_cells import evaluation_caption, evaluation_columns
 from prunebench.report.metric import DEFAULT_TASK, ranking_metric
 from prunebench.report.row import COLUMNS, Row, columns_for, exported_name
 from prunebench.report.stats import CONFIDENCE
@@ -41,6 +42,18 @@ def _ranking(task: str) -> dict[str, Any]:
     return {"task": task, "ranking": {**asdict(metric), "caption": caption(metric)}}
 
 
+def _evaluations(b: Leaderboard) -> dict[str, Any]:
+    """A board's optional evaluations (`compare --show`), one per row in the rows' order; nothing when none are."""
+    if not b.evaluations:
+        return {}
+    rows = [
+        {"method": e.method, "sparsity_target": e.sparsity_target, "n_seeds": e.n_seeds}
+        | evaluation_columns(e, b.shown)
+        for e in b.evaluations
+    ]
+    return {"evaluations": {"shown": list(b.shown), "caption": evaluation_caption(b.shown), "rows": rows}}
+
+
 def to_json(c: Comparison) -> str:
     """Every column of every row, the audit and what each table is (another task's: its metric and caption, in
     `ranking`); `pd.DataFrame(doc["rows"])`."""
@@ -62,6 +75,7 @@ def to_json(c: Comparison) -> str:
                 "dense_checkpoints": {str(k): v for k, v in b.dense_checkpoints.items()},
                 "n_issues": len(b.issues),
                 **_ranking(b.task),
+                **_evaluations(b),
             }
             for b in c.boards
         ],
@@ -74,15 +88,18 @@ def to_json(c: Comparison) -> str:
 def to_csv(c: Comparison) -> str:
     """One line per row with every column (lists joined by ' | '), for pandas.read_csv."""
     buffer = io.StringIO()
-    columns = list(dict.fromkeys(col for b in c.boards for col in columns_for(b.task))) or COLUMNS
+    columns = list(dict.fromkeys(col for b in c.boards for col in columns_for(b.task))) or list(COLUMNS)
+    # The optional evaluations' columns (`compare --show`) after every board's own.
+    columns += dict.fromkeys(k for b in c.boards for e in b.evaluations[:1] for k in evaluation_columns(e, b.shown))
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for b in c.boards:
-        for r in b.rows:
-            writer.writerow(
-                {
-                    k: (" | ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v))
-                    for k, v in row_dict(r).items()
-                }
-            )
+        extra = [evaluation_columns(e, b.shown) for e in b.evaluations] or [{} for _ in b.rows]
+        for r, more in zip(b.rows, extra, strict=True):
+            writer.writerow({k: _csv_cell(v) for k, v in (row_dict(r) | more).items()})
     return buffer.getvalue()
+
+
+def _csv_cell(v: Any) -> Any:
+    """Lists joined by ' | ', None empty."""
+    return " | ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v)

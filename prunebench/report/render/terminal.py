@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from prunebench.console import text_console
-from prunebench.report.board import Comparison
+from prunebench.report.board import Comparison, Leaderboard
 from prunebench.report.cells import (
     COMPACT_HEADERS,
     audit_cells,
@@ -18,6 +18,7 @@ from prunebench.report.cells import (
     pick,
     shown,
 )
+from prunebench.report.evaluation_cells import evaluation_caption, evaluation_cells, evaluation_headers
 
 RIGHT = {"rank", "top-1 %", "n", "Δ dense", "FLOPs", "speedup", "params"}
 
@@ -62,7 +63,27 @@ def rich_tables(c: Comparison) -> list[Table]:
         if not b.issues:
             audit.add_row("none", "-", "-", "-", "every expected result is present and fair", "-")
         tables.append(audit)
+        if b.evaluations:
+            tables.append(evaluations_table(b))
     return tables
+
+
+def evaluations_table(b: Leaderboard) -> Table:
+    """The board's optional evaluations (`compare --show`), one row per board row, with their caption."""
+    t = Table(
+        title=f"What pruning takes away: {b.protocol} ({', '.join(b.shown)})",
+        caption=escape(evaluation_caption(b.shown)),
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+    )
+    for h in evaluation_headers(b.shown):
+        t.add_column(h, justify="left" if h in ("method", "most hurt corruption (pp)") else "right", overflow="fold")
+    for e in b.evaluations:
+        target = "-" if e.sparsity_target is None else f"{e.sparsity_target:g}"
+        t.add_row(
+            *(escape(c) for c in evaluation_cells(e, b.shown, target)), style="dim" if e.kind == "dense" else None
+        )
+    return t
 
 
 def to_rich_text(c: Comparison, width: int = 120) -> str:

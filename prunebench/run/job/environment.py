@@ -17,7 +17,7 @@ from prunebench.protocol import Protocol
 from prunebench.run.checkpoints import StageCheckpoints
 from prunebench.run.dense import BaseCheckpoint
 from prunebench.run.events import RunnerEvents
-from prunebench.run.measurement import EfficiencyMeasurement, Measurer
+from prunebench.run.measurement import EfficiencyMeasurement, EvaluationMeasurement, Measurer
 from prunebench.run.provenance import RunProvenance
 from prunebench.run.writing import RunWriter
 
@@ -41,6 +41,7 @@ class JobEnvironment:
     in_process: bool  # `run --in-process`: the method's code runs here, for a debugger; never ranked
     measurer: Measurer
     efficiency: EfficiencyMeasurement | None  # None: the protocol times nothing (or this rank does not)
+    evaluations: EvaluationMeasurement | None  # None: the protocol asks for no optional evaluation
     provenance: RunProvenance
     checkpoints: StageCheckpoints
     writer: RunWriter
@@ -73,6 +74,7 @@ class RunResources:
         self._job_data: bytes | None = None
         self._measurer: Measurer | None = None
         self._efficiency: EfficiencyMeasurement | None = None
+        self._evaluations: EvaluationMeasurement | None = None
         self._provenance: RunProvenance | None = None
 
     @property
@@ -105,6 +107,7 @@ class RunResources:
             in_process=self.in_process,
             measurer=self.measurer,
             efficiency=self.efficiency,
+            evaluations=self.evaluations,
             provenance=self.provenance,
             checkpoints=checkpoints,
             writer=writer,
@@ -134,6 +137,24 @@ class RunResources:
         if self._efficiency is None:
             self._efficiency = EfficiencyMeasurement(spec, test=self.data.test, device=self.device)
         return self._efficiency
+
+    @property
+    def evaluations(self) -> EvaluationMeasurement | None:
+        """How the runner measures the optional evaluations (evaluation.robustness, calibration, forgetting); None:
+        the protocol asks for none. The dense models' outcomes it keeps are shared by every job of this process."""
+        spec = self.protocol.evaluation
+        if not spec.extras or self.data.test is None:
+            return None
+        if self._evaluations is None:
+            self._evaluations = EvaluationMeasurement(
+                spec,
+                self.data.test,
+                num_classes=self.data.num_classes,
+                batch_size=self.protocol.data.eval_batch_size,
+                device=self.device,
+                limit=self.limit,
+            )
+        return self._evaluations
 
     @property
     def provenance(self) -> RunProvenance:

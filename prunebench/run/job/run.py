@@ -93,6 +93,7 @@ class JobRun:
             self.check_kept_weights()
             self.measure()
             self.measure_efficiency()
+            self.measure_evaluations()
             self.audit()
             status: Status = "violation" if self.reasons else "ok"
         except JobFailed as exc:
@@ -357,6 +358,19 @@ class JobRun:
         if record.not_measured:
             warnings.warn(f"{self.job.id}: efficiency not measured: {record.not_measured}", stacklevel=2)
         self.measured["efficiency"] = record
+
+    def measure_evaluations(self) -> None:
+        """The optional evaluations the protocol asks for (robustness, calibration, forgetting) of the pruned model
+        beside its dense base model, once the accuracy is measured."""
+        evaluations = self.env.evaluations
+        if evaluations is None or "metrics" not in self.measured:
+            return
+        self.measured["evaluation"] = evaluations.record(
+            self.measurer.model,
+            lambda: self.measurer.dense_model(self.base.states["final"]),
+            self.base.sha256,
+            mixed_precision=self.retrain_spec.mixed_precision,
+        )
 
     def _test_examples(self) -> int | None:
         """Examples the test accuracy was measured on: the test split's, or a smoke run's batches of it."""
