@@ -214,9 +214,13 @@ def test_end_to_end_run_compare_check(tmp_path: Path, capsys: pytest.CaptureFixt
     doc = json.loads(stdout)
     rows = [r for r in doc["rows"] if r["kind"] == "method"]
     assert {r["method"] for r in rows} == {"global_magnitude", "random"}
-    assert all(r["n_seeds"] == 1 and r["status"] == "ok" for r in rows), doc["audit"]
+    # Trained this little, the models may sit at chance: the audit says so (informational, kept in the ranking), and
+    # nothing else.
+    assert {i["kind"] for i in doc["audit"]} <= {"degenerate"}, doc["audit"]
+    degenerate = {i["method"] for i in doc["audit"]}
+    for r in rows:
+        assert r["n_seeds"] == 1 and r["status"] == ("ok (see audit)" if r["method"] in degenerate else "ok"), r
     assert all(abs(r["achieved_sparsity_mean"] - 0.8) <= 0.005 for r in rows)
-    assert doc["audit"] == []
     code, stdout, err = run_cli(capsys, "check", str(results), "--reference", str(results))
     assert code == 0 and "PASS" in stdout, err
 
