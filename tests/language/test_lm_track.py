@@ -114,6 +114,7 @@ def test_weights_change_only_through_the_engines_solver(grid: tuple[int, str, di
     assert any(shaped in reason for reason in wrong.reasons), wrong.reasons
     # What a score function does to the tensors it sees stays in the method's process: Wanda's model, bit for bit.
     edits = records["score_edits_weights"]
+    assert edits.method.notes["layers_edited"] == 14  # the attack ran: every linear of the 2 decoder layers
     assert edits.status == "ok" and edits.weights_sha256 == records["wanda"].weights_sha256
 
 
