@@ -88,8 +88,8 @@ class _EpochTotals:
     loss_sum: Tensor  # the cross-entropy, summed over examples
     objective_sum: Tensor  # what was minimized, where it is not the cross-entropy itself (a method's loss term)
     correct: Tensor
-    predicted: Tensor  # the task's units of prediction (an image; a token), this rank's: what correct counts among
     seen: int = 0
+    predicted: int = 0  # the task's units of prediction (an image; a token), this rank's: what correct counts among
     step_examples: list[int] = field(default_factory=list)
     step_flops: list[float] = field(default_factory=list)
 
@@ -100,7 +100,6 @@ class _EpochTotals:
             loss_sum=torch.zeros((), device=device),
             objective_sum=torch.zeros((), device=device),
             correct=torch.zeros((), device=device, dtype=torch.long),
-            predicted=torch.zeros((), device=device, dtype=torch.long),
         )
 
     def count(self, n: int, scores: Tensor, labels: Tensor, loss: Tensor, objective: Tensor) -> None:
@@ -588,7 +587,7 @@ class Engine:
         a loss or loss term that diverged fails the job."""
         if run.distributed:
             totals.loss_sum, totals.correct = ddp.all_sum(totals.loss_sum), ddp.all_sum(totals.correct)
-            totals.predicted = ddp.all_sum(totals.predicted)
+            totals.predicted = int(ddp.all_sum(torch.tensor(totals.predicted, device=self.device)))
             ddp.sync_buffers(self.model)
             if not ddp.same_everywhere(self.model, self.masks.masks if self.masks_active else None):
                 raise self._fail(f"the ranks' weights or masks differ after {run.stage} epoch {epoch}")
@@ -626,7 +625,7 @@ class Engine:
             epoch=epoch,
             lr=lr,
             train_loss=train_loss,
-            train_top1=float(totals.correct) / max(1, int(totals.predicted)),
+            train_top1=float(totals.correct) / max(1, totals.predicted),
             val_loss=val.loss,
             val_top1=val.top1,
             test_top1=test,
