@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -91,14 +91,7 @@ def check(
         checked = measure_again(results)
         report.problems += [f"--verify: {p}" for p in checked.problems]
         report.notes.append(f"--verify: the saved weights of {checked.verified} result(s) measure as recorded")
-    console = wide()  # CI logs are not terminals
-    console.print(check_table(report))
-    for line in check_text(report):
-        style = "bold red" if line.startswith("FAIL") else None
-        console.print(line, markup=False, highlight=False, style=style, soft_wrap=True)
-    _summarize(check_markdown(report), markdown)
-    if report.exit_code:
-        raise typer.Exit(report.exit_code)
+    _show(check_table(report), check_text(report), "FAIL", check_markdown(report), markdown, report.exit_code)
 
 
 def _check_published(results: list[Path], published: Path, markdown: Path | None) -> None:
@@ -107,14 +100,19 @@ def _check_published(results: list[Path], published: Path, markdown: Path | None
     from prunebench.report.reproduction_render import reproduction_markdown, reproduction_table, reproduction_text
 
     rep = run_reproduction(results, published)
-    console = wide()
-    console.print(reproduction_table(rep))
-    for line in reproduction_text(rep):
-        style = "bold red" if line.startswith("NOT") else None
+    _show(reproduction_table(rep), reproduction_text(rep), "NOT", reproduction_markdown(rep), markdown, rep.exit_code)
+
+
+def _show(table: Any, lines: list[str], failing: str, text: str, markdown: Path | None, code: int) -> None:
+    """The table and its lines (those starting with `failing` in red), the markdown summary, the exit code."""
+    console = wide()  # CI logs are not terminals
+    console.print(table)
+    for line in lines:
+        style = "bold red" if line.startswith(failing) else None
         console.print(line, markup=False, highlight=False, style=style, soft_wrap=True)
-    _summarize(reproduction_markdown(rep), markdown)
-    if rep.exit_code:
-        raise typer.Exit(rep.exit_code)
+    _summarize(text, markdown)
+    if code:
+        raise typer.Exit(code)
 
 
 def _summarize(text: str, markdown: Path | None) -> None:
