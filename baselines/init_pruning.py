@@ -7,6 +7,12 @@ from prunebench_baselines.random_pruning import RandomPruning
 
 from prunebench.methods import Taxonomy
 
+# Both prune once, before any training, ranking over all prunable weights; the network then trains from its
+# initialization under the protocol's retraining recipe.
+AT_INITIALIZATION = Taxonomy(
+    when="before_training", granularity="unstructured", scope="global", schedule="one_shot", retraining="fine_tune"
+)
+
 
 class MagnitudeAtInit(GlobalMagnitude):
     """Global magnitude pruning of the initial weights: one threshold on |w| across all prunable layers, before any
@@ -19,13 +25,7 @@ class MagnitudeAtInit(GlobalMagnitude):
 
     name = "magnitude_init"
     citation = "Tanaka et al. 2020 (NeurIPS); Frankle et al. 2021 (ICLR): magnitude pruning at initialization"
-    taxonomy = Taxonomy(
-        when="before_training",
-        granularity="unstructured",
-        scope="global",
-        schedule="one_shot",
-        retraining="fine_tune",
-    )
+    taxonomy = AT_INITIALIZATION
 
 
 class RandomAtInit(RandomPruning):
@@ -38,10 +38,4 @@ class RandomAtInit(RandomPruning):
 
     name = "random_init"
     citation = "Tanaka et al. 2020 (NeurIPS); Frankle et al. 2021 (ICLR): random pruning at initialization"
-    taxonomy = Taxonomy(
-        when="before_training",
-        granularity="unstructured",
-        scope="global",
-        schedule="one_shot",
-        retraining="fine_tune",
-    )
+    taxonomy = AT_INITIALIZATION
